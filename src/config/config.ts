@@ -1,0 +1,138 @@
+// Configuration from the environment (CONTRACT §3), validated once at start. Every problem
+// becomes a ConfigError whose message is the one line the operator reads.
+import { availableParallelism } from 'node:os'
+import { resolve } from 'node:path'
+import { ConfigError } from '../errors.js'
+
+export type Mode = 'embedded' | 'distributed'
+
+export interface Config {
+  mode: Mode
+  port: number
+  host: string
+  adminPort: number
+  adminHost: string
+  workers: number
+  /** null in embedded mode until the embedded secrets are loaded */
+  adminToken: string | null
+  hmacSecret: Buffer | null
+  masterKey: Buffer | null
+  databaseUrl: string | null
+  redisUrl: string | null
+  dataDir: string
+  logLevel: string
+  autoMigrate: boolean
+  /** how long a cached key context may live without an invalidation message */
+  keyCacheTtlMs: number
+  keyCacheMax: number
+  /** how long SIGTERM waits for in-flight requests before closing them */
+  shutdownGraceMs: number
+}
+
+type Env = Record<string, string | undefined>
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+
+export function loadConfig (env: Env = process.env): Config {
+  const databaseUrl = nonEmpty(env.DATABASE_URL)
+  const redisUrl = nonEmpty(env.REDIS_URL)
+  if ((databaseUrl === null) !== (redisUrl === null)) {
+    const missing = databaseUrl === null ? 'DATABASE_URL' : 'REDIS_URL'
+    throw new ConfigError(missing, 'distributed mode needs both DATABASE_URL and REDIS_URL; set it, or unset the other for embedded mode')
+  }
+  const mode: Mode = databaseUrl === null ? 'embedded' : 'distributed'
+  if (databaseUrl !== null) checkUrl('DATABASE_URL', databaseUrl, ['postgres:', 'postgresql:'])
+  if (redisUrl !== null) checkUrl('REDIS_URL', redisUrl, ['redis:', 'rediss:', 'redis+cluster:'])
+
+  const adminToken = nonEmpty(env.RELAYKEY_ADMIN_TOKEN)
+  if (adminToken !== null && adminToken.length < 16) {
+    throw new ConfigError('RELAYKEY_ADMIN_TOKEN', 'must be at least 16 characters')
+  }
+  const hmacSecret = parseHmacSecret(env.RELAYKEY_HMAC_SECRET)
+  const masterKey = parseMasterKey(env.RELAYKEY_MASTER_KEY)
+  if (mode === 'distributed') {
+    if (adminToken === null) throw new ConfigError('RELAYKEY_ADMIN_TOKEN', 'required in distributed mode')
+    if (hmacSecret === null) throw new ConfigError('RELAYKEY_HMAC_SECRET', 'required in distributed mode (at least 32 bytes)')
+  }
+
+  const logLevel = env.RELAYKEY_LOG_LEVEL ?? 'info'
+  if (!LOG_LEVELS.has(logLevel)) {
+    throw new ConfigError('RELAYKEY_LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}`)
+  }
+
+  return {
+    mode,
+    port: port(env, 'RELAYKEY_PORT', 8080),
+    host: env.RELAYKEY_HOST ?? '0.0.0.0',
+    adminPort: port(env, 'RELAYKEY_ADMIN_PORT', 8081),
+    adminHost: env.RELAYKEY_ADMIN_HOST ?? '127.0.0.1',
+    workers: integer(env, 'RELAYKEY_WORKERS', availableParallelism(), 1, 256),
+    adminToken,
+    hmacSecret,
+    masterKey,
+    databaseUrl,
+    redisUrl,
+    dataDir: resolve(env.RELAYKEY_DATA_DIR ?? './data'),
+    logLevel,
+    autoMigrate: boolean(env, 'RELAYKEY_AUTO_MIGRATE', true),
+    keyCacheTtlMs: integer(env, 'RELAYKEY_KEY_CACHE_TTL_MS', 30_000, 100, 3_600_000),
+    keyCacheMax: integer(env, 'RELAYKEY_KEY_CACHE_MAX', 100_000, 1, 10_000_000),
+    shutdownGraceMs: integer(env, 'RELAYKEY_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+  }
+}
+
+function nonEmpty (value: string | undefined): string | null {
+  return value === undefined || value.trim() === '' ? null : value.trim()
+}
+
+function checkUrl (variable: string, value: string, protocols: string[]): void {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new ConfigError(variable, 'is not a valid URL')
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(variable, `must start with ${protocols.map((p) => p + '//').join(' or ')}`)
+  }
+}
+
+function port (env: Env, variable: string, fallback: number): number {
+  return integer(env, variable, fallback, 0, 65535)
+}
+
+function integer (env: Env, variable: string, fallback: number, min: number, max: number): number {
+  const raw = nonEmpty(env[variable])
+  if (raw === null) return fallback
+  if (!/^\d+$/.test(raw)) throw new ConfigError(variable, `must be a whole number from ${min} to ${max}`)
+  const value = Number(raw)
+  if (value < min || value > max) throw new ConfigError(variable, `must be a whole number from ${min} to ${max}`)
+  return value
+}
+
+function boolean (env: Env, variable: string, fallback: boolean): boolean {
+  const raw = nonEmpty(env[variable])
+  if (raw === null) return fallback
+  if (/^(true|1|yes)$/i.test(raw)) return true
+  if (/^(false|0|no)$/i.test(raw)) return false
+  throw new ConfigError(variable, 'must be true or false')
+}
+
+function parseHmacSecret (raw: string | undefined): Buffer | null {
+  const value = nonEmpty(raw)
+  if (value === null) return null
+  const bytes = Buffer.from(value, 'utf8')
+  if (bytes.length < 32) throw new ConfigError('RELAYKEY_HMAC_SECRET', 'must be at least 32 bytes')
+  return bytes
+}
+
+/** 32 bytes, given as 64 hex characters or base64 */
+export function parseMasterKey (raw: string | undefined): Buffer | null {
+  const value = nonEmpty(raw)
+  if (value === null) return null
+  const bytes = /^[0-9a-fA-F]{64}$/.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64')
+  if (bytes.length !== 32 || (!/^[0-9a-fA-F]{64}$/.test(value) && !/^[A-Za-z0-9+/_-]+={0,2}$/.test(value))) {
+    throw new ConfigError('RELAYKEY_MASTER_KEY', 'must be 32 bytes given as 64 hex characters or base64')
+  }
+  return bytes
+}

@@ -1,0 +1,68 @@
+// Header hygiene in both directions (CONTRACT §4). Name tables are built once; each request
+// makes one pass over the raw header list and writes a flat [name, value, …] array that
+// undici (request) and res.writeHead (response) take without further copying.
+
+/** RFC 9110 §7.6.1 hop-by-hop fields, plus RFC 2616's list and the legacy Proxy-Connection */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade',
+  'proxy-authenticate', 'proxy-authorization',
+])
+
+/** never forwarded upstream, besides hop-by-hop, `proxy-*` and `x-forwarded-*` */
+const REQUEST_ONLY = new Set([
+  'x-relaykey', 'host', 'forwarded', 'expect',
+  // x402 payment headers are RelayKey's business, never the partner's
+  'payment-signature', 'x-payment',
+])
+
+/** tokens of every `Connection` header, lowercased; null when there is none (the common case) */
+export function connectionTokens (raw: string[]): Set<string> | null {
+  let tokens: Set<string> | null = null
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue
+    tokens ??= new Set()
+    for (const token of raw[i + 1]!.split(',')) {
+      const t = token.trim().toLowerCase()
+      if (t !== '') tokens.add(t)
+    }
+  }
+  return tokens
+}
+
+/**
+ * HOT PATH: copies the client's headers that may go upstream into `out`.
+ * `credentialHeader` is the lowercased name of the header the credential goes in (or null).
+ */
+export function copyRequestHeaders (raw: string[], credentialHeader: string | null, named: Set<string> | null, out: string[]): void {
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase()
+    if (HOP_BY_HOP.has(lower) || REQUEST_ONLY.has(lower) || lower === credentialHeader) continue
+    if (lower.startsWith('proxy-') || lower.startsWith('x-forwarded-')) continue
+    if (named !== null && named.has(lower)) continue
+    out.push(raw[i]!, raw[i + 1]!)
+  }
+}
+
+/**
+ * HOT PATH: the upstream's response headers (undici raw Buffers) minus hop-by-hop fields and
+ * those its `Connection` names, as strings, plus RelayKey's request id.
+ */
+export function responseHeaders (raw: Buffer[], requestId: string): string[] {
+  const out: string[] = []
+  let named: Set<string> | null = null
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 10 && raw[i]!.toString('latin1').toLowerCase() === 'connection') {
+      named ??= new Set()
+      for (const token of raw[i + 1]!.toString('latin1').split(',')) named.add(token.trim().toLowerCase())
+    }
+  }
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1')
+    const lower = name.toLowerCase()
+    if (HOP_BY_HOP.has(lower) || lower === 'x-relaykey-request-id' || (named !== null && named.has(lower))) continue
+    out.push(name, raw[i + 1]!.toString('latin1'))
+  }
+  out.push('x-relaykey-request-id', requestId)
+  return out
+}

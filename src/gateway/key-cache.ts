@@ -1,0 +1,95 @@
+// LRU of resolved key contexts, keyed by the key's HMAC digest (never the raw key), so a hit
+// costs no store query and only a key whose digest the HMAC check produced can ever hit.
+//
+//   Map insertion order = recency:  oldest … newest
+//   get() re-inserts a hit at the newest end; set() evicts from the oldest end when full.
+//
+// Entries expire after `ttlMs` even without an invalidation message, which bounds how long a
+// lost message can keep a changed (e.g. revoked) key context alive. Every invalidation bumps
+// `epoch`; a load that started before a bump must not store its (possibly stale) result.
+import type { Invalidation } from '../process/invalidation.js'
+import type { KeyContext } from './key-context.js'
+
+interface Entry {
+  context: KeyContext
+  expiresAt: number
+}
+
+export interface KeyCacheStats {
+  hits: number
+  misses: number
+  size: number
+}
+
+export class KeyCache {
+  readonly #entries = new Map<string, Entry>()
+  readonly #max: number
+  readonly #ttlMs: number
+  readonly #now: () => number
+  #epoch = 0
+  #hits = 0
+  #misses = 0
+
+  constructor (options: { max: number; ttlMs: number; now?: () => number }) {
+    this.#max = options.max
+    this.#ttlMs = options.ttlMs
+    this.#now = options.now ?? Date.now
+  }
+
+  get epoch (): number {
+    return this.#epoch
+  }
+
+  /** HOT PATH: Map lookup, expiry check, recency bump. */
+  get (digest: string): KeyContext | undefined {
+    const entry = this.#entries.get(digest)
+    if (entry === undefined) {
+      this.#misses++
+      return undefined
+    }
+    if (entry.expiresAt <= this.#now()) {
+      this.#entries.delete(digest)
+      this.#misses++
+      return undefined
+    }
+    this.#entries.delete(digest)
+    this.#entries.set(digest, entry)
+    this.#hits++
+    return entry.context
+  }
+
+  /** stores a context loaded while the cache was at `loadedAtEpoch`; dropped if that is stale */
+  set (digest: string, context: KeyContext, loadedAtEpoch: number): boolean {
+    if (loadedAtEpoch !== this.#epoch) return false
+    if (this.#entries.size >= this.#max && !this.#entries.has(digest)) {
+      const oldest = this.#entries.keys().next().value
+      if (oldest !== undefined) this.#entries.delete(oldest)
+    }
+    this.#entries.set(digest, { context, expiresAt: this.#now() + this.#ttlMs })
+    return true
+  }
+
+  invalidate (invalidation: Invalidation): void {
+    this.#epoch++
+    if (invalidation.kind === 'all') {
+      this.#entries.clear()
+      return
+    }
+    for (const [digest, { context }] of this.#entries) {
+      if (affects(context, invalidation)) this.#entries.delete(digest)
+    }
+  }
+
+  stats (): KeyCacheStats {
+    return { hits: this.#hits, misses: this.#misses, size: this.#entries.size }
+  }
+}
+
+function affects (context: KeyContext, invalidation: Invalidation): boolean {
+  switch (invalidation.kind) {
+    case 'key': return context.keyId === invalidation.id
+    case 'policy': return context.policy.id === invalidation.id
+    case 'partner': return context.partnerIds.includes(invalidation.id)
+    case 'all': return true
+  }
+}

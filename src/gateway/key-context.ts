@@ -1,0 +1,142 @@
+// A key's resolved, compiled view of the control plane: built once on a cache miss, frozen,
+// then read by every request with that key. Nothing here is parsed again per request.
+import type { Pool } from 'undici'
+import type { Logger } from 'pino'
+import type { Credential, PartnerAuth, Policy, ResolvedKeyRecord } from '../store/model.js'
+import type { SecretResolver } from '../secrets/secret-resolver.js'
+import { compileEndpoint, type CompiledEndpoint } from './endpoint-pattern.js'
+import { WeightedRoundRobin } from './weighted-round-robin.js'
+import type { UpstreamPools } from './upstream-pools.js'
+
+export interface CredentialRoute {
+  readonly id: string
+  readonly name: string
+  /** header to inject (lowercase), or null for query auth */
+  readonly headerName: string | null
+  readonly headerValue: string
+  /** `name=value`, already encoded, for query auth */
+  readonly queryPair: string | null
+}
+
+export interface UpstreamTarget {
+  readonly origin: string
+  /** base URL path without a trailing slash ('' for the root) */
+  readonly basePath: string
+  readonly pool: Pool
+  readonly requestTimeoutMs: number
+  /** lowercased name of the client header that must never pass (same as the credential's) */
+  readonly credentialHeader: string | null
+  /** query parameter the credential goes in, stripped from the client's query */
+  readonly credentialQueryParam: string | null
+  readonly credentials: WeightedRoundRobin<CredentialRoute>
+}
+
+export interface PartnerRoute {
+  readonly partnerId: string
+  readonly slug: string
+  /** null: the partner has no base URL or no usable credential for the key's environment */
+  readonly upstream: UpstreamTarget | null
+}
+
+export interface CompiledPolicy {
+  readonly id: string
+  readonly name: string
+  /** null: every endpoint allowed */
+  readonly allow: readonly CompiledEndpoint[] | null
+  readonly source: Policy
+}
+
+export interface KeyContext {
+  readonly keyId: string
+  readonly name: string
+  readonly environment: string
+  readonly customer: string | null
+  readonly team: string | null
+  readonly service: string | null
+  readonly revoked: boolean
+  /** epoch ms; Infinity when the key does not expire */
+  readonly expiresAt: number
+  /** epoch ms after which this particular (rotated-out) key stops working; Infinity if never */
+  readonly hashExpiresAt: number
+  readonly policy: CompiledPolicy
+  readonly routes: ReadonlyMap<string, PartnerRoute>
+  readonly partnerIds: readonly string[]
+}
+
+export interface CompileDeps {
+  secrets: SecretResolver
+  pools: UpstreamPools
+  logger: Logger
+}
+
+export async function compileKeyContext (record: ResolvedKeyRecord, deps: CompileDeps): Promise<KeyContext> {
+  const { key, policy } = record
+  const routes = new Map<string, PartnerRoute>()
+  for (const { binding, partner, credentials } of record.bindings) {
+    const baseUrl = partner.base_urls[key.environment]
+    const bound = credentials.filter((c) => c.environment === key.environment &&
+      (binding.credentials === null || binding.credentials.includes(c.id)))
+    let upstream: UpstreamTarget | null = null
+    if (baseUrl !== undefined && bound.length > 0) {
+      const routesForCredentials = await credentialRoutes(bound, partner.auth, deps)
+      if (routesForCredentials.length > 0) {
+        const url = new URL(baseUrl)
+        upstream = Object.freeze({
+          origin: url.origin,
+          basePath: url.pathname.replace(/\/+$/, ''),
+          pool: deps.pools.get(url.origin, { connectTimeoutMs: partner.timeouts.connect_ms }),
+          requestTimeoutMs: partner.timeouts.request_ms,
+          credentialHeader: partner.auth.type === 'header' ? partner.auth.name.toLowerCase() : partner.auth.type === 'bearer' ? 'authorization' : null,
+          credentialQueryParam: partner.auth.type === 'query' ? partner.auth.name : null,
+          credentials: new WeightedRoundRobin(routesForCredentials, routesForCredentials.map((r) => weightOf(bound, r.id))),
+        })
+      }
+    }
+    routes.set(partner.slug, Object.freeze({ partnerId: partner.id, slug: partner.slug, upstream }))
+  }
+  return Object.freeze({
+    keyId: key.id,
+    name: key.name,
+    environment: key.environment,
+    customer: key.customer,
+    team: key.team,
+    service: key.service,
+    revoked: key.revoked_at !== null,
+    expiresAt: key.expires_at === null ? Infinity : Date.parse(key.expires_at),
+    hashExpiresAt: record.hash_expires_at === null ? Infinity : Date.parse(record.hash_expires_at),
+    policy: Object.freeze({
+      id: policy.id,
+      name: policy.name,
+      allow: policy.allow === null ? null : Object.freeze(policy.allow.map((r) => compileEndpoint(r.method, r.path))),
+      source: policy,
+    }),
+    routes,
+    partnerIds: Object.freeze(record.bindings.map((b) => b.partner.id)),
+  })
+}
+
+async function credentialRoutes (credentials: Credential[], auth: PartnerAuth, deps: CompileDeps): Promise<CredentialRoute[]> {
+  const out: CredentialRoute[] = []
+  for (const credential of credentials) {
+    let secret: string
+    try {
+      secret = await deps.secrets.resolve(credential.secret)
+    } catch (err) {
+      // An unusable credential is left out of rotation; the message never holds the secret.
+      deps.logger.error({ credential_id: credential.id, err: (err as Error).message }, 'credential secret unavailable')
+      continue
+    }
+    out.push(Object.freeze({
+      id: credential.id,
+      name: credential.name,
+      headerName: auth.type === 'header' ? auth.name.toLowerCase() : auth.type === 'bearer' ? 'authorization' : null,
+      headerValue: auth.type === 'header' ? auth.prefix + secret : auth.type === 'bearer' ? `Bearer ${secret}` : '',
+      queryPair: auth.type === 'query' ? `${encodeURIComponent(auth.name)}=${encodeURIComponent(secret)}` : null,
+    }))
+  }
+  return out
+}
+
+function weightOf (credentials: Credential[], id: string): number {
+  return credentials.find((c) => c.id === id)?.weight ?? 1
+}

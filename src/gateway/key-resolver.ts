@@ -1,0 +1,62 @@
+// Presented key → KeyContext: the HMAC check, then the cache, then (on a miss) one store
+// query. Concurrent misses for the same key share one load.
+import type { ControlStore } from '../store/control-store.js'
+import type { VirtualKeyCodec } from '../keys/virtual-key.js'
+import type { Invalidation } from '../process/invalidation.js'
+import type { KeyCache } from './key-cache.js'
+import { compileKeyContext, type CompileDeps, type KeyContext } from './key-context.js'
+
+export class KeyResolver {
+  readonly #codec: VirtualKeyCodec
+  readonly #cache: KeyCache
+  readonly #store: ControlStore
+  readonly #compile: CompileDeps
+  readonly #loading = new Map<string, Promise<KeyContext | null>>()
+
+  constructor (deps: { codec: VirtualKeyCodec; cache: KeyCache; store: ControlStore; compile: CompileDeps }) {
+    this.#codec = deps.codec
+    this.#cache = deps.cache
+    this.#store = deps.store
+    this.#compile = deps.compile
+  }
+
+  /** HOT PATH: the lookup digest (latin1 string) of a well-formed key, or null for a bad one. */
+  digestOf (key: string): string | null {
+    const digest = this.#codec.verify(key)
+    return digest === null ? null : digest.toString('latin1')
+  }
+
+  /** HOT PATH: the cached context, without any I/O. */
+  cached (digest: string): KeyContext | undefined {
+    return this.#cache.get(digest)
+  }
+
+  /** the context from the store (null: no such key); rejects when the store fails */
+  load (digest: string): Promise<KeyContext | null> {
+    const inFlight = this.#loading.get(digest)
+    if (inFlight !== undefined) return inFlight
+    const pending: Promise<KeyContext | null> = this.#load(digest).finally(() => {
+      if (this.#loading.get(digest) === pending) this.#loading.delete(digest)
+    })
+    this.#loading.set(digest, pending)
+    return pending
+  }
+
+  /**
+   * Drops affected cache entries and forgets loads in flight, so a request arriving after the
+   * change never joins a load that may have read the old state.
+   */
+  invalidate (invalidation: Invalidation): void {
+    this.#cache.invalidate(invalidation)
+    this.#loading.clear()
+  }
+
+  async #load (digest: string): Promise<KeyContext | null> {
+    const epoch = this.#cache.epoch
+    const record = await this.#store.resolveKey(Buffer.from(digest, 'latin1'))
+    if (record === null) return null
+    const context = await compileKeyContext(record, this.#compile)
+    this.#cache.set(digest, context, epoch)
+    return context
+  }
+}

@@ -1,0 +1,29 @@
+// Which partner slugs exist, to tell 404 unknown_partner from 403 partner_not_allowed when a
+// key is not bound to the requested partner. Cached so refusals cannot hammer the store.
+import type { ControlStore } from '../store/control-store.js'
+
+export class PartnerDirectory {
+  readonly #store: ControlStore
+  readonly #ttlMs: number
+  readonly #known = new Map<string, { exists: boolean; until: number }>()
+
+  constructor (store: ControlStore, ttlMs: number) {
+    this.#store = store
+    this.#ttlMs = ttlMs
+  }
+
+  async exists (slug: string): Promise<boolean> {
+    const now = Date.now()
+    const known = this.#known.get(slug)
+    if (known !== undefined && known.until > now) return known.exists
+    const exists = (await this.#store.getPartner(slug)) !== null
+    if (this.#known.size > 10_000) this.#known.clear()
+    this.#known.set(slug, { exists, until: now + this.#ttlMs })
+    return exists
+  }
+
+  /** any partner change may add or remove a slug */
+  clear (): void {
+    this.#known.clear()
+  }
+}

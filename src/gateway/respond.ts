@@ -1,0 +1,33 @@
+// Writing RelayKey's own answers on the proxy port: JSON refusals and the small health bodies.
+import type { ServerResponse } from 'node:http'
+import { errorBody, statusOf, type ErrorCode } from '../errors.js'
+
+/** HOT PATH (refusals under load): one string, one writeHead with a flat header array. */
+export function sendError (res: ServerResponse, code: ErrorCode, message: string, requestId: string, extraHeaders?: string[]): void {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  const body = errorBody(code, message, requestId)
+  const headers = [
+    'content-type', 'application/json',
+    'content-length', String(Buffer.byteLength(body)),
+    'cache-control', 'no-store',
+    'x-relaykey-request-id', requestId,
+  ]
+  if (extraHeaders !== undefined) {
+    for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]!)
+  }
+  res.writeHead(statusOf(code), headers)
+  res.end(body)
+}
+
+export function sendJson (res: ServerResponse, status: number, body: string, requestId: string): void {
+  res.writeHead(status, [
+    'content-type', 'application/json',
+    'content-length', String(Buffer.byteLength(body)),
+    'cache-control', 'no-store',
+    'x-relaykey-request-id', requestId,
+  ])
+  res.end(body)
+}

@@ -1,0 +1,102 @@
+// The cluster primary: owns the admin listener and the workers. It forks RELAYKEY_WORKERS
+// workers, replaces any that die, relays control-plane changes to them, and on SIGTERM drains
+// them and exits 0.
+import cluster, { type Worker } from 'node:cluster'
+import { once } from 'node:events'
+import type { Server } from 'node:http'
+import type { Logger } from 'pino'
+import type { Config } from '../config/config.js'
+import { VirtualKeyCodec } from '../keys/virtual-key.js'
+import { InlineSecretCipher } from '../secrets/inline-cipher.js'
+import { openControlStore } from '../store/open-control-store.js'
+import { runMigrations } from '../store/postgres/migrate.js'
+import { createAdminServer } from '../admin/admin-server.js'
+import type { Invalidation, InvalidationPublisher } from './invalidation.js'
+import type { PrimaryToWorker } from './messages.js'
+import { RedisInvalidationRelay } from './redis-invalidation-relay.js'
+
+/** a worker that dies within this long of starting counts towards crash-loop back-off */
+const EARLY_EXIT_MS = 5_000
+
+export async function runPrimary (config: Config, logger: Logger): Promise<void> {
+  if (config.mode === 'distributed' && config.autoMigrate) {
+    const applied = await runMigrations(config.databaseUrl!)
+    if (applied.length > 0) logger.info({ applied }, 'migrations applied')
+  }
+  const store = openControlStore(config, { connections: 8 })
+  await store.ping()
+
+  const workers = new Set<Worker>()
+  const broadcast = (message: PrimaryToWorker): void => {
+    for (const worker of workers) if (worker.isConnected()) worker.send(message)
+  }
+  const relay = config.mode === 'distributed'
+    ? new RedisInvalidationRelay(config.redisUrl!, logger, (invalidation) => broadcast({ type: 'invalidate', invalidation }))
+    : null
+  await relay?.start()
+  const invalidations: InvalidationPublisher = {
+    publish (invalidation: Invalidation): void {
+      broadcast({ type: 'invalidate', invalidation })
+      relay?.publish(invalidation)
+    },
+  }
+
+  const admin: Server = createAdminServer({
+    store,
+    codec: new VirtualKeyCodec(config.hmacSecret!),
+    cipher: config.masterKey === null ? null : new InlineSecretCipher(config.masterKey),
+    invalidations,
+    adminToken: config.adminToken!,
+    logger,
+  })
+  admin.listen(config.adminPort, config.adminHost)
+  await once(admin, 'listening')
+
+  // Workers get the resolved secrets (embedded mode may have generated them) through env.
+  const workerEnv = {
+    RELAYKEY_HMAC_SECRET: config.hmacSecret!.toString('utf8'),
+    ...(config.masterKey === null ? {} : { RELAYKEY_MASTER_KEY: config.masterKey.toString('hex') }),
+    RELAYKEY_ADMIN_TOKEN: config.adminToken!,
+  }
+  let stopping = false
+  let recentCrashes = 0
+  const fork = (): void => {
+    const worker = cluster.fork(workerEnv)
+    const startedAt = Date.now()
+    workers.add(worker)
+    worker.on('exit', (code, signal) => {
+      workers.delete(worker)
+      if (stopping) return
+      const early = Date.now() - startedAt < EARLY_EXIT_MS
+      recentCrashes = early ? recentCrashes + 1 : 0
+      const delay = Math.min(30_000, recentCrashes === 0 ? 0 : 250 * 2 ** Math.min(recentCrashes, 7))
+      logger.error({ worker_pid: worker.process.pid, code, signal, restart_in_ms: delay }, 'worker exited; replacing it')
+      setTimeout(() => { if (!stopping) fork() }, delay).unref()
+    })
+  }
+  for (let i = 0; i < config.workers; i++) fork()
+  await Promise.all([...workers].map((w) => once(w, 'listening')))
+  logger.info({ mode: config.mode, port: config.port, admin_port: config.adminPort, workers: config.workers }, 'RelayKey ready')
+
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'shutting down: draining workers')
+    admin.close()
+    admin.closeIdleConnections()
+    const exits = [...workers].map((w) => once(w, 'exit'))
+    broadcast({ type: 'shutdown' })
+    const deadline = setTimeout(() => {
+      for (const worker of workers) worker.process.kill('SIGKILL')
+    }, config.shutdownGraceMs + 5_000)
+    deadline.unref()
+    await Promise.all(exits)
+    await relay?.close()
+    await store.close()
+    logger.info('stopped')
+    logger.flush()
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  process.on('SIGINT', () => void shutdown('SIGINT'))
+}

@@ -1,0 +1,77 @@
+// A cluster worker: serves the proxy port. Everything the data plane uses is built here and
+// handed down through constructors.
+import { once } from 'node:events'
+import type { Logger } from 'pino'
+import type { Config } from '../config/config.js'
+import { VirtualKeyCodec } from '../keys/virtual-key.js'
+import { InlineSecretCipher } from '../secrets/inline-cipher.js'
+import { SecretResolver } from '../secrets/secret-resolver.js'
+import { EnvSecretProvider } from '../secrets/env-secret-provider.js'
+import { FileSecretProvider } from '../secrets/file-secret-provider.js'
+import { InlineSecretProvider } from '../secrets/inline-secret-provider.js'
+import { openControlStore } from '../store/open-control-store.js'
+import { KeyCache } from '../gateway/key-cache.js'
+import { KeyResolver } from '../gateway/key-resolver.js'
+import { PartnerDirectory } from '../gateway/partner-directory.js'
+import { UpstreamPools } from '../gateway/upstream-pools.js'
+import { createGatewayServer } from '../gateway/gateway-server.js'
+import { isPrimaryToWorker } from './messages.js'
+
+export async function runWorker (config: Config, logger: Logger): Promise<void> {
+  const store = openControlStore(config, { connections: 4 })
+  const pools = new UpstreamPools()
+  const cache = new KeyCache({ max: config.keyCacheMax, ttlMs: config.keyCacheTtlMs })
+  const keys = new KeyResolver({
+    codec: new VirtualKeyCodec(config.hmacSecret!),
+    cache,
+    store,
+    compile: {
+      secrets: new SecretResolver([
+        new EnvSecretProvider(),
+        new FileSecretProvider(),
+        new InlineSecretProvider(config.masterKey === null ? null : new InlineSecretCipher(config.masterKey)),
+      ]),
+      pools,
+      logger,
+    },
+  })
+  const partners = new PartnerDirectory(store, config.keyCacheTtlMs)
+  const server = createGatewayServer({ keys, partners, logger, ready: () => store.ping() })
+
+  let stopping = false
+  async function shutdown (reason: string): Promise<void> {
+    if (stopping) return
+    stopping = true
+    logger.info({ reason }, 'worker draining')
+    server.close()
+    // keep-alive sockets go idle as their last response ends; close each as soon as it does
+    const sweep = setInterval(() => server.closeIdleConnections(), 50)
+    sweep.unref()
+    server.closeIdleConnections()
+    const force = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs)
+    force.unref()
+    if (server.listening) await once(server, 'close')
+    await pools.close()
+    await store.close()
+    logger.flush()
+    process.exit(0)
+  }
+
+  process.on('message', (message: unknown) => {
+    if (!isPrimaryToWorker(message)) return
+    if (message.type === 'shutdown') {
+      void shutdown('primary asked')
+      return
+    }
+    keys.invalidate(message.invalidation)
+    if (message.invalidation.kind === 'partner' || message.invalidation.kind === 'all') partners.clear()
+  })
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  process.on('SIGINT', () => void shutdown('SIGINT'))
+  // the primary went away without telling us: stop rather than linger unmanaged
+  process.on('disconnect', () => void shutdown('primary disconnected'))
+
+  server.listen(config.port, config.host)
+  await once(server, 'listening')
+  logger.debug({ port: config.port }, 'worker listening')
+}

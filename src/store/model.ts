@@ -1,0 +1,150 @@
+// Control-plane records as the admin API shows them and the stores persist them.
+// Field names are the wire names (snake_case) so no mapping layer sits between the two.
+
+export interface RateLimit {
+  requests: number
+  per_seconds: number
+  burst: number
+}
+
+export interface Budget {
+  monthly: number
+}
+
+export type PartnerAuth =
+  | { type: 'header'; name: string; prefix: string }
+  | { type: 'bearer' }
+  | { type: 'query'; name: string }
+
+export interface Timeouts {
+  connect_ms: number
+  request_ms: number
+}
+
+export interface RetrySettings {
+  max_attempts: number
+  base_delay_ms: number
+  max_delay_ms: number
+  on_status: number[]
+  respect_retry_after: boolean
+}
+
+export interface CircuitBreakerSettings {
+  failure_threshold: number
+  open_ms: number
+}
+
+export interface PartnerInput {
+  slug: string
+  /** environment name → absolute http(s) base URL */
+  base_urls: Record<string, string>
+  auth: PartnerAuth
+  timeouts: Timeouts
+  retry: RetrySettings
+  circuit_breaker: CircuitBreakerSettings
+}
+
+export interface Partner extends PartnerInput {
+  id: string
+  created_at: string
+  updated_at: string
+}
+
+/** A secret as the admin API accepts it. */
+export type SecretInput =
+  | { provider: 'env'; ref: string }
+  | { provider: 'file'; ref: string }
+  | { provider: 'inline'; value: string }
+
+/** A secret as it is stored: inline values only ever as AES-256-GCM ciphertext. */
+export type StoredSecret =
+  | { provider: 'env'; ref: string }
+  | { provider: 'file'; ref: string }
+  | { provider: 'inline'; ciphertext: string }
+
+export interface CredentialInput {
+  name: string
+  environment: string
+  secret: StoredSecret
+  weight: number
+  rate_limit: RateLimit | null
+}
+
+export interface Credential extends CredentialInput {
+  id: string
+  partner_id: string
+  created_at: string
+  updated_at: string
+}
+
+export interface CostRule {
+  method: string
+  path: string
+  cost: number
+}
+
+export interface AllowRule {
+  method: string
+  path: string
+}
+
+export interface PolicyInput {
+  name: string
+  rate_limit: RateLimit | null
+  customer_rate_limit: RateLimit | null
+  budget: Budget | null
+  customer_budget: Budget | null
+  costs: CostRule[]
+  /** null: everything allowed */
+  allow: AllowRule[] | null
+  /** x402 settings, validated by payments/ when that module lands; opaque to the stores */
+  payment: Record<string, unknown> | null
+}
+
+export interface Policy extends PolicyInput {
+  id: string
+  created_at: string
+  updated_at: string
+}
+
+export interface BindingInput {
+  policy_id: string
+  partner_id: string
+  /** credential ids; null = every credential of the partner for the key's environment */
+  credentials: string[] | null
+}
+
+export interface Binding extends BindingInput {
+  id: string
+  created_at: string
+}
+
+export interface KeyInput {
+  name: string
+  policy_id: string
+  environment: string
+  customer: string | null
+  team: string | null
+  service: string | null
+  expires_at: string | null
+}
+
+export interface VirtualKey extends KeyInput {
+  id: string
+  /** first characters of the raw key, enough to recognise it in a list */
+  prefix: string
+  revoked_at: string | null
+  created_at: string
+  updated_at: string
+}
+
+export type KeyPatch = Partial<Pick<KeyInput, 'name' | 'policy_id' | 'customer' | 'team' | 'service' | 'expires_at'>>
+
+/** Everything the data plane needs to decide about one key, loaded in one go on a cache miss. */
+export interface ResolvedKeyRecord {
+  key: VirtualKey
+  /** when this particular hash stops working (set on the old hash by a rotation); null = no limit */
+  hash_expires_at: string | null
+  policy: Policy
+  bindings: Array<{ binding: Binding; partner: Partner; credentials: Credential[] }>
+}

@@ -1,0 +1,64 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { loadConfig } from '../../src/config/config.js'
+import { ConfigError } from '../../src/errors.js'
+
+const distributed = {
+  DATABASE_URL: 'postgres://localhost/relaykey',
+  REDIS_URL: 'redis://localhost:6379',
+  RELAYKEY_ADMIN_TOKEN: 'a'.repeat(32),
+  RELAYKEY_HMAC_SECRET: 'b'.repeat(32),
+}
+
+function refusal (env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env)
+  } catch (err) {
+    assert.ok(err instanceof ConfigError)
+    return err
+  }
+  assert.fail('expected a ConfigError')
+}
+
+describe('configuration', () => {
+  it('runs embedded with nothing set, with the contract defaults', () => {
+    const config = loadConfig({})
+    assert.equal(config.mode, 'embedded')
+    assert.equal(config.port, 8080)
+    assert.equal(config.host, '0.0.0.0')
+    assert.equal(config.adminPort, 8081)
+    assert.equal(config.adminHost, '127.0.0.1')
+    assert.ok(config.workers >= 1)
+    assert.match(config.dataDir, /\/data$/)
+    assert.equal(config.autoMigrate, true)
+  })
+
+  it('runs distributed with both URLs and the required secrets', () => {
+    const config = loadConfig(distributed)
+    assert.equal(config.mode, 'distributed')
+    assert.equal(config.hmacSecret?.length, 32)
+  })
+
+  it('names the missing URL when only one is set', () => {
+    assert.equal(refusal({ DATABASE_URL: distributed.DATABASE_URL }).variable, 'REDIS_URL')
+    assert.equal(refusal({ REDIS_URL: distributed.REDIS_URL }).variable, 'DATABASE_URL')
+  })
+
+  it('names each missing or malformed value', () => {
+    assert.equal(refusal({ ...distributed, RELAYKEY_ADMIN_TOKEN: '' }).variable, 'RELAYKEY_ADMIN_TOKEN')
+    assert.equal(refusal({ ...distributed, RELAYKEY_HMAC_SECRET: 'short' }).variable, 'RELAYKEY_HMAC_SECRET')
+    assert.equal(refusal({ RELAYKEY_PORT: '80a' }).variable, 'RELAYKEY_PORT')
+    assert.equal(refusal({ RELAYKEY_ADMIN_PORT: '70000' }).variable, 'RELAYKEY_ADMIN_PORT')
+    assert.equal(refusal({ RELAYKEY_WORKERS: '0' }).variable, 'RELAYKEY_WORKERS')
+    assert.equal(refusal({ RELAYKEY_LOG_LEVEL: 'loud' }).variable, 'RELAYKEY_LOG_LEVEL')
+    assert.equal(refusal({ RELAYKEY_MASTER_KEY: 'abc' }).variable, 'RELAYKEY_MASTER_KEY')
+    assert.equal(refusal({ RELAYKEY_AUTO_MIGRATE: 'maybe' }).variable, 'RELAYKEY_AUTO_MIGRATE')
+    assert.equal(refusal({ ...distributed, DATABASE_URL: 'mysql://x' }).variable, 'DATABASE_URL')
+    assert.equal(refusal({ ...distributed, REDIS_URL: 'not a url' }).variable, 'REDIS_URL')
+  })
+
+  it('takes a master key as hex or base64', () => {
+    assert.equal(loadConfig({ RELAYKEY_MASTER_KEY: 'ab'.repeat(32) }).masterKey?.length, 32)
+    assert.equal(loadConfig({ RELAYKEY_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') }).masterKey?.length, 32)
+  })
+})

@@ -1,0 +1,135 @@
+// Runs RelayKey the way an operator does (`node dist/src/cli.js serve`, a cluster of workers)
+// on free loopback ports, and talks to its admin API.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { freePort } from './ports.js'
+
+const CLI = new URL('../../src/cli.js', import.meta.url).pathname
+
+export interface RelayKeyProcess {
+  proxyUrl: string
+  adminUrl: string
+  adminToken: string
+  dataDir: string
+  child: ChildProcess
+  /** everything the process wrote to stdout and stderr so far */
+  output (): string
+  /** sends the signal and resolves with the exit code */
+  stop (signal?: NodeJS.Signals): Promise<number | null>
+  admin<T = any> (method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>
+}
+
+export interface StartOptions {
+  env?: Record<string, string>
+  workers?: number
+  dataDir?: string
+  /** give up waiting for readiness after this long */
+  timeoutMs?: number
+}
+
+export async function startRelayKey (options: StartOptions = {}): Promise<RelayKeyProcess> {
+  const port = await freePort()
+  const adminPort = await freePort()
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'relaykey-data-'))
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    RELAYKEY_HOST: '127.0.0.1',
+    RELAYKEY_PORT: String(port),
+    RELAYKEY_ADMIN_PORT: String(adminPort),
+    RELAYKEY_WORKERS: String(options.workers ?? 2),
+    RELAYKEY_DATA_DIR: dataDir,
+    RELAYKEY_LOG_LEVEL: 'info',
+    RELAYKEY_SHUTDOWN_GRACE_MS: '5000',
+    ...options.env,
+  }
+  const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: dataDir })
+  let output = ''
+  child.stdout!.on('data', (c: Buffer) => { output += c.toString() })
+  child.stderr!.on('data', (c: Buffer) => { output += c.toString() })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+
+  const proxyUrl = `http://127.0.0.1:${port}`
+  const adminUrl = `http://127.0.0.1:${adminPort}`
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000)
+  let adminToken = env.RELAYKEY_ADMIN_TOKEN ?? ''
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`relaykey exited with ${child.exitCode}:\n${output}`)
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`relaykey did not become ready:\n${output}`)
+    }
+    if (output.includes('RelayKey ready')) break
+    await sleep(50)
+  }
+  if (adminToken === '') adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim()
+
+  return {
+    proxyUrl,
+    adminUrl,
+    adminToken,
+    dataDir,
+    child,
+    output: () => output,
+    async stop (signal = 'SIGTERM') {
+      if (child.exitCode !== null) return child.exitCode
+      child.kill(signal)
+      return await exited
+    },
+    async admin (method, path, body) {
+      const res = await fetch(adminUrl + path, {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      })
+      const text = await res.text()
+      return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
+    },
+  }
+}
+
+export interface GovernedSetup {
+  partnerId: string
+  policyId: string
+  credentialId: string
+  keyId: string
+  key: string
+}
+
+/** partner → credential → policy → binding → key, through the admin API, asserting each step */
+export async function setUpGovernedPartner (rk: RelayKeyProcess, options: {
+  slug?: string
+  baseUrl: string
+  environment?: string
+  auth?: unknown
+  secret?: unknown
+  allow?: unknown
+  customer?: string
+}): Promise<GovernedSetup> {
+  const slug = options.slug ?? 'acme'
+  const environment = options.environment ?? 'production'
+  const must = async (method: string, path: string, body: unknown): Promise<any> => {
+    const res = await rk.admin(method, path, body)
+    if (res.status !== 201) throw new Error(`${method} ${path} → ${res.status} ${JSON.stringify(res.body)}`)
+    return res.body
+  }
+  const partner = await must('POST', '/admin/partners', {
+    slug,
+    base_urls: { [environment]: options.baseUrl },
+    auth: options.auth ?? { type: 'header', name: 'X-App-Token', prefix: '' },
+  })
+  const credential = await must('POST', `/admin/partners/${slug}/credentials`, {
+    name: 'main', environment, secret: options.secret ?? { provider: 'inline', value: 'upstream-secret-value' },
+  })
+  const policy = await must('POST', '/admin/policies', {
+    name: `${slug}-policy-${Math.random().toString(36).slice(2, 8)}`,
+    ...(options.allow === undefined ? {} : { allow: options.allow }),
+  })
+  await must('POST', '/admin/bindings', { policy: policy.id, partner: slug })
+  const key = await must('POST', '/admin/keys', {
+    name: 'test key', policy: policy.id, environment, ...(options.customer === undefined ? {} : { customer: options.customer }),
+  })
+  return { partnerId: partner.id, policyId: policy.id, credentialId: credential.id, keyId: key.id, key: key.key }
+}

@@ -1,0 +1,47 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { InlineSecretCipher } from '../../src/secrets/inline-cipher.js'
+import { SecretResolver } from '../../src/secrets/secret-resolver.js'
+import { EnvSecretProvider } from '../../src/secrets/env-secret-provider.js'
+import { FileSecretProvider } from '../../src/secrets/file-secret-provider.js'
+import { InlineSecretProvider } from '../../src/secrets/inline-secret-provider.js'
+
+describe('secret providers', () => {
+  const cipher = new InlineSecretCipher(randomBytes(32))
+  const resolver = new SecretResolver([
+    new EnvSecretProvider({ VENDOR_TOKEN: 'from-env' }),
+    new FileSecretProvider(),
+    new InlineSecretProvider(cipher),
+  ])
+
+  it('reads env, file and inline secrets', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relaykey-secret-'))
+    writeFileSync(join(dir, 'token'), 'from-file\n')
+    assert.equal(await resolver.resolve({ provider: 'env', ref: 'VENDOR_TOKEN' }), 'from-env')
+    assert.equal(await resolver.resolve({ provider: 'file', ref: join(dir, 'token') }), 'from-file')
+    assert.equal(await resolver.resolve({ provider: 'inline', ciphertext: cipher.encrypt('from-db') }), 'from-db')
+  })
+
+  it('seals inline secrets with AES-256-GCM: no plaintext, fresh IV, tampering detected', () => {
+    const a = cipher.encrypt('s3cret-value')
+    const b = cipher.encrypt('s3cret-value')
+    assert.notEqual(a, b)
+    assert.ok(!a.includes('s3cret'))
+    const parts = a.split('.')
+    const flipped = Buffer.from(parts[3]!, 'base64url')
+    flipped[0]! ^= 1
+    assert.throws(() => cipher.decrypt([parts[0], parts[1], parts[2], flipped.toString('base64url')].join('.')))
+    assert.throws(() => new InlineSecretCipher(randomBytes(32)).decrypt(a))
+  })
+
+  it('fails with messages that never contain the secret', async () => {
+    await assert.rejects(resolver.resolve({ provider: 'env', ref: 'MISSING' }), /MISSING is not set/)
+    await assert.rejects(resolver.resolve({ provider: 'file', ref: '/nonexistent/x' }), /cannot be read \(ENOENT\)/)
+    const other = new InlineSecretCipher(randomBytes(32)).encrypt('do-not-leak')
+    await assert.rejects(resolver.resolve({ provider: 'inline', ciphertext: other }), (err: Error) => !err.message.includes('do-not-leak'))
+  })
+})
