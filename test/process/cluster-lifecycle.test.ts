@@ -1,0 +1,57 @@
+// The process model: a dead worker is replaced, SIGTERM drains in-flight requests and exits 0.
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
+import { startRelayKey, setUpGovernedPartner } from '../helpers/relaykey-process.js'
+import { startMockPartner } from '../helpers/mock-partner.js'
+import { childPids } from '../helpers/process-tree.js'
+
+describe('cluster lifecycle', () => {
+  it('replaces a worker that dies and keeps serving', async () => {
+    const partner = await startMockPartner()
+    const rk = await startRelayKey({ workers: 2 })
+    try {
+      const setup = await setUpGovernedPartner(rk, { baseUrl: partner.url })
+      const before = childPids(rk.child.pid!)
+      assert.equal(before.length, 2)
+      process.kill(before[0]!, 'SIGKILL')
+      let after: number[] = []
+      for (let i = 0; i < 100; i++) {
+        await sleep(100)
+        after = childPids(rk.child.pid!)
+        if (after.length === 2 && !after.includes(before[0]!)) break
+      }
+      assert.equal(after.length, 2)
+      assert.ok(!after.includes(before[0]!))
+      await sleep(500) // the new worker starts listening
+      for (let i = 0; i < 6; i++) {
+        const res = await request(`${rk.proxyUrl}/proxy/acme/x`, { headers: { 'x-relaykey': setup.key } })
+        assert.equal(res.statusCode, 200)
+        await res.body.dump()
+      }
+      assert.match(rk.output(), /worker exited; replacing it/)
+    } finally {
+      await rk.stop()
+      await partner.close()
+    }
+  })
+
+  it('SIGTERM lets in-flight requests finish, refuses new connections, exits 0', async () => {
+    const partner = await startMockPartner()
+    partner.handle((_req, res) => {
+      setTimeout(() => res.end('slow but complete'), 1000)
+    })
+    const rk = await startRelayKey({ workers: 2 })
+    const setup = await setUpGovernedPartner(rk, { baseUrl: partner.url })
+    const inFlight = Array.from({ length: 4 }, () => request(`${rk.proxyUrl}/proxy/acme/slow`, { headers: { 'x-relaykey': setup.key } })
+      .then(async (res) => ({ status: res.statusCode, body: await res.body.text() })))
+    await sleep(300)
+    const exit = rk.stop('SIGTERM')
+    const results = await Promise.all(inFlight)
+    for (const r of results) assert.deepEqual(r, { status: 200, body: 'slow but complete' })
+    assert.equal(await exit, 0)
+    await assert.rejects(request(`${rk.proxyUrl}/health`))
+    await partner.close()
+  })
+})
