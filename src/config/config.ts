@@ -19,6 +19,8 @@ export interface Config {
   masterKey: Buffer | null
   databaseUrl: string | null
   redisUrl: string | null
+  /** prefix of every Redis key and channel, so several deployments (or test runs) can share one Redis */
+  redisPrefix: string
   dataDir: string
   logLevel: string
   autoMigrate: boolean
@@ -72,6 +74,7 @@ export function loadConfig (env: Env = process.env): Config {
     masterKey,
     databaseUrl,
     redisUrl,
+    redisPrefix: redisPrefix(env.RELAYKEY_REDIS_PREFIX),
     dataDir: resolve(env.RELAYKEY_DATA_DIR ?? './data'),
     logLevel,
     autoMigrate: boolean(env, 'RELAYKEY_AUTO_MIGRATE', true),
@@ -79,6 +82,12 @@ export function loadConfig (env: Env = process.env): Config {
     keyCacheMax: integer(env, 'RELAYKEY_KEY_CACHE_MAX', 100_000, 1, 10_000_000),
     shutdownGraceMs: integer(env, 'RELAYKEY_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
   }
+}
+
+function redisPrefix (raw: string | undefined): string {
+  const value = nonEmpty(raw) ?? 'relaykey'
+  if (!/^[A-Za-z0-9:_-]{1,64}$/.test(value)) throw new ConfigError('RELAYKEY_REDIS_PREFIX', 'must be 1 to 64 letters, digits, ":", "_" or "-"')
+  return value
 }
 
 function nonEmpty (value: string | undefined): string | null {

@@ -31,7 +31,7 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     for (const worker of workers) if (worker.isConnected()) worker.send(message)
   }
   const relay = config.mode === 'distributed'
-    ? new RedisInvalidationRelay(config.redisUrl!, logger, (invalidation) => broadcast({ type: 'invalidate', invalidation }))
+    ? new RedisInvalidationRelay(config.redisUrl!, config.redisPrefix, logger, (invalidation) => broadcast({ type: 'invalidate', invalidation }))
     : null
   await relay?.start()
   const invalidations: InvalidationPublisher = {

@@ -5,17 +5,17 @@ import type { Logger } from 'pino'
 import { createRedisClient, type RedisClient } from '../store/redis/redis-client.js'
 import { isInvalidation, type Invalidation, type InvalidationPublisher } from './invalidation.js'
 
-export const INVALIDATION_CHANNEL = 'relaykey:invalidations'
-
 export class RedisInvalidationRelay implements InvalidationPublisher {
   readonly #publisher: RedisClient
   readonly #subscriber: RedisClient
   readonly #nodeId = randomUUID()
   readonly #logger: Logger
+  readonly #channel: string
 
   /** `deliver` receives changes made on other nodes */
-  constructor (redisUrl: string, logger: Logger, deliver: (invalidation: Invalidation) => void) {
+  constructor (redisUrl: string, prefix: string, logger: Logger, deliver: (invalidation: Invalidation) => void) {
     this.#logger = logger
+    this.#channel = `${prefix}:invalidations`
     this.#publisher = createRedisClient(redisUrl)
     this.#subscriber = createRedisClient(redisUrl)
     this.#publisher.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis publisher error'))
@@ -34,11 +34,11 @@ export class RedisInvalidationRelay implements InvalidationPublisher {
   }
 
   async start (): Promise<void> {
-    await this.#subscriber.subscribe(INVALIDATION_CHANNEL)
+    await this.#subscriber.subscribe(this.#channel)
   }
 
   publish (invalidation: Invalidation): void {
-    this.#publisher.publish(INVALIDATION_CHANNEL, JSON.stringify({ node: this.#nodeId, invalidation })).catch((err: Error) => {
+    this.#publisher.publish(this.#channel, JSON.stringify({ node: this.#nodeId, invalidation })).catch((err: Error) => {
       // Other nodes still converge through the key cache TTL.
       this.#logger.error({ err: err.message, invalidation }, 'could not publish an invalidation')
     })

@@ -15,6 +15,7 @@ import { KeyResolver } from '../gateway/key-resolver.js'
 import { PartnerDirectory } from '../gateway/partner-directory.js'
 import { UpstreamPools } from '../gateway/upstream-pools.js'
 import { createGatewayServer } from '../gateway/gateway-server.js'
+import { createRedisClient } from '../store/redis/redis-client.js'
 import { isPrimaryToWorker } from './messages.js'
 
 export async function runWorker (config: Config, logger: Logger): Promise<void> {
@@ -36,7 +37,12 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     },
   })
   const partners = new PartnerDirectory(store, config.keyCacheTtlMs)
-  const server = createGatewayServer({ keys, partners, logger, ready: () => store.ping() })
+  const redis = config.redisUrl === null ? null : createRedisClient(config.redisUrl)
+  redis?.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error'))
+  const ready = async (): Promise<void> => {
+    await Promise.all([store.ping(), redis?.ping()])
+  }
+  const server = createGatewayServer({ keys, partners, logger, ready })
 
   let stopping = false
   async function shutdown (reason: string): Promise<void> {
@@ -53,6 +59,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     if (server.listening) await once(server, 'close')
     await pools.close()
     await store.close()
+    redis?.disconnect()
     logger.flush()
     process.exit(0)
   }
