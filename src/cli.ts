@@ -14,6 +14,7 @@ const USAGE = `usage: relaykey <command>
 async function main (argv: string[]): Promise<number> {
   const command = argv[0] ?? 'serve'
   loadDotEnv()
+  if (command === 'migrate') return await migrate()
   let config: Config
   try {
     config = loadConfig()
@@ -28,15 +29,6 @@ async function main (argv: string[]): Promise<number> {
     case 'serve':
       await serve(config)
       return -1
-    case 'migrate': {
-      if (config.databaseUrl === null) {
-        console.error('relaykey: DATABASE_URL: required to migrate')
-        return 2
-      }
-      const applied = await runMigrations(config.databaseUrl)
-      console.log(applied.length === 0 ? 'migrations: up to date' : `migrations applied: ${applied.join(', ')}`)
-      return 0
-    }
     case 'help':
     case '--help':
       console.log(USAGE)
@@ -45,6 +37,18 @@ async function main (argv: string[]): Promise<number> {
       console.error(USAGE)
       return 2
   }
+}
+
+/** needs nothing but DATABASE_URL: migrations run before the rest of a deployment exists */
+async function migrate (): Promise<number> {
+  const url = process.env.DATABASE_URL?.trim()
+  if (url === undefined || url === '') {
+    console.error('relaykey: DATABASE_URL: required to migrate')
+    return 2
+  }
+  const applied = await runMigrations(url)
+  console.log(applied.length === 0 ? 'migrations: up to date' : `migrations applied: ${applied.join(', ')}`)
+  return 0
 }
 
 async function serve (config: Config): Promise<void> {

@@ -1,0 +1,70 @@
+// Applies migrations/*.sql to PostgreSQL in name order, once each, recorded in schema_migrations.
+// Several nodes may start at the same time: a session advisory lock lets one of them migrate
+// while the others wait and then find nothing left to do.
+import { readdir, readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import postgres from 'postgres'
+
+// From dist/src/store/postgres/migrate.js (and src/store/postgres/migrate.ts) to the repo root:
+// the .sql files are not compiled, so both layouts share the one migrations/ folder.
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../../migrations/', import.meta.url))
+
+// Any constant works as long as nothing else in the database uses it: 'RKmigrat' in ASCII.
+const LOCK_ID = 0x524b6d6967726174n
+
+/** Applies the pending migrations and returns their names (file names), oldest first. */
+export async function migrate (sql: postgres.Sql, dir: string = MIGRATIONS_DIR): Promise<string[]> {
+  const files = (await readdir(dir)).filter((name) => name.endsWith('.sql')).sort()
+  // Advisory locks belong to a session, so everything runs on one reserved connection.
+  const conn = await sql.reserve()
+  try {
+    await conn`SELECT pg_advisory_lock(${LOCK_ID.toString()}::bigint)`
+    try {
+      return await applyPending(conn, dir, files)
+    } finally {
+      await conn`SELECT pg_advisory_unlock(${LOCK_ID.toString()}::bigint)`
+    }
+  } finally {
+    conn.release()
+  }
+}
+
+/** Opens a short-lived client for `databaseUrl`, migrates, and closes it. */
+export async function runMigrations (databaseUrl: string, dir?: string): Promise<string[]> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} })
+  try {
+    return await migrate(sql, dir)
+  } finally {
+    await sql.end({ timeout: 5 })
+  }
+}
+
+async function applyPending (conn: postgres.ReservedSql, dir: string, files: string[]): Promise<string[]> {
+  await conn`
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+      name       text PRIMARY KEY,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )
+  `
+  const done = new Set((await conn<Array<{ name: string }>>`SELECT name FROM schema_migrations`).map((row) => row.name))
+  const applied: string[] = []
+  for (const name of files) {
+    if (done.has(name)) continue
+    const text = await readFile(join(dir, name), 'utf8')
+    // A reserved connection has no begin(); plain BEGIN/COMMIT on it is the same transaction.
+    await conn.unsafe('BEGIN')
+    try {
+      // No parameters: sent as a simple query, so one file may hold many statements.
+      await conn.unsafe(text)
+      await conn`INSERT INTO schema_migrations (name) VALUES (${name})`
+      await conn.unsafe('COMMIT')
+    } catch (err) {
+      // the statement's error is the one worth reporting, not a failed rollback on a dead socket
+      await conn.unsafe('ROLLBACK').catch(() => {})
+      throw new Error(`migration ${name} failed: ${(err as Error).message}`, { cause: err })
+    }
+    applied.push(name)
+  }
+  return applied
+}

@@ -1,0 +1,127 @@
+// The embedded-mode SQLite file: how to open it and what is in it. The schema is an ordered
+// list of migrations, applied once each and counted in PRAGMA user_version (one counter per
+// file, so every table that lives in this file belongs in this list). Same model as
+// migrations/*.sql for PostgreSQL: JSON as TEXT, times as ISO 8601 UTC text (which sorts
+// like the time), hashes as BLOB.
+import Database from 'better-sqlite3'
+
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  // 1: control plane
+  `
+  CREATE TABLE partners (
+    id              TEXT PRIMARY KEY,
+    slug            TEXT NOT NULL UNIQUE,
+    base_urls       TEXT NOT NULL,
+    auth            TEXT NOT NULL,
+    timeouts        TEXT NOT NULL,
+    retry           TEXT NOT NULL,
+    circuit_breaker TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+  ) STRICT;
+
+  CREATE TABLE credentials (
+    id          TEXT PRIMARY KEY,
+    partner_id  TEXT NOT NULL REFERENCES partners (id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    secret      TEXT NOT NULL,
+    weight      INTEGER NOT NULL,
+    rate_limit  TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    UNIQUE (partner_id, name)
+  ) STRICT;
+
+  CREATE TABLE policies (
+    id                  TEXT PRIMARY KEY,
+    name                TEXT NOT NULL UNIQUE,
+    rate_limit          TEXT,
+    customer_rate_limit TEXT,
+    budget              TEXT,
+    customer_budget     TEXT,
+    costs               TEXT NOT NULL,
+    allow               TEXT,
+    payment             TEXT,
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL
+  ) STRICT;
+
+  CREATE TABLE bindings (
+    id          TEXT PRIMARY KEY,
+    policy_id   TEXT NOT NULL REFERENCES policies (id) ON DELETE CASCADE,
+    partner_id  TEXT NOT NULL REFERENCES partners (id) ON DELETE CASCADE,
+    credentials TEXT,
+    created_at  TEXT NOT NULL,
+    UNIQUE (policy_id, partner_id)
+  ) STRICT;
+
+  CREATE INDEX bindings_partner_idx ON bindings (partner_id);
+
+  CREATE TABLE virtual_keys (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    policy_id   TEXT NOT NULL REFERENCES policies (id) ON DELETE RESTRICT,
+    environment TEXT NOT NULL,
+    customer    TEXT,
+    team        TEXT,
+    service     TEXT,
+    prefix      TEXT NOT NULL,
+    expires_at  TEXT,
+    revoked_at  TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+  ) STRICT;
+
+  CREATE INDEX virtual_keys_policy_idx ON virtual_keys (policy_id);
+  CREATE INDEX virtual_keys_customer_idx ON virtual_keys (customer) WHERE customer IS NOT NULL;
+
+  CREATE TABLE key_hashes (
+    hash       BLOB PRIMARY KEY,
+    key_id     TEXT NOT NULL REFERENCES virtual_keys (id) ON DELETE CASCADE,
+    expires_at TEXT,
+    created_at TEXT NOT NULL
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE INDEX key_hashes_key_idx ON key_hashes (key_id);
+  `,
+]
+
+/**
+ * Opens (creating if needed) the SQLite file with the settings every process sharing it must
+ * use, and brings its schema up to date.
+ */
+export function openSqliteDatabase (file: string): Database.Database {
+  const db = new Database(file)
+  try {
+    // busy_timeout first: switching a fresh file to WAL needs a lock another process may hold.
+    db.pragma('busy_timeout = 5000')
+    db.pragma('journal_mode = WAL')
+    // NORMAL is durable across process crashes in WAL mode; only power loss can drop the
+    // last commits, which is the trade embedded mode makes for write throughput.
+    db.pragma('synchronous = NORMAL')
+    db.pragma('foreign_keys = ON')
+    applySqliteSchema(db)
+    return db
+  } catch (err) {
+    db.close()
+    throw err
+  }
+}
+
+/** Applies the migrations the file has not seen yet; returns how many ran. */
+export function applySqliteSchema (db: Database.Database, migrations: readonly string[] = SQLITE_MIGRATIONS): number {
+  const apply = db.transaction(() => {
+    const current = db.pragma('user_version', { simple: true }) as number
+    if (current > migrations.length) {
+      throw new Error(`SQLite schema version ${current} is newer than this RelayKey knows (${migrations.length})`)
+    }
+    for (let version = current; version < migrations.length; version++) db.exec(migrations[version])
+    db.pragma(`user_version = ${migrations.length}`)
+    return migrations.length - current
+  })
+  // IMMEDIATE takes the write lock before user_version is read: a second process starting at
+  // the same moment waits (busy_timeout), then finds the schema current instead of racing
+  // through the same CREATE TABLEs.
+  return apply.immediate()
+}

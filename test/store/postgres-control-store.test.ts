@@ -1,0 +1,87 @@
+// The PostgreSQL control store: the shared contract on a fresh database, plus the migration
+// runner (idempotent, safe when several nodes start at once, all-or-nothing per file).
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import postgres from 'postgres'
+import { MIGRATIONS_DIR, runMigrations } from '../../src/store/postgres/migrate.js'
+import { openPostgresControlStore, PostgresControlStore } from '../../src/store/postgres/postgres-control-store.js'
+import { createTestDatabase } from '../helpers/postgres.js'
+import { runControlStoreContract } from './control-store.contract.js'
+
+const ALL_MIGRATIONS = ['0001_control_plane.sql']
+
+runControlStoreContract('postgres', async () => {
+  const db = await createTestDatabase()
+  await runMigrations(db.url)
+  const store = openPostgresControlStore(db.url)
+  return {
+    store,
+    async cleanup () {
+      await store.close()
+      await db.drop()
+    },
+  }
+})
+
+describe('postgres migrations', () => {
+  it('finds migrations/ from the compiled module', () => {
+    assert.ok(existsSync(join(MIGRATIONS_DIR, '0001_control_plane.sql')), MIGRATIONS_DIR)
+  })
+
+  it('applies every file once; a second run is a no-op', async (t) => {
+    const db = await createTestDatabase()
+    t.after(() => db.drop())
+    assert.deepEqual(await runMigrations(db.url), ALL_MIGRATIONS)
+    assert.deepEqual(await runMigrations(db.url), [])
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} })
+    t.after(() => sql.end())
+    const rows = await sql<Array<{ name: string }>>`SELECT name FROM schema_migrations ORDER BY name`
+    assert.deepEqual(rows.map((r) => r.name), ALL_MIGRATIONS)
+  })
+
+  it('lets two nodes migrate at once: both succeed and each file is applied once', async (t) => {
+    const db = await createTestDatabase()
+    t.after(() => db.drop())
+    const [a, b] = await Promise.all([runMigrations(db.url), runMigrations(db.url)])
+    assert.deepEqual([...a, ...b].sort(), ALL_MIGRATIONS)
+  })
+
+  it('rolls a failing file back whole and stops there', async (t) => {
+    const db = await createTestDatabase()
+    const dir = await mkdtemp(join(tmpdir(), 'relaykey-migrations-'))
+    t.after(async () => {
+      await db.drop()
+      await rm(dir, { recursive: true, force: true })
+    })
+    await writeFile(join(dir, '0001_ok.sql'), 'CREATE TABLE one (x int);')
+    await writeFile(join(dir, '0002_broken.sql'), 'CREATE TABLE two (x int);\nSELECT no_such_function();')
+    await writeFile(join(dir, '0003_after.sql'), 'CREATE TABLE three (x int);')
+    await assert.rejects(runMigrations(db.url, dir), /0002_broken\.sql/)
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} })
+    t.after(() => sql.end())
+    const tables = await sql<Array<{ name: string }>>`
+      SELECT table_name AS name FROM information_schema.tables
+      WHERE table_schema = 'public' ORDER BY table_name`
+    assert.deepEqual(tables.map((r) => r.name), ['one', 'schema_migrations'])
+    await writeFile(join(dir, '0002_broken.sql'), 'CREATE TABLE two (x int);')
+    assert.deepEqual(await runMigrations(db.url, dir), ['0002_broken.sql', '0003_after.sql'])
+  })
+})
+
+describe('postgres control store with a shared client', () => {
+  it('leaves a client it does not own open on close()', async (t) => {
+    const db = await createTestDatabase()
+    t.after(() => db.drop())
+    await runMigrations(db.url)
+    const sql = postgres(db.url, { max: 2, onnotice: () => {} })
+    t.after(() => sql.end())
+    const store = new PostgresControlStore(sql)
+    await store.ping()
+    await store.close()
+    assert.deepEqual([...await sql`SELECT 1 AS one`], [{ one: 1 }])
+  })
+})
