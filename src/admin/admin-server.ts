@@ -1,0 +1,189 @@
+// The admin (control-plane) HTTP server: bearer auth, JSON bodies within a limit, routing to
+// the resource handlers, and one place that turns outcomes and errors into responses.
+import { randomUUID } from 'node:crypto'
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
+import { ConflictError, RelayKeyError, ValidationError, errorBody, statusOf } from '../errors.js'
+import { Router, decodeParam } from '../http/router.js'
+import type { InvalidationPublisher } from '../process/invalidation.js'
+import type { ControlStore } from '../store/control-store.js'
+import { BearerToken } from './bearer-auth.js'
+import { readJsonBody } from './json-body.js'
+import { LoggedPublisher } from './logged-publisher.js'
+import { refuse, type AdminHandler, type AdminReply } from './reply.js'
+import type { KeyIssuer, SecretSealer } from './route-deps.js'
+import { registerBindingRoutes } from './routes/bindings.js'
+import { registerCredentialRoutes } from './routes/credentials.js'
+import { registerKeyRoutes } from './routes/keys.js'
+import { registerPartnerRoutes } from './routes/partners.js'
+import { registerPolicyRoutes } from './routes/policies.js'
+import { registerSystemRoutes } from './routes/system.js'
+
+export interface AdminDeps {
+  store: ControlStore
+  codec: KeyIssuer
+  /** null without RELAYKEY_MASTER_KEY: inline secrets are then refused with a 400 */
+  cipher: SecretSealer | null
+  invalidations: InvalidationPublisher
+  adminToken: string
+  logger: Logger
+  /** Prometheus text for GET /metrics; without it /metrics is 404 */
+  metrics?: () => Promise<string>
+  /** clock in epoch milliseconds, for key status, expiry and rotation grace; default Date.now */
+  now?: () => number
+  /** request body limit in bytes; default 1 MiB */
+  bodyLimit?: number
+}
+
+const DEFAULT_BODY_LIMIT = 1024 * 1024
+
+/**
+ * Every request, /admin/health and /metrics included, needs the bearer token (CONTRACT §5:
+ * "on every call"), and it is checked before routing, so unauthenticated callers cannot map
+ * which routes exist.
+ */
+export function createAdminServer (deps: AdminDeps): http.Server {
+  const app = new AdminApp(deps)
+  return http.createServer(app.listener)
+}
+
+class AdminApp {
+  readonly listener: (req: IncomingMessage, res: ServerResponse) => void
+  readonly #router: Router<AdminHandler>
+  readonly #token: BearerToken
+  readonly #logger: Logger
+  readonly #bodyLimit: number
+
+  constructor (deps: AdminDeps) {
+    this.#token = new BearerToken(deps.adminToken)
+    this.#logger = deps.logger
+    this.#bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT
+    this.#router = new Router<AdminHandler>()
+    const routeDeps = {
+      store: deps.store,
+      codec: deps.codec,
+      cipher: deps.cipher,
+      invalidations: new LoggedPublisher(deps.invalidations, deps.logger),
+      now: deps.now ?? Date.now,
+    }
+    registerSystemRoutes(this.#router, deps.metrics ?? null)
+    registerPartnerRoutes(this.#router, routeDeps)
+    registerCredentialRoutes(this.#router, routeDeps)
+    registerPolicyRoutes(this.#router, routeDeps)
+    registerBindingRoutes(this.#router, routeDeps)
+    registerKeyRoutes(this.#router, routeDeps)
+    this.listener = (req, res) => {
+      this.#serve(req, res).catch((err: unknown) => { this.#lastResort(err, res) })
+    }
+  }
+
+  // Only reached if writing the response itself failed; without it the rejection would end the process.
+  #lastResort (err: unknown, res: ServerResponse): void {
+    const e = err instanceof Error ? err : new Error(String(err))
+    this.#logger.error({ err: { type: e.name, message: e.message, stack: e.stack } }, 'admin: writing a response failed')
+    res.destroy()
+  }
+
+  async #serve (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now()
+    const requestId = randomUUID()
+    const method = req.method ?? 'GET'
+    const url = req.url ?? '/'
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    res.setHeader('X-RelayKey-Request-Id', requestId)
+    // Responses carry raw keys and configuration: no cache may keep them.
+    res.setHeader('Cache-Control', 'no-store')
+
+    let reply: AdminReply
+    try {
+      reply = await this.#dispatch(req, res, method, path, q === -1 ? '' : url.slice(q + 1))
+    } catch (err) {
+      if (res.destroyed) {
+        this.#logger.debug({ request_id: requestId, method, path }, 'admin request: client went away')
+        return
+      }
+      reply = this.#fromError(err, requestId, method, path)
+    }
+    const status = send(res, reply, requestId)
+    // Method, path and status only: bodies and headers may carry secrets and keys.
+    this.#logger.info({ request_id: requestId, method, path, status, ms: Math.round(performance.now() - started) }, 'admin request')
+  }
+
+  async #dispatch (req: IncomingMessage, res: ServerResponse, method: string, path: string, rawQuery: string): Promise<AdminReply> {
+    if (!this.#token.accepts(req.headers.authorization)) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="relaykey-admin"')
+      return refuse('unauthorized', 'Authorization: Bearer <RELAYKEY_ADMIN_TOKEN> is required')
+    }
+
+    const match = this.#router.find(method, path)
+    if (match === null) {
+      const allowed = this.#router.allowedMethods(path)
+      if (allowed.length === 0) return refuse('not_found', 'no such admin route')
+      res.setHeader('Allow', allowed.join(', '))
+      return refuse('method_not_allowed', `${method} is not allowed here; use ${allowed.join(', ')}`)
+    }
+    const params: string[] = []
+    for (let i = 0; i < match.params.length; i++) {
+      const value = decodeParam(match.params[i])
+      if (value === null) return refuse('invalid_request', `${match.paramNames[i]}: malformed percent-encoding in the path`)
+      params.push(value)
+    }
+
+    const body = await readJsonBody(req, this.#bodyLimit)
+    if (!body.ok) {
+      // The rest of an oversized body is not worth reading: close the connection behind the reply.
+      if (body.code === 'payload_too_large') res.setHeader('Connection', 'close')
+      return refuse(body.code, body.message)
+    }
+    return await match.handler({ params, query: new URLSearchParams(rawQuery), body: body.value })
+  }
+
+  #fromError (err: unknown, requestId: string, method: string, path: string): AdminReply {
+    if (err instanceof ValidationError) return refuse('invalid_request', err.message)
+    if (err instanceof ConflictError) {
+      return refuse('conflict', err.message.startsWith(`${err.field}:`) ? err.message : `${err.field}: ${err.message}`)
+    }
+    if (err instanceof RelayKeyError && statusOf(err.code) < 500) return refuse(err.code, err.message)
+    // Name, message and stack only: driver errors can carry query parameters (digests, ciphertext).
+    const e = err instanceof Error ? err : new Error(String(err))
+    this.#logger.error({ request_id: requestId, method, path, err: { type: e.name, message: e.message, stack: e.stack } }, 'admin request failed')
+    if (err instanceof RelayKeyError) return refuse(err.code, err.message)
+    return refuse('internal_error', `internal error; the server log has the details under request id ${requestId}`)
+  }
+}
+
+/** Writes `reply` and returns the status sent. */
+function send (res: ServerResponse, reply: AdminReply, requestId: string): number {
+  let status: number
+  let payload: string | null
+  switch (reply.kind) {
+    case 'json':
+      status = reply.status
+      payload = JSON.stringify(reply.body)
+      res.setHeader('Content-Type', 'application/json; charset=utf-8')
+      break
+    case 'text':
+      status = reply.status
+      payload = reply.body
+      res.setHeader('Content-Type', reply.contentType)
+      break
+    case 'empty':
+      status = reply.status
+      payload = null
+      break
+    case 'error':
+      status = statusOf(reply.code)
+      payload = errorBody(reply.code, reply.message, requestId)
+      res.setHeader('Content-Type', 'application/json; charset=utf-8')
+      break
+  }
+  res.statusCode = status
+  if (payload === null) {
+    res.end()
+  } else {
+    res.setHeader('Content-Length', Buffer.byteLength(payload))
+    res.end(payload)
+  }
+  return status
+}

@@ -1,0 +1,19 @@
+// What the admin route handlers need, as narrow interfaces: tests and other wirings can pass
+// anything with the same shape.
+import type { VirtualKeyCodec } from '../keys/virtual-key.js'
+import type { InvalidationPublisher } from '../process/invalidation.js'
+import type { InlineSecretCipher } from '../secrets/inline-cipher.js'
+import type { ControlStore } from '../store/control-store.js'
+
+export type KeyIssuer = Pick<VirtualKeyCodec, 'issue'>
+export type SecretSealer = Pick<InlineSecretCipher, 'encrypt'>
+
+export interface AdminRouteDeps {
+  store: ControlStore
+  codec: KeyIssuer
+  /** null when no master key is configured: inline secrets are then refused */
+  cipher: SecretSealer | null
+  invalidations: InvalidationPublisher
+  /** milliseconds since the epoch; key status, expiry checks and rotation grace read it */
+  now: () => number
+}

@@ -1,0 +1,57 @@
+// /admin/partners/{slug}/credentials and /admin/credentials/{id}: the upstream secrets, which
+// never leave in a response (see views.ts).
+import type { Router } from '../../http/router.js'
+import { created, noContent, notFound, ok, refuse, type AdminHandler } from '../reply.js'
+import type { AdminRouteDeps } from '../route-deps.js'
+import { checkQuery } from '../validate.js'
+import { parseCredentialCreate, parseCredentialPatch } from '../validate-credential.js'
+import { credentialView } from '../views.js'
+
+const NO_QUERY = new Set<string>()
+
+export function registerCredentialRoutes (router: Router<AdminHandler>, deps: AdminRouteDeps): void {
+  const { store, cipher, invalidations } = deps
+
+  router.on('POST', '/admin/partners/:slug/credentials', async ({ params, body }) => {
+    const partner = await store.getPartner(params[0])
+    if (partner === null) return notFound('partner', params[0])
+    const credential = await store.createCredential(partner.id, parseCredentialCreate(body, partner, cipher))
+    invalidations.publish({ kind: 'partner', id: partner.id })
+    return created(credentialView(credential))
+  })
+
+  router.on('GET', '/admin/partners/:slug/credentials', async ({ params, query }) => {
+    checkQuery(query, NO_QUERY)
+    const partner = await store.getPartner(params[0])
+    if (partner === null) return notFound('partner', params[0])
+    const credentials = await store.listCredentials(partner.id)
+    return ok(credentials.map(credentialView))
+  })
+
+  router.on('PATCH', '/admin/credentials/:id', async ({ params, body }) => {
+    const current = await store.getCredential(params[0])
+    if (current === null) return notFound('credential', params[0])
+    const patch = parseCredentialPatch(body, current, cipher)
+    if (Object.keys(patch).length === 0) return ok(credentialView(current))
+    const updated = await store.updateCredential(current.id, patch)
+    if (updated === null) return notFound('credential', params[0])
+    invalidations.publish({ kind: 'partner', id: updated.partner_id })
+    return ok(credentialView(updated))
+  })
+
+  router.on('DELETE', '/admin/credentials/:id', async ({ params }) => {
+    const id = params[0]
+    const current = await store.getCredential(id)
+    if (current === null) return notFound('credential', id)
+    // A binding pinned to this credential would be left pointing at nothing (and bindings
+    // cannot be edited), so the binding has to be removed or replaced first.
+    const pinned = (await store.listBindings()).find((b) => b.credentials !== null && b.credentials.includes(id))
+    if (pinned !== undefined) {
+      return refuse('conflict', `credential: binding '${pinned.id}' lists this credential; delete that binding first`)
+    }
+    const deleted = await store.deleteCredential(id)
+    if (deleted === null) return notFound('credential', id)
+    invalidations.publish({ kind: 'partner', id: deleted.partner_id })
+    return noContent()
+  })
+}

@@ -1,0 +1,56 @@
+// /admin/partners: the upstream APIs RelayKey fronts.
+import type { Router } from '../../http/router.js'
+import { created, noContent, notFound, ok, refuse, type AdminHandler } from '../reply.js'
+import type { AdminRouteDeps } from '../route-deps.js'
+import { checkQuery } from '../validate.js'
+import { parsePartnerCreate, parsePartnerPatch } from '../validate-partner.js'
+
+const NO_QUERY = new Set<string>()
+
+export function registerPartnerRoutes (router: Router<AdminHandler>, deps: AdminRouteDeps): void {
+  const { store, invalidations } = deps
+
+  router.on('POST', '/admin/partners', async ({ body }) => {
+    const partner = await store.createPartner(parsePartnerCreate(body))
+    invalidations.publish({ kind: 'partner', id: partner.id })
+    return created(partner)
+  })
+
+  router.on('GET', '/admin/partners', async ({ query }) => {
+    checkQuery(query, NO_QUERY)
+    return ok(await store.listPartners())
+  })
+
+  router.on('GET', '/admin/partners/:slug', async ({ params }) => {
+    const partner = await store.getPartner(params[0])
+    return partner === null ? notFound('partner', params[0]) : ok(partner)
+  })
+
+  router.on('PATCH', '/admin/partners/:slug', async ({ params, body }) => {
+    const slug = params[0]
+    const current = await store.getPartner(slug)
+    if (current === null) return notFound('partner', slug)
+    const patch = parsePartnerPatch(body, current)
+    if (patch.base_urls !== undefined) {
+      // A credential is tied to one environment of its partner; dropping that environment
+      // would leave it unreachable, so the credential has to go first.
+      const credentials = await store.listCredentials(current.id)
+      const orphan = credentials.find((c) => patch.base_urls !== undefined && !Object.hasOwn(patch.base_urls, c.environment))
+      if (orphan !== undefined) {
+        return refuse('conflict', `base_urls.${orphan.environment}: credential '${orphan.name}' (${orphan.id}) still uses this environment; delete it first`)
+      }
+    }
+    if (Object.keys(patch).length === 0) return ok(current)
+    const updated = await store.updatePartner(slug, patch)
+    if (updated === null) return notFound('partner', slug)
+    invalidations.publish({ kind: 'partner', id: updated.id })
+    return ok(updated)
+  })
+
+  router.on('DELETE', '/admin/partners/:slug', async ({ params }) => {
+    const deleted = await store.deletePartner(params[0])
+    if (deleted === null) return notFound('partner', params[0])
+    invalidations.publish({ kind: 'partner', id: deleted.id })
+    return noContent()
+  })
+}

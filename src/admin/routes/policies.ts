@@ -1,0 +1,48 @@
+// /admin/policies: what keys may do. `{id}` also accepts the policy's name, as the store does.
+import type { Router } from '../../http/router.js'
+import { created, noContent, notFound, ok, type AdminHandler } from '../reply.js'
+import type { AdminRouteDeps } from '../route-deps.js'
+import { checkQuery } from '../validate.js'
+import { parsePolicyCreate, parsePolicyPatch } from '../validate-policy.js'
+
+const NO_QUERY = new Set<string>()
+
+export function registerPolicyRoutes (router: Router<AdminHandler>, deps: AdminRouteDeps): void {
+  const { store, invalidations } = deps
+
+  router.on('POST', '/admin/policies', async ({ body }) => {
+    const policy = await store.createPolicy(parsePolicyCreate(body))
+    invalidations.publish({ kind: 'policy', id: policy.id })
+    return created(policy)
+  })
+
+  router.on('GET', '/admin/policies', async ({ query }) => {
+    checkQuery(query, NO_QUERY)
+    return ok(await store.listPolicies())
+  })
+
+  router.on('GET', '/admin/policies/:id', async ({ params }) => {
+    const policy = await store.getPolicy(params[0])
+    return policy === null ? notFound('policy', params[0]) : ok(policy)
+  })
+
+  router.on('PATCH', '/admin/policies/:id', async ({ params, body }) => {
+    const current = await store.getPolicy(params[0])
+    if (current === null) return notFound('policy', params[0])
+    const patch = parsePolicyPatch(body)
+    if (Object.keys(patch).length === 0) return ok(current)
+    const updated = await store.updatePolicy(current.id, patch)
+    if (updated === null) return notFound('policy', params[0])
+    invalidations.publish({ kind: 'policy', id: updated.id })
+    return ok(updated)
+  })
+
+  router.on('DELETE', '/admin/policies/:id', async ({ params }) => {
+    const current = await store.getPolicy(params[0])
+    if (current === null) return notFound('policy', params[0])
+    const deleted = await store.deletePolicy(current.id)
+    if (deleted === null) return notFound('policy', params[0])
+    invalidations.publish({ kind: 'policy', id: deleted.id })
+    return noContent()
+  })
+}

@@ -1,0 +1,116 @@
+// Policy bodies (CONTRACT §5): limits, budgets, endpoint costs and the allow list. The rule
+// shapes checked here are the ones gateway/endpoint-pattern.ts compiles, so a stored rule
+// always compiles.
+import { ValidationError } from '../errors.js'
+import type { AllowRule, Budget, CostRule, PolicyInput } from '../store/model.js'
+import {
+  array, bodyObject, child, integer, item, label, matching, object, onlyFields, string,
+} from './validate.js'
+import { rateLimit } from './validate-rate-limit.js'
+
+const FIELDS = new Set(['name', 'rate_limit', 'customer_rate_limit', 'budget', 'customer_budget', 'costs', 'allow', 'payment'])
+const BUDGET_FIELDS = new Set(['monthly'])
+const COST_FIELDS = new Set(['method', 'path', 'cost'])
+const ALLOW_FIELDS = new Set(['method', 'path'])
+const METHOD = /^(?:\*|[A-Z][A-Z0-9_-]{0,31})$/
+const MAX_RULES = 1000
+const MAX_COST = 1_000_000_000
+const PATH_FORBIDDEN = /[?#\s\u0000-\u001f\u007f]/
+
+export function parsePolicyCreate (body: unknown): PolicyInput {
+  const b = bodyObject(body)
+  onlyFields(b, FIELDS, '')
+  return {
+    name: policyName(b.name),
+    rate_limit: rateLimit(b.rate_limit, 'rate_limit'),
+    customer_rate_limit: rateLimit(b.customer_rate_limit, 'customer_rate_limit'),
+    budget: budget(b.budget, 'budget'),
+    customer_budget: budget(b.customer_budget, 'customer_budget'),
+    costs: costs(b.costs),
+    allow: allow(b.allow),
+    payment: payment(b.payment),
+  }
+}
+
+/** Only the fields present; null clears an optional setting. */
+export function parsePolicyPatch (body: unknown): Partial<PolicyInput> {
+  const b = bodyObject(body)
+  onlyFields(b, FIELDS, '')
+  const patch: Partial<PolicyInput> = {}
+  if (b.name !== undefined) patch.name = policyName(b.name)
+  if (b.rate_limit !== undefined) patch.rate_limit = rateLimit(b.rate_limit, 'rate_limit')
+  if (b.customer_rate_limit !== undefined) patch.customer_rate_limit = rateLimit(b.customer_rate_limit, 'customer_rate_limit')
+  if (b.budget !== undefined) patch.budget = budget(b.budget, 'budget')
+  if (b.customer_budget !== undefined) patch.customer_budget = budget(b.customer_budget, 'customer_budget')
+  if (b.costs !== undefined) patch.costs = costs(b.costs)
+  if (b.allow !== undefined) patch.allow = allow(b.allow)
+  if (b.payment !== undefined) patch.payment = payment(b.payment)
+  return patch
+}
+
+function policyName (value: unknown): string {
+  const name = label(value, 'name')
+  // Policies are looked up by id or by name; a name shaped like an id could shadow another policy.
+  if (name.startsWith('pol_')) throw new ValidationError('name', "must not start with 'pol_' (reserved for ids)")
+  return name
+}
+
+function budget (value: unknown, field: string): Budget | null {
+  if (value === undefined || value === null) return null
+  const o = object(value, field)
+  onlyFields(o, BUDGET_FIELDS, field)
+  return { monthly: integer(o.monthly, child(field, 'monthly'), 1, Number.MAX_SAFE_INTEGER) }
+}
+
+function costs (value: unknown): CostRule[] {
+  if (value === undefined || value === null) return []
+  return array(value, 'costs', MAX_RULES).map((rule, i) => {
+    const field = item('costs', i)
+    const o = object(rule, field)
+    onlyFields(o, COST_FIELDS, field)
+    return {
+      method: method(o.method, child(field, 'method')),
+      path: endpointPath(o.path, child(field, 'path')),
+      cost: integer(o.cost, child(field, 'cost'), 0, MAX_COST),
+    }
+  })
+}
+
+/** null (absent) allows everything; an empty list allows nothing. */
+function allow (value: unknown): AllowRule[] | null {
+  if (value === undefined || value === null) return null
+  return array(value, 'allow', MAX_RULES).map((rule, i) => {
+    const field = item('allow', i)
+    const o = object(rule, field)
+    onlyFields(o, ALLOW_FIELDS, field)
+    return { method: method(o.method, child(field, 'method')), path: endpointPath(o.path, child(field, 'path')) }
+  })
+}
+
+// x402 settings are checked by the payments module once it lands; until then only the shape.
+function payment (value: unknown): Record<string, unknown> | null {
+  if (value === undefined || value === null) return null
+  return object(value, 'payment')
+}
+
+function method (value: unknown, field: string): string {
+  return matching(value, field, METHOD, "an uppercase HTTP method such as GET, or '*'")
+}
+
+/** `/a/*\/b` and a trailing `/**`; see gateway/endpoint-pattern.ts */
+export function endpointPath (value: unknown, field: string): string {
+  const path = string(value, field, 1024)
+  if (!path.startsWith('/')) throw new ValidationError(field, "must start with '/'")
+  if (PATH_FORBIDDEN.test(path)) throw new ValidationError(field, 'must not contain a query, a fragment, whitespace or control characters')
+  const segments = path.split('/')
+  for (let s = 1; s < segments.length; s++) {
+    const segment = segments[s]
+    if (segment === '' && s < segments.length - 1) throw new ValidationError(field, 'must not contain an empty segment (//)')
+    if (segment === '**') {
+      if (s !== segments.length - 1) throw new ValidationError(field, "may use '/**' only at the end")
+    } else if (segment.includes('*') && segment !== '*') {
+      throw new ValidationError(field, "may use '*' only as a whole segment")
+    }
+  }
+  return path
+}

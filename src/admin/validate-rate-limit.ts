@@ -1,0 +1,21 @@
+// `rate_limit` shapes shared by policies (per key, per customer) and credentials (vendor quota).
+import type { RateLimit } from '../store/model.js'
+import { child, integer, object, onlyFields } from './validate.js'
+
+const FIELDS = new Set(['requests', 'per_seconds', 'burst'])
+// A month of seconds: longer windows belong to budgets, not rate limits.
+const MAX_WINDOW_SECONDS = 31 * 24 * 3600
+const MAX_REQUESTS = 1_000_000_000
+
+/** `{requests, per_seconds, burst?}` or null (no limit); burst defaults to requests. */
+export function rateLimit (value: unknown, field: string): RateLimit | null {
+  if (value === undefined || value === null) return null
+  const o = object(value, field)
+  onlyFields(o, FIELDS, field)
+  const requests = integer(o.requests, child(field, 'requests'), 1, MAX_REQUESTS)
+  const perSeconds = integer(o.per_seconds, child(field, 'per_seconds'), 1, MAX_WINDOW_SECONDS)
+  const burst = o.burst === undefined || o.burst === null
+    ? requests
+    : integer(o.burst, child(field, 'burst'), 1, MAX_REQUESTS)
+  return { requests, per_seconds: perSeconds, burst }
+}
