@@ -1,14 +1,16 @@
-// Policy bodies (CONTRACT §5): limits, budgets, endpoint costs and the allow list. The rule
-// shapes checked here are the ones gateway/endpoint-pattern.ts compiles, so a stored rule
-// always compiles.
+// Policy bodies (CONTRACT §5): limits, budgets, endpoint costs, the allow list and what happens
+// when the limit store is down. The rule shapes checked here are the ones
+// gateway/endpoint-pattern.ts compiles, so a stored rule always compiles.
 import { ValidationError } from '../errors.js'
-import type { AllowRule, Budget, CostRule, PolicyInput } from '../store/model.js'
+import type { AllowRule, Budget, CostRule, GovernanceFailureMode, PolicyInput } from '../store/model.js'
 import {
   array, bodyObject, child, integer, item, label, matching, object, onlyFields, string,
 } from './validate.js'
 import { rateLimit } from './validate-rate-limit.js'
 
-const FIELDS = new Set(['name', 'rate_limit', 'customer_rate_limit', 'budget', 'customer_budget', 'costs', 'allow', 'payment'])
+const FIELDS = new Set([
+  'name', 'rate_limit', 'customer_rate_limit', 'budget', 'customer_budget', 'costs', 'allow', 'payment', 'on_governance_failure',
+])
 const BUDGET_FIELDS = new Set(['monthly'])
 const COST_FIELDS = new Set(['method', 'path', 'cost'])
 const ALLOW_FIELDS = new Set(['method', 'path'])
@@ -29,6 +31,8 @@ export function parsePolicyCreate (body: unknown): PolicyInput {
     costs: costs(b.costs),
     allow: allow(b.allow),
     payment: payment(b.payment),
+    // fail closed unless the operator opts into unmetered traffic during an outage
+    on_governance_failure: b.on_governance_failure === undefined ? 'deny' : governanceFailure(b.on_governance_failure),
   }
 }
 
@@ -45,6 +49,7 @@ export function parsePolicyPatch (body: unknown): Partial<PolicyInput> {
   if (b.costs !== undefined) patch.costs = costs(b.costs)
   if (b.allow !== undefined) patch.allow = allow(b.allow)
   if (b.payment !== undefined) patch.payment = payment(b.payment)
+  if (b.on_governance_failure !== undefined) patch.on_governance_failure = governanceFailure(b.on_governance_failure)
   return patch
 }
 
@@ -91,6 +96,12 @@ function allow (value: unknown): AllowRule[] | null {
 function payment (value: unknown): Record<string, unknown> | null {
   if (value === undefined || value === null) return null
   return object(value, 'payment')
+}
+
+// Not nullable, unlike the optional settings: there is no "unset", only the two modes.
+function governanceFailure (value: unknown): GovernanceFailureMode {
+  if (value !== 'deny' && value !== 'allow') throw new ValidationError('on_governance_failure', "must be 'deny' or 'allow'")
+  return value
 }
 
 function method (value: unknown, field: string): string {

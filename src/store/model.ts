@@ -99,7 +99,17 @@ export interface PolicyInput {
   allow: AllowRule[] | null
   /** x402 settings, validated by payments/ when that module lands; opaque to the stores */
   payment: Record<string, unknown> | null
+  /**
+   * What the data plane does when Redis or SQLite, needed for a rate-limit or budget decision,
+   * does not answer in time. 'deny' (the default) fails closed: 503 governance_unavailable.
+   * 'allow' fails open: the request goes through unmetered, so for as long as the outage lasts
+   * this policy's rate limits and budgets are NOT enforced and the spend is not counted.
+   */
+  on_governance_failure: GovernanceFailureMode
 }
+
+/** See PolicyInput.on_governance_failure. */
+export type GovernanceFailureMode = 'deny' | 'allow'
 
 export interface Policy extends PolicyInput {
   id: string

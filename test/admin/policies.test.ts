@@ -1,5 +1,6 @@
 // /admin/policies: create with defaults, get by id or name, patch, delete (refused while keys
-// use the policy), every validation rule, invalidations.
+// use the policy), every validation rule, invalidations, and on_governance_failure (fail
+// closed unless asked otherwise).
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { assertConflict, assertError, assertInvalid, startAdmin, type AdminHarness } from './admin-harness.js'
@@ -21,6 +22,7 @@ describe('policies', () => {
     assert.deepEqual(p.costs, [])
     assert.equal(p.allow, null)
     assert.equal(p.payment, null)
+    assert.equal(p.on_governance_failure, 'deny')
     assert.deepEqual(admin.publisher.published.at(-1), { kind: 'policy', id: p.id })
   })
 
@@ -35,6 +37,7 @@ describe('policies', () => {
       costs: [{ method: 'POST', path: '/resources/applicants', cost: 150 }, { method: '*', path: '/**', cost: 0 }],
       allow: [{ method: 'GET', path: '/resources/applicants/*' }, { method: '*', path: '/health' }, { method: 'PUT', path: '/a/*/b/**' }],
       payment,
+      on_governance_failure: 'allow',
     })
     assert.equal(reply.status, 201, reply.text)
     const p = reply.json
@@ -45,6 +48,16 @@ describe('policies', () => {
     assert.equal(p.costs.length, 2)
     assert.deepEqual(p.allow[2], { method: 'PUT', path: '/a/*/b/**' })
     assert.deepEqual(p.payment, payment)
+    assert.equal(p.on_governance_failure, 'allow')
+  })
+
+  it('accepts on_governance_failure deny and allow, and keeps it on read', async () => {
+    for (const mode of ['deny', 'allow']) {
+      const reply = await admin.call('POST', '/admin/policies', { name: `governance-${mode}`, on_governance_failure: mode })
+      assert.equal(reply.status, 201, reply.text)
+      assert.equal(reply.json.on_governance_failure, mode)
+      assert.equal((await admin.call('GET', `/admin/policies/${reply.json.id}`)).json.on_governance_failure, mode)
+    }
   })
 
   it('accepts an empty allow list (nothing allowed)', async () => {
@@ -99,7 +112,10 @@ describe('policies', () => {
     ['empty segment in a path', { allow: [{ method: 'GET', path: '/a//b' }] }, 'allow[0].path'],
     ['unknown allow member', { allow: [{ method: 'GET', path: '/a', cost: 1 }] }, 'allow[0].cost'],
     ['payment not an object', { payment: 'x402' }, 'payment'],
-    ['on_governance_failure (not supported)', { on_governance_failure: 'open' }, 'on_governance_failure'],
+    ['on_governance_failure outside deny/allow', { on_governance_failure: 'open' }, 'on_governance_failure'],
+    ['on_governance_failure in capitals', { on_governance_failure: 'DENY' }, 'on_governance_failure'],
+    ['on_governance_failure as a boolean', { on_governance_failure: true }, 'on_governance_failure'],
+    ['on_governance_failure null', { on_governance_failure: null }, 'on_governance_failure'],
   ]
   for (const [what, fields, field] of invalid) {
     it(`refuses ${what} naming ${field}`, async () => {
@@ -120,6 +136,23 @@ describe('policies', () => {
     assert.equal(reply.json.payment, null)
     assert.deepEqual(reply.json.customer_budget, { monthly: 50000 })
     assert.deepEqual(admin.publisher.published.at(-1), { kind: 'policy', id })
+  })
+
+  it('patches on_governance_failure both ways, publishing each change, and keeps it through other patches', async () => {
+    const id = (await admin.call('POST', '/admin/policies', { name: 'outage-mode' })).json.id
+    const open = await admin.call('PATCH', `/admin/policies/${id}`, { on_governance_failure: 'allow' })
+    assert.equal(open.status, 200, open.text)
+    assert.equal(open.json.on_governance_failure, 'allow')
+    assert.deepEqual(admin.publisher.published.at(-1), { kind: 'policy', id })
+    const other = await admin.call('PATCH', `/admin/policies/${id}`, { budget: { monthly: 10 } })
+    assert.equal(other.json.on_governance_failure, 'allow')
+    const closed = await admin.call('PATCH', `/admin/policies/${id}`, { on_governance_failure: 'deny' })
+    assert.equal(closed.status, 200, closed.text)
+    assert.equal(closed.json.on_governance_failure, 'deny')
+    for (const bad of ['open', null, 0]) {
+      assertInvalid(await admin.call('PATCH', `/admin/policies/${id}`, { on_governance_failure: bad }), 'on_governance_failure')
+    }
+    assert.equal((await admin.call('GET', `/admin/policies/${id}`)).json.on_governance_failure, 'deny')
   })
 
   it('patches by name and renames', async () => {

@@ -49,6 +49,7 @@ function policyInput (name = unique('standard')): PolicyInput {
     costs: [{ method: 'POST', path: '/resources/applicants', cost: 150 }],
     allow: null,
     payment: null,
+    on_governance_failure: 'deny',
   }
 }
 
@@ -245,6 +246,7 @@ export function runControlStoreContract (name: string, open: () => Promise<Opene
           costs: [],
           allow: [],
           payment: { amount: '10000', asset: '0xabc', network: 'eip155:84532', prices: [{ method: 'GET', path: '/a/*', amount: '5' }] },
+          on_governance_failure: 'allow',
         }
         const policy = await store.createPolicy(input)
         assert.match(policy.id, /^pol_/)
@@ -295,6 +297,34 @@ export function runControlStoreContract (name: string, open: () => Promise<Opene
         const allowAll = await store.updatePolicy(policy.id, { allow: null })
         assert.equal(allowAll?.allow, null)
         assert.deepEqual(await store.updatePolicy(policy.name, { allow: [] }), null, 'updatePolicy takes an id, not a name')
+      })
+
+      it('keeps on_governance_failure as given: deny and allow read back by id, name, list and resolveKey', async () => {
+        for (const mode of ['deny', 'allow'] as const) {
+          const policy = await store.createPolicy({ ...policyInput(), on_governance_failure: mode })
+          assert.equal(policy.on_governance_failure, mode)
+          assert.equal((await store.getPolicy(policy.id))?.on_governance_failure, mode)
+          assert.equal((await store.getPolicy(policy.name))?.on_governance_failure, mode)
+          assert.equal((await store.listPolicies()).find((p) => p.id === policy.id)?.on_governance_failure, mode)
+          const h = hash()
+          await store.createKey(keyInput(policy.id), 'vk_g', h)
+          assert.equal((await store.resolveKey(h))?.policy.on_governance_failure, mode)
+        }
+      })
+
+      it('patches on_governance_failure both ways and leaves it alone when a patch does not name it', async () => {
+        const policy = await store.createPolicy(policyInput())
+        assert.equal(policy.on_governance_failure, 'deny')
+        await tick()
+        const open = await store.updatePolicy(policy.id, { on_governance_failure: 'allow' })
+        assert.ok(open !== null)
+        assert.deepEqual(open, { ...policy, on_governance_failure: 'allow', updated_at: open.updated_at })
+        assert.ok(open.updated_at > policy.updated_at)
+        const renamed = await store.updatePolicy(policy.id, { name: unique('renamed'), budget: null })
+        assert.equal(renamed?.on_governance_failure, 'allow')
+        const closed = await store.updatePolicy(policy.id, { on_governance_failure: 'deny' })
+        assert.equal(closed?.on_governance_failure, 'deny')
+        assert.deepEqual(await store.getPolicy(policy.id), closed)
       })
 
       it('refuses to delete a policy keys still use, then deletes it with its bindings', async () => {

@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
@@ -12,7 +12,7 @@ import { openPostgresControlStore, PostgresControlStore } from '../../src/store/
 import { createTestDatabase } from '../helpers/postgres.js'
 import { runControlStoreContract } from './control-store.contract.js'
 
-const ALL_MIGRATIONS = ['0001_control_plane.sql']
+const ALL_MIGRATIONS = ['0001_control_plane.sql', '0002_policy_governance_failure.sql']
 
 runControlStoreContract('postgres', async () => {
   const db = await createTestDatabase()
@@ -48,6 +48,46 @@ describe('postgres migrations', () => {
     t.after(() => db.drop())
     const [a, b] = await Promise.all([runMigrations(db.url), runMigrations(db.url)])
     assert.deepEqual([...a, ...b].sort(), ALL_MIGRATIONS)
+  })
+
+  it('upgrades a database at 0001: its policies stay and fail closed', async (t) => {
+    const db = await createTestDatabase()
+    const dir = await mkdtemp(join(tmpdir(), 'relaykey-migrations-'))
+    t.after(async () => {
+      await db.drop()
+      await rm(dir, { recursive: true, force: true })
+    })
+    await copyFile(join(MIGRATIONS_DIR, '0001_control_plane.sql'), join(dir, '0001_control_plane.sql'))
+    assert.deepEqual(await runMigrations(db.url, dir), ['0001_control_plane.sql'])
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} })
+    t.after(() => sql.end())
+    // a row as the 0001 store wrote it
+    await sql`
+      INSERT INTO policies (id, name, rate_limit, budget, costs, allow)
+      VALUES ('pol_v1', 'legacy', ${sql.json({ requests: 10, per_seconds: 1, burst: 20 })}, ${sql.json({ monthly: 500 })},
+              ${sql.json([{ method: 'POST', path: '/x', cost: 3 }])}, ${sql.json([])})`
+
+    assert.deepEqual(await runMigrations(db.url), ['0002_policy_governance_failure.sql'])
+    const store = new PostgresControlStore(sql)
+    const policy = await store.getPolicy('legacy')
+    assert.ok(policy !== null)
+    assert.deepEqual({ ...policy, created_at: undefined, updated_at: undefined }, {
+      id: 'pol_v1',
+      name: 'legacy',
+      rate_limit: { requests: 10, per_seconds: 1, burst: 20 },
+      customer_rate_limit: null,
+      budget: { monthly: 500 },
+      customer_budget: null,
+      costs: [{ method: 'POST', path: '/x', cost: 3 }],
+      allow: [],
+      payment: null,
+      on_governance_failure: 'deny',
+      created_at: undefined,
+      updated_at: undefined,
+    })
+    assert.equal((await store.updatePolicy('pol_v1', { on_governance_failure: 'allow' }))?.on_governance_failure, 'allow')
+    await assert.rejects(sql`UPDATE policies SET on_governance_failure = 'open'`,
+      (err: { constraint_name?: string }) => err.constraint_name === 'policies_on_governance_failure_mode')
   })
 
   it('rolls a failing file back whole and stops there', async (t) => {

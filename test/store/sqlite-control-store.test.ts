@@ -1,5 +1,6 @@
 // The SQLite control store: the shared contract on a temp file, plus what only SQLite has —
-// the user_version schema list and several processes opening one fresh file at once.
+// the user_version schema list (including upgrading an older file) and several processes
+// opening one fresh file at once.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -48,6 +49,51 @@ describe('sqlite control-plane file', () => {
     assert.equal(applySqliteSchema(db), 0)
     assert.equal(applySqliteSchema(db, [...SQLITE_MIGRATIONS, 'CREATE TABLE later (x TEXT) STRICT']), 1)
     assert.equal(db.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length + 1)
+  })
+
+  it('upgrades a version 1 file in place: its policies stay and fail closed', async (t) => {
+    const dir = await tempDir()
+    t.after(() => rm(dir, { recursive: true, force: true }))
+    const file = join(dir, 'v1.db')
+    const old = new Database(file)
+    old.pragma('foreign_keys = ON')
+    applySqliteSchema(old, SQLITE_MIGRATIONS.slice(0, 1))
+    assert.equal(old.pragma('user_version', { simple: true }), 1)
+    // a row as the version 1 store wrote it, and a key using it
+    const at = '2030-01-02T03:04:05.678Z'
+    old.prepare(`INSERT INTO policies (id, name, rate_limit, customer_rate_limit, budget, customer_budget, costs, allow, payment,
+        created_at, updated_at) VALUES (?, ?, ?, NULL, ?, NULL, ?, ?, NULL, ?, ?)`)
+      .run('pol_v1', 'legacy', '{"requests":10,"per_seconds":1,"burst":20}', '{"monthly":500}',
+        '[{"method":"POST","path":"/x","cost":3}]', '[]', at, at)
+    old.prepare(`INSERT INTO virtual_keys (id, name, policy_id, environment, prefix, created_at, updated_at)
+      VALUES ('key_v1', 'k', 'pol_v1', 'sandbox', 'vk_v1', ?, ?)`).run(at, at)
+    old.prepare('INSERT INTO key_hashes (hash, key_id, created_at) VALUES (?, ?, ?)').run(Buffer.from('v1-hash'), 'key_v1', at)
+    old.close()
+
+    const store = openSqliteControlStore(file)
+    t.after(() => store.close())
+    const expected = {
+      id: 'pol_v1',
+      name: 'legacy',
+      rate_limit: { requests: 10, per_seconds: 1, burst: 20 },
+      customer_rate_limit: null,
+      budget: { monthly: 500 },
+      customer_budget: null,
+      costs: [{ method: 'POST', path: '/x', cost: 3 }],
+      allow: [],
+      payment: null,
+      on_governance_failure: 'deny',
+      created_at: at,
+      updated_at: at,
+    }
+    assert.deepEqual(await store.getPolicy('legacy'), expected)
+    assert.deepEqual((await store.resolveKey(Buffer.from('v1-hash')))?.policy, expected)
+    assert.equal((await store.updatePolicy('pol_v1', { on_governance_failure: 'allow' }))?.on_governance_failure, 'allow')
+
+    const db = new Database(file)
+    t.after(() => db.close())
+    assert.equal(db.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length)
+    assert.throws(() => db.prepare("UPDATE policies SET on_governance_failure = 'open'").run(), /CHECK constraint/)
   })
 
   it('refuses a file whose schema is newer than this code', async (t) => {

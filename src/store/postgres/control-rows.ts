@@ -10,7 +10,9 @@ export interface PatchValues { values: Record<string, Value>; columns: string[] 
 // Column lists double as the allow-list for patches: nothing else reaches an UPDATE.
 export const PARTNER_COLUMNS = ['slug', 'base_urls', 'auth', 'timeouts', 'retry', 'circuit_breaker']
 export const CREDENTIAL_COLUMNS = ['name', 'environment', 'secret', 'weight', 'rate_limit']
-export const POLICY_COLUMNS = ['name', 'rate_limit', 'customer_rate_limit', 'budget', 'customer_budget', 'costs', 'allow', 'payment']
+export const POLICY_COLUMNS = [
+  'name', 'rate_limit', 'customer_rate_limit', 'budget', 'customer_budget', 'costs', 'allow', 'payment', 'on_governance_failure',
+]
 export const KEY_COLUMNS = ['name', 'policy_id', 'customer', 'team', 'service', 'expires_at']
 const JSON_COLUMNS = new Set([
   'base_urls', 'auth', 'timeouts', 'retry', 'circuit_breaker', 'secret', 'rate_limit',
@@ -92,6 +94,7 @@ export function toPolicy (r: Row): Policy {
     costs: r.costs,
     allow: r.allow,
     payment: r.payment,
+    on_governance_failure: r.on_governance_failure,
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
   }

@@ -1,5 +1,5 @@
 // The control-plane store on PostgreSQL (distributed mode), shared by every node.
-// Schema: migrations/0001_control_plane.sql. resolveKey is the data plane's cache-miss path and
+// Schema: migrations/*.sql. resolveKey is the data plane's cache-miss path and
 // answers in one round trip; everything else serves the admin API.
 import postgres from 'postgres'
 import { ConflictError } from '../../errors.js'
@@ -115,10 +115,11 @@ export class PostgresControlStore implements ControlStore {
 
   async createPolicy (input: PolicyInput): Promise<Policy> {
     const rows = await guarded(this.#sql`
-      INSERT INTO policies (id, name, rate_limit, customer_rate_limit, budget, customer_budget, costs, allow, payment)
+      INSERT INTO policies (id, name, rate_limit, customer_rate_limit, budget, customer_budget, costs, allow, payment,
+                            on_governance_failure)
       VALUES (${newId('pol')}, ${input.name}, ${this.#json(input.rate_limit)}, ${this.#json(input.customer_rate_limit)},
               ${this.#json(input.budget)}, ${this.#json(input.customer_budget)}, ${this.#json(input.costs)},
-              ${this.#json(input.allow)}, ${this.#json(input.payment)})
+              ${this.#json(input.allow)}, ${this.#json(input.payment)}, ${input.on_governance_failure})
       RETURNING *`)
     return toPolicy(rows[0])
   }

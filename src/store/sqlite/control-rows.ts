@@ -43,7 +43,7 @@ export function merge<T extends { updated_at: string }> (current: T, patch: obje
 export const PARTNER_FIELDS: ReadonlyArray<keyof PartnerInput> = ['slug', 'base_urls', 'auth', 'timeouts', 'retry', 'circuit_breaker']
 export const CREDENTIAL_FIELDS: ReadonlyArray<keyof CredentialInput> = ['name', 'environment', 'secret', 'weight', 'rate_limit']
 export const POLICY_FIELDS: ReadonlyArray<keyof PolicyInput> = [
-  'name', 'rate_limit', 'customer_rate_limit', 'budget', 'customer_budget', 'costs', 'allow', 'payment',
+  'name', 'rate_limit', 'customer_rate_limit', 'budget', 'customer_budget', 'costs', 'allow', 'payment', 'on_governance_failure',
 ]
 export const KEY_PATCH_FIELDS: ReadonlyArray<keyof KeyInput> = ['name', 'policy_id', 'customer', 'team', 'service', 'expires_at']
 
@@ -114,6 +114,7 @@ export function policyParams (p: Policy): Row {
     costs: text(p.costs),
     allow: text(p.allow),
     payment: text(p.payment),
+    on_governance_failure: p.on_governance_failure,
     created_at: p.created_at,
     updated_at: p.updated_at,
   }
@@ -130,6 +131,7 @@ export function toPolicy (r: Row): Policy {
     costs: parse(r.costs),
     allow: parse(r.allow),
     payment: parse(r.payment),
+    on_governance_failure: r.on_governance_failure,
     created_at: r.created_at,
     updated_at: r.updated_at,
   }

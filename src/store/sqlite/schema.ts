@@ -85,6 +85,12 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 
   CREATE INDEX key_hashes_key_idx ON key_hashes (key_id);
   `,
+  // 2: what a policy's requests get when the limit/budget store does not answer in time; the
+  // default keeps existing policies failing closed, as they did before
+  `
+  ALTER TABLE policies ADD COLUMN on_governance_failure TEXT NOT NULL DEFAULT 'deny'
+    CHECK (on_governance_failure IN ('deny', 'allow'));
+  `,
 ]
 
 /**
