@@ -29,6 +29,10 @@ export interface Config {
   keyCacheMax: number
   /** how long SIGTERM waits for in-flight requests before closing them */
   shutdownGraceMs: number
+  /** a limits/budget decision the store has not answered within this long fails (503 or fail-open) */
+  governanceTimeoutMs: number
+  /** share of forwarded requests that get an access-log line (refusals always do) */
+  accessLogSample: number
 }
 
 type Env = Record<string, string | undefined>
@@ -81,6 +85,8 @@ export function loadConfig (env: Env = process.env): Config {
     keyCacheTtlMs: integer(env, 'RELAYKEY_KEY_CACHE_TTL_MS', 30_000, 100, 3_600_000),
     keyCacheMax: integer(env, 'RELAYKEY_KEY_CACHE_MAX', 100_000, 1, 10_000_000),
     shutdownGraceMs: integer(env, 'RELAYKEY_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    governanceTimeoutMs: integer(env, 'RELAYKEY_GOVERNANCE_TIMEOUT_MS', 250, 10, 60_000),
+    accessLogSample: fraction(env, 'RELAYKEY_ACCESS_LOG_SAMPLE', 1),
   }
 }
 
@@ -116,6 +122,14 @@ function integer (env: Env, variable: string, fallback: number, min: number, max
   if (!/^\d+$/.test(raw)) throw new ConfigError(variable, `must be a whole number from ${min} to ${max}`)
   const value = Number(raw)
   if (value < min || value > max) throw new ConfigError(variable, `must be a whole number from ${min} to ${max}`)
+  return value
+}
+
+function fraction (env: Env, variable: string, fallback: number): number {
+  const raw = nonEmpty(env[variable])
+  if (raw === null) return fallback
+  const value = Number(raw)
+  if (!/^(0|1|0?\.\d+|1\.0*)$/.test(raw) || value < 0 || value > 1) throw new ConfigError(variable, 'must be a number from 0 to 1')
   return value
 }
 

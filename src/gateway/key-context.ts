@@ -7,8 +7,12 @@ import type { SecretResolver } from '../secrets/secret-resolver.js'
 import { compileEndpoint, type CompiledEndpoint } from './endpoint-pattern.js'
 import { WeightedRoundRobin } from './weighted-round-robin.js'
 import type { UpstreamPools } from './upstream-pools.js'
+import type { CredentialCandidate } from '../limits/admission.js'
+import { compileLimits, rateLimitSpec, type CompiledLimits } from '../limits/compile-limits.js'
 
 export interface CredentialRoute {
+  /** position in UpstreamTarget.orders */
+  readonly index: number
   readonly id: string
   readonly name: string
   /** header to inject (lowercase), or null for query auth */
@@ -29,11 +33,23 @@ export interface UpstreamTarget {
   /** query parameter the credential goes in, stripped from the client's query */
   readonly credentialQueryParam: string | null
   readonly credentials: WeightedRoundRobin<CredentialRoute>
+  /**
+   * When any credential has a vendor quota: for each credential (by index), every credential
+   * in the order to try them with that one preferred. null: no quotas, nothing to check.
+   */
+  readonly orders: ReadonlyArray<CredentialOrder> | null
+}
+
+export interface CredentialOrder {
+  readonly routes: readonly CredentialRoute[]
+  readonly candidates: readonly CredentialCandidate[]
 }
 
 export interface PartnerRoute {
   readonly partnerId: string
   readonly slug: string
+  /** consistency groups of this key's counters and this partner's quotas (see AdmissionRequest) */
+  readonly groups: { readonly owner: string; readonly partner: string }
   /** null: the partner has no base URL or no usable credential for the key's environment */
   readonly upstream: UpstreamTarget | null
 }
@@ -59,6 +75,9 @@ export interface KeyContext {
   /** epoch ms after which this particular (rotated-out) key stops working; Infinity if never */
   readonly hashExpiresAt: number
   readonly policy: CompiledPolicy
+  readonly limits: CompiledLimits
+  /** fail open (forward unmetered) when the limits store does not answer */
+  readonly failOpen: boolean
   readonly routes: ReadonlyMap<string, PartnerRoute>
   readonly partnerIds: readonly string[]
 }
@@ -72,6 +91,7 @@ export interface CompileDeps {
 export async function compileKeyContext (record: ResolvedKeyRecord, deps: CompileDeps): Promise<KeyContext> {
   const { key, policy } = record
   const routes = new Map<string, PartnerRoute>()
+  const limits = compileLimits(policy, key.id, key.customer)
   for (const { binding, partner, credentials } of record.bindings) {
     const baseUrl = partner.base_urls[key.environment]
     const bound = credentials.filter((c) => c.environment === key.environment &&
@@ -80,6 +100,7 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
     if (baseUrl !== undefined && bound.length > 0) {
       const routesForCredentials = await credentialRoutes(bound, partner.auth, deps)
       if (routesForCredentials.length > 0) {
+        const byId = new Map(bound.map((c) => [c.id, c]))
         const url = new URL(baseUrl)
         upstream = Object.freeze({
           origin: url.origin,
@@ -88,11 +109,17 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
           requestTimeoutMs: partner.timeouts.request_ms,
           credentialHeader: partner.auth.type === 'header' ? partner.auth.name.toLowerCase() : partner.auth.type === 'bearer' ? 'authorization' : null,
           credentialQueryParam: partner.auth.type === 'query' ? partner.auth.name : null,
-          credentials: new WeightedRoundRobin(routesForCredentials, routesForCredentials.map((r) => weightOf(bound, r.id))),
+          credentials: new WeightedRoundRobin(routesForCredentials, routesForCredentials.map((r) => byId.get(r.id)!.weight)),
+          orders: credentialOrders(routesForCredentials, byId),
         })
       }
     }
-    routes.set(partner.slug, Object.freeze({ partnerId: partner.id, slug: partner.slug, upstream }))
+    routes.set(partner.slug, Object.freeze({
+      partnerId: partner.id,
+      slug: partner.slug,
+      groups: Object.freeze({ owner: limits.owner, partner: partner.id }),
+      upstream,
+    }))
   }
   return Object.freeze({
     keyId: key.id,
@@ -110,6 +137,8 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
       allow: policy.allow === null ? null : Object.freeze(policy.allow.map((r) => compileEndpoint(r.method, r.path))),
       source: policy,
     }),
+    limits,
+    failOpen: policy.on_governance_failure === 'allow',
     routes,
     partnerIds: Object.freeze(record.bindings.map((b) => b.partner.id)),
   })
@@ -127,6 +156,7 @@ async function credentialRoutes (credentials: Credential[], auth: PartnerAuth, d
       continue
     }
     out.push(Object.freeze({
+      index: out.length,
       id: credential.id,
       name: credential.name,
       headerName: auth.type === 'header' ? auth.name.toLowerCase() : auth.type === 'bearer' ? 'authorization' : null,
@@ -137,6 +167,17 @@ async function credentialRoutes (credentials: Credential[], auth: PartnerAuth, d
   return out
 }
 
-function weightOf (credentials: Credential[], id: string): number {
-  return credentials.find((c) => c.id === id)?.weight ?? 1
+function credentialOrders (routes: CredentialRoute[], byId: Map<string, Credential>): CredentialOrder[] | null {
+  const candidates = routes.map((r): CredentialCandidate => {
+    const limit = byId.get(r.id)!.rate_limit
+    return Object.freeze({ id: r.id, quota: limit === null ? null : rateLimitSpec('credential', r.id, limit) })
+  })
+  if (candidates.every((c) => c.quota === null)) return null
+  return routes.map((_, first) => {
+    const order = routes.map((__, i) => (first + i) % routes.length)
+    return Object.freeze({
+      routes: Object.freeze(order.map((i) => routes[i]!)),
+      candidates: Object.freeze(order.map((i) => candidates[i]!)),
+    })
+  })
 }

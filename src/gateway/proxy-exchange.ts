@@ -9,20 +9,30 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
-import type { ErrorCode } from '../errors.js'
+import { statusOf, type ErrorCode } from '../errors.js'
+import type { GatewayMetrics } from '../telemetry/gateway-metrics.js'
+import { ExchangeFacts, type ExchangeReporter } from './exchange-report.js'
 import { checkProxyPath, withoutQueryParam, type CheckedPath } from './proxy-path.js'
 import { connectionTokens, copyRequestHeaders, responseHeaders } from './header-rules.js'
 import { findEndpoint } from './endpoint-pattern.js'
 import { sendError } from './respond.js'
-import type { KeyContext, UpstreamTarget } from './key-context.js'
+import type { CredentialOrder, CredentialRoute, KeyContext, UpstreamTarget } from './key-context.js'
+import type { Admission, AdmissionStore, CredentialCandidate, LimitState, Reservation } from '../limits/admission.js'
+import { costOf } from '../limits/compile-limits.js'
+import { pushRateLimitHeaders } from '../limits/rate-limit-headers.js'
 import type { KeyResolver } from './key-resolver.js'
 import type { PartnerDirectory } from './partner-directory.js'
 
 export interface ExchangeDeps {
   keys: KeyResolver
   partners: PartnerDirectory
+  admission: AdmissionStore
+  reporter: ExchangeReporter
+  metrics: GatewayMetrics
   logger: Logger
 }
+
+const NO_CANDIDATES: readonly CredentialCandidate[] = Object.freeze([])
 
 const kExchange = Symbol('relaykey.exchange')
 type ExchangeResponse = ServerResponse & { [kExchange]?: ProxyExchange }
@@ -39,14 +49,22 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #abort: ((err?: Error) => void) | null = null
   #resume: (() => void) | null = null
   #hasBody = false
+  #upstream: UpstreamTarget | null = null
+  #preferred: CredentialRoute | null = null
+  #order: CredentialOrder | null = null
+  #limitState: LimitState | null = null
+  #reservation: Reservation | null = null
   /** the upstream finished or failed; nothing more may happen */
   #settled = false
+  #reported = false
+  readonly #facts: ExchangeFacts
 
   constructor (deps: ExchangeDeps, req: IncomingMessage, res: ServerResponse, requestId: string) {
     this.#deps = deps
     this.#req = req
     this.#res = res
     this.requestId = requestId
+    this.#facts = new ExchangeFacts(requestId, req.method!)
     this.#res[kExchange] = this
   }
 
@@ -54,6 +72,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   start (partnerSlug: string, rest: string, query: string): void {
     this.#partnerSlug = partnerSlug
     this.#query = query
+    this.#facts.requestedPartner = partnerSlug
+    this.#facts.path = '/' + rest
     this.#path = checkProxyPath(rest)
     if (this.#path === null) return this.#refuse('invalid_path', 'the path must stay under the partner\'s base URL')
 
@@ -92,6 +112,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   #authorize (context: KeyContext | null): void {
     if (context === null) return this.#refuse('invalid_key', 'unknown virtual key')
+    this.#facts.context = context
     if (context.revoked) return this.#refuse('key_revoked', 'this virtual key has been revoked')
     const now = Date.now()
     if (context.expiresAt <= now) return this.#refuse('key_expired', 'this virtual key has expired')
@@ -101,13 +122,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const route = context.routes.get(this.#partnerSlug)
     if (route === undefined) {
       this.#deps.partners.exists(this.#partnerSlug).then(
-        (exists) => exists
-          ? this.#refuse('partner_not_allowed', `this key's policy has no binding to partner ${this.#partnerSlug}`)
-          : this.#refuse('unknown_partner', `no partner ${this.#partnerSlug}`),
+        (exists) => {
+          if (!exists) return this.#refuse('unknown_partner', `no partner ${this.#partnerSlug}`)
+          this.#facts.partner = this.#partnerSlug
+          this.#refuse('partner_not_allowed', `this key's policy has no binding to partner ${this.#partnerSlug}`)
+        },
         (err: unknown) => this.#governanceFailed(err),
       )
       return
     }
+    this.#facts.partner = route.slug
     const upstream = route.upstream
     if (upstream === null) {
       return this.#refuse('environment_not_allowed', `partner ${route.slug} has no base URL or credential for environment ${context.environment}`)
@@ -117,11 +141,58 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (allow !== null && findEndpoint(allow, method, this.#path!.match) === -1) {
       return this.#refuse('endpoint_not_allowed', `${method} ${this.#path!.match} is not allowed by policy ${context.policy.name}`)
     }
-    this.#forward(upstream, method)
+    this.#upstream = upstream
+    const preferred = upstream.credentials.next()!
+    const limits = context.limits
+    const cost = costOf(limits.costs, method, this.#path!.match)
+    this.#facts.cost = cost
+    if (limits.limits.length === 0 && limits.budgets.length === 0 && upstream.orders === null) {
+      return this.#forward(preferred)
+    }
+    // One store round trip decides every limit, budget and vendor quota together.
+    this.#preferred = preferred
+    this.#order = upstream.orders === null ? null : upstream.orders[preferred.index]!
+    this.#deps.admission.admit({
+      limits: limits.limits,
+      budgets: limits.budgets,
+      cost,
+      credentials: this.#order === null ? NO_CANDIDATES : this.#order.candidates,
+      now: Date.now(),
+      groups: route.groups,
+    }).then(
+      (admission) => this.#admitted(admission),
+      (err: unknown) => this.#admissionFailed(err),
+    )
   }
 
-  #forward (upstream: UpstreamTarget, method: string): void {
-    const credential = upstream.credentials.next()!
+  #admitted (admission: Admission): void {
+    const policyHeader = this.#context!.limits.policyHeader
+    if (!admission.ok) {
+      this.#facts.cost = 0
+      const headers = ['retry-after', String(admission.retryAfterSeconds)]
+      pushRateLimitHeaders(headers, policyHeader, admission.tightest)
+      return this.#refuse(admission.code, refusalMessage(admission.code, admission.name), headers)
+    }
+    this.#limitState = admission.tightest
+    this.#reservation = admission.reservation
+    this.#forward(admission.credential === -1 ? this.#preferred! : this.#order!.routes[admission.credential]!)
+  }
+
+  #admissionFailed (err: unknown): void {
+    if (this.#context!.failOpen) {
+      this.#deps.logger.warn({ request_id: this.requestId, key_id: this.#context!.keyId, err: errorSummary(err) }, 'limits store unavailable; policy fails open, forwarding unmetered')
+      return this.#forward(this.#preferred!)
+    }
+    this.#governanceFailed(err)
+  }
+
+  #forward (credential: CredentialRoute): void {
+    const facts = this.#facts
+    facts.credentialId = credential.id
+    facts.attempts = 1
+    facts.dispatched = performance.now()
+    const upstream = this.#upstream!
+    const method = this.#req.method!
     const req = this.#req
     const raw = req.rawHeaders
     const headers: string[] = []
@@ -154,16 +225,29 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.#res.destroyed) abort()
   }
 
+  /** undici 7 passes the chunk itself, though its types say a size: accept both */
+  onBodySent (chunk: Buffer | string | number): void {
+    this.#facts.bytesIn += typeof chunk === 'number' ? chunk : chunk.length
+  }
+
   onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true // 1xx: the final answer is still to come
     this.#resume = resume
+    const facts = this.#facts
+    facts.status = statusCode
+    facts.upstreamLatencyMs = performance.now() - facts.dispatched
+    this.#deps.metrics.upstreamResponded(facts.partner, statusCode, facts.upstreamLatencyMs / 1000)
+    if (statusCode >= 500) this.#refund()
     const res = this.#res
-    if (statusText !== '') res.writeHead(statusCode, statusText, responseHeaders(rawHeaders, this.requestId))
-    else res.writeHead(statusCode, responseHeaders(rawHeaders, this.requestId))
+    const headers = responseHeaders(rawHeaders, this.requestId)
+    pushRateLimitHeaders(headers, this.#context!.limits.policyHeader, this.#limitState)
+    if (statusText !== '') res.writeHead(statusCode, statusText, headers)
+    else res.writeHead(statusCode, headers)
     return true
   }
 
   onData (chunk: Buffer): boolean {
+    this.#facts.bytesOut += chunk.length
     const res = this.#res
     if (res.write(chunk)) return true
     res.once('drain', onResponseDrain)
@@ -173,17 +257,22 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   onComplete (): void {
     this.#settled = true
     this.#res.end()
+    this.#facts.outcome = 'forwarded'
+    this.#report()
   }
 
   onError (err: Error): void {
     if (this.#settled) return
     this.#settled = true
     const res = this.#res
+    if (!res.headersSent) this.#refund() // no response from the upstream: the units go back
     if (res.destroyed) return // the client left; undici is telling us it stopped too
     if (res.headersSent) {
       // mid-body: the only honest signal left is a broken response
       this.#deps.logger.warn({ request_id: this.requestId, err: errorSummary(err) }, 'upstream failed mid-response')
       res.destroy()
+      this.#facts.outcome = 'forwarded'
+      this.#report()
       return
     }
     const code = upstreamErrorCode(err)
@@ -205,10 +294,36 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.#settled) return
     this.#settled = true
     this.#abort?.()
+    const facts = this.#facts
+    if (!this.#res.headersSent) {
+      facts.status = 499
+      facts.outcome = 'client_closed'
+    } else {
+      facts.outcome = 'forwarded'
+    }
+    this.#report()
   }
 
-  #refuse (code: ErrorCode, message: string): void {
-    sendError(this.#res, code, message, this.requestId)
+  #refuse (code: ErrorCode, message: string, headers?: string[]): void {
+    const facts = this.#facts
+    facts.status = statusOf(code)
+    facts.outcome = code
+    facts.bytesOut = sendError(this.#res, code, message, this.requestId, headers)
+    this.#report()
+  }
+
+  #report (): void {
+    if (this.#reported) return
+    this.#reported = true
+    this.#deps.reporter.report(this.#facts)
+  }
+
+  #refund (): void {
+    const reservation = this.#reservation
+    if (reservation === null) return
+    this.#reservation = null
+    this.#facts.cost = 0
+    this.#deps.admission.refund(reservation).catch(logRefundFailure.bind(this.#deps.logger))
   }
 
   #governanceFailed (err: unknown): void {
@@ -223,6 +338,18 @@ function onResponseDrain (this: ExchangeResponse): void {
 
 function onResponseClose (this: ExchangeResponse): void {
   this[kExchange]?.clientClosed()
+}
+
+function refusalMessage (code: Extract<Admission, { ok: false }>['code'], name: string): string {
+  switch (code) {
+    case 'rate_limited': return `the ${name} rate limit is reached`
+    case 'budget_exceeded': return `the ${name} monthly budget is spent`
+    case 'upstream_quota_exceeded': return 'the partner quota of every usable credential is spent'
+  }
+}
+
+function logRefundFailure (this: Logger, err: unknown): void {
+  this.error({ err: errorSummary(err) }, 'budget refund failed; the units stay spent')
 }
 
 function upstreamErrorCode (err: Error): ErrorCode {

@@ -2,16 +2,20 @@
 import type { ServerResponse } from 'node:http'
 import { errorBody, statusOf, type ErrorCode } from '../errors.js'
 
-/** HOT PATH (refusals under load): one string, one writeHead with a flat header array. */
-export function sendError (res: ServerResponse, code: ErrorCode, message: string, requestId: string, extraHeaders?: string[]): void {
+/**
+ * HOT PATH (refusals under load): one string, one writeHead with a flat header array.
+ * Returns the body's length in bytes (0 when the response had already started).
+ */
+export function sendError (res: ServerResponse, code: ErrorCode, message: string, requestId: string, extraHeaders?: string[]): number {
   if (res.headersSent) {
     res.destroy()
-    return
+    return 0
   }
   const body = errorBody(code, message, requestId)
+  const length = Buffer.byteLength(body)
   const headers = [
     'content-type', 'application/json',
-    'content-length', String(Buffer.byteLength(body)),
+    'content-length', String(length),
     'cache-control', 'no-store',
     'x-relaykey-request-id', requestId,
   ]
@@ -20,6 +24,7 @@ export function sendError (res: ServerResponse, code: ErrorCode, message: string
   }
   res.writeHead(statusOf(code), headers)
   res.end(body)
+  return length
 }
 
 export function sendJson (res: ServerResponse, status: number, body: string, requestId: string): void {

@@ -14,6 +14,7 @@ import { createAdminServer } from '../admin/admin-server.js'
 import type { Invalidation, InvalidationPublisher } from './invalidation.js'
 import type { PrimaryToWorker } from './messages.js'
 import { RedisInvalidationRelay } from './redis-invalidation-relay.js'
+import { clusterMetricsReader } from '../telemetry/cluster-metrics.js'
 
 /** a worker that dies within this long of starting counts towards crash-loop back-off */
 const EARLY_EXIT_MS = 5_000
@@ -48,6 +49,7 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     invalidations,
     adminToken: config.adminToken!,
     logger,
+    metrics: clusterMetricsReader(),
   })
   admin.listen(config.adminPort, config.adminHost)
   await once(admin, 'listening')

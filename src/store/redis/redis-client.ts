@@ -4,7 +4,22 @@ import { Cluster, Redis } from 'ioredis'
 
 export type RedisClient = Redis | Cluster
 
-export function createRedisClient (url: string, options: { lazyConnect?: boolean } = {}): RedisClient {
+export interface RedisClientOptions {
+  lazyConnect?: boolean
+  /**
+   * Data-plane clients: a command that has no answer within this many ms fails (the caller
+   * answers 503 or fails open), and nothing queues while disconnected.
+   */
+  commandTimeoutMs?: number
+}
+
+export function createRedisClient (url: string, options: RedisClientOptions = {}): RedisClient {
+  const dataPlane = options.commandTimeoutMs !== undefined
+  const common = {
+    lazyConnect: options.lazyConnect ?? false,
+    maxRetriesPerRequest: dataPlane ? 0 : 1,
+    ...(dataPlane ? { commandTimeout: options.commandTimeoutMs, enableOfflineQueue: false } : {}),
+  }
   if (url.startsWith('redis+cluster://')) {
     const rest = url.slice('redis+cluster://'.length).replace(/\/.*$/, '')
     const auth = rest.includes('@') ? rest.slice(0, rest.lastIndexOf('@')) : ''
@@ -14,9 +29,11 @@ export function createRedisClient (url: string, options: { lazyConnect?: boolean
     })
     const [username, password] = auth === '' ? [undefined, undefined] : auth.split(':')
     return new Cluster(hosts, {
-      lazyConnect: options.lazyConnect ?? false,
-      redisOptions: { username: username || undefined, password: password === undefined ? undefined : decodeURIComponent(password), maxRetriesPerRequest: 1 },
+      lazyConnect: common.lazyConnect,
+      enableAutoPipelining: true,
+      enableOfflineQueue: !dataPlane,
+      redisOptions: { ...common, username: username || undefined, password: password === undefined ? undefined : decodeURIComponent(password) },
     })
   }
-  return new Redis(url, { lazyConnect: options.lazyConnect ?? false, maxRetriesPerRequest: 1 })
+  return new Redis(url, { ...common, enableAutoPipelining: true })
 }

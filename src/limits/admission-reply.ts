@@ -1,0 +1,70 @@
+// The raw answer of one admission decision and how it becomes an Admission. The Redis ADMIT
+// script returns it and the SQLite store computes the same tuple, so both decode it here and
+// agree on result shapes and retry-after rounding.
+import type { Admission, AdmissionRequest, LimitState, RateLimitSpec, Reservation } from './admission.js'
+import { secondsToNextMonth } from './budget-month.js'
+
+/**
+ * `[status, index, value, remaining, resetMs]`, integers (Redis truncates Lua numbers):
+ *   ADMITTED        index = chosen credential (1-based, 0 = none asked), value = tightest limit
+ *                   (1-based, 0 = none), remaining and resetMs of that limit
+ *   RATE_LIMITED    index = refusing limit (1-based), value = ms until it fits, resetMs = its TAT ahead of now
+ *   BUDGET_EXCEEDED index = refusing budget (1-based)
+ *   QUOTA_EXCEEDED  value = ms until the soonest candidate credential fits
+ */
+export type AdmitReply = [number, number, number, number, number]
+
+export const ADMITTED = 0
+export const RATE_LIMITED = 1
+export const BUDGET_EXCEEDED = 2
+export const QUOTA_EXCEEDED = 3
+
+export function decodeAdmission (request: AdmissionRequest, month: string, reply: AdmitReply): Admission {
+  const [status, index, value, remaining, resetMs] = reply
+  switch (status) {
+    case ADMITTED:
+      return {
+        ok: true,
+        credential: request.credentials.length === 0 ? -1 : index - 1,
+        tightest: tightestOf(request.limits, value, remaining, resetMs),
+        reservation: reservationOf(request, month),
+      }
+    case RATE_LIMITED: {
+      const limit = request.limits[index - 1]!
+      return {
+        ok: false,
+        code: 'rate_limited',
+        name: limit.name,
+        retryAfterSeconds: Math.max(1, Math.ceil(value / 1000)),
+        tightest: { name: limit.name, remaining: 0, resetSeconds: Math.ceil(resetMs / 1000) },
+      }
+    }
+    case BUDGET_EXCEEDED:
+      return {
+        ok: false,
+        code: 'budget_exceeded',
+        name: request.budgets[index - 1]!.name,
+        retryAfterSeconds: secondsToNextMonth(request.now),
+        tightest: null,
+      }
+    default:
+      return {
+        ok: false,
+        code: 'upstream_quota_exceeded',
+        name: 'credential',
+        retryAfterSeconds: Math.max(1, Math.ceil(value / 1000)),
+        tightest: null,
+      }
+  }
+}
+
+/** the budget units an admitted request took, or null when it took none */
+export function reservationOf (request: AdmissionRequest, month: string): Reservation | null {
+  if (request.budgets.length === 0 || request.cost === 0) return null
+  return { owner: request.groups.owner, budgets: request.budgets, cost: request.cost, month }
+}
+
+function tightestOf (limits: readonly RateLimitSpec[], index: number, remaining: number, resetMs: number): LimitState | null {
+  if (index === 0) return null
+  return { name: limits[index - 1]!.name, remaining, resetSeconds: Math.ceil(resetMs / 1000) }
+}

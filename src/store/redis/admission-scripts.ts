@@ -1,0 +1,91 @@
+// The Lua scripts behind limits and budgets. Loaded once per connection by ioredis
+// (defineCommand: EVALSHA, falling back to EVAL — which loads the script — on NOSCRIPT).
+//
+// ADMIT decides everything it is given atomically: every rate limit, every budget and the
+// choice of credential either all pass and are all taken, or nothing changes.
+//
+//   KEYS = [ rate-limit TATs … | budget counters … | credential TATs … ]
+//   ARGV = [ now_ms or '' (use Redis TIME), nRate, nBudget, nCredential, cost, budgetTtlSeconds,
+//            nRate × (intervalMs, burst), nBudget × limit, nCredential × (intervalMs, burst) ]
+//            (a credential interval of 0 means it has no quota)
+//
+// Rate limits are GCRA: a TAT (theoretical arrival time) per subject; a request fits if its
+// new TAT is at most burst × interval ahead of now. Reply:
+//   { 0, chosenCredential (1-based, 0 = none asked), tightestIndex, tightestRemaining, tightestResetMs }
+//   { 1, limitIndex, retryMs, 0, tatAheadMs }      rate limited
+//   { 2, budgetIndex, 0, 0, 0 }                    budget exceeded
+//   { 3, 0, retryMs, 0, 0 }                        every candidate credential's quota spent
+export const ADMIT_LUA = `
+local now = tonumber(ARGV[1])
+if now == nil then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local nR, nB, nC = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local cost, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
+local a = 7
+local tats = {}
+local tightIndex, tightRemaining, tightReset = 0, -1, 0
+for i = 1, nR do
+  local interval, burst = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  local tat = tonumber(redis.call('GET', KEYS[i])) or now
+  if tat < now then tat = now end
+  local nextTat = tat + interval
+  local over = nextTat - now - burst * interval
+  if over > 0 then return { 1, i, over, 0, tat - now } end
+  tats[i] = nextTat
+  local remaining = math.floor((burst * interval - (nextTat - now)) / interval)
+  if tightRemaining < 0 or remaining < tightRemaining then
+    tightIndex, tightRemaining, tightReset = i, remaining, nextTat - now
+  end
+end
+for i = 1, nB do
+  local limit = tonumber(ARGV[a])
+  a = a + 1
+  local used = tonumber(redis.call('GET', KEYS[nR + i])) or 0
+  if used + cost > limit then return { 2, i, 0, 0, 0 } end
+end
+local chosen, chosenTat, soonest = 0, 0, -1
+for i = 1, nC do
+  local interval, burst = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  if interval == 0 then
+    chosen = i
+    break
+  end
+  local key = KEYS[nR + nB + i]
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local nextTat = tat + interval
+  local over = nextTat - now - burst * interval
+  if over <= 0 then
+    chosen, chosenTat = i, nextTat
+    break
+  end
+  if soonest < 0 or over < soonest then soonest = over end
+end
+if nC > 0 and chosen == 0 then return { 3, 0, soonest, 0, 0 } end
+for i = 1, nR do
+  redis.call('SET', KEYS[i], tats[i], 'PX', math.ceil(tats[i] - now) + 1000)
+end
+for i = 1, nB do
+  redis.call('INCRBY', KEYS[nR + i], cost)
+  redis.call('EXPIRE', KEYS[nR + i], ttl)
+end
+if chosenTat > 0 then
+  redis.call('SET', KEYS[nR + nB + chosen], chosenTat, 'PX', math.ceil(chosenTat - now) + 1000)
+end
+return { 0, chosen, tightIndex, tightRemaining, tightReset }
+`
+
+// REFUND gives reserved budget units back, never below zero.
+//   KEYS = budget counters; ARGV = [ cost ]
+export const REFUND_LUA = `
+local cost = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local left = redis.call('DECRBY', KEYS[i], cost)
+  if left < 0 then redis.call('INCRBY', KEYS[i], -left) end
+end
+return 0
+`

@@ -1,0 +1,258 @@
+// Limits and budgets in embedded mode: the decision of the Redis ADMIT script
+// (src/store/redis/admission-scripts.ts), run as one BEGIN IMMEDIATE transaction on the SQLite
+// file every worker of the node opens. IMMEDIATE takes the file's write lock before the first
+// read, so two workers can never both see the same room and both take it.
+import Database from 'better-sqlite3'
+import { GovernanceUnavailableError } from '../../errors.js'
+import type {
+  Admission, AdmissionRequest, AdmissionStore, BudgetSpec, Reservation,
+} from '../../limits/admission.js'
+import {
+  decodeAdmission, ADMITTED, BUDGET_EXCEEDED, QUOTA_EXCEEDED, RATE_LIMITED, type AdmitReply,
+} from '../../limits/admission-reply.js'
+import { budgetMonth } from '../../limits/budget-month.js'
+
+// Not STRICT: with an interval that is not a whole number of ms a TAT keeps its fraction (stored
+// as REAL), exactly as the Lua script keeps it. Created here rather than in the control store's
+// user_version list: these rows are counters, not state a migration ever has to reshape.
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS rate_limit_state (
+  key        TEXT PRIMARY KEY,
+  tat        INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS budget_usage (
+  owner   TEXT NOT NULL,
+  name    TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  month   TEXT NOT NULL,
+  used    INTEGER NOT NULL,
+  PRIMARY KEY (owner, name, subject, month)
+) WITHOUT ROWID;
+`
+
+/** a rate-limit row outlives its TAT by this much, as the Redis key's PX does */
+const RATE_KEEP_MS = 1000
+/** budget rows stay readable this long after their month, like the Redis counters */
+const BUDGET_KEEP_MS = 40 * 86_400_000
+/** how often (store clock) one process sweeps expired rows */
+const PURGE_EVERY_MS = 60_000
+
+export interface SqliteAdmissionStoreOptions {
+  /** the clock rate limits run on; Date.now unless a test injects one */
+  now?: () => number
+  /** close() closes the database too; false (the default) when the handle is shared */
+  ownsDatabase?: boolean
+}
+
+export interface OpenSqliteAdmissionOptions {
+  now?: () => number
+  /** how long a decision waits for another process's write lock before failing closed */
+  busyTimeoutMs?: number
+}
+
+interface Statements {
+  tat: Database.Statement<[string], number>
+  setTat: Database.Statement<[string, number, number]>
+  used: Database.Statement<[string, string, string, string], number>
+  addUsed: Database.Statement<[string, string, string, string, number]>
+  refund: Database.Statement<[number, string, string, string, string]>
+  purgeRates: Database.Statement<[number]>
+  purgeBudgets: Database.Statement<[string]>
+  ping: Database.Statement<[], number>
+}
+
+export class SqliteAdmissionStore implements AdmissionStore {
+  readonly #db: Database.Database
+  readonly #ownsDatabase: boolean
+  readonly #now: () => number
+  readonly #q: Statements
+  readonly #admit: Database.Transaction<(request: AdmissionRequest, now: number, month: string) => AdmitReply>
+  readonly #refund: Database.Transaction<(reservation: Reservation) => void>
+  /** rate-limit keys of the decision in progress; decisions never interleave (synchronous) */
+  readonly #keys: string[]
+  readonly #tats: number[]
+  #purgeAt: number
+
+  /** `db` should be in WAL mode with a busy timeout (see openSqliteAdmissionStore) */
+  constructor (db: Database.Database, options: SqliteAdmissionStoreOptions = {}) {
+    this.#db = db
+    this.#ownsDatabase = options.ownsDatabase ?? false
+    this.#now = options.now ?? Date.now
+    // IMMEDIATE: workers starting together wait for each other instead of racing the CREATEs
+    db.transaction(() => db.exec(SCHEMA)).immediate()
+    this.#q = {
+      tat: db.prepare<[string], number>('SELECT tat FROM rate_limit_state WHERE key = ?').pluck(),
+      setTat: db.prepare(`INSERT INTO rate_limit_state (key, tat, expires_at) VALUES (?, ?, ?)
+        ON CONFLICT (key) DO UPDATE SET tat = excluded.tat, expires_at = excluded.expires_at`),
+      used: db.prepare<[string, string, string, string], number>(
+        'SELECT used FROM budget_usage WHERE owner = ? AND name = ? AND subject = ? AND month = ?').pluck(),
+      addUsed: db.prepare(`INSERT INTO budget_usage (owner, name, subject, month, used) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (owner, name, subject, month) DO UPDATE SET used = used + excluded.used`),
+      refund: db.prepare(`UPDATE budget_usage SET used = max(0, used - ?)
+        WHERE owner = ? AND name = ? AND subject = ? AND month = ?`),
+      purgeRates: db.prepare('DELETE FROM rate_limit_state WHERE expires_at < ?'),
+      purgeBudgets: db.prepare('DELETE FROM budget_usage WHERE month < ?'),
+      ping: db.prepare<[], number>('SELECT 1').pluck(),
+    }
+    this.#admit = db.transaction((request: AdmissionRequest, now: number, month: string) => this.#decide(request, now, month))
+    this.#refund = db.transaction((reservation: Reservation) => this.#giveBack(reservation))
+    this.#keys = []
+    this.#tats = []
+    this.#purgeAt = 0
+  }
+
+  async admit (request: AdmissionRequest): Promise<Admission> {
+    const now = this.#now()
+    const month = budgetMonth(request.now)
+    let reply: AdmitReply
+    try {
+      reply = this.#admit.immediate(request, now, month)
+    } catch (err) {
+      throw new GovernanceUnavailableError('SQLite did not answer the limits decision', err)
+    }
+    if (now >= this.#purgeAt) this.#purge(now, request.now)
+    return decodeAdmission(request, month, reply)
+  }
+
+  async refund (reservation: Reservation): Promise<void> {
+    if (reservation.cost === 0 || reservation.budgets.length === 0) return
+    try {
+      this.#refund.immediate(reservation)
+    } catch (err) {
+      throw new GovernanceUnavailableError('SQLite did not take the budget refund', err)
+    }
+  }
+
+  async budgetUsed (owner: string, budget: Pick<BudgetSpec, 'name' | 'subject'>, month: string): Promise<number> {
+    try {
+      return this.#q.used.get(owner, budget.name, budget.subject, month) ?? 0
+    } catch (err) {
+      throw new GovernanceUnavailableError('SQLite did not answer the budget usage', err)
+    }
+  }
+
+  async ping (): Promise<void> {
+    try {
+      this.#q.ping.get()
+    } catch (err) {
+      throw new GovernanceUnavailableError('SQLite did not answer', err)
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.#ownsDatabase) this.#db.close()
+  }
+
+  // HOT PATH: runs inside the IMMEDIATE transaction. Same steps, same integer replies as
+  // ADMIT_LUA: check every rate limit, every budget, then pick a credential; write only when
+  // all passed. Keep the two in step.
+  #decide (request: AdmissionRequest, now: number, month: string): AdmitReply {
+    const { limits, budgets, credentials, cost } = request
+    const owner = request.groups.owner
+    const keys = this.#keys
+    const tats = this.#tats
+    let tightIndex = 0
+    let tightRemaining = -1
+    let tightReset = 0
+    for (let i = 0; i < limits.length; i++) {
+      const limit = limits[i]!
+      const interval = limit.intervalMs
+      keys[i] = `o:${owner}:${limit.name}:${limit.subject}`
+      const tat = this.#tatOf(keys[i]!, now)
+      const nextTat = tat + interval
+      const over = nextTat - now - limit.burst * interval
+      if (over > 0) return [RATE_LIMITED, i + 1, Math.trunc(over), 0, Math.trunc(tat - now)]
+      tats[i] = nextTat
+      const remaining = Math.floor((limit.burst * interval - (nextTat - now)) / interval)
+      if (tightRemaining < 0 || remaining < tightRemaining) {
+        tightIndex = i + 1
+        tightRemaining = remaining
+        tightReset = nextTat - now
+      }
+    }
+    for (let i = 0; i < budgets.length; i++) {
+      const budget = budgets[i]!
+      const used = this.#q.used.get(owner, budget.name, budget.subject, month) ?? 0
+      if (used + cost > budget.monthly) return [BUDGET_EXCEEDED, i + 1, 0, 0, 0]
+    }
+    let chosen = 0
+    let chosenKey = ''
+    let chosenTat = 0
+    let soonest = -1
+    for (let i = 0; i < credentials.length; i++) {
+      const quota = credentials[i]!.quota
+      // a credential without quota (Lua: interval 0) is always taken
+      if (quota === null || quota.intervalMs === 0) {
+        chosen = i + 1
+        break
+      }
+      const key = `p:${request.groups.partner}:credential:${credentials[i]!.id}`
+      const tat = this.#tatOf(key, now)
+      const nextTat = tat + quota.intervalMs
+      const over = nextTat - now - quota.burst * quota.intervalMs
+      if (over <= 0) {
+        chosen = i + 1
+        chosenKey = key
+        chosenTat = nextTat
+        break
+      }
+      if (soonest < 0 || over < soonest) soonest = over
+    }
+    if (credentials.length > 0 && chosen === 0) return [QUOTA_EXCEEDED, 0, Math.trunc(soonest), 0, 0]
+
+    for (let i = 0; i < limits.length; i++) this.#q.setTat.run(keys[i]!, tats[i]!, tats[i]! + RATE_KEEP_MS)
+    for (let i = 0; i < budgets.length; i++) {
+      const budget = budgets[i]!
+      this.#q.addUsed.run(owner, budget.name, budget.subject, month, cost)
+    }
+    if (chosenTat > 0) this.#q.setTat.run(chosenKey, chosenTat, chosenTat + RATE_KEEP_MS)
+    return [ADMITTED, chosen, tightIndex, tightRemaining, Math.trunc(tightReset)]
+  }
+
+  /** the stored TAT, or now when there is none or it lies in the past */
+  #tatOf (key: string, now: number): number {
+    const tat = this.#q.tat.get(key)
+    return tat === undefined || tat < now ? now : tat
+  }
+
+  #giveBack (reservation: Reservation): void {
+    for (const budget of reservation.budgets) {
+      this.#q.refund.run(reservation.cost, reservation.owner, budget.name, budget.subject, reservation.month)
+    }
+  }
+
+  /**
+   * Sweeps rate-limit rows whose TAT has passed (they mean the same as no row) and budget rows
+   * of months nobody reads any more. Best effort: a busy file just means next time.
+   */
+  #purge (now: number, requestNow: number): void {
+    this.#purgeAt = now + PURGE_EVERY_MS
+    try {
+      this.#q.purgeRates.run(now)
+      // months are counted on the requests' clock, as they were charged
+      this.#q.purgeBudgets.run(budgetMonth(requestNow - BUDGET_KEEP_MS))
+    } catch {
+      // counters stay correct without the sweep; only the file grows until the next one
+    }
+  }
+}
+
+/**
+ * Opens the embedded-mode file (`RELAYKEY_DATA_DIR/relaykey.db`, shared with the control store
+ * and every worker) for limits and budgets, with the settings every process sharing it uses.
+ */
+export function openSqliteAdmissionStore (file: string, options: OpenSqliteAdmissionOptions = {}): SqliteAdmissionStore {
+  const db = new Database(file)
+  try {
+    // busy_timeout first: switching a fresh file to WAL needs a lock another process may hold
+    db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`)
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = NORMAL')
+    return new SqliteAdmissionStore(db, { now: options.now, ownsDatabase: true })
+  } catch (err) {
+    db.close()
+    throw err
+  }
+}

@@ -1,0 +1,172 @@
+// Limits and budgets as clients see them, through real RelayKey processes: 2 workers in
+// embedded mode (SQLite), and 2 nodes sharing PostgreSQL + Redis in distributed mode.
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Agent, request } from 'undici'
+import { startRelayKey, setUpGovernedPartner, type RelayKeyProcess } from '../helpers/relaykey-process.js'
+import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
+
+interface Outcome {
+  status: number
+  code: string | undefined
+  headers: Record<string, string | string[] | undefined>
+}
+
+const agent = new Agent({ connections: 64 })
+
+async function call (rk: RelayKeyProcess, key: string, path: string, method = 'GET'): Promise<Outcome> {
+  const res = await request(`${rk.proxyUrl}/proxy/${path}`, { method: method as 'GET', headers: { 'x-relaykey': key }, dispatcher: agent })
+  const text = await res.body.text()
+  let code: string | undefined
+  try {
+    code = JSON.parse(text).error?.code
+  } catch {}
+  return { status: res.statusCode, code, headers: res.headers }
+}
+
+function tally (outcomes: Outcome[]): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const o of outcomes) out[`${o.status} ${o.code ?? ''}`] = (out[`${o.status} ${o.code ?? ''}`] ?? 0) + 1
+  return out
+}
+
+function count (outcomes: Outcome[], status: number, code?: string): number {
+  return outcomes.filter((o) => o.status === status && (code === undefined || o.code === code)).length
+}
+
+/** the same scenarios, against one or two RelayKey nodes */
+function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPartner): void {
+  let n = 0
+  const slug = (): string => `p${++n}-${randomBytes(3).toString('hex')}`
+  const node = (i: number): RelayKeyProcess => nodes()[i % nodes().length]!
+
+  it('a budget of 100 forwards exactly 100 of 400 concurrent requests', async () => {
+    const s = slug()
+    const setup = await setUpGovernedPartner(node(0), { slug: s, baseUrl: partner().url })
+    assert.equal((await node(0).admin('PATCH', `/admin/policies/${setup.policyId}`, { budget: { monthly: 100 } })).status, 200)
+    await sleep(300)
+    const before = partner().received.length
+    const outcomes = await Promise.all(Array.from({ length: 400 }, (_, i) => call(node(i), setup.key, `${s}/x`)))
+    const summary = JSON.stringify(tally(outcomes))
+    assert.equal(count(outcomes, 200), 100, summary)
+    assert.equal(count(outcomes, 429, 'budget_exceeded'), 300, summary)
+    assert.equal(partner().received.length - before, 100)
+    const refused = outcomes.find((o) => o.status === 429)!
+    const secondsToMonth = Math.ceil((Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() + 1, 1) - Date.now()) / 1000)
+    assert.ok(Math.abs(Number(refused.headers['retry-after']) - secondsToMonth) <= 5)
+  })
+
+  it('a key rate limit admits its burst, answers 429 with Retry-After and RateLimit headers', async () => {
+    const s = slug()
+    const setup = await setUpGovernedPartner(node(0), { slug: s, baseUrl: partner().url })
+    assert.equal((await node(0).admin('PATCH', `/admin/policies/${setup.policyId}`, { rate_limit: { requests: 10, per_seconds: 60 } })).status, 200)
+    await sleep(300)
+    const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => call(node(i), setup.key, `${s}/x`)))
+    assert.equal(count(outcomes, 200), 10)
+    assert.equal(count(outcomes, 429, 'rate_limited'), 20)
+    const ok = outcomes.find((o) => o.status === 200)!
+    assert.equal(ok.headers['ratelimit-policy'], '"key";q=10;w=60')
+    assert.match(String(ok.headers.ratelimit), /^"key";r=\d+;t=\d+$/)
+    const limited = outcomes.find((o) => o.status === 429)!
+    assert.equal(limited.headers['ratelimit-policy'], '"key";q=10;w=60')
+    assert.match(String(limited.headers.ratelimit), /^"key";r=0;t=\d+$/)
+    assert.ok(Number(limited.headers['retry-after']) >= 1 && Number(limited.headers['retry-after']) <= 6)
+  })
+
+  it('a customer limit holds across all of the customer\'s keys', async () => {
+    const s = slug()
+    const customer = `cust-${randomBytes(3).toString('hex')}`
+    const setup = await setUpGovernedPartner(node(0), { slug: s, baseUrl: partner().url, customer })
+    assert.equal((await node(0).admin('PATCH', `/admin/policies/${setup.policyId}`, { customer_rate_limit: { requests: 6, per_seconds: 60 } })).status, 200)
+    const second = await node(0).admin('POST', '/admin/keys', { name: 'second', policy: setup.policyId, environment: 'production', customer })
+    await sleep(300)
+    const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => call(node(i), i % 2 === 0 ? setup.key : second.body.key, `${s}/x`)))
+    assert.equal(count(outcomes, 200), 6)
+    assert.equal(count(outcomes, 429, 'rate_limited'), 14)
+  })
+
+  it('endpoint costs come out of the budget; 5xx and no response refund, 4xx does not', async () => {
+    const s = slug()
+    const setup = await setUpGovernedPartner(node(0), { slug: s, baseUrl: partner().url })
+    assert.equal((await node(0).admin('PATCH', `/admin/policies/${setup.policyId}`, {
+      budget: { monthly: 300 }, costs: [{ method: 'POST', path: '/applicants', cost: 150 }, { method: 'GET', path: '/fail/*', cost: 100 }],
+    })).status, 200)
+    await sleep(300)
+    partner().handle((req, res) => {
+      res.writeHead(req.url!.includes('/fail/5') ? 503 : req.url!.includes('/fail/4') ? 404 : 200)
+      res.end()
+    })
+    // 503s give their 100 back, again and again
+    for (let i = 0; i < 5; i++) assert.equal((await call(node(i), setup.key, `${s}/fail/5`)).status, 503)
+    assert.equal((await call(node(0), setup.key, `${s}/applicants`, 'POST')).status, 200) // 150 used
+    assert.equal((await call(node(1), setup.key, `${s}/fail/4`)).status, 404) // 250 used: 4xx is a response
+    const over = await call(node(0), setup.key, `${s}/applicants`, 'POST')
+    assert.equal(over.code, 'budget_exceeded') // 250 + 150 > 300
+    assert.equal((await call(node(1), setup.key, `${s}/x`)).status, 200) // default cost 1: 251
+  })
+
+  it('credential quotas: selection skips spent credentials, then 429 upstream_quota_exceeded', async () => {
+    const s = slug()
+    const setup = await setUpGovernedPartner(node(0), { slug: s, baseUrl: partner().url })
+    const creds = await node(0).admin('GET', `/admin/partners/${s}/credentials`)
+    assert.equal((await node(0).admin('PATCH', `/admin/credentials/${creds.body[0].id}`, { rate_limit: { requests: 2, per_seconds: 600 } })).status, 200)
+    const second = await node(0).admin('POST', `/admin/partners/${s}/credentials`, {
+      name: 'second', environment: 'production', secret: { provider: 'inline', value: 'second-secret' }, rate_limit: { requests: 3, per_seconds: 600 },
+    })
+    assert.equal(second.status, 201)
+    await sleep(300)
+    const before = partner().received.length
+    const outcomes: Outcome[] = []
+    for (let i = 0; i < 7; i++) outcomes.push(await call(node(i), setup.key, `${s}/x`))
+    assert.equal(count(outcomes, 200), 5)
+    assert.equal(count(outcomes, 429, 'upstream_quota_exceeded'), 2)
+    const tokens = partner().received.slice(before).map((r) => r.headers['x-app-token'])
+    assert.equal(tokens.filter((t) => t === 'upstream-secret-value').length, 2)
+    assert.equal(tokens.filter((t) => t === 'second-secret').length, 3)
+  })
+}
+
+describe('limits and budgets, embedded mode (2 workers)', () => {
+  let rk: RelayKeyProcess
+  let partner: MockPartner
+  before(async () => {
+    partner = await startMockPartner()
+    rk = await startRelayKey({ workers: 2 })
+  })
+  after(async () => {
+    await rk.stop()
+    await partner.close()
+  })
+  limitScenarios(() => [rk], () => partner)
+})
+
+describe('limits and budgets, distributed mode (2 nodes, PostgreSQL + Redis)', () => {
+  let db: TestDatabase
+  let nodes: RelayKeyProcess[]
+  let partner: MockPartner
+  before(async () => {
+    db = await createTestDatabase()
+    partner = await startMockPartner()
+    const env = {
+      DATABASE_URL: db.url,
+      REDIS_URL: process.env.RELAYKEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+      RELAYKEY_REDIS_PREFIX: `rktest:${randomBytes(4).toString('hex')}`,
+      RELAYKEY_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
+      RELAYKEY_HMAC_SECRET: randomBytes(32).toString('base64url'),
+      RELAYKEY_MASTER_KEY: randomBytes(32).toString('hex'),
+      // a timed-out decision may still have taken its units (fail closed, never refunded on
+      // doubt); this file tests exactness, not timeouts, so give a loaded CI machine room
+      RELAYKEY_GOVERNANCE_TIMEOUT_MS: '3000',
+    }
+    nodes = [await startRelayKey({ env, workers: 1 }), await startRelayKey({ env, workers: 1 })]
+  })
+  after(async () => {
+    for (const node of nodes) await node.stop()
+    await partner.close()
+    await db.drop()
+  })
+  limitScenarios(() => nodes, () => partner)
+})
