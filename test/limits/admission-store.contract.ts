@@ -416,6 +416,21 @@ export function runAdmissionStoreContract (name: string, open: OpenAdmissionStor
         assert.equal(await store.budgetUsed(c.owner, key, '2026-03'), 10)
         assert.equal(await store.budgetUsed(c.owner, customer, '2026-03'), 10)
       })
+
+      it('takes no key or customer rate-limit room when every quota is spent', async (t) => {
+        const { store, clock } = await setUp(t)
+        const c = caller()
+        const key = keyLimit(c, { requests: 2, per_seconds: 10 })
+        const customer = customerLimit(c, { requests: 2, per_seconds: 10 })
+        const only = credential(unique('cred'), { requests: 1, per_seconds: 10 })
+        admitted(await store.admit(request(c, clock, { limits: [key, customer], credentials: [only] })))
+        for (let i = 0; i < 3; i++) {
+          refused(await store.admit(request(c, clock, { limits: [key, customer], credentials: [only] })), 'upstream_quota_exceeded', 'credential')
+        }
+        // without the credential: one of each limit's two was taken, the refusals took none
+        assert.deepEqual(admitted(await store.admit(request(c, clock, { limits: [key, customer] }))).tightest,
+          { name: 'key', remaining: 0, resetSeconds: 10 })
+      })
     })
 
     describe('exact under concurrency', () => {

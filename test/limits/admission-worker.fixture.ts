@@ -25,12 +25,15 @@ const store = openSqliteAdmissionStore(job.file, { now: () => job.now })
 
 /**
  * better-sqlite3 decides synchronously, so admits fired together in one process just run back
- * to back; yielding a loop turn between them spreads them out so the two processes' decisions
- * interleave on the file's write lock.
+ * to back; spreading them out makes the two processes' decisions interleave on the file's
+ * write lock.
  */
 async function admitAll (report: WorkerReport): Promise<void> {
   for (let i = 0; i < job.admits; i++) {
-    await setImmediate()
+    // a loop turn between admits, and now and then a timer's worth, so neither worker can
+    // finish before the other has started
+    if (i % 10 === 9) await sleep(1)
+    else await setImmediate()
     let result: Admission
     try {
       result = await store.admit(job.request)

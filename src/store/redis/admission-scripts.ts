@@ -79,13 +79,31 @@ end
 return { 0, chosen, tightIndex, tightRemaining, tightReset }
 `
 
-// REFUND gives reserved budget units back, never below zero.
-//   KEYS = budget counters; ARGV = [ cost ]
+// REFUND gives reserved budget units back (never below zero, never creating a counter that
+// expired meanwhile) and, on Redis Cluster where the owner's part was decided on its own,
+// the rate-limit room the owner's part took (its TAT moves back one interval, not before now).
+//   KEYS = [ budget counters … | rate-limit TATs … ]
+//   ARGV = [ cost, nBudget, now_ms or '', nRate × intervalMs ]
 export const REFUND_LUA = `
-local cost = tonumber(ARGV[1])
-for i = 1, #KEYS do
-  local left = redis.call('DECRBY', KEYS[i], cost)
-  if left < 0 then redis.call('INCRBY', KEYS[i], -left) end
+local cost, nB = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 1, nB do
+  if cost > 0 and redis.call('EXISTS', KEYS[i]) == 1 then
+    local left = redis.call('DECRBY', KEYS[i], cost)
+    if left < 0 then redis.call('INCRBY', KEYS[i], -left) end
+  end
+end
+local now = tonumber(ARGV[3])
+if now == nil then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+for i = nB + 1, #KEYS do
+  local tat = tonumber(redis.call('GET', KEYS[i]))
+  if tat ~= nil then
+    local back = tat - tonumber(ARGV[4 + i - nB - 1])
+    if back < now then back = now end
+    redis.call('SET', KEYS[i], back, 'PX', math.ceil(back - now) + 1000)
+  end
 end
 return 0
 `

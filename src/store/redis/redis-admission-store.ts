@@ -5,7 +5,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { GovernanceUnavailableError } from '../../errors.js'
 import type { Admission, AdmissionRequest, AdmissionStore, BudgetSpec, RateLimitSpec, Reservation } from '../../limits/admission.js'
-import { decodeAdmission, reservationOf, type AdmitReply } from '../../limits/admission-reply.js'
+import { decodeAdmission, type AdmitReply } from '../../limits/admission-reply.js'
 import { budgetMonth, secondsToNextMonth } from '../../limits/budget-month.js'
 import { ADMIT_LUA, REFUND_LUA } from './admission-scripts.js'
 
@@ -50,18 +50,20 @@ export class RedisAdmissionStore implements AdmissionStore {
     let reply: AdmitReply
     try {
       reply = await this.#call(request, month, true, !split)
-      if (split && reply[0] === 0) {
-        const credentials = await this.#call(request, month, false, true)
-        if (credentials[0] === 0) {
-          reply = [0, credentials[1], reply[2], reply[3], reply[4]]
-        } else {
-          const reservation = reservationOf(request, month)
-          if (reservation !== null) await this.refund(reservation)
-          reply = credentials
-        }
-      }
     } catch (err) {
       throw new GovernanceUnavailableError('Redis did not answer the limits decision', err)
+    }
+    if (split && reply[0] === 0) {
+      // Redis Cluster: the owner's part is taken; the credentials' part decides in its own slot.
+      let credentials: AdmitReply
+      try {
+        credentials = await this.#call(request, month, false, true)
+      } catch (err) {
+        await this.#undoOwnerPart(request, month)
+        throw new GovernanceUnavailableError('Redis did not answer the limits decision', err)
+      }
+      if (credentials[0] !== 0) await this.#undoOwnerPart(request, month)
+      reply = credentials[0] === 0 ? [0, credentials[1], reply[2], reply[3], reply[4]] : credentials
     }
     return decodeAdmission(request, month, reply)
   }
@@ -69,11 +71,32 @@ export class RedisAdmissionStore implements AdmissionStore {
   async refund (reservation: Reservation): Promise<void> {
     if (reservation.cost === 0 || reservation.budgets.length === 0) return
     const keys = reservation.budgets.map((b) => this.#budgetKey(reservation.owner, b, reservation.month))
-    await this.#client.relaykeyRefund(keys.length, ...keys, reservation.cost)
+    try {
+      await this.#client.relaykeyRefund(keys.length, ...keys, reservation.cost, keys.length, '')
+    } catch (err) {
+      throw new GovernanceUnavailableError('Redis did not answer the budget refund', err)
+    }
   }
 
   async budgetUsed (owner: string, budget: Pick<BudgetSpec, 'name' | 'subject'>, month: string): Promise<number> {
-    return Number(await this.#client.get(this.#budgetKey(owner, budget, month)) ?? 0)
+    try {
+      return Number(await this.#client.get(this.#budgetKey(owner, budget, month)) ?? 0)
+    } catch (err) {
+      throw new GovernanceUnavailableError('Redis did not answer the budget read', err)
+    }
+  }
+
+  /** gives back what the owner's part of a split decision took: budget units and rate-limit room */
+  async #undoOwnerPart (request: AdmissionRequest, month: string): Promise<void> {
+    const owner = `o:${request.groups.owner}`
+    const budgetKeys = request.budgets.map((b) => this.#budgetKey(request.groups.owner, b, month))
+    const rateKeys = request.limits.map((l) => this.#rateKey(owner, l))
+    try {
+      await this.#client.relaykeyRefund(budgetKeys.length + rateKeys.length, ...budgetKeys, ...rateKeys,
+        request.cost, budgetKeys.length, this.#fixedClock ? request.now : '', ...request.limits.map((l) => l.intervalMs))
+    } catch {
+      // best effort: the refusal stands either way; the units stay spent
+    }
   }
 
   async ping (): Promise<void> {
