@@ -102,7 +102,8 @@ export async function spawnRedis (options: SpawnRedisOptions): Promise<RedisProc
       await kill()
       throw new Error(`redis-server on port ${port} did not answer PING within ${options.timeoutMs ?? 10_000} ms:\n${log()}`)
     }
-    if (await answersAs(port, child.pid!)) break
+    // a stranger holding the port may accept and never answer: stop waiting when ours exits
+    if (await Promise.race([answersAs(port, child.pid!), exited.then(() => false)])) break
     await sleep(20)
   }
   return { port, pid: child.pid!, exited, running, stop, kill, log }
