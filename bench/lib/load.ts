@@ -1,0 +1,73 @@
+// One autocannon run against one target, reduced to the numbers the reports print, plus the
+// verdict: a throughput number means nothing if any response was not a 2xx or any request failed.
+import autocannon from 'autocannon'
+
+export interface LoadSettings {
+  connections: number
+  pipelining: number
+  durationSeconds: number
+}
+
+export interface LoadTarget {
+  /** short label used in tables ('bare', 'governed', …) */
+  name: string
+  /** full URL, path and query included */
+  url: string
+  method?: 'GET' | 'POST'
+  headers?: Record<string, string>
+  body?: string
+  /** the process (tree) serving the target, for CPU accounting */
+  pid?: number
+}
+
+export interface LoadResult {
+  target: string
+  /** mean of autocannon's per-second request counts */
+  requestsPerSecond: number
+  p50Ms: number
+  p99Ms: number
+  /** responses of any status */
+  responses: number
+  requests2xx: number
+  non2xx: number
+  /** connection errors, timeouts included */
+  errors: number
+  timeouts: number
+  /** status code → count, to explain a non-2xx */
+  statusCodes: Record<string, number>
+}
+
+export async function runLoad (target: LoadTarget, settings: LoadSettings): Promise<LoadResult> {
+  const result = await autocannon({
+    url: target.url,
+    method: target.method ?? 'GET',
+    headers: target.headers,
+    body: target.body,
+    connections: settings.connections,
+    pipelining: settings.pipelining,
+    duration: settings.durationSeconds,
+  })
+  const statusCodes: Record<string, number> = {}
+  for (const [code, stats] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = stats.count ?? 0
+  return {
+    target: target.name,
+    requestsPerSecond: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    responses: result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'],
+    requests2xx: result['2xx'],
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    statusCodes,
+  }
+}
+
+/** what makes a run unusable; empty when it is sound */
+export function problemsOf (result: LoadResult): string[] {
+  const problems: string[] = []
+  if (result.requests2xx === 0) problems.push('no 2xx response at all')
+  if (result.non2xx > 0) problems.push(`${result.non2xx} non-2xx responses (status counts ${JSON.stringify(result.statusCodes)})`)
+  if (result.errors > 0) problems.push(`${result.errors} request errors (${result.timeouts} of them timeouts)`)
+  return problems.map((p) => `${result.target}: ${p}`)
+}
