@@ -59,10 +59,19 @@ export function responseHeaders (raw: Buffer[], requestId: string): string[] {
   }
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1')
-    const lower = name.toLowerCase()
-    if (HOP_BY_HOP.has(lower) || lower === 'x-relaykey-request-id' || (named !== null && named.has(lower))) continue
+    // only names as long as a dropped one are lowercased and looked up (or all, when the
+    // upstream's Connection header named others)
+    if ((named !== null || DROPPED_RESPONSE_LENGTHS[name.length] === 1) && droppedResponseHeader(name.toLowerCase(), named)) continue
     out.push(name, raw[i + 1]!.toString('latin1'))
   }
   out.push('x-relaykey-request-id', requestId)
   return out
 }
+
+function droppedResponseHeader (lower: string, named: Set<string> | null): boolean {
+  return HOP_BY_HOP.has(lower) || lower === 'x-relaykey-request-id' || (named !== null && named.has(lower))
+}
+
+/** DROPPED_RESPONSE_LENGTHS[n] === 1 when some always-dropped response header has n characters */
+const DROPPED_RESPONSE_LENGTHS = new Uint8Array(64)
+for (const name of [...HOP_BY_HOP, 'x-relaykey-request-id']) DROPPED_RESPONSE_LENGTHS[name.length] = 1

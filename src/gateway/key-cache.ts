@@ -2,7 +2,9 @@
 // costs no store query and only a key whose digest the HMAC check produced can ever hit.
 //
 //   Map insertion order = recency:  oldest … newest
-//   get() re-inserts a hit at the newest end; set() evicts from the oldest end when full.
+//   set() evicts from the oldest end when full. get() moves a hit to the newest end only when
+//   more than max/4 inserts happened since it was last moved: entries that could be near the
+//   oldest end get rescued, and a hot key costs a lookup instead of a delete and re-insert.
 //
 // Entries expire after `ttlMs` even without an invalidation message, which bounds how long a
 // lost message can keep a changed (e.g. revoked) key context alive. Every invalidation bumps
@@ -13,6 +15,8 @@ import type { KeyContext } from './key-context.js'
 interface Entry {
   context: KeyContext
   expiresAt: number
+  /** value of #writes when the entry was last moved to the newest end */
+  stamp: number
 }
 
 export interface KeyCacheStats {
@@ -27,6 +31,7 @@ export class KeyCache {
   readonly #ttlMs: number
   readonly #now: () => number
   #epoch = 0
+  #writes = 0
   #hits = 0
   #misses = 0
 
@@ -52,8 +57,11 @@ export class KeyCache {
       this.#misses++
       return undefined
     }
-    this.#entries.delete(digest)
-    this.#entries.set(digest, entry)
+    if (this.#writes - entry.stamp > this.#max >>> 2) {
+      this.#entries.delete(digest)
+      entry.stamp = this.#writes
+      this.#entries.set(digest, entry)
+    }
     this.#hits++
     return entry.context
   }
@@ -65,7 +73,8 @@ export class KeyCache {
       const oldest = this.#entries.keys().next().value
       if (oldest !== undefined) this.#entries.delete(oldest)
     }
-    this.#entries.set(digest, { context, expiresAt: this.#now() + this.#ttlMs })
+    this.#entries.delete(digest)
+    this.#entries.set(digest, { context, expiresAt: this.#now() + this.#ttlMs, stamp: ++this.#writes })
     return true
   }
 

@@ -12,8 +12,18 @@ export class KeyResolver {
   readonly #store: ControlStore
   readonly #compile: CompileDeps
   readonly #loading = new Map<string, Promise<KeyContext | null>>()
+  /**
+   * Presented key → its digest, for keys that passed the HMAC check. The HMAC is the single
+   * largest cost of a cache hit, and a key's digest never changes, so a key seen before skips it.
+   * Only keys that verified are remembered (exact string match), so this can never admit a key
+   * the HMAC check would refuse; garbage keys pay the HMAC every time and are never stored.
+   * Raw keys live here in worker memory only, as they do in every request being served.
+   */
+  readonly #digests = new Map<string, string>()
+  readonly #maxDigests: number
 
-  constructor (deps: { codec: VirtualKeyCodec; cache: KeyCache; store: ControlStore; compile: CompileDeps }) {
+  constructor (deps: { codec: VirtualKeyCodec; cache: KeyCache; store: ControlStore; compile: CompileDeps; maxRemembered?: number }) {
+    this.#maxDigests = deps.maxRemembered ?? 100_000
     this.#codec = deps.codec
     this.#cache = deps.cache
     this.#store = deps.store
@@ -22,8 +32,14 @@ export class KeyResolver {
 
   /** HOT PATH: the lookup digest (latin1 string) of a well-formed key, or null for a bad one. */
   digestOf (key: string): string | null {
-    const digest = this.#codec.verify(key)
-    return digest === null ? null : digest.toString('latin1')
+    const known = this.#digests.get(key)
+    if (known !== undefined) return known
+    const verified = this.#codec.verify(key)
+    if (verified === null) return null
+    const digest = verified.toString('latin1')
+    if (this.#digests.size >= this.#maxDigests) this.#digests.clear()
+    this.#digests.set(key, digest)
+    return digest
   }
 
   /** HOT PATH: the cached context, without any I/O. */

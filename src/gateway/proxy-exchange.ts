@@ -74,8 +74,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#query = query
     this.#facts.requestedPartner = partnerSlug
     this.#facts.path = '/' + rest
+    // checked now, refused once the key is known, so a probing key shows up in its own audit trail
     this.#path = checkProxyPath(rest)
-    if (this.#path === null) return this.#refuse('invalid_path', 'the path must stay under the partner\'s base URL')
 
     const raw = this.#req.rawHeaders
     let key: string | undefined
@@ -114,10 +114,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (context === null) return this.#refuse('invalid_key', 'unknown virtual key')
     this.#facts.context = context
     if (context.revoked) return this.#refuse('key_revoked', 'this virtual key has been revoked')
-    const now = Date.now()
+    const now = this.#facts.ts
     if (context.expiresAt <= now) return this.#refuse('key_expired', 'this virtual key has expired')
     if (context.hashExpiresAt <= now) return this.#refuse('key_expired', 'this virtual key was rotated and its grace period is over')
     this.#context = context
+    if (this.#path === null) return this.#refuse('invalid_path', 'the path must stay under the partner\'s base URL')
 
     const route = context.routes.get(this.#partnerSlug)
     if (route === undefined) {
@@ -157,7 +158,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       budgets: limits.budgets,
       cost,
       credentials: this.#order === null ? NO_CANDIDATES : this.#order.candidates,
-      now: Date.now(),
+      now: this.#facts.ts,
       groups: route.groups,
     }).then(
       (admission) => this.#admitted(admission),
