@@ -2,8 +2,12 @@
 // cache hit, policy allow list, credential injection, header hygiene, request id) next to a bare
 // pass-through on the same upstream with the same worker count. Run: npm run bench [-- --help]
 //
-//   autocannon (this process) ──▶ bare-proxy (cluster) ──┐
-//                              └─▶ RelayKey  (cluster) ──┴─▶ upstream-server (own process)
+//   autocannon (this process) ──▶ bare-proxy (cluster) ─────────────┐
+//                              ├─▶ RelayKey  (cluster) ─────────────┼─▶ upstream-server (own process)
+//                              └─▶ RelayKey, audit off (cluster) ───┘
+//
+// The audit-off instance (RELAYKEY_AUDIT=off, a benchmark-only switch) prices the audit
+// pipeline: governed must stay within 5 % of it.
 //
 // Targets are driven one at a time, alternating, with identical autocannon settings; each gets
 // a discarded warm-up first. Any non-2xx or error fails the run.
@@ -25,6 +29,8 @@ import { UPSTREAM_BODY } from './lib/upstream-body.js'
 const CONNECTIONS = 50
 const PIPELINING = 1
 const RATIO_TARGET = 0.9
+/** audit on must cost at most 5 % of the governed throughput */
+const AUDIT_RATIO_TARGET = 0.95
 /** the same request line and headers go to both targets; only the origin differs */
 const PATH = '/proxy/bench/resources/items/42?view=full'
 
@@ -45,19 +51,25 @@ async function scenario (settings: BenchSettings): Promise<void> {
       cpuProfDir: profiles === null ? null : join(profiles, 'relaykey'),
       cpus: pinning?.proxy,
     })
-    const partner = await createGovernedPartner(relaykey, {
-      slug: 'bench',
-      upstreamUrl: upstream.url,
-      allow: [{ method: 'GET', path: '/resources/items/*' }],
+    const unaudited = await startRelayKey(group, {
+      workers: settings.workers,
+      cpuProfDir: profiles === null ? null : join(profiles, 'relaykey-audit-off'),
+      cpus: pinning?.proxy,
+      env: { RELAYKEY_AUDIT: 'off' },
     })
+    const partnerSettings = { slug: 'bench', upstreamUrl: upstream.url, allow: [{ method: 'GET', path: '/resources/items/*' }] }
+    const partner = await createGovernedPartner(relaykey, partnerSettings)
+    const unauditedPartner = await createGovernedPartner(unaudited, partnerSettings)
 
     const headers = { 'x-relaykey': partner.key, accept: 'application/json' }
     const targets: LoadTarget[] = [
       { name: 'bare', url: bare.url + PATH, headers, pid: bare.service.pid },
       { name: 'governed', url: relaykey.proxyUrl + PATH, headers, pid: relaykey.service.pid },
+      { name: 'audit-off', url: unaudited.proxyUrl + PATH, headers: { ...headers, 'x-relaykey': unauditedPartner.key }, pid: unaudited.service.pid },
     ]
     await checkTarget(targets[0]!, { status: 200, body: UPSTREAM_BODY })
     await checkTarget(targets[1]!, { status: 200, body: UPSTREAM_BODY, headers: ['x-relaykey-request-id'] })
+    await checkTarget(targets[2]!, { status: 200, body: UPSTREAM_BODY, headers: ['x-relaykey-request-id'] })
 
     const measured: LoadSettings = { connections: CONNECTIONS, pipelining: PIPELINING, durationSeconds: settings.durationSeconds }
     const warmup: LoadSettings = { ...measured, durationSeconds: settings.warmupSeconds }
@@ -88,7 +100,11 @@ async function scenario (settings: BenchSettings): Promise<void> {
       loadAtStart,
       targets: targets.map((t) => t.name),
       runs,
-      comparisons: [{ subject: 'governed', baseline: 'bare', target: RATIO_TARGET }],
+      comparisons: [
+        { subject: 'governed', baseline: 'bare', target: RATIO_TARGET },
+        { subject: 'audit-off', baseline: 'bare', target: RATIO_TARGET },
+        { subject: 'governed', baseline: 'audit-off', target: AUDIT_RATIO_TARGET },
+      ],
     })
     if (problems.length > 0) throw new Error(`the measured runs are not valid:\n  ${problems.join('\n  ')}`)
     if (profiles !== null) progress(`CPU profiles go to ${profiles}/{relaykey,bare}/ as the processes exit`)

@@ -1,4 +1,4 @@
-// `relaykey serve` (what `npm start` runs) and `relaykey migrate`.
+// `relaykey serve` (what `npm start` runs), `relaykey migrate` and `relaykey audit verify`.
 import cluster from 'node:cluster'
 import { loadDotEnv } from './config/dotenv.js'
 import { loadConfig, type Config } from './config/config.js'
@@ -8,13 +8,19 @@ import { createLogger } from './telemetry/logger.js'
 import { runMigrations } from './store/postgres/migrate.js'
 
 const USAGE = `usage: relaykey <command>
-  serve     run the proxy and the admin API (same as npm start)
-  migrate   apply migrations/ to DATABASE_URL`
+  serve          run the proxy and the admin API (same as npm start)
+  migrate        apply migrations/ to DATABASE_URL
+  audit verify   check the audit trail's hash chains (DATABASE_URL, else RELAYKEY_DATA_DIR)`
 
 async function main (argv: string[]): Promise<number> {
   const command = argv[0] ?? 'serve'
   loadDotEnv()
   if (command === 'migrate') return await migrate()
+  if (command === 'audit') {
+    // loaded on demand: serve never needs it
+    const { runAuditCommand } = await import('./audit/audit-verify-command.js')
+    return await runAuditCommand(argv.slice(1))
+  }
   let config: Config
   try {
     config = loadConfig()

@@ -18,6 +18,7 @@ import { registerKeyRoutes } from './routes/keys.js'
 import { registerPartnerRoutes } from './routes/partners.js'
 import { registerPolicyRoutes } from './routes/policies.js'
 import { registerSystemRoutes } from './routes/system.js'
+import { registerUsageRoutes, type UsageRouteDeps } from './routes/usage.js'
 
 export interface AdminDeps {
   store: ControlStore
@@ -33,6 +34,8 @@ export interface AdminDeps {
   now?: () => number
   /** request body limit in bytes; default 1 MiB */
   bodyLimit?: number
+  /** the audit table and the limits store, for /admin/usage and /admin/audit */
+  usage?: Omit<UsageRouteDeps, 'store' | 'now'>
 }
 
 const DEFAULT_BODY_LIMIT = 1024 * 1024
@@ -72,6 +75,7 @@ class AdminApp {
     registerPolicyRoutes(this.#router, routeDeps)
     registerBindingRoutes(this.#router, routeDeps)
     registerKeyRoutes(this.#router, routeDeps)
+    if (deps.usage !== undefined) registerUsageRoutes(this.#router, { ...deps.usage, store: deps.store, now: routeDeps.now })
     this.listener = (req, res) => {
       this.#serve(req, res).catch((err: unknown) => { this.#lastResort(err, res) })
     }

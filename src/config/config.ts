@@ -33,6 +33,8 @@ export interface Config {
   governanceTimeoutMs: number
   /** share of forwarded requests that get an access-log line (refusals always do) */
   accessLogSample: number
+  /** false only to measure audit's cost in a benchmark (RELAYKEY_AUDIT=off); never in production */
+  auditEnabled: boolean
 }
 
 type Env = Record<string, string | undefined>
@@ -87,6 +89,7 @@ export function loadConfig (env: Env = process.env): Config {
     shutdownGraceMs: integer(env, 'RELAYKEY_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     governanceTimeoutMs: integer(env, 'RELAYKEY_GOVERNANCE_TIMEOUT_MS', 250, 10, 60_000),
     accessLogSample: fraction(env, 'RELAYKEY_ACCESS_LOG_SAMPLE', 1),
+    auditEnabled: auditSwitch(env.RELAYKEY_AUDIT),
   }
 }
 
@@ -123,6 +126,13 @@ function integer (env: Env, variable: string, fallback: number, min: number, max
   const value = Number(raw)
   if (value < min || value > max) throw new ConfigError(variable, `must be a whole number from ${min} to ${max}`)
   return value
+}
+
+function auditSwitch (raw: string | undefined): boolean {
+  const value = nonEmpty(raw)
+  if (value === null || value === 'on') return true
+  if (value === 'off') return false
+  throw new ConfigError('RELAYKEY_AUDIT', 'must be on or off')
 }
 
 function fraction (env: Env, variable: string, fallback: number): number {

@@ -43,9 +43,14 @@ export function compileLimits (policy: Policy, keyId: string, customer: string |
     limits: Object.freeze(limits),
     budgets: Object.freeze(budgets),
     costs: compileCosts(policy.costs),
-    owner: customer === null ? `key:${keyId}` : `customer:${customer}`,
+    owner: ownerGroup(keyId, customer),
     policyHeader: limits.length === 0 ? null : limits.map((l) => `"${l.name}";q=${l.quota};w=${l.windowSeconds}`).join(', '),
   })
+}
+
+/** the consistency group of a key's and its customer's counters (see AdmissionRequest.groups) */
+export function ownerGroup (keyId: string, customer: string | null): string {
+  return customer === null ? `key:${keyId}` : `customer:${customer}`
 }
 
 function budgetSpec (name: 'key' | 'customer', subject: string, budget: Budget): BudgetSpec {

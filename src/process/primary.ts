@@ -15,6 +15,8 @@ import type { Invalidation, InvalidationPublisher } from './invalidation.js'
 import type { PrimaryToWorker } from './messages.js'
 import { RedisInvalidationRelay } from './redis-invalidation-relay.js'
 import { clusterMetricsReader } from '../telemetry/cluster-metrics.js'
+import { openAuditQuery } from '../audit/open-audit-query.js'
+import { openAdmissionStore } from '../limits/open-admission-store.js'
 
 /** a worker that dies within this long of starting counts towards crash-loop back-off */
 const EARLY_EXIT_MS = 5_000
@@ -26,6 +28,8 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
   }
   const store = openControlStore(config, { connections: 8 })
   await store.ping()
+  const audit = openAuditQuery(config)
+  const budgets = await openAdmissionStore(config, logger)
 
   const workers = new Set<Worker>()
   const broadcast = (message: PrimaryToWorker): void => {
@@ -50,6 +54,7 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     adminToken: config.adminToken!,
     logger,
     metrics: clusterMetricsReader(),
+    usage: { audit, budgets },
   })
   admin.listen(config.adminPort, config.adminHost)
   await once(admin, 'listening')
@@ -94,6 +99,8 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     deadline.unref()
     await Promise.all(exits)
     await relay?.close()
+    await audit.close()
+    await budgets.close()
     await store.close()
     logger.info('stopped')
     logger.flush()

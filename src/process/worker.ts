@@ -15,26 +15,13 @@ import { KeyResolver } from '../gateway/key-resolver.js'
 import { PartnerDirectory } from '../gateway/partner-directory.js'
 import { UpstreamPools } from '../gateway/upstream-pools.js'
 import { createGatewayServer } from '../gateway/gateway-server.js'
-import { join } from 'node:path'
-import { Cluster } from 'ioredis'
-import { createRedisClient, type RedisClient } from '../store/redis/redis-client.js'
-import { RedisAdmissionStore } from '../store/redis/redis-admission-store.js'
-import { openSqliteAdmissionStore } from '../store/sqlite/sqlite-admission-store.js'
-import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
-import type { AdmissionStore } from '../limits/admission.js'
+import { openAdmissionStore } from '../limits/open-admission-store.js'
+import { startAuditPipeline } from '../audit/start-audit-pipeline.js'
 import { GatewayMetrics } from '../telemetry/gateway-metrics.js'
 import { serveWorkerMetrics } from '../telemetry/cluster-metrics.js'
 import { AccessLog } from '../telemetry/access-log.js'
 import { ExchangeReporter } from '../gateway/exchange-report.js'
 import { isPrimaryToWorker } from './messages.js'
-
-/** Redis may still be starting: wait a little, then serve anyway (requests fail closed, /ready says 503). */
-async function waitForRedis (redis: RedisClient, logger: Logger): Promise<void> {
-  if (redis.status === 'ready') return
-  const ready = once(redis, 'ready').then(() => true)
-  const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, 5_000, false).unref())
-  if (!await Promise.race([ready, timeout])) logger.warn('Redis is not reachable yet; limits fail closed until it is')
-}
 
 export async function runWorker (config: Config, logger: Logger): Promise<void> {
   const store = openControlStore(config, { connections: 4 })
@@ -55,18 +42,14 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     },
   })
   const partners = new PartnerDirectory(store, config.keyCacheTtlMs)
-  const redis = config.redisUrl === null ? null : createRedisClient(config.redisUrl, { commandTimeoutMs: config.governanceTimeoutMs })
-  redis?.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error'))
-  if (redis !== null) await waitForRedis(redis, logger)
-  const admission: AdmissionStore = redis === null
-    ? openSqliteAdmissionStore(join(config.dataDir, EMBEDDED_DB_FILE), { busyTimeoutMs: config.governanceTimeoutMs })
-    : new RedisAdmissionStore(redis, { prefix: config.redisPrefix, cluster: redis instanceof Cluster })
+  const admission = await openAdmissionStore(config, logger)
   const ready = async (): Promise<void> => {
     await Promise.all([store.ping(), admission.ping()])
   }
-  const metrics = new GatewayMetrics({ keyCache: () => cache.stats(), audit: () => null })
+  const audit = config.auditEnabled ? await startAuditPipeline(config, logger) : null
+  const metrics = new GatewayMetrics({ keyCache: () => cache.stats(), audit: () => audit?.stats() ?? null })
   serveWorkerMetrics(metrics.registry)
-  const reporter = new ExchangeReporter({ audit: null, metrics, access: new AccessLog(logger, config.accessLogSample) })
+  const reporter = new ExchangeReporter({ audit, metrics, access: new AccessLog(logger, config.accessLogSample) })
   const server = createGatewayServer({ keys, partners, admission, reporter, metrics, logger, ready })
 
   let stopping = false
@@ -83,6 +66,8 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     force.unref()
     if (server.listening) await once(server, 'close')
     await pools.close()
+    // every event of the drained requests reaches the database, or a spill file the next start replays
+    await audit?.close()
     await store.close()
     await admission.close()
     logger.flush()

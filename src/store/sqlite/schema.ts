@@ -91,6 +91,54 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE policies ADD COLUMN on_governance_failure TEXT NOT NULL DEFAULT 'deny'
     CHECK (on_governance_failure IN ('deny', 'allow'));
   `,
+  // 3: audit events (CONTRACT §6), as migrations/0003_audit_events.sql minus partitions and
+  // roles: a file has no roles, so the triggers are what keeps it append-only (against
+  // mistakes; the hash chain is what shows deliberate edits)
+  `
+  CREATE TABLE audit_events (
+    ts                  TEXT NOT NULL,
+    id                  TEXT NOT NULL,
+    request_id          TEXT NOT NULL,
+    key_id              TEXT,
+    customer            TEXT,
+    team                TEXT,
+    service             TEXT,
+    environment         TEXT,
+    partner             TEXT NOT NULL,
+    credential_id       TEXT,
+    method              TEXT NOT NULL,
+    path                TEXT NOT NULL,
+    status              INTEGER NOT NULL,
+    outcome             TEXT NOT NULL,
+    attempts            INTEGER NOT NULL,
+    latency_ms          INTEGER NOT NULL,
+    upstream_latency_ms INTEGER,
+    cost                INTEGER NOT NULL,
+    bytes_in            INTEGER NOT NULL,
+    bytes_out           INTEGER NOT NULL,
+    payment_tx          TEXT,
+    writer_id           TEXT NOT NULL,
+    seq                 INTEGER NOT NULL,
+    prev_hash           TEXT NOT NULL,
+    hash                TEXT NOT NULL,
+    PRIMARY KEY (ts, id)
+  ) STRICT;
+
+  CREATE INDEX audit_events_key_ts_idx ON audit_events (key_id, ts DESC) WHERE key_id IS NOT NULL;
+  CREATE INDEX audit_events_customer_ts_idx ON audit_events (customer, ts) WHERE customer IS NOT NULL;
+  CREATE INDEX audit_events_partner_ts_idx ON audit_events (partner, ts);
+
+  -- INSERT OR REPLACE would otherwise rewrite a stored event (its implicit delete fires no
+  -- trigger): an event already stored makes any insert of it a no-op, which is also what
+  -- INSERT OR IGNORE does with it
+  CREATE TRIGGER audit_events_no_replace BEFORE INSERT ON audit_events
+  WHEN EXISTS (SELECT 1 FROM audit_events WHERE ts = NEW.ts AND id = NEW.id)
+  BEGIN SELECT RAISE(IGNORE); END;
+  CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+  BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE refused'); END;
+  CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+  BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: DELETE refused'); END;
+  `,
 ]
 
 /**

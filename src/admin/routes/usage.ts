@@ -1,0 +1,93 @@
+// GET /admin/usage and GET /admin/audit: what keys, customers and partners did, from the audit
+// table (requests, outcomes, cost) and the limits store (budget used this month).
+import type { Router } from '../../http/router.js'
+import { ValidationError } from '../../errors.js'
+import type { AuditQuery } from '../../audit/audit-query.js'
+import type { ChainedAuditEvent } from '../../audit/audit-event.js'
+import type { AdmissionStore } from '../../limits/admission.js'
+import { budgetMonth } from '../../limits/budget-month.js'
+import { ownerGroup } from '../../limits/compile-limits.js'
+import type { ControlStore } from '../../store/control-store.js'
+import { notFound, ok, type AdminHandler } from '../reply.js'
+import { checkQuery, queryValue } from '../validate.js'
+
+export interface UsageRouteDeps {
+  store: ControlStore
+  audit: AuditQuery
+  budgets: Pick<AdmissionStore, 'budgetUsed'>
+  now: () => number
+}
+
+const USAGE_QUERY = new Set(['key_id', 'customer', 'partner', 'month'])
+const AUDIT_QUERY = new Set(['key_id', 'limit', 'before'])
+const MAX_PAGE = 1000
+
+export function registerUsageRoutes (router: Router<AdminHandler>, deps: UsageRouteDeps): void {
+  const { store, audit, budgets } = deps
+
+  router.on('GET', '/admin/usage', async ({ query }) => {
+    checkQuery(query, USAGE_QUERY)
+    const keyId = queryValue(query, 'key_id')
+    const customer = queryValue(query, 'customer')
+    const partner = queryValue(query, 'partner')
+    const month = queryValue(query, 'month') ?? budgetMonth(deps.now())
+    const match = /^(\d{4})-(0[1-9]|1[0-2])$/.exec(month)
+    if (match === null) throw new ValidationError('month', 'must be YYYY-MM')
+    const from = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, 1))
+    const to = new Date(Date.UTC(Number(match[1]), Number(match[2]), 1))
+
+    const key = keyId === null ? null : await store.getKey(keyId)
+    if (keyId !== null && key === null) return notFound('key', keyId)
+    const counts = await audit.usage({ key_id: keyId, customer, partner }, from, to)
+
+    // the budget the numbers count against: the key's, else the customer's
+    let budget: { limit: number; used: number; remaining: number } | undefined
+    if (key !== null) {
+      const policy = await store.getPolicy(key.policy_id)
+      if (policy?.budget != null) {
+        const used = await budgets.budgetUsed(ownerGroup(key.id, key.customer), { name: 'key', subject: key.id }, month)
+        budget = { limit: policy.budget.monthly, used, remaining: Math.max(0, policy.budget.monthly - used) }
+      }
+    } else if (customer !== null) {
+      const limit = await customerBudget(store, customer)
+      if (limit !== null) {
+        const used = await budgets.budgetUsed(ownerGroup('', customer), { name: 'customer', subject: customer }, month)
+        budget = { limit, used, remaining: Math.max(0, limit - used) }
+      }
+    }
+    return ok({ month, key_id: keyId, customer, partner, ...counts, ...(budget === undefined ? {} : { budget }) })
+  })
+
+  router.on('GET', '/admin/audit', async ({ query }) => {
+    checkQuery(query, AUDIT_QUERY)
+    const keyId = queryValue(query, 'key_id')
+    const rawLimit = queryValue(query, 'limit') ?? '100'
+    if (!/^\d+$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > MAX_PAGE) {
+      throw new ValidationError('limit', `must be a whole number from 1 to ${MAX_PAGE}`)
+    }
+    const rawBefore = queryValue(query, 'before')
+    const before = rawBefore === null ? null : new Date(rawBefore)
+    if (before !== null && Number.isNaN(before.getTime())) throw new ValidationError('before', 'must be an RFC 3339 time')
+    const limit = Number(rawLimit)
+    const events = await audit.list(keyId, limit, before)
+    return ok({
+      events: events.map(eventView),
+      next_before: events.length === limit ? new Date(events.at(-1)!.ts).toISOString() : null,
+    })
+  })
+}
+
+/** the monthly customer budget set on the policies of the customer's keys (the largest, if several differ) */
+async function customerBudget (store: ControlStore, customer: string): Promise<number | null> {
+  let limit: number | null = null
+  const policyIds = new Set((await store.listKeys({ customer })).map((k) => k.policy_id))
+  for (const id of policyIds) {
+    const monthly = (await store.getPolicy(id))?.customer_budget?.monthly
+    if (monthly !== undefined && (limit === null || monthly > limit)) limit = monthly
+  }
+  return limit
+}
+
+function eventView (event: ChainedAuditEvent): Record<string, unknown> {
+  return { ...event, ts: new Date(event.ts).toISOString() }
+}

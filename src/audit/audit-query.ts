@@ -1,0 +1,56 @@
+// The read side of the audit table: per-month usage numbers and the newest events, answered by
+// SQL over the same rows the audit pipeline wrote, so `GET /admin/usage` and
+// `GET /admin/audit` always agree with each other.
+import type { ChainedAuditEvent } from './audit-event.js'
+
+export interface UsageFilter {
+  key_id: string | null
+  customer: string | null
+  partner: string | null
+}
+
+export interface UsageCounts {
+  requests: number
+  forwarded: number
+  retried: number
+  /** refusals RelayKey decided itself, by error code */
+  blocked: Record<string, number>
+  cost: number
+  upstream_errors: number
+}
+
+/** one row per outcome, as both SQL dialects aggregate it */
+export interface OutcomeRow {
+  outcome: string
+  n: number
+  cost: number
+  retried: number
+  server_errors: number
+}
+
+export interface AuditQuery {
+  usage (filter: UsageFilter, from: Date, to: Date): Promise<UsageCounts>
+  /** newest first, strictly before `before` when given */
+  list (keyId: string | null, limit: number, before: Date | null): Promise<ChainedAuditEvent[]>
+  close (): Promise<void>
+}
+
+/** outcomes that are the partner's (or the client's) doing, not a governance refusal */
+const NOT_BLOCKED = new Set(['forwarded', 'upstream_error', 'upstream_timeout', 'client_closed'])
+
+export function foldUsage (rows: readonly OutcomeRow[]): UsageCounts {
+  const usage: UsageCounts = { requests: 0, forwarded: 0, retried: 0, blocked: {}, cost: 0, upstream_errors: 0 }
+  for (const row of rows) {
+    usage.requests += row.n
+    usage.cost += row.cost
+    usage.retried += row.retried
+    if (row.outcome === 'forwarded') {
+      usage.forwarded += row.n
+      usage.upstream_errors += row.server_errors
+    } else if (row.outcome === 'upstream_error' || row.outcome === 'upstream_timeout') {
+      usage.upstream_errors += row.n
+    }
+    if (!NOT_BLOCKED.has(row.outcome)) usage.blocked[row.outcome] = row.n
+  }
+  return usage
+}

@@ -1,0 +1,72 @@
+// `relaykey audit verify`: walks every writer's hash chain in the audit store RelayKey uses —
+// PostgreSQL at DATABASE_URL, else the embedded file in RELAYKEY_DATA_DIR — and reports the
+// first altered or missing row of each. Exit 0: intact; 1: a problem; 2: usage.
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import Database from 'better-sqlite3'
+import postgres from 'postgres'
+import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
+import { verifyChains, type ChainProblem, type VerifyResult, type WriterSummary } from './audit-chain.js'
+import { readPostgresAuditEvents, readSqliteAuditEvents } from './audit-event-readers.js'
+
+export const AUDIT_USAGE = 'audit verify   check the audit trail\'s hash chains (DATABASE_URL, else RELAYKEY_DATA_DIR)'
+
+/** needs only DATABASE_URL or RELAYKEY_DATA_DIR, like migrate: no secrets, no running proxy */
+export async function runAuditCommand (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (args[0] !== 'verify' || args.length > 1) {
+    console.error(`usage: relaykey ${AUDIT_USAGE}`)
+    return 2
+  }
+  const url = env.DATABASE_URL?.trim()
+  let result: VerifyResult
+  if (url !== undefined && url !== '') {
+    result = await verifyPostgres(url)
+  } else {
+    const file = join(resolve(env.RELAYKEY_DATA_DIR ?? './data'), EMBEDDED_DB_FILE)
+    if (!existsSync(file)) {
+      console.error(`relaykey: no DATABASE_URL and no embedded database at ${file}`)
+      return 2
+    }
+    result = await verifySqlite(file)
+  }
+  for (const writer of result.writers) console.log(describeWriter(writer))
+  const problems = result.problems.length
+  console.log(`audit verify: ${result.writers.length} writers, ${result.events} events, ` +
+    (result.ok ? 'intact' : `${problems} broken chain${problems === 1 ? '' : 's'}`))
+  return result.ok ? 0 : 1
+}
+
+async function verifyPostgres (url: string): Promise<VerifyResult> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  try {
+    return await verifyChains(readPostgresAuditEvents(sql))
+  } finally {
+    await sql.end({ timeout: 5 })
+  }
+}
+
+async function verifySqlite (file: string): Promise<VerifyResult> {
+  // read-only: verifying must not migrate or otherwise touch the file it is judging
+  const db = new Database(file, { readonly: true, fileMustExist: true })
+  try {
+    return await verifyChains(readSqliteAuditEvents(db))
+  } finally {
+    db.close()
+  }
+}
+
+function describeWriter (w: WriterSummary): string {
+  const head = `writer ${w.writer_id}: ${w.events} events, last seq ${w.last_seq}`
+  return w.problem === null ? `${head}, intact` : `${head}, ${describeProblem(w.problem)}`
+}
+
+function describeProblem (p: ChainProblem): string {
+  switch (p.kind) {
+    case 'altered':
+      return `ALTERED row id ${p.id} seq ${p.seq} writer ${p.writer_id}`
+    case 'missing':
+      return `MISSING row seq ${p.seq} writer ${p.writer_id} (the gap ends before id ${p.id})`
+    case 'broken_link':
+      return `BROKEN LINK at row id ${p.id} seq ${p.seq} writer ${p.writer_id} (replaced or inserted row)`
+  }
+}

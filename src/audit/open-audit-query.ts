@@ -1,0 +1,18 @@
+// The audit table's read side for the mode: its own small PostgreSQL pool, or the SQLite file.
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import postgres from 'postgres'
+import type { Config } from '../config/config.js'
+import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
+import type { AuditQuery } from './audit-query.js'
+import { PostgresAuditQuery } from './postgres-audit-query.js'
+import { SqliteAuditQuery } from './sqlite-audit-query.js'
+
+export function openAuditQuery (config: Config): AuditQuery {
+  if (config.databaseUrl !== null) {
+    return new PostgresAuditQuery(postgres(config.databaseUrl, { max: 2, onnotice: () => {} }))
+  }
+  const db = new Database(join(config.dataDir, EMBEDDED_DB_FILE), { readonly: true, fileMustExist: true })
+  db.pragma('busy_timeout = 5000')
+  return new SqliteAuditQuery(db)
+}

@@ -1,0 +1,52 @@
+// AuditQuery over PostgreSQL (distributed mode).
+import type postgres from 'postgres'
+import type { ChainedAuditEvent } from './audit-event.js'
+import { foldUsage, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
+
+export class PostgresAuditQuery implements AuditQuery {
+  readonly #sql: postgres.Sql
+
+  constructor (sql: postgres.Sql) {
+    this.#sql = sql
+  }
+
+  async usage (filter: UsageFilter, from: Date, to: Date): Promise<UsageCounts> {
+    const sql = this.#sql
+    const rows = await sql<OutcomeRow[]>`
+      SELECT outcome,
+             count(*)::int AS n,
+             coalesce(sum(cost), 0)::float8 AS cost,
+             coalesce(sum(greatest(attempts - 1, 0)), 0)::int AS retried,
+             (count(*) FILTER (WHERE status >= 500))::int AS server_errors
+        FROM audit_events
+       WHERE ts >= ${from} AND ts < ${to}
+         ${filter.key_id === null ? sql`` : sql`AND key_id = ${filter.key_id}`}
+         ${filter.customer === null ? sql`` : sql`AND customer = ${filter.customer}`}
+         ${filter.partner === null ? sql`` : sql`AND partner = ${filter.partner}`}
+       GROUP BY outcome`
+    return foldUsage(rows)
+  }
+
+  async list (keyId: string | null, limit: number, before: Date | null): Promise<ChainedAuditEvent[]> {
+    const sql = this.#sql
+    const rows = await sql`
+      SELECT * FROM audit_events
+       WHERE true
+         ${keyId === null ? sql`` : sql`AND key_id = ${keyId}`}
+         ${before === null ? sql`` : sql`AND ts < ${before}`}
+       ORDER BY ts DESC, id DESC
+       LIMIT ${limit}`
+    return rows.map((r) => ({
+      ...(r as unknown as ChainedAuditEvent),
+      ts: (r.ts as Date).getTime(),
+      cost: Number(r.cost),
+      bytes_in: Number(r.bytes_in),
+      bytes_out: Number(r.bytes_out),
+      seq: Number(r.seq),
+    }))
+  }
+
+  async close (): Promise<void> {
+    await this.#sql.end({ timeout: 5 })
+  }
+}

@@ -1,0 +1,224 @@
+// The PostgreSQL audit sink. A batch travels in COPY's text format (audit-copy-text.ts) and lands
+// whole or not at all, one transaction each, by one of two paths:
+//
+//   staging (as designed): COPY into a per-session temporary table, then one
+//     INSERT INTO audit_events SELECT … ON CONFLICT DO NOTHING, which skips events already stored
+//   direct (fast path):    COPY straight into audit_events. A single event already stored fails
+//     the whole COPY on the primary key; the batch is then written again by the staging path.
+//
+// Almost every batch is new, so the direct path carries them: half the server's work per event
+// (no temporary rows, no second pass, no speculative insertion), which is what keeps this above
+// 50k events/s on two cores (bench/audit-write.ts). Replays (a spill after an outage) come in
+// runs, so after a conflict the sink stays on the staging path until a batch needs no skipping.
+import { once } from 'node:events'
+import { finished } from 'node:stream/promises'
+import type { Writable } from 'node:stream'
+import postgres from 'postgres'
+import type { ChainedAuditEvent } from './audit-event.js'
+import type { AuditSink } from './audit-sink.js'
+import { AUDIT_COLUMNS, encodeCopyRow } from './audit-copy-text.js'
+import { noDelaySocket } from '../store/postgres/no-delay-socket.js'
+
+const COLUMN_LIST = AUDIT_COLUMNS.join(', ')
+// ON COMMIT DELETE ROWS empties it at the end of every batch's transaction without a statement.
+const CREATE_STAGING = 'CREATE TEMP TABLE IF NOT EXISTS audit_staging (LIKE audit_events) ON COMMIT DELETE ROWS'
+const COPY_STAGING = `COPY audit_staging (${COLUMN_LIST}) FROM STDIN`
+const MOVE_STAGED = `INSERT INTO audit_events (${COLUMN_LIST}) SELECT ${COLUMN_LIST} FROM audit_staging ON CONFLICT DO NOTHING`
+const COPY_DIRECT = `COPY audit_events (${COLUMN_LIST}) FROM STDIN`
+
+/** partitions are ensured this far ahead of the current month, and re-checked this often */
+const MONTHS_AHEAD = 3
+const MAX_MONTHS_AHEAD = 24
+const ENSURE_EVERY_MS = 24 * 60 * 60 * 1000
+/**
+ * rows are handed to the COPY stream in chunks of about this many characters: small enough that
+ * the server parses one chunk while the next is being encoded (2 cores: one each)
+ */
+const CHUNK_CHARS = 64 * 1024
+
+export interface PostgresAuditSinkOptions {
+  /** the clock deciding the current month and the daily partition check; tests move it */
+  now?: () => number
+  /** false: every batch takes the staging path (the benchmark's baseline); default true */
+  directCopy?: boolean
+}
+
+export class PostgresAuditSink implements AuditSink {
+  readonly #sql: postgres.Sql
+  readonly #now: () => number
+  // the temp table lives as long as the session; a new session (reconnect) needs it again
+  #stagingReady: boolean
+  readonly #directCopy: boolean
+  // false from a batch that met stored events until a staged batch finds none
+  #direct: boolean
+  #partitionsCheckedAt: number
+  // [from, to) in epoch ms: the months known to have partitions
+  #coveredFrom: number
+  #coveredTo: number
+
+  /** `sql` should be this sink's own client with max: 1: the staging table is per session */
+  constructor (sql: postgres.Sql, options: PostgresAuditSinkOptions = {}) {
+    this.#sql = sql
+    this.#now = options.now ?? Date.now
+    this.#stagingReady = false
+    this.#directCopy = options.directCopy ?? true
+    this.#direct = this.#directCopy
+    this.#partitionsCheckedAt = -Infinity
+    this.#coveredFrom = Infinity
+    this.#coveredTo = -Infinity
+  }
+
+  async write (batch: readonly ChainedAuditEvent[]): Promise<void> {
+    if (batch.length === 0) return
+    await this.#ensurePartitions(batch)
+    if (this.#direct) {
+      try {
+        await this.#copy(COPY_DIRECT, batch)
+        return
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err
+        this.#direct = false
+      }
+    }
+    let inserted: number
+    try {
+      inserted = await this.#copyStaged(batch)
+    } catch (err) {
+      // postgres.js replaced its connection (lifetime, network): the new session has no staging
+      // table. Anything else goes to the caller, which keeps the batch for a replay.
+      if (!isUndefinedStaging(err)) throw err
+      this.#stagingReady = false
+      inserted = await this.#copyStaged(batch)
+    }
+    if (inserted === batch.length) this.#direct = this.#directCopy
+  }
+
+  async close (): Promise<void> {
+    await this.#sql.end({ timeout: 5 })
+  }
+
+  async #copy (statement: string, batch: readonly ChainedAuditEvent[]): Promise<void> {
+    await this.#sql.begin((tx) => copyRows(tx, statement, batch))
+  }
+
+  /** returns how many events were new */
+  async #copyStaged (batch: readonly ChainedAuditEvent[]): Promise<number> {
+    const createStaging = !this.#stagingReady
+    const result = await this.#sql.begin(async (tx) => {
+      if (createStaging) await tx.unsafe(CREATE_STAGING)
+      await copyRows(tx, COPY_STAGING, batch)
+      return await tx.unsafe(MOVE_STAGED)
+    })
+    // only now: a rolled-back transaction takes the CREATE TEMP TABLE with it
+    this.#stagingReady = true
+    return result.count
+  }
+
+  /**
+   * Before the first write, once a day, and whenever a batch reaches outside the months known to
+   * exist (a replay of last month's spill, a writer with a clock far ahead).
+   */
+  async #ensurePartitions (batch: readonly ChainedAuditEvent[]): Promise<void> {
+    let min = Infinity
+    let max = -Infinity
+    for (const event of batch) {
+      if (event.ts < min) min = event.ts
+      if (event.ts > max) max = event.ts
+    }
+    const now = this.#now()
+    if (now - this.#partitionsCheckedAt < ENSURE_EVERY_MS && min >= this.#coveredFrom && max < this.#coveredTo) return
+    const since = Math.min(min, now)
+    const monthsAhead = Math.min(MAX_MONTHS_AHEAD, Math.max(MONTHS_AHEAD, monthIndex(max) - monthIndex(now)))
+    await this.#sql`SELECT relaykey_ensure_audit_partitions(${monthsAhead}::integer, ${new Date(since)}::timestamptz)`
+    this.#coveredFrom = Math.min(this.#coveredFrom, monthStart(monthIndex(since)))
+    this.#coveredTo = monthStart(monthIndex(now) + monthsAhead + 1)
+    this.#partitionsCheckedAt = now
+  }
+}
+
+/** Opens the sink's own single connection to `databaseUrl` (the application role's URL). */
+export function openPostgresAuditSink (databaseUrl: string, options: PostgresAuditSinkOptions = {}): PostgresAuditSink {
+  const sql = postgres(databaseUrl, {
+    max: 1,
+    // a recycled connection loses the temp table; keep the one we have
+    max_lifetime: null,
+    idle_timeout: 0,
+    onnotice: () => {},
+    // one round trip per batch step: Nagle's 40 ms would dominate (no-delay-socket.ts)
+    socket: noDelaySocket(),
+  } as postgres.Options<Record<string, postgres.PostgresType>>)
+  return new PostgresAuditSink(sql, options)
+}
+
+function isUniqueViolation (err: unknown): boolean {
+  return err instanceof postgres.PostgresError && err.code === '23505'
+}
+
+function isUndefinedStaging (err: unknown): boolean {
+  return err instanceof postgres.PostgresError && err.code === '42P01' && err.message.includes('audit_staging')
+}
+
+/** months since 1970-01 (UTC) */
+function monthIndex (ms: number): number {
+  const d = new Date(ms)
+  return d.getUTCFullYear() * 12 + d.getUTCMonth() - 1970 * 12
+}
+
+function monthStart (index: number): number {
+  return Date.UTC(1970, index, 1)
+}
+
+/**
+ * postgres.js 3.4 loses an error that arrives after the COPY stream was ended (a rejected row,
+ * a dropped connection): the stream never finishes and the error goes to the COPY query's
+ * already-settled promise (porsager/postgres#1173). Its reject hook is the one place the error
+ * still passes through, so it is tapped here; without that, one bad row would hang the sink.
+ */
+function copyFailure (copy: object): Promise<never> {
+  const query = copy as { reject?: (err: unknown) => void }
+  const reject = query.reject
+  if (typeof reject !== 'function') throw new Error('postgres.js COPY query has no reject hook; see copyFailure')
+  const failed = new Promise<never>((_resolve, fail) => {
+    query.reject = (err: unknown) => {
+      reject(err)
+      fail(err)
+    }
+  })
+  // raced below; when the COPY succeeds nobody is listening any more
+  failed.catch(noop)
+  return failed
+}
+
+async function copyRows (tx: postgres.TransactionSql, statement: string, batch: readonly ChainedAuditEvent[]): Promise<void> {
+  // no parameters: a simple-protocol COPY, which ends cleanly if the server rejects a row
+  const copy = tx.unsafe(statement)
+  const failed = copyFailure(copy)
+  await writeRows(await copy.writable(), batch, failed)
+}
+
+async function writeRows (stream: Writable, batch: readonly ChainedAuditEvent[], failed: Promise<never>): Promise<void> {
+  // a server error destroys the stream; the races below report it, this keeps it from counting
+  // as unhandled when it lands between two writes
+  stream.on('error', noop)
+  let chunk = ''
+  try {
+    for (const event of batch) {
+      chunk += encodeCopyRow(event)
+      if (chunk.length >= CHUNK_CHARS) {
+        if (!stream.write(chunk)) await Promise.race([once(stream, 'drain'), failed])
+        chunk = ''
+      }
+    }
+  } catch (err) {
+    // an event that cannot be encoded (ts not a number): abort the COPY (CopyFail) so the
+    // connection leaves copy mode and the transaction can roll back
+    stream.destroy(err as Error)
+    throw err
+  }
+  if (chunk.length > 0) stream.write(chunk)
+  stream.end()
+  // finishes once the server has acknowledged the COPY
+  await Promise.race([finished(stream), failed])
+}
+
+function noop (): void {}

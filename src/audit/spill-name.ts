@@ -1,0 +1,81 @@
+// Spill file names carry everything needed to order and lock them without opening them:
+//
+//   audit-spill.<writerId>.<firstSeq, 16 digits>.<owner>.ndjson
+//   owner = <pid>-<process start time in clock ticks>-<pipeline nonce>
+//
+// - Sorting names sorts each writer's files by their first seq. A file holds one contiguous seq
+//   range and ranges never overlap, so replaying in name order is replaying in seq order.
+// - The owner is the pipeline that writes or replays the file. Taking a file over is one
+//   rename() to a new owner: atomic, so of two processes racing for a file exactly one wins.
+// - pid + start time tells a live owner from a dead one even after the pid is reused; the nonce
+//   tells two pipelines in one process apart.
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+
+const PREFIX = 'audit-spill.'
+const SUFFIX = '.ndjson'
+const SEQ_DIGITS = 16
+const WRITER_ID = /^[A-Za-z0-9_-]{1,64}$/
+const OWNER = /^(\d+)-(\d+)-([0-9a-f]+)$/
+
+export interface SpillName {
+  writerId: string
+  firstSeq: number
+  owner: string
+}
+
+export function isValidWriterId (id: string): boolean {
+  return WRITER_ID.test(id)
+}
+
+export function formatSpillName (name: SpillName): string {
+  return `${PREFIX}${name.writerId}.${String(name.firstSeq).padStart(SEQ_DIGITS, '0')}.${name.owner}${SUFFIX}`
+}
+
+/** null for anything that is not a spill file (other files may share the data dir) */
+export function parseSpillName (file: string): SpillName | null {
+  if (!file.startsWith(PREFIX) || !file.endsWith(SUFFIX)) return null
+  const parts = file.slice(PREFIX.length, -SUFFIX.length).split('.')
+  if (parts.length !== 3) return null
+  const [writerId, seq, owner] = parts as [string, string, string]
+  if (!WRITER_ID.test(writerId) || seq.length !== SEQ_DIGITS || !OWNER.test(owner)) return null
+  const firstSeq = Number(seq)
+  if (!Number.isSafeInteger(firstSeq)) return null
+  return { writerId, firstSeq, owner }
+}
+
+/** a fresh owner token for one pipeline in this process */
+export function newOwner (): string {
+  return `${process.pid}-${startTicks(process.pid) ?? 0}-${randomBytes(4).toString('hex')}`
+}
+
+/** whether the process named in `owner` still runs (the same process, not a reuse of its pid) */
+export function ownerAlive (owner: string): boolean {
+  const match = OWNER.exec(owner)
+  if (match === null) return false
+  const pid = Number(match[1])
+  const ticks = Number(match[2])
+  const now = startTicks(pid)
+  if (now !== null) return ticks === 0 || now === ticks
+  // no /proc (not Linux): fall back to "some process has this pid"
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** field 22 of /proc/<pid>/stat; null when the process is gone or there is no /proc */
+function startTicks (pid: number): number | null {
+  let stat: string
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch {
+    return null
+  }
+  // the command name (field 2) may hold spaces and parentheses; count fields after its ')'
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const ticks = Number(fields[19])
+  return Number.isSafeInteger(ticks) ? ticks : null
+}

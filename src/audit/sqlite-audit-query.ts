@@ -1,0 +1,44 @@
+// AuditQuery over the embedded SQLite file (ts is stored as RFC 3339 text, which sorts in time order).
+import type Database from 'better-sqlite3'
+import type { ChainedAuditEvent } from './audit-event.js'
+import { foldUsage, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
+
+export class SqliteAuditQuery implements AuditQuery {
+  readonly #db: Database.Database
+  readonly #usage: Database.Statement
+  readonly #list: Database.Statement
+
+  constructor (db: Database.Database) {
+    this.#db = db
+    // NULL filters match everything, so one prepared statement serves every combination
+    this.#usage = db.prepare(`
+      SELECT outcome, count(*) AS n, coalesce(sum(cost), 0) AS cost,
+             coalesce(sum(max(attempts - 1, 0)), 0) AS retried,
+             sum(status >= 500) AS server_errors
+        FROM audit_events
+       WHERE ts >= @from AND ts < @to
+         AND (@key_id IS NULL OR key_id = @key_id)
+         AND (@customer IS NULL OR customer = @customer)
+         AND (@partner IS NULL OR partner = @partner)
+       GROUP BY outcome`)
+    this.#list = db.prepare(`
+      SELECT * FROM audit_events
+       WHERE (@key_id IS NULL OR key_id = @key_id) AND (@before IS NULL OR ts < @before)
+       ORDER BY ts DESC, id DESC
+       LIMIT @limit`)
+  }
+
+  async usage (filter: UsageFilter, from: Date, to: Date): Promise<UsageCounts> {
+    const rows = this.#usage.all({ ...filter, from: from.toISOString(), to: to.toISOString() }) as OutcomeRow[]
+    return foldUsage(rows)
+  }
+
+  async list (keyId: string | null, limit: number, before: Date | null): Promise<ChainedAuditEvent[]> {
+    const rows = this.#list.all({ key_id: keyId, before: before === null ? null : before.toISOString(), limit }) as Array<ChainedAuditEvent & { ts: string }>
+    return rows.map((r) => ({ ...r, ts: Date.parse(r.ts) }))
+  }
+
+  async close (): Promise<void> {
+    this.#db.close()
+  }
+}

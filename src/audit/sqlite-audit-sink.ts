@@ -1,0 +1,56 @@
+// The embedded-mode audit sink: the audit_events table in the same SQLite file as the control
+// store (schema.ts), one IMMEDIATE transaction of prepared INSERT OR IGNOREs per batch.
+import type Database from 'better-sqlite3'
+import { openSqliteDatabase } from '../store/sqlite/schema.js'
+import type { ChainedAuditEvent } from './audit-event.js'
+import type { AuditSink } from './audit-sink.js'
+
+// OR IGNORE: a replayed event hits the (ts, id) primary key and is skipped. It never turns into
+// a delete, so the append-only triggers stay quiet.
+const INSERT = `
+  INSERT OR IGNORE INTO audit_events (
+    ts, id, request_id, key_id, customer, team, service, environment, partner, credential_id,
+    method, path, status, outcome, attempts, latency_ms, upstream_latency_ms, cost, bytes_in,
+    bytes_out, payment_tx, writer_id, seq, prev_hash, hash
+  ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+export class SqliteAuditSink implements AuditSink {
+  readonly #db: Database.Database
+  readonly #ownsDb: boolean
+  readonly #writeBatch: Database.Transaction<(batch: readonly ChainedAuditEvent[]) => void>
+
+  /** `db` must have the schema applied (openSqliteDatabase); `ownsDb`: close() closes it */
+  constructor (db: Database.Database, options: { ownsDb?: boolean } = {}) {
+    this.#db = db
+    this.#ownsDb = options.ownsDb ?? false
+    const insert = db.prepare(INSERT)
+    this.#writeBatch = db.transaction((batch: readonly ChainedAuditEvent[]) => {
+      for (const e of batch) {
+        insert.run(
+          new Date(e.ts).toISOString(), e.id, e.request_id, e.key_id, e.customer, e.team, e.service,
+          e.environment, e.partner, e.credential_id, e.method, e.path, e.status, e.outcome,
+          e.attempts, e.latency_ms, e.upstream_latency_ms, e.cost, e.bytes_in, e.bytes_out,
+          e.payment_tx, e.writer_id, e.seq, e.prev_hash, e.hash,
+        )
+      }
+    })
+  }
+
+  // async so that a failure (SQLITE_BUSY past busy_timeout, a full disk) is a rejection, as the
+  // interface promises; the transaction has rolled back by then, storing none of the batch.
+  async write (batch: readonly ChainedAuditEvent[]): Promise<void> {
+    if (batch.length === 0) return
+    // IMMEDIATE: take the write lock up front (waiting busy_timeout for other processes)
+    // rather than failing to upgrade a read lock halfway through
+    this.#writeBatch.immediate(batch)
+  }
+
+  async close (): Promise<void> {
+    if (this.#ownsDb) this.#db.close()
+  }
+}
+
+/** Opens the embedded file (RELAYKEY_DATA_DIR/relaykey.db) on a connection of the sink's own. */
+export function openSqliteAuditSink (file: string): SqliteAuditSink {
+  return new SqliteAuditSink(openSqliteDatabase(file), { ownsDb: true })
+}

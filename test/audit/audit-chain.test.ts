@@ -1,0 +1,123 @@
+// The hash chain itself, on plain objects: what gets hashed, and what verifyChains calls an
+// altered, missing or broken row.
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import type { AuditEvent, ChainedAuditEvent } from '../../src/audit/audit-event.js'
+import { canonicalEvent, chainHash, GENESIS_HASH, verifyChains } from '../../src/audit/audit-chain.js'
+import { auditEvent, chain, chainedEvents } from './audit-fixtures.js'
+
+const FIXED: AuditEvent = {
+  id: '0b7e4c1e-8f0a-4d3c-9a51-6a0c2f1d9e11',
+  ts: Date.UTC(2026, 0, 2, 3, 4, 5, 678),
+  request_id: 'req-1',
+  key_id: 'key_1',
+  customer: 'cust',
+  team: null,
+  service: null,
+  environment: 'sandbox',
+  partner: 'acme',
+  credential_id: 'cred_1',
+  method: 'POST',
+  path: '/résumé',
+  status: 200,
+  outcome: 'forwarded',
+  attempts: 1,
+  latency_ms: 12,
+  upstream_latency_ms: 9,
+  cost: 150,
+  bytes_in: 10,
+  bytes_out: 20,
+  payment_tx: null,
+}
+
+describe('audit chain hash', () => {
+  it('hashes a fixed field order with ts as ISO text, whatever order the object was built in', () => {
+    assert.equal(canonicalEvent(FIXED),
+      '{"id":"0b7e4c1e-8f0a-4d3c-9a51-6a0c2f1d9e11","ts":"2026-01-02T03:04:05.678Z","request_id":"req-1",' +
+      '"key_id":"key_1","customer":"cust","team":null,"service":null,"environment":"sandbox","partner":"acme",' +
+      '"credential_id":"cred_1","method":"POST","path":"/résumé","status":200,"outcome":"forwarded","attempts":1,' +
+      '"latency_ms":12,"upstream_latency_ms":9,"cost":150,"bytes_in":10,"bytes_out":20,"payment_tx":null}')
+    const reversed = Object.fromEntries(Object.entries(FIXED).reverse()) as unknown as AuditEvent
+    assert.equal(chainHash(GENESIS_HASH, reversed), chainHash(GENESIS_HASH, FIXED))
+  })
+
+  // pinned against sha256sum of the same bytes: stored chains depend on this never changing
+  it('is SHA-256 hex of prev_hash, a newline and the canonical event', () => {
+    assert.equal(GENESIS_HASH, '0'.repeat(64))
+    assert.equal(chainHash(GENESIS_HASH, FIXED), '1e7f0283f63bc60ce6e8c7620deaa6ed2ac6b4791aa473abfba2abeb0eaa5d7e')
+  })
+
+  it('changes when any field or the previous hash changes', () => {
+    const base = chainHash(GENESIS_HASH, FIXED)
+    for (const [field, value] of Object.entries({ status: 500, path: '/resume', team: 'x', ts: FIXED.ts + 1, payment_tx: '' })) {
+      assert.notEqual(chainHash(GENESIS_HASH, { ...FIXED, [field]: value }), base, field)
+    }
+    assert.notEqual(chainHash('f'.repeat(64), FIXED), base)
+  })
+})
+
+describe('verifyChains', () => {
+  it('passes intact chains of several writers, interleaved, and counts them', async () => {
+    const a = chainedEvents(20, 'writer-a')
+    const b = chainedEvents(5, 'writer-b')
+    const rows = [...a.slice(0, 10), ...b, ...a.slice(10)]
+    const result = await verifyChains(rows)
+    assert.deepEqual(result, {
+      ok: true,
+      events: 25,
+      problems: [],
+      writers: [
+        { writer_id: 'writer-a', events: 20, last_seq: 20, problem: null },
+        { writer_id: 'writer-b', events: 5, last_seq: 5, problem: null },
+      ],
+    })
+  })
+
+  it('passes an empty trail', async () => {
+    assert.deepEqual(await verifyChains([]), { ok: true, writers: [], events: 0, problems: [] })
+  })
+
+  it('names an altered row, and only the first problem of its writer', async () => {
+    const rows = chainedEvents(10, 'w')
+    rows[3] = { ...rows[3], status: 500 }
+    rows[7] = { ...rows[7], path: '/elsewhere' }
+    const result = await verifyChains(rows)
+    assert.equal(result.ok, false)
+    assert.deepEqual(result.problems, [{ writer_id: 'w', seq: 4, id: rows[3].id, kind: 'altered' }])
+    assert.equal(result.writers[0].events, 10)
+  })
+
+  it('names the first missing seq when rows in the middle are gone', async () => {
+    const rows = chainedEvents(10, 'w')
+    const kept = [...rows.slice(0, 4), ...rows.slice(6)]
+    assert.deepEqual((await verifyChains(kept)).problems, [{ writer_id: 'w', seq: 5, id: rows[6].id, kind: 'missing' }])
+  })
+
+  it('names seq 1 missing when a writer\'s first row is gone', async () => {
+    const rows = chainedEvents(3, 'w')
+    assert.deepEqual((await verifyChains(rows.slice(1))).problems, [{ writer_id: 'w', seq: 1, id: rows[1].id, kind: 'missing' }])
+  })
+
+  it('calls a row whose hash recomputes but does not link to its predecessor a broken link', async () => {
+    const rows = chainedEvents(6, 'w')
+    // a replacement for seq 3 with its own consistent hash: the link from seq 2 no longer holds
+    const [forged] = chain('w', [auditEvent(99, rows[2].ts)], 3, 'e'.repeat(64))
+    const result = await verifyChains([...rows.slice(0, 2), forged, ...rows.slice(3)])
+    assert.deepEqual(result.problems, [{ writer_id: 'w', seq: 3, id: forged.id, kind: 'broken_link' }])
+  })
+
+  it('calls a second row with the same seq a broken link', async () => {
+    const rows = chainedEvents(4, 'w')
+    const [extra] = chain('w', [auditEvent(50, rows[1].ts)], 2, rows[0].hash)
+    const result = await verifyChains([rows[0], rows[1], extra, rows[2], rows[3]])
+    assert.deepEqual(result.problems, [{ writer_id: 'w', seq: 2, id: extra.id, kind: 'broken_link' }])
+  })
+
+  it('keeps checking other writers after one breaks', async () => {
+    const a = chainedEvents(5, 'a')
+    const b = chainedEvents(5, 'b')
+    const altered: ChainedAuditEvent = { ...b[1], cost: 1 }
+    const result = await verifyChains([...a.slice(0, 2), ...a.slice(3), b[0], altered, ...b.slice(2)])
+    assert.deepEqual(result.problems.map((p) => [p.writer_id, p.kind, p.seq]), [['a', 'missing', 3], ['b', 'altered', 2]])
+  })
+})

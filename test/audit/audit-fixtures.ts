@@ -1,0 +1,69 @@
+// Audit events for tests: varied enough to exercise every column (nulls, unicode, the characters
+// COPY text format escapes), chained per writer the way the pipeline chains them.
+import { randomUUID } from 'node:crypto'
+import type { AuditEvent, ChainedAuditEvent } from '../../src/audit/audit-event.js'
+import { chainHash, GENESIS_HASH } from '../../src/audit/audit-chain.js'
+
+/** Paths that must come back byte for byte: unicode, and COPY's delimiters and escape. */
+export const AWKWARD_PATHS = [
+  '/résumé/日本語/😀',
+  '/tab\there',
+  '/line\nbreak\rreturn',
+  '/back\\slash\\N',
+  '\\N',
+  '',
+]
+
+export function auditEvent (i: number, ts: number): AuditEvent {
+  const refused = i % 3 === 2
+  return {
+    id: randomUUID(),
+    ts,
+    request_id: `req-${i}`,
+    key_id: refused ? null : `key_${i % 7}`,
+    customer: refused ? null : `cust-${i % 4}`,
+    team: i % 2 === 0 ? 'platform' : null,
+    service: i % 4 === 0 ? 'billing' : null,
+    environment: refused ? null : 'sandbox',
+    partner: 'acme',
+    credential_id: refused ? null : 'cred_1',
+    method: i % 2 === 0 ? 'GET' : 'POST',
+    path: i % 5 === 0 ? AWKWARD_PATHS[(i / 5) % AWKWARD_PATHS.length] : `/resources/${i}`,
+    status: refused ? 429 : 200,
+    outcome: refused ? 'rate_limited' : 'forwarded',
+    attempts: refused ? 0 : 1 + (i % 3),
+    latency_ms: i % 250,
+    upstream_latency_ms: refused ? null : i % 200,
+    cost: refused ? 0 : 150,
+    // past 2^32: bigint columns must not wrap
+    bytes_in: i * 17,
+    bytes_out: i % 11 === 0 ? 5_000_000_000 + i : i * 1024,
+    payment_tx: i % 6 === 0 ? `0x${i.toString(16).padStart(64, '0')}` : null,
+  }
+}
+
+/** Gives `events` seq numbers and hashes as one writer's chain, continuing after `prevHash`. */
+export function chain (writerId: string, events: AuditEvent[], firstSeq = 1, prevHash = GENESIS_HASH): ChainedAuditEvent[] {
+  let prev = prevHash
+  return events.map((event, i) => {
+    const hash = chainHash(prev, event)
+    const chained = { ...event, writer_id: writerId, seq: firstSeq + i, prev_hash: prev, hash }
+    prev = hash
+    return chained
+  })
+}
+
+/** `count` chained events of one writer, a millisecond apart, ending about now. */
+export function chainedEvents (count: number, writerId: string = randomUUID(), end = Date.now()): ChainedAuditEvent[] {
+  const events: AuditEvent[] = []
+  for (let i = 0; i < count; i++) events.push(auditEvent(i, end - count + i))
+  return chain(writerId, events)
+}
+
+/** The same database URL, logging in as another role (local trust auth: no password). */
+export function asRole (url: string, role: string): string {
+  const u = new URL(url)
+  u.username = role
+  u.password = ''
+  return u.toString()
+}

@@ -1,0 +1,223 @@
+// The audit pipeline against a PostgreSQL that goes away under load: stopped (cleanly or as a
+// crash) and started again, made slower than the write timeout, and black-holed. Every event
+// recorded meanwhile ends up in audit_events exactly once, in seq order, its chain intact.
+import { after, before, describe, it, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import pino from 'pino'
+import postgres from 'postgres'
+import { verifyChains } from '../../src/audit/audit-chain.js'
+import type { AuditEvent, ChainedAuditEvent } from '../../src/audit/audit-event.js'
+import { readPostgresAuditEvents } from '../../src/audit/audit-event-readers.js'
+import { AuditPipeline, type AuditPipelineOptions } from '../../src/audit/audit-pipeline.js'
+import type { AuditSink } from '../../src/audit/audit-sink.js'
+import { openPostgresAuditSink } from '../../src/audit/postgres-audit-sink.js'
+import { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js'
+import { startThrowawayPostgres, type ThrowawayPostgres } from '../helpers/throwaway-postgres.js'
+
+const logger = pino({ level: process.env.RELAYKEY_TEST_LOG ?? 'silent' })
+
+function event (i: number): AuditEvent {
+  return {
+    id: randomUUID(), ts: Date.now(), request_id: `req-${i}`, key_id: 'key_1', customer: 'acme', team: null,
+    service: null, environment: 'prod', partner: 'stripe', credential_id: null, method: 'POST',
+    path: `/v1/charges/${i}`, status: 200, outcome: 'forwarded', attempts: 1, latency_ms: 3,
+    upstream_latency_ms: 2, cost: 1, bytes_in: 40, bytes_out: 120, payment_tx: null,
+  }
+}
+
+/** records `count` events evenly over `ms`, calling `at(elapsedMs)` between ticks */
+async function recordOver (pipeline: AuditPipeline, count: number, ms: number, at: (elapsed: number) => void = () => {}): Promise<void> {
+  const ticks = ms / 10
+  const perTick = Math.ceil(count / ticks)
+  const started = Date.now()
+  for (let i = 0; i < count;) {
+    for (const end = Math.min(count, i + perTick); i < end; i++) pipeline.record(event(i))
+    at(Date.now() - started)
+    await sleep(10)
+  }
+}
+
+/** the sink is up and has taken everything: nothing in memory, on disk or in flight */
+async function drained (pipeline: AuditPipeline, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const s = pipeline.stats()
+    if (s.sinkUp && s.spillFiles === 0) {
+      // flush() waits for the write in flight, which the counters cannot show
+      await pipeline.flush()
+      if (pipeline.stats().sinkUp && pipeline.stats().spillFiles === 0) return
+    }
+    if (Date.now() > deadline) throw new Error(`not drained: ${JSON.stringify(s)}`)
+    await sleep(20)
+  }
+}
+
+/**
+ * The PostgreSQL sink, replaced by a fresh one after a write fails or hangs. postgres.js 3.4.9
+ * can leave its client waiting forever after a connection error inside a transaction (see
+ * DRIVER_BUG below); until the sink replaces its own client, this does, so that the outage tests
+ * test the pipeline and not the driver. It answers before the pipeline's own 2 s deadline.
+ */
+class ReopeningSink implements AuditSink {
+  readonly #url: string
+  #sink: AuditSink
+
+  constructor (url: string) {
+    this.#url = url
+    this.#sink = openPostgresAuditSink(url)
+  }
+
+  async write (batch: readonly ChainedAuditEvent[]): Promise<void> {
+    const sink = this.#sink
+    let timer: NodeJS.Timeout | undefined
+    const hung = new Promise<never>((_resolve, reject) => { timer = setTimeout(reject, 1_500, new Error('write hung')) })
+    try {
+      await Promise.race([sink.write(batch), hung])
+    } catch (err) {
+      if (this.#sink === sink) {
+        this.#sink = openPostgresAuditSink(this.#url)
+        sink.close().catch(() => {})
+      }
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  close (): Promise<void> {
+    return this.#sink.close()
+  }
+}
+
+async function assertStoredOnce (url: string, writerId: string, count: number): Promise<void> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  try {
+    const rows = await sql`
+      SELECT seq::int AS seq, xmin::text::bigint AS tx FROM audit_events WHERE writer_id = ${writerId} ORDER BY seq`
+    const firstGap = rows.findIndex((row, i) => row.seq !== i + 1)
+    assert.equal(rows.length, count, `${rows.length} rows for ${count} events; first gap at seq ${firstGap + 1}`)
+    assert.equal(firstGap, -1, `seq ${firstGap + 1} missing or repeated`)
+    // xmin is the inserting transaction: never lower for a later seq, so rows arrived in order
+    for (let i = 1; i < rows.length; i++) assert.ok(Number(rows[i]!.tx) >= Number(rows[i - 1]!.tx), `seq ${i + 1} stored before seq ${i}`)
+    const chains = await verifyChains(readPostgresAuditEvents(sql))
+    assert.deepEqual(chains.problems, [])
+  } finally {
+    await sql.end()
+  }
+}
+
+/**
+ * postgres.js 3.4.9 throws an uncaught TypeError from a setImmediate when a connection closes
+ * with a small write still buffered (porsager/postgres#1154, #1208). In a worker that is a crash;
+ * here it would fail whichever test runs, though what is tested is the pipeline. Exactly that
+ * exception is counted (and reported) instead; anything else is thrown again as it was.
+ */
+function tolerateDriverCrash (): { count (): number; stop (): void } {
+  let crashes = 0
+  process.setUncaughtExceptionCaptureCallback((err) => {
+    const e = err as Error
+    if (e instanceof TypeError && e.message === "Cannot read properties of null (reading 'write')" &&
+      /nextWrite .*postgres\/src\/connection\.js/.test(e.stack ?? '')) {
+      crashes++
+      return
+    }
+    process.setUncaughtExceptionCaptureCallback(null)
+    process.nextTick(() => { throw err })
+  })
+  return { count: () => crashes, stop: () => process.setUncaughtExceptionCaptureCallback(null) }
+}
+
+describe('audit pipeline through PostgreSQL outages', () => {
+  let pg: ThrowawayPostgres
+  let spillRoot: string
+  let driverCrashes: ReturnType<typeof tolerateDriverCrash>
+  before(async () => {
+    pg = await startThrowawayPostgres()
+    spillRoot = mkdtempSync(join(tmpdir(), 'relaykey-audit-'))
+    driverCrashes = tolerateDriverCrash()
+  })
+  after(async () => {
+    await pg.destroy()
+    rmSync(spillRoot, { recursive: true, force: true })
+    driverCrashes.stop()
+  })
+
+  function pipelineFor (t: TestContext, sink: AuditSink, options: Partial<AuditPipelineOptions> = {}): AuditPipeline {
+    const pipeline = new AuditPipeline({ sink, spillDir: mkdtempSync(join(spillRoot, 'spill-')), logger, probeMaxMs: 500, ...options })
+    t.after(() => pipeline.close().then(() => sink.close()))
+    return pipeline
+  }
+
+  // postgres.js 3.4.9 does not survive a connection error in the middle of a transaction: the
+  // ROLLBACK that sql.begin() sends after the error goes to the dying socket, and either throws
+  // an uncaught TypeError from nextWrite (see tolerateDriverCrash) or leaves the client waiting
+  // forever (its write timer is cleared but not reset). These two tests work around both, to
+  // test the pipeline; the black-hole test below runs the sink as it is, a todo until the driver
+  // is fixed or the sink replaces its client after a failed write.
+  const DRIVER_BUG = 'postgres.js 3.4.9 hangs or crashes after a connection error mid-transaction (porsager/postgres#1208)'
+  for (const mode of ['fast', 'immediate'] as const) {
+    it(`loses nothing when PostgreSQL stops (${mode}) for 2 s under load and comes back`, async (t) => {
+      const crashesBefore = driverCrashes.count()
+      const pipeline = pipelineFor(t, new ReopeningSink(`postgres://relaykey_app@127.0.0.1:${pg.port}/postgres`))
+      await pipeline.start()
+      let outage: Promise<void> | null = null
+      await recordOver(pipeline, 20_000, 4_000, (elapsed) => {
+        outage ??= elapsed >= 1_000 ? pg.stop(mode).then(() => sleep(2_000)).then(() => pg.start()) : null
+      })
+      await outage
+      await drained(pipeline)
+      const stats = pipeline.stats()
+      assert.ok(stats.spilledEvents > 0, 'the outage should have made the pipeline spill')
+      assert.equal(stats.dropped, 0)
+      await assertStoredOnce(pg.url, pipeline.writerId, 20_000)
+      const crashes = driverCrashes.count() - crashesBefore
+      if (crashes > 0) t.diagnostic(`postgres.js threw its nextWrite TypeError ${crashes} time(s): a worker would have crashed`)
+    })
+  }
+
+  it('spills while PostgreSQL answers slower than the write timeout, then recovers', async (t) => {
+    const proxy = await TcpFaultProxy.start({ port: pg.port })
+    t.after(() => proxy.close())
+    // the real sink as it is: a slow server is no connection error
+    const pipeline = pipelineFor(t, openPostgresAuditSink(`postgres://relaykey_app@127.0.0.1:${proxy.port}/postgres`), { writeTimeoutMs: 300 })
+    await pipeline.start()
+    await recordOver(pipeline, 10_000, 3_000, (elapsed) => {
+      // from 0.7 s to 2 s every chunk is 400 ms late: a COPY batch needs several round trips,
+      // far past the 300 ms write timeout
+      if (elapsed >= 2_000) proxy.pass()
+      else if (elapsed >= 700) proxy.setLatency(400)
+    })
+    await drained(pipeline)
+    const stats = pipeline.stats()
+    assert.ok(stats.spilledEvents > 0, 'slow writes should have been spilled')
+    assert.equal(stats.dropped, 0)
+    await assertStoredOnce(pg.url, pipeline.writerId, 10_000)
+  })
+
+  it('spills while PostgreSQL is black-holed, and replays once the connections are reset', { todo: DRIVER_BUG }, async (t) => {
+    const proxy = await TcpFaultProxy.start({ port: pg.port })
+    t.after(() => proxy.close())
+    const dir = mkdtempSync(join(spillRoot, 'spill-'))
+    const sink = openPostgresAuditSink(`postgres://relaykey_app@127.0.0.1:${proxy.port}/postgres`)
+    const pipeline = new AuditPipeline({ sink, spillDir: dir, logger, writeTimeoutMs: 300, probeMaxMs: 500 })
+    t.after(() => pipeline.close().then(() => sink.close()))
+    await pipeline.start()
+    await recordOver(pipeline, 6_000, 2_000, (elapsed) => {
+      // a write that never answers: the pipeline abandons it after the timeout and waits for it
+      // to settle before the next write, so no second batch piles up on the same socket
+      if (elapsed >= 500) proxy.blackhole()
+    })
+    assert.equal(pipeline.stats().sinkUp, false)
+    assert.ok(readdirSync(dir).length > 0)
+    proxy.resetAll()
+    proxy.pass()
+    await drained(pipeline, 5_000)
+    assert.equal(pipeline.stats().dropped, 0)
+    await assertStoredOnce(pg.url, pipeline.writerId, 6_000)
+  })
+})

@@ -1,0 +1,102 @@
+// The behaviour every AuditSink must show, run against each implementation by its own test
+// file. One sink serves all cases, so every case writes under its own writer ids and only
+// looks at those.
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import type { ChainedAuditEvent } from '../../src/audit/audit-event.js'
+import type { AuditSink } from '../../src/audit/audit-sink.js'
+import { verifyChains } from '../../src/audit/audit-chain.js'
+import { auditEvent, AWKWARD_PATHS, chain, chainedEvents } from './audit-fixtures.js'
+
+export interface OpenedSink {
+  sink: AuditSink
+  /** every stored event, in chain order (writer_id, seq) */
+  rows(): AsyncIterable<ChainedAuditEvent>
+  cleanup(): Promise<void>
+}
+
+export function runAuditSinkContract (name: string, open: () => Promise<OpenedSink>): void {
+  describe(`audit sink contract: ${name}`, () => {
+    let opened: OpenedSink
+    before(async () => { opened = await open() })
+    after(() => opened.cleanup())
+
+    async function stored (...writers: string[]): Promise<ChainedAuditEvent[]> {
+      const wanted = new Set(writers)
+      const rows: ChainedAuditEvent[] = []
+      for await (const row of opened.rows()) if (wanted.has(row.writer_id)) rows.push(row)
+      return rows
+    }
+
+    async function count (): Promise<number> {
+      let n = 0
+      for await (const _ of opened.rows()) n++
+      return n
+    }
+
+    it('stores a batch and reads every field back exactly: nulls, unicode and escaped characters', async () => {
+      const batch = chainedEvents(60)
+      assert.ok(batch.some((e) => e.key_id === null && e.upstream_latency_ms === null && e.payment_tx === null))
+      for (const path of AWKWARD_PATHS) assert.ok(batch.some((e) => e.path === path), path)
+      await opened.sink.write(batch)
+      assert.deepEqual(await stored(batch[0].writer_id), batch)
+    })
+
+    it('skips events it already has: writing the same batch again adds nothing', async () => {
+      const batch = chainedEvents(50)
+      await opened.sink.write(batch)
+      await opened.sink.write(batch)
+      assert.deepEqual(await stored(batch[0].writer_id), batch)
+    })
+
+    it('stores the new events of a batch that partly overlaps what is stored', async () => {
+      const batch = chainedEvents(40)
+      await opened.sink.write(batch.slice(0, 25))
+      await opened.sink.write(batch.slice(10))
+      assert.deepEqual(await stored(batch[0].writer_id), batch)
+    })
+
+    it('accepts an empty batch and stores nothing', async () => {
+      const before = await count()
+      await opened.sink.write([])
+      assert.equal(await count(), before)
+    })
+
+    it('stores a batch of 10,000 events', async () => {
+      const batch = chainedEvents(10_000)
+      await opened.sink.write(batch)
+      assert.deepEqual(await stored(batch[0].writer_id), batch)
+    })
+
+    it('reads each writer back in seq order whatever order the batches came in', async () => {
+      const a = chainedEvents(30)
+      const b = chainedEvents(30)
+      // later seqs first, writers interleaved within a batch
+      await opened.sink.write([...a.slice(20), ...b.slice(15)].reverse())
+      await opened.sink.write([...b.slice(0, 15), ...a.slice(0, 20)])
+      const rows = await stored(a[0].writer_id, b[0].writer_id)
+      const [first, second] = a[0].writer_id < b[0].writer_id ? [a, b] : [b, a]
+      assert.deepEqual(rows, [...first, ...second])
+      const result = await verifyChains(rows)
+      assert.equal(result.ok, true)
+    })
+
+    it('rejects a batch with an unstorable event and stores none of it, then keeps working', async () => {
+      const writer = randomUUID()
+      const events = [auditEvent(1, Date.now()), auditEvent(2, Date.now()), auditEvent(3, Date.now())]
+      // what a corrupted spill file could hold
+      events[2] = { ...events[2], status: 'teapot' as unknown as number }
+      await assert.rejects(opened.sink.write(chain(writer, events)))
+      assert.deepEqual(await stored(writer), [])
+      // one that cannot even be encoded
+      const unencodable = chain(writer, events.slice(0, 2))
+      unencodable.push({ ...unencodable[1], id: randomUUID(), seq: 3, ts: Number.NaN })
+      await assert.rejects(opened.sink.write(unencodable))
+      assert.deepEqual(await stored(writer), [])
+      const good = chainedEvents(5, writer)
+      await opened.sink.write(good)
+      assert.deepEqual(await stored(writer), good)
+    })
+  })
+}

@@ -1,0 +1,131 @@
+// Every request that reaches the proxy route becomes exactly one audit event, forwarded or
+// refused, and GET /admin/usage and GET /admin/audit agree with what was sent — in both modes.
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import Database from 'better-sqlite3'
+import postgres from 'postgres'
+import { request } from 'undici'
+import { startRelayKey, setUpGovernedPartner, type RelayKeyProcess } from '../helpers/relaykey-process.js'
+import { startMockPartner } from '../helpers/mock-partner.js'
+import { createTestDatabase } from '../helpers/postgres.js'
+
+interface Row { outcome: string; status: number; key_id: string | null; partner: string; path: string; cost: number }
+
+/** sends a known mix of requests; returns what each should have been recorded as */
+async function sendMix (rk: RelayKeyProcess, partnerUrl: string): Promise<{ expected: Map<string, number>; keyId: string; customer: string }> {
+  const customer = `cust-${randomBytes(3).toString('hex')}`
+  const setup = await setUpGovernedPartner(rk, {
+    baseUrl: partnerUrl, customer, allow: [{ method: 'GET', path: '/ok/**' }, { method: 'POST', path: '/charge' }],
+  })
+  assert.equal((await rk.admin('PATCH', `/admin/policies/${setup.policyId}`, {
+    budget: { monthly: 30 }, costs: [{ method: 'POST', path: '/charge', cost: 10 }],
+  })).status, 200)
+  await sleep(300)
+  const send = async (path: string, headers: Record<string, string>, method = 'GET'): Promise<number> => {
+    const res = await request(`${rk.proxyUrl}/proxy/${path}`, { method: method as 'GET', headers })
+    await res.body.dump()
+    return res.statusCode
+  }
+  const key = { 'x-relaykey': setup.key }
+  for (let i = 0; i < 7; i++) assert.equal(await send('acme/ok/item', key), 200)
+  assert.equal(await send('acme/ok/fail500', key), 500)
+  assert.equal(await send('acme/ok/x', {}), 401) // missing_key
+  for (let i = 0; i < 2; i++) assert.equal(await send('acme/ok/x', { 'x-relaykey': 'vk_bad' }), 401) // invalid_key
+  assert.equal(await send('acme/other', key), 403) // endpoint_not_allowed
+  assert.equal(await send('nobody/x', key), 404) // unknown_partner
+  assert.equal(await send('acme/ok/a%2fb', key), 400) // invalid_path
+  for (let i = 0; i < 3; i++) await send('acme/charge', key, 'POST') // 7 + 10 + 10 = 27; a third would make 37 > 30
+  const expected = new Map([
+    ['forwarded', 7 + 1 + 2], ['missing_key', 1], ['invalid_key', 2], ['endpoint_not_allowed', 1],
+    ['unknown_partner', 1], ['invalid_path', 1], ['budget_exceeded', 1],
+  ])
+  return { expected, keyId: setup.keyId, customer }
+}
+
+function tally (rows: Row[]): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const r of rows) out.set(r.outcome, (out.get(r.outcome) ?? 0) + 1)
+  return out
+}
+
+async function checkApis (rk: RelayKeyProcess, keyId: string, customer: string, rows: Row[]): Promise<void> {
+  const forKey = rows.filter((r) => r.key_id === keyId)
+  const usage = await rk.admin('GET', `/admin/usage?key_id=${keyId}`)
+  assert.equal(usage.status, 200, JSON.stringify(usage.body))
+  assert.equal(usage.body.requests, forKey.length)
+  assert.equal(usage.body.forwarded, 10)
+  assert.equal(usage.body.upstream_errors, 1)
+  assert.deepEqual(usage.body.blocked, { endpoint_not_allowed: 1, unknown_partner: 1, invalid_path: 1, budget_exceeded: 1 })
+  assert.equal(usage.body.cost, 27) // 7 GETs + 2 charges of 10; the 500 was refunded
+  assert.deepEqual(usage.body.budget, { limit: 30, used: 27, remaining: 3 })
+  const byCustomer = await rk.admin('GET', `/admin/usage?customer=${customer}`)
+  assert.equal(byCustomer.body.requests, forKey.length)
+  const page = await rk.admin('GET', `/admin/audit?key_id=${keyId}&limit=5`)
+  assert.equal(page.status, 200)
+  assert.equal(page.body.events.length, 5)
+  const all = await rk.admin('GET', `/admin/audit?key_id=${keyId}&limit=1000`)
+  assert.equal(all.body.events.length, forKey.length)
+  assert.ok(all.body.events[0].ts >= all.body.events.at(-1).ts, 'newest first')
+  assert.equal(all.body.events.filter((e: Row) => e.outcome === 'forwarded').length, 10)
+}
+
+describe('every request is audited', () => {
+  it('embedded mode: SQLite rows equal requests, by outcome; usage and audit APIs agree', async () => {
+    const partner = await startMockPartner()
+    partner.handle((req, res) => { res.writeHead(req.url!.includes('fail500') ? 500 : 200); res.end('{}') })
+    const rk = await startRelayKey({ workers: 2 })
+    try {
+      const { expected, keyId, customer } = await sendMix(rk, partner.url)
+      await sleep(500) // flush interval 100 ms
+      const db = new Database(join(rk.dataDir, 'relaykey.db'), { readonly: true })
+      const rows = db.prepare('SELECT outcome, status, key_id, partner, path, cost FROM audit_events').all() as Row[]
+      db.close()
+      assert.deepEqual(tally(rows), expected)
+      await checkApis(rk, keyId, customer, rows)
+    } finally {
+      assert.equal(await rk.stop(), 0)
+      await partner.close()
+    }
+  })
+
+  it('distributed mode: PostgreSQL rows equal requests, none lost on SIGTERM', async () => {
+    const db = await createTestDatabase()
+    const partner = await startMockPartner()
+    partner.handle((req, res) => { res.writeHead(req.url!.includes('fail500') ? 500 : 200); res.end('{}') })
+    const rk = await startRelayKey({
+      workers: 2,
+      env: {
+        DATABASE_URL: db.url,
+        REDIS_URL: process.env.RELAYKEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+        RELAYKEY_REDIS_PREFIX: `rktest:${randomBytes(4).toString('hex')}`,
+        RELAYKEY_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
+        RELAYKEY_HMAC_SECRET: randomBytes(32).toString('base64url'),
+        RELAYKEY_MASTER_KEY: randomBytes(32).toString('hex'),
+      },
+    })
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} })
+    try {
+      const { expected, keyId, customer } = await sendMix(rk, partner.url)
+      await sleep(500)
+      const rows = await sql<Row[]>`SELECT outcome, status, key_id, partner, path, cost::int AS cost FROM audit_events`
+      assert.deepEqual(tally(rows), expected)
+      await checkApis(rk, keyId, customer, rows)
+      // a burst right before SIGTERM: every one of them is in the table after the exit
+      const before = rows.length
+      const burst = await Promise.all(Array.from({ length: 200 }, () =>
+        request(`${rk.proxyUrl}/proxy/acme/ok/x`, { headers: { 'x-relaykey': 'vk_bad' } }).then((r) => r.body.dump())))
+      assert.equal(burst.length, 200)
+      assert.equal(await rk.stop(), 0)
+      const [{ n }] = await sql<[{ n: number }]>`SELECT count(*)::int AS n FROM audit_events`
+      assert.equal(n, before + 200)
+    } finally {
+      await rk.stop()
+      await sql.end()
+      await partner.close()
+      await db.drop()
+    }
+  })
+})
