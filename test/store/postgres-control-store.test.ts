@@ -12,7 +12,7 @@ import { openPostgresControlStore, PostgresControlStore } from '../../src/store/
 import { createTestDatabase } from '../helpers/postgres.js'
 import { runControlStoreContract } from './control-store.contract.js'
 
-const ALL_MIGRATIONS = ['0001_control_plane.sql', '0002_policy_governance_failure.sql']
+const ALL_MIGRATIONS = ['0001_control_plane.sql', '0002_policy_governance_failure.sql', '0003_audit_events.sql']
 
 runControlStoreContract('postgres', async () => {
   const db = await createTestDatabase()
@@ -67,7 +67,7 @@ describe('postgres migrations', () => {
       VALUES ('pol_v1', 'legacy', ${sql.json({ requests: 10, per_seconds: 1, burst: 20 })}, ${sql.json({ monthly: 500 })},
               ${sql.json([{ method: 'POST', path: '/x', cost: 3 }])}, ${sql.json([])})`
 
-    assert.deepEqual(await runMigrations(db.url), ['0002_policy_governance_failure.sql'])
+    assert.deepEqual(await runMigrations(db.url), ALL_MIGRATIONS.slice(1))
     const store = new PostgresControlStore(sql)
     const policy = await store.getPolicy('legacy')
     assert.ok(policy !== null)
