@@ -15,39 +15,23 @@ import type { AuditEvent, ChainedAuditEvent } from './audit-event.js'
 export const GENESIS_HASH = '0'.repeat(64)
 
 /**
- * The bytes that get hashed for an event: its AuditEvent fields in this fixed order, ts as an
- * ISO 8601 UTC string. The order is part of the stored data's meaning — never reorder, only
- * append (and only with a way for verify to tell old events from new).
+ * The bytes that get hashed for an event: a JSON array of its AuditEvent fields in this fixed
+ * order (ts as epoch ms). An array, not an object: the order is fixed by position, and
+ * serialising no keys costs a fraction of an object's time — this runs once per request. The
+ * order is part of the stored data's meaning: never reorder, only append (and only with a way
+ * for verify to tell old events from new).
  */
 export function canonicalEvent (e: AuditEvent): string {
-  return JSON.stringify({
-    id: e.id,
-    ts: new Date(e.ts).toISOString(),
-    request_id: e.request_id,
-    key_id: e.key_id,
-    customer: e.customer,
-    team: e.team,
-    service: e.service,
-    environment: e.environment,
-    partner: e.partner,
-    credential_id: e.credential_id,
-    method: e.method,
-    path: e.path,
-    status: e.status,
-    outcome: e.outcome,
-    attempts: e.attempts,
-    latency_ms: e.latency_ms,
-    upstream_latency_ms: e.upstream_latency_ms,
-    cost: e.cost,
-    bytes_in: e.bytes_in,
-    bytes_out: e.bytes_out,
-    payment_tx: e.payment_tx,
-  })
+  return JSON.stringify([
+    e.id, e.ts, e.request_id, e.key_id, e.customer, e.team, e.service, e.environment, e.partner,
+    e.credential_id, e.method, e.path, e.status, e.outcome, e.attempts, e.latency_ms,
+    e.upstream_latency_ms, e.cost, e.bytes_in, e.bytes_out, e.payment_tx,
+  ])
 }
 
 /** SHA-256 hex of prev_hash, a newline, and the canonical event */
 export function chainHash (prevHash: string, event: AuditEvent): string {
-  return createHash('sha256').update(prevHash).update('\n').update(canonicalEvent(event)).digest('hex')
+  return createHash('sha256').update(prevHash + '\n' + canonicalEvent(event)).digest('hex')
 }
 
 export type ChainProblemKind =
