@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import postgres from 'postgres'
 import { request } from 'undici'
-import { startRelayKey, setUpGovernedPartner, type RelayKeyProcess } from '../helpers/relaykey-process.js'
+import { distributedEnv, startRelayKey, setUpGovernedPartner, type RelayKeyProcess } from '../helpers/relaykey-process.js'
 import { startMockPartner } from '../helpers/mock-partner.js'
 import { createTestDatabase } from '../helpers/postgres.js'
 
@@ -97,14 +97,7 @@ describe('every request is audited', () => {
     partner.handle((req, res) => { res.writeHead(req.url!.includes('fail500') ? 500 : 200); res.end('{}') })
     const rk = await startRelayKey({
       workers: 2,
-      env: {
-        DATABASE_URL: db.url,
-        REDIS_URL: process.env.RELAYKEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
-        RELAYKEY_REDIS_PREFIX: `rktest:${randomBytes(4).toString('hex')}`,
-        RELAYKEY_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
-        RELAYKEY_HMAC_SECRET: randomBytes(32).toString('base64url'),
-        RELAYKEY_MASTER_KEY: randomBytes(32).toString('hex'),
-      },
+      env: distributedEnv(db.url),
     })
     const sql = postgres(db.url, { max: 1, onnotice: () => {} })
     try {

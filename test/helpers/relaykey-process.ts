@@ -1,6 +1,7 @@
 // Runs RelayKey the way an operator does (`node dist/src/cli.js serve`, a cluster of workers)
 // on free loopback ports, and talks to its admin API.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -87,6 +88,24 @@ export async function startRelayKey (options: StartOptions = {}): Promise<RelayK
       const text = await res.text()
       return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
     },
+  }
+}
+
+export const TEST_REDIS_URL = process.env.RELAYKEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/**
+ * Distributed-mode environment for one test: its database, the shared (or given) Redis under a
+ * key prefix of its own, and fresh secrets. Nodes started with the same object form one cluster.
+ */
+export function distributedEnv (databaseUrl: string, options: { redisUrl?: string; extra?: Record<string, string> } = {}): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: options.redisUrl ?? TEST_REDIS_URL,
+    RELAYKEY_REDIS_PREFIX: `rktest:${randomBytes(4).toString('hex')}`,
+    RELAYKEY_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
+    RELAYKEY_HMAC_SECRET: randomBytes(32).toString('base64url'),
+    RELAYKEY_MASTER_KEY: randomBytes(32).toString('hex'),
+    ...options.extra,
   }
 }
 

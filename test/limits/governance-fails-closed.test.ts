@@ -2,10 +2,9 @@
 // that opted into fail-open forwards unmetered, and RelayKey recovers by itself.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
-import { startRelayKey, setUpGovernedPartner, type RelayKeyProcess, type GovernedSetup } from '../helpers/relaykey-process.js'
+import { distributedEnv, startRelayKey, setUpGovernedPartner, type RelayKeyProcess, type GovernedSetup } from '../helpers/relaykey-process.js'
 import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
@@ -33,14 +32,7 @@ describe('governance store failures', () => {
     partner = await startMockPartner()
     rk = await startRelayKey({
       workers: 1,
-      env: {
-        DATABASE_URL: db.url,
-        REDIS_URL: redis.url,
-        RELAYKEY_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
-        RELAYKEY_HMAC_SECRET: randomBytes(32).toString('base64url'),
-        RELAYKEY_MASTER_KEY: randomBytes(32).toString('hex'),
-        RELAYKEY_GOVERNANCE_TIMEOUT_MS: '250',
-      },
+      env: distributedEnv(db.url, { redisUrl: redis.url, extra: { RELAYKEY_GOVERNANCE_TIMEOUT_MS: '250' } }),
     })
     closed = await setUpGovernedPartner(rk, { baseUrl: partner.url })
     assert.equal((await rk.admin('PATCH', `/admin/policies/${closed.policyId}`, { rate_limit: { requests: 1000, per_seconds: 1 } })).status, 200)

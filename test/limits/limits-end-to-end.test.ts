@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request } from 'undici'
-import { startRelayKey, setUpGovernedPartner, type RelayKeyProcess } from '../helpers/relaykey-process.js'
+import { distributedEnv, startRelayKey, setUpGovernedPartner, type RelayKeyProcess } from '../helpers/relaykey-process.js'
 import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 
@@ -150,17 +150,9 @@ describe('limits and budgets, distributed mode (2 nodes, PostgreSQL + Redis)', (
   before(async () => {
     db = await createTestDatabase()
     partner = await startMockPartner()
-    const env = {
-      DATABASE_URL: db.url,
-      REDIS_URL: process.env.RELAYKEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
-      RELAYKEY_REDIS_PREFIX: `rktest:${randomBytes(4).toString('hex')}`,
-      RELAYKEY_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
-      RELAYKEY_HMAC_SECRET: randomBytes(32).toString('base64url'),
-      RELAYKEY_MASTER_KEY: randomBytes(32).toString('hex'),
-      // a timed-out decision may still have taken its units (fail closed, never refunded on
+          // a timed-out decision may still have taken its units (fail closed, never refunded on
       // doubt); this file tests exactness, not timeouts, so give a loaded CI machine room
-      RELAYKEY_GOVERNANCE_TIMEOUT_MS: '3000',
-    }
+    const env = distributedEnv(db.url, { extra: { RELAYKEY_GOVERNANCE_TIMEOUT_MS: '3000' } })
     nodes = [await startRelayKey({ env, workers: 1 }), await startRelayKey({ env, workers: 1 })]
   })
   after(async () => {

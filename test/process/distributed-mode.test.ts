@@ -2,14 +2,12 @@
 // Two RelayKey nodes share one database and one Redis (with this run's own key prefix).
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
-import { startRelayKey, setUpGovernedPartner, type RelayKeyProcess, type GovernedSetup } from '../helpers/relaykey-process.js'
+import { distributedEnv, startRelayKey, setUpGovernedPartner, type RelayKeyProcess, type GovernedSetup } from '../helpers/relaykey-process.js'
 import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 
-const REDIS_URL = process.env.RELAYKEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 describe('distributed mode: PostgreSQL + Redis, two nodes', () => {
   let db: TestDatabase
@@ -21,14 +19,7 @@ describe('distributed mode: PostgreSQL + Redis, two nodes', () => {
   before(async () => {
     db = await createTestDatabase()
     partner = await startMockPartner()
-    const env = {
-      DATABASE_URL: db.url,
-      REDIS_URL,
-      RELAYKEY_REDIS_PREFIX: `rktest:${randomBytes(4).toString('hex')}`,
-      RELAYKEY_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
-      RELAYKEY_HMAC_SECRET: randomBytes(32).toString('base64url'),
-      RELAYKEY_MASTER_KEY: randomBytes(32).toString('hex'),
-    }
+    const env = distributedEnv(db.url)
     nodeA = await startRelayKey({ env, workers: 1 })
     nodeB = await startRelayKey({ env, workers: 1 })
     setup = await setUpGovernedPartner(nodeA, { baseUrl: partner.url })

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { request } from 'undici'
 import postgres from 'postgres'
-import { startRelayKey, setUpGovernedPartner, type RelayKeyProcess } from '../helpers/relaykey-process.js'
+import { distributedEnv, startRelayKey, setUpGovernedPartner, type RelayKeyProcess } from '../helpers/relaykey-process.js'
 import { startMockPartner } from '../helpers/mock-partner.js'
 import { createTestDatabase } from '../helpers/postgres.js'
 import { freePort } from '../helpers/ports.js'
@@ -78,15 +78,7 @@ describe('secrets and raw keys never leak', () => {
   it('distributed mode: logs, responses and every PostgreSQL row', async () => {
     const db = await createTestDatabase()
     const rk = await startRelayKey({
-      env: {
-        DATABASE_URL: db.url,
-        REDIS_URL: process.env.RELAYKEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
-        RELAYKEY_REDIS_PREFIX: `rktest:${randomBytes(4).toString('hex')}`,
-        RELAYKEY_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
-        RELAYKEY_HMAC_SECRET: randomBytes(32).toString('base64url'),
-        RELAYKEY_MASTER_KEY: randomBytes(32).toString('hex'),
-        RELAYKEY_LOG_LEVEL: 'trace',
-      },
+      env: distributedEnv(db.url, { extra: { RELAYKEY_LOG_LEVEL: 'trace' } }),
     })
     try {
       const { secrets, responses } = await exercise(rk)
