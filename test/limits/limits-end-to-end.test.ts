@@ -150,8 +150,8 @@ describe('limits and budgets, distributed mode (2 nodes, PostgreSQL + Redis)', (
   before(async () => {
     db = await createTestDatabase()
     partner = await startMockPartner()
-          // a timed-out decision may still have taken its units (fail closed, never refunded on
-      // doubt); this file tests exactness, not timeouts, so give a loaded CI machine room
+    // a timed-out decision may still have taken its units (fail closed, never refunded on
+    // doubt); this file tests exactness, not timeouts, so give a loaded CI machine room
     const env = distributedEnv(db.url, { extra: { RELAYKEY_GOVERNANCE_TIMEOUT_MS: '3000' } })
     nodes = [await startRelayKey({ env, workers: 1 }), await startRelayKey({ env, workers: 1 })]
   })
