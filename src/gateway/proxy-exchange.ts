@@ -267,7 +267,18 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#settled = true
     const res = this.#res
     if (!res.headersSent) this.#refund() // no response from the upstream: the units go back
-    if (res.destroyed) return // the client left; undici is telling us it stopped too
+    if (res.destroyed) {
+      // the client left (possibly before the dispatch, while limits were decided); undici is
+      // telling us it stopped too. The request still gets its audit event.
+      if (!res.headersSent) {
+        this.#facts.status = 499
+        this.#facts.outcome = 'client_closed'
+      } else {
+        this.#facts.outcome = 'forwarded'
+      }
+      this.#report()
+      return
+    }
     if (res.headersSent) {
       // mid-body: the only honest signal left is a broken response
       this.#deps.logger.warn({ request_id: this.requestId, err: errorSummary(err) }, 'upstream failed mid-response')

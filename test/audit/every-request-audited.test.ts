@@ -121,4 +121,27 @@ describe('every request is audited', () => {
       await db.drop()
     }
   })
+
+  it('a client that leaves before the partner answers still leaves an event (499 client_closed)', async () => {
+    const partner = await startMockPartner()
+    partner.handle((_req, res) => { setTimeout(() => res.end('late'), 1500) })
+    const rk = await startRelayKey({ workers: 1 })
+    try {
+      const setup = await setUpGovernedPartner(rk, { baseUrl: partner.url })
+      await assert.rejects(request(`${rk.proxyUrl}/proxy/acme/slow`, {
+        headers: { 'x-relaykey': setup.key }, signal: AbortSignal.timeout(300),
+      }))
+      let events: Row[] = []
+      for (let i = 0; i < 40 && events.length === 0; i++) {
+        await sleep(100)
+        events = (await rk.admin('GET', `/admin/audit?key_id=${setup.keyId}`)).body.events
+      }
+      assert.equal(events.length, 1)
+      assert.equal(events[0]!.outcome, 'client_closed')
+      assert.equal(events[0]!.status, 499)
+    } finally {
+      await rk.stop()
+      await partner.close()
+    }
+  })
 })
