@@ -44,6 +44,33 @@ export async function createGovernedPartner (rk: RelayKey, options: GovernedPart
   return { slug: options.slug, partnerId: partner.id, credentialId: credential.id, policyId: policy.id, keyId: key.id, key: key.key }
 }
 
+/**
+ * `count` more virtual keys under `policyId`, created through the admin API `concurrency` at a
+ * time (each one is a database write and an invalidation message); resolves with the raw keys
+ * in creation order.
+ */
+export async function createVirtualKeys (rk: RelayKey, options: {
+  policyId: string
+  count: number
+  concurrency: number
+  environment?: string
+  namePrefix?: string
+}): Promise<string[]> {
+  const keys = new Array<string>(options.count)
+  const environment = options.environment ?? 'production'
+  const name = options.namePrefix ?? 'bench key'
+  let next = 0
+  const lane = async (): Promise<void> => {
+    while (next < options.count) {
+      const i = next++
+      const key = await created<{ key: string }>(rk, 'POST', '/admin/keys', { name: `${name} ${i}`, policy: options.policyId, environment })
+      keys[i] = key.key
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(options.concurrency, options.count) }, lane))
+  return keys
+}
+
 async function created<T = unknown> (rk: RelayKey, method: string, path: string, body: unknown): Promise<T> {
   const res = await rk.admin<T>(method, path, body)
   if (res.status !== 201) throw new Error(`admin ${method} ${path} answered ${res.status}: ${JSON.stringify(res.body)}`)

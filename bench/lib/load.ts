@@ -6,6 +6,8 @@ export interface LoadSettings {
   connections: number
   pipelining: number
   durationSeconds: number
+  /** stop after this many responses instead of after durationSeconds (a warm-up that must touch every key) */
+  amount?: number
 }
 
 export interface LoadTarget {
@@ -18,6 +20,11 @@ export interface LoadTarget {
   body?: string
   /** the process (tree) serving the target, for CPU accounting */
   pid?: number
+  /**
+   * called by autocannon before every request to adjust it (e.g. rotate X-RelayKey over many
+   * keys; see header-rotation.ts); absent: the same prebuilt request every time
+   */
+  setupRequest?: (request: autocannon.Request, context: object) => autocannon.Request
 }
 
 export interface LoadResult {
@@ -46,6 +53,8 @@ export async function runLoad (target: LoadTarget, settings: LoadSettings): Prom
     connections: settings.connections,
     pipelining: settings.pipelining,
     duration: settings.durationSeconds,
+    ...(settings.amount === undefined ? {} : { amount: settings.amount }),
+    ...(target.setupRequest === undefined ? {} : { requests: [{ setupRequest: target.setupRequest }] }),
   })
   const statusCodes: Record<string, number> = {}
   for (const [code, stats] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = stats.count ?? 0

@@ -38,6 +38,15 @@ export function treeCpuMicros (pid: number | undefined): number | null {
   return total * 1e6 / ticksPerSecond
 }
 
+/** microseconds of user + system CPU used so far by exactly these processes (no descendants); exited ones count 0 */
+export function pidsCpuMicros (pids: readonly number[]): number | null {
+  if (process.platform !== 'linux') return null
+  ticksPerSecond ??= clockTicks()
+  let total = 0
+  for (const pid of pids) total += readStat(pid)?.ticks ?? 0
+  return total * 1e6 / ticksPerSecond
+}
+
 function readStat (pid: number): { pid: number; ppid: number; ticks: number } | null {
   let text: string
   try {

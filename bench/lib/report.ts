@@ -1,6 +1,6 @@
 // Prints a scenario's runs twice: an aligned table for the terminal and a markdown table ready
 // to paste into docs/benchmarks.md, each followed by the ratios the scenario asks for.
-import { availableParallelism, cpus, loadavg } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import type { MeasuredRun } from './measured-run.js'
 
 export interface Comparison {
@@ -38,8 +38,10 @@ interface Row {
 }
 
 export function machineLine (): string {
-  const model = cpus()[0]?.model.trim() ?? 'unknown CPU'
-  return `${availableParallelism()} × ${model}, Node ${process.version}, ${process.platform}/${process.arch}`
+  const all = cpus()
+  const model = all[0]?.model.trim() ?? 'unknown CPU'
+  // cpus(), not availableParallelism(): --pin narrows this process's affinity to one CPU
+  return `${all.length} × ${model}, Node ${process.version}, ${process.platform}/${process.arch}`
 }
 
 export function printReport (input: ReportInput): void {

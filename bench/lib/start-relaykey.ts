@@ -27,6 +27,8 @@ export interface RelayKey {
   service: ChildService
   /** one admin API call; rejects on a network error, never on an HTTP status */
   admin<T = unknown> (method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>
+  /** the Prometheus text of the admin port's /metrics (every worker's counters summed) */
+  metrics (): Promise<string>
 }
 
 export async function startRelayKey (group: ServiceGroup, options: RelayKeyOptions): Promise<RelayKey> {
@@ -76,6 +78,12 @@ export async function startRelayKey (group: ServiceGroup, options: RelayKeyOptio
       })
       const text = await res.text()
       return { status: res.status, body: (text === '' ? undefined : JSON.parse(text)) as T }
+    },
+    async metrics () {
+      const res = await fetch(`${adminUrl}/metrics`, { headers: { authorization } })
+      const text = await res.text()
+      if (res.status !== 200) throw new Error(`admin GET /metrics answered ${res.status}: ${text.slice(0, 200)}`)
+      return text
     },
   }
 }
