@@ -70,8 +70,8 @@ for i = 1, nR do
   redis.call('SET', KEYS[i], tats[i], 'PX', math.ceil(tats[i] - now) + 1000)
 end
 for i = 1, nB do
-  redis.call('INCRBY', KEYS[nR + i], cost)
-  redis.call('EXPIRE', KEYS[nR + i], ttl)
+  -- the counter's lifetime is set once, when this month's first request creates it
+  if redis.call('INCRBY', KEYS[nR + i], cost) == cost then redis.call('EXPIRE', KEYS[nR + i], ttl) end
 end
 if chosenTat > 0 then
   redis.call('SET', KEYS[nR + nB + chosen], chosenTat, 'PX', math.ceil(chosenTat - now) + 1000)

@@ -4,13 +4,13 @@
 // gives the owner's budget units back if no credential has room.
 import type { Cluster, Redis } from 'ioredis'
 import { GovernanceUnavailableError } from '../../errors.js'
-import type { Admission, AdmissionRequest, AdmissionStore, BudgetSpec, RateLimitSpec, Reservation } from '../../limits/admission.js'
+import type { Admission, AdmissionRequest, AdmissionStore, BudgetSpec, CredentialCandidate, RateLimitSpec, Reservation } from '../../limits/admission.js'
 import { decodeAdmission, type AdmitReply } from '../../limits/admission-reply.js'
 import { budgetMonth, secondsToNextMonth } from '../../limits/budget-month.js'
 import { ADMIT_LUA, REFUND_LUA } from './admission-scripts.js'
 
 interface ScriptClient {
-  relaykeyAdmit (numKeys: number, ...args: Array<string | number>): Promise<AdmitReply>
+  relaykeyAdmit (numKeys: number, keysAndArgs: Array<string | number>): Promise<AdmitReply>
   relaykeyRefund (numKeys: number, ...args: Array<string | number>): Promise<number>
   get (key: string): Promise<string | null>
   ping (): Promise<string>
@@ -18,6 +18,7 @@ interface ScriptClient {
 
 /** budget counters outlive their month long enough for last month's usage to be read */
 const BUDGET_KEEP_SECONDS = 40 * 86_400
+const NONE: readonly never[] = Object.freeze([])
 
 export interface RedisAdmissionOptions {
   prefix: string
@@ -33,6 +34,12 @@ export class RedisAdmissionStore implements AdmissionStore {
   readonly #prefix: string
   readonly #cluster: boolean
   readonly #fixedClock: boolean
+  /** Redis key names per spec object (frozen, owned by a key context) */
+  readonly #keyNames = new WeakMap<object, string>()
+  readonly #budgetNames = new WeakMap<BudgetSpec, { month: string; key: string }>()
+  #second = -1
+  #currentMonth = ''
+  #ttl = 0
 
   constructor (redis: Redis | Cluster, options: RedisAdmissionOptions) {
     this.#redis = redis
@@ -45,7 +52,7 @@ export class RedisAdmissionStore implements AdmissionStore {
   }
 
   async admit (request: AdmissionRequest): Promise<Admission> {
-    const month = budgetMonth(request.now)
+    const month = this.#month(request.now)
     const split = this.#cluster && request.credentials.length > 0 && (request.limits.length > 0 || request.budgets.length > 0)
     let reply: AdmitReply
     try {
@@ -108,21 +115,86 @@ export class RedisAdmissionStore implements AdmissionStore {
   }
 
   /** one ADMIT call with the owner's part, the credentials' part, or both */
+  /**
+   * HOT PATH: one ADMIT call with the owner's part, the credentials' part, or both. Key names
+   * are built once per spec (specs live as long as their key context) and the month's numbers
+   * once per second; keys and arguments go to ioredis as one flat array.
+   */
   #call (request: AdmissionRequest, month: string, owner: boolean, credentials: boolean): Promise<AdmitReply> {
-    const keys: string[] = []
-    const args: Array<string | number> = []
-    const limits = owner ? request.limits : []
-    const budgets = owner ? request.budgets : []
-    const candidates = credentials ? request.credentials : []
-    for (const limit of limits) keys.push(this.#rateKey(`o:${request.groups.owner}`, limit))
-    for (const budget of budgets) keys.push(this.#budgetKey(request.groups.owner, budget, month))
-    for (const c of candidates) keys.push(this.#rateKey(`p:${request.groups.partner}`, { name: 'credential', subject: c.id }))
-    args.push(this.#fixedClock ? request.now : '', limits.length, budgets.length, candidates.length, request.cost,
-      secondsToNextMonth(request.now) + BUDGET_KEEP_SECONDS)
-    for (const limit of limits) args.push(limit.intervalMs, limit.burst)
-    for (const budget of budgets) args.push(budget.monthly)
-    for (const c of candidates) args.push(c.quota === null ? 0 : c.quota.intervalMs, c.quota === null ? 0 : c.quota.burst)
-    return this.#client.relaykeyAdmit(keys.length, ...keys, ...args)
+    const limits = owner ? request.limits : NONE
+    const budgets = owner ? request.budgets : NONE
+    const candidates = credentials ? request.credentials : NONE
+    const nKeys = limits.length + budgets.length + candidates.length
+    const argv: Array<string | number> = new Array(nKeys + 6 + limits.length * 2 + budgets.length + candidates.length * 2)
+    let k = 0
+    for (let i = 0; i < limits.length; i++) argv[k++] = this.#limitKey(request.groups.owner, limits[i] as RateLimitSpec)
+    for (let i = 0; i < budgets.length; i++) argv[k++] = this.#monthlyBudgetKey(request.groups.owner, budgets[i] as BudgetSpec, month)
+    for (let i = 0; i < candidates.length; i++) argv[k++] = this.#credentialKey(request.groups.partner, candidates[i] as CredentialCandidate)
+    argv[k++] = this.#fixedClock ? request.now : ''
+    argv[k++] = limits.length
+    argv[k++] = budgets.length
+    argv[k++] = candidates.length
+    argv[k++] = request.cost
+    argv[k++] = this.#budgetTtl(request.now)
+    for (let i = 0; i < limits.length; i++) {
+      const limit = limits[i] as RateLimitSpec
+      argv[k++] = limit.intervalMs
+      argv[k++] = limit.burst
+    }
+    for (let i = 0; i < budgets.length; i++) argv[k++] = (budgets[i] as BudgetSpec).monthly
+    for (let i = 0; i < candidates.length; i++) {
+      const quota = (candidates[i] as CredentialCandidate).quota
+      argv[k++] = quota === null ? 0 : quota.intervalMs
+      argv[k++] = quota === null ? 0 : quota.burst
+    }
+    return this.#client.relaykeyAdmit(nKeys, argv)
+  }
+
+  #limitKey (owner: string, limit: RateLimitSpec): string {
+    let key = this.#keyNames.get(limit)
+    if (key === undefined) {
+      key = this.#rateKey(`o:${owner}`, limit)
+      this.#keyNames.set(limit, key)
+    }
+    return key
+  }
+
+  #credentialKey (partner: string, candidate: CredentialCandidate): string {
+    let key = this.#keyNames.get(candidate)
+    if (key === undefined) {
+      key = this.#rateKey(`p:${partner}`, { name: 'credential', subject: candidate.id })
+      this.#keyNames.set(candidate, key)
+    }
+    return key
+  }
+
+  #monthlyBudgetKey (owner: string, budget: BudgetSpec, month: string): string {
+    let named = this.#budgetNames.get(budget)
+    if (named === undefined || named.month !== month) {
+      named = { month, key: this.#budgetKey(owner, budget, month) }
+      this.#budgetNames.set(budget, named)
+    }
+    return named.key
+  }
+
+  /** seconds a budget counter is kept: to the end of the month, plus time to read it afterwards */
+  #budgetTtl (now: number): number {
+    this.#tick(now)
+    return this.#ttl
+  }
+
+  #month (now: number): string {
+    this.#tick(now)
+    return this.#currentMonth
+  }
+
+  /** the month's numbers change at most once a second */
+  #tick (now: number): void {
+    const second = Math.floor(now / 1000)
+    if (second === this.#second) return
+    this.#second = second
+    this.#currentMonth = budgetMonth(now)
+    this.#ttl = secondsToNextMonth(now) + BUDGET_KEEP_SECONDS
   }
 
   #rateKey (group: string, limit: Pick<RateLimitSpec, 'name' | 'subject'>): string {
