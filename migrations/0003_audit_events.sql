@@ -4,17 +4,20 @@
 --   relaykey_audit_owner  NOLOGIN. Owns audit_events, its partitions and the functions below.
 --                         Nobody logs in as it; only the owner (and superusers) could alter the
 --                         table, disable its triggers, or drop and detach partitions.
---   relaykey_app          LOGIN, created without a password: set one, or allow it in pg_hba.conf
---                         (ALTER ROLE relaykey_app PASSWORD '…'). The role RelayKey serves with:
---                         read/write on the control-plane tables, INSERT and SELECT only on
---                         audit_events.
+--   relaykey_app          LOGIN, created without a password: give it one
+--                         (ALTER ROLE relaykey_app PASSWORD '…') or let pg_hba.conf trust it.
+--                         The role RelayKey serves with: read/write on the control-plane tables,
+--                         INSERT and SELECT only on audit_events, EXECUTE on the partition function.
 -- Migrations run as an administrator: a superuser, or a role with CREATEROLE that owns the
 -- database (it is made a member of relaykey_audit_owner below so it can hand objects over).
--- RelayKey itself connects as the application role and does not migrate:
---   DATABASE_URL=postgres://admin@db/relaykey npx relaykey migrate
+-- RelayKey itself connects as the application role, with start-up migration off — the role may
+-- not create tables, so RELAYKEY_AUTO_MIGRATE=true would stop start-up with "permission denied
+-- for schema public":
+--   DATABASE_URL=postgres://admin:…@db/relaykey npx relaykey migrate
 --   DATABASE_URL=postgres://relaykey_app:…@db/relaykey RELAYKEY_AUTO_MIGRATE=false npm start
--- With one DATABASE_URL naming the administrator, RelayKey still works, but the append-only
--- guarantee then rests on the triggers alone, which their owner can disable.
+-- With one DATABASE_URL naming the administrator RelayKey still works, but then the append-only
+-- guarantee rests on the triggers alone, which an owner can disable.
+-- A later migration that adds a table RelayKey uses must GRANT it to relaykey_app.
 --
 -- Roles belong to the whole cluster, not to this database: several databases (tests, staging
 -- next to production) migrate against the same roles, possibly at the same moment, so every

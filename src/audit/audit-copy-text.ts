@@ -37,15 +37,16 @@ export class CopyRowEncoder {
       e.seq + '\t' + text(e.prev_hash) + '\t' + text(e.hash) + '\n'
   }
 
-  /** ts as toISOString() would write it: 'YYYY-MM-DDTHH:MM:SS.' from the cache, then ms and Z */
+  /** ts as toISOString() writes it (which drops fractions of a ms): cached second, then ms, Z */
   #time (ts: number): string {
     const second = Math.floor(ts / 1000)
     if (second !== this.#second) {
-      // throws for NaN and out-of-range times, as toISOString does
-      this.#secondPrefix = new Date(second * 1000).toISOString().slice(0, 20)
+      // throws for NaN and out-of-range times, as toISOString does; cut off 'mmmZ'
+      const iso = new Date(second * 1000).toISOString()
+      this.#secondPrefix = iso.slice(0, iso.length - 4)
       this.#second = second
     }
-    const ms = ts - second * 1000
+    const ms = Math.floor(ts) - second * 1000
     return this.#secondPrefix + (ms < 10 ? '00' : ms < 100 ? '0' : '') + ms + 'Z'
   }
 }

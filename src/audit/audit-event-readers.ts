@@ -3,14 +3,10 @@
 import type Database from 'better-sqlite3'
 import type postgres from 'postgres'
 import type { ChainedAuditEvent } from './audit-event.js'
-
-const COLUMNS = `
-  ts, id, request_id, key_id, customer, team, service, environment, partner, credential_id,
-  method, path, status, outcome, attempts, latency_ms, upstream_latency_ms, cost, bytes_in,
-  bytes_out, payment_tx, writer_id, seq, prev_hash, hash`
+import { AUDIT_COLUMNS } from './audit-copy-text.js'
 
 // ts and id break ties so that a duplicated seq (a forged row) still reads back in a stable order
-const SELECT_IN_CHAIN_ORDER = `SELECT ${COLUMNS} FROM audit_events ORDER BY writer_id, seq, ts, id`
+const SELECT_IN_CHAIN_ORDER = `SELECT ${AUDIT_COLUMNS.join(', ')} FROM audit_events ORDER BY writer_id, seq, ts, id`
 
 /** the row as postgres.js returns it: bigint columns arrive as strings, timestamptz as Date */
 type PostgresRow = Omit<ChainedAuditEvent, 'ts' | 'cost' | 'bytes_in' | 'bytes_out' | 'seq'> & {
