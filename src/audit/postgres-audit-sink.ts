@@ -41,10 +41,20 @@ export interface PostgresAuditSinkOptions {
   now?: () => number
   /** false: every batch takes the staging path (the benchmark's baseline); default true */
   directCopy?: boolean
+  /**
+   * Opens a fresh client. With it the sink replaces its client after a failed or stuck write:
+   * postgres.js 3.4.9 can leave a client hung for good after a connection error inside a
+   * transaction (porsager/postgres#1208), which would stall the audit trail until a restart.
+   */
+  reconnect?: () => postgres.Sql
+  /** a write not settled after this long is abandoned and its client replaced (default 10 s) */
+  writeDeadlineMs?: number
 }
 
 export class PostgresAuditSink implements AuditSink {
-  readonly #sql: postgres.Sql
+  #sql: postgres.Sql
+  readonly #reconnect: (() => postgres.Sql) | null
+  readonly #deadlineMs: number
   readonly #now: () => number
   readonly #encoder: CopyRowEncoder
   // the temp table lives as long as the session; a new session (reconnect) needs it again
@@ -60,6 +70,8 @@ export class PostgresAuditSink implements AuditSink {
   /** `sql` should be this sink's own client with max: 1: the staging table is per session */
   constructor (sql: postgres.Sql, options: PostgresAuditSinkOptions = {}) {
     this.#sql = sql
+    this.#reconnect = options.reconnect ?? null
+    this.#deadlineMs = options.writeDeadlineMs ?? 10_000
     this.#now = options.now ?? Date.now
     this.#encoder = new CopyRowEncoder()
     this.#stagingReady = false
@@ -72,6 +84,31 @@ export class PostgresAuditSink implements AuditSink {
 
   async write (batch: readonly ChainedAuditEvent[]): Promise<void> {
     if (batch.length === 0) return
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(reject, this.#deadlineMs, new Error(`audit write did not settle within ${this.#deadlineMs} ms`))
+    })
+    try {
+      await Promise.race([this.#write(batch), deadline])
+    } catch (err) {
+      // a failed or stuck write may have left the client unusable: the next write gets a new one
+      this.#replaceClient()
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  #replaceClient (): void {
+    if (this.#reconnect === null) return
+    const old = this.#sql
+    this.#sql = this.#reconnect()
+    this.#stagingReady = false
+    this.#partitionsCheckedAt = -Infinity
+    old.end({ timeout: 0 }).catch(() => {})
+  }
+
+  async #write (batch: readonly ChainedAuditEvent[]): Promise<void> {
     await this.#ensurePartitions(batch)
     if (this.#direct) {
       try {
@@ -140,7 +177,7 @@ export class PostgresAuditSink implements AuditSink {
 
 /** Opens the sink's own single connection to `databaseUrl` (the application role's URL). */
 export function openPostgresAuditSink (databaseUrl: string, options: PostgresAuditSinkOptions = {}): PostgresAuditSink {
-  const sql = postgres(databaseUrl, {
+  const open = (): postgres.Sql => postgres(databaseUrl, {
     max: 1,
     // a recycled connection loses the temp table; keep the one we have
     max_lifetime: null,
@@ -149,7 +186,7 @@ export function openPostgresAuditSink (databaseUrl: string, options: PostgresAud
     // one round trip per batch step: Nagle's 40 ms would dominate (no-delay-socket.ts)
     socket: noDelaySocket(),
   } as postgres.Options<Record<string, postgres.PostgresType>>)
-  return new PostgresAuditSink(sql, options)
+  return new PostgresAuditSink(open(), { reconnect: open, ...options })
 }
 
 function isUniqueViolation (err: unknown): boolean {

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pino from 'pino'
 import postgres from 'postgres'
 import { verifyChains } from '../../src/audit/audit-chain.js'
-import type { AuditEvent, ChainedAuditEvent } from '../../src/audit/audit-event.js'
+import type { AuditEvent } from '../../src/audit/audit-event.js'
 import { readPostgresAuditEvents } from '../../src/audit/audit-event-readers.js'
 import { AuditPipeline, type AuditPipelineOptions } from '../../src/audit/audit-pipeline.js'
 import type { AuditSink } from '../../src/audit/audit-sink.js'
@@ -57,42 +57,6 @@ async function drained (pipeline: AuditPipeline, timeoutMs = 30_000): Promise<vo
   }
 }
 
-/**
- * The PostgreSQL sink, replaced by a fresh one after a write fails or hangs. postgres.js 3.4.9
- * can leave its client waiting forever after a connection error inside a transaction (see
- * DRIVER_BUG below); until the sink replaces its own client, this does, so that the outage tests
- * test the pipeline and not the driver. It answers before the pipeline's own 2 s deadline.
- */
-class ReopeningSink implements AuditSink {
-  readonly #url: string
-  #sink: AuditSink
-
-  constructor (url: string) {
-    this.#url = url
-    this.#sink = openPostgresAuditSink(url)
-  }
-
-  async write (batch: readonly ChainedAuditEvent[]): Promise<void> {
-    const sink = this.#sink
-    let timer: NodeJS.Timeout | undefined
-    const hung = new Promise<never>((_resolve, reject) => { timer = setTimeout(reject, 1_500, new Error('write hung')) })
-    try {
-      await Promise.race([sink.write(batch), hung])
-    } catch (err) {
-      if (this.#sink === sink) {
-        this.#sink = openPostgresAuditSink(this.#url)
-        sink.close().catch(() => {})
-      }
-      throw err
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-
-  close (): Promise<void> {
-    return this.#sink.close()
-  }
-}
 
 async function assertStoredOnce (url: string, writerId: string, count: number): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => {} })
@@ -155,15 +119,13 @@ describe('audit pipeline through PostgreSQL outages', () => {
 
   // postgres.js 3.4.9 does not survive a connection error in the middle of a transaction: the
   // ROLLBACK that sql.begin() sends after the error goes to the dying socket, and either throws
-  // an uncaught TypeError from nextWrite (see tolerateDriverCrash) or leaves the client waiting
-  // forever (its write timer is cleared but not reset). These two tests work around both, to
-  // test the pipeline; the black-hole test below runs the sink as it is, a todo until the driver
-  // is fixed or the sink replaces its client after a failed write.
-  const DRIVER_BUG = 'postgres.js 3.4.9 hangs or crashes after a connection error mid-transaction (porsager/postgres#1208)'
+  // from nextWrite (patched at install: scripts/patch-dependencies.js) or leaves the client
+  // waiting forever. The sink answers that by giving up on a write after its deadline and
+  // replacing its client; these tests run it exactly as RelayKey does.
   for (const mode of ['fast', 'immediate'] as const) {
     it(`loses nothing when PostgreSQL stops (${mode}) for 2 s under load and comes back`, async (t) => {
       const crashesBefore = driverCrashes.count()
-      const pipeline = pipelineFor(t, new ReopeningSink(`postgres://relaykey_app@127.0.0.1:${pg.port}/postgres`))
+      const pipeline = pipelineFor(t, openPostgresAuditSink(`postgres://relaykey_app@127.0.0.1:${pg.port}/postgres`, { writeDeadlineMs: 1_500 }))
       await pipeline.start()
       let outage: Promise<void> | null = null
       await recordOver(pipeline, 20_000, 4_000, (elapsed) => {
@@ -199,11 +161,11 @@ describe('audit pipeline through PostgreSQL outages', () => {
     await assertStoredOnce(pg.url, pipeline.writerId, 10_000)
   })
 
-  it('spills while PostgreSQL is black-holed, and replays once the connections are reset', { todo: DRIVER_BUG }, async (t) => {
+  it('spills while PostgreSQL is black-holed, and replays once the connections are reset', async (t) => {
     const proxy = await TcpFaultProxy.start({ port: pg.port })
     t.after(() => proxy.close())
     const dir = mkdtempSync(join(spillRoot, 'spill-'))
-    const sink = openPostgresAuditSink(`postgres://relaykey_app@127.0.0.1:${proxy.port}/postgres`)
+    const sink = openPostgresAuditSink(`postgres://relaykey_app@127.0.0.1:${proxy.port}/postgres`, { writeDeadlineMs: 1_000 })
     const pipeline = new AuditPipeline({ sink, spillDir: dir, logger, writeTimeoutMs: 300, probeMaxMs: 500 })
     t.after(() => pipeline.close().then(() => sink.close()))
     await pipeline.start()
