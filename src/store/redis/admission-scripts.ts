@@ -15,68 +15,92 @@
 //   { 1, limitIndex, retryMs, 0, tatAheadMs }      rate limited
 //   { 2, budgetIndex, 0, 0, 0 }                    budget exceeded
 //   { 3, 0, retryMs, 0, 0 }                        every candidate credential's quota spent
-export const ADMIT_LUA = `
-local now = tonumber(ARGV[1])
-if now == nil then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local nR, nB, nC = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local cost, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
-local a = 7
-local tats = {}
-local tightIndex, tightRemaining, tightReset = 0, -1, 0
-for i = 1, nR do
-  local interval, burst = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  a = a + 2
-  local tat = tonumber(redis.call('GET', KEYS[i])) or now
-  if tat < now then tat = now end
-  local nextTat = tat + interval
-  local over = nextTat - now - burst * interval
-  if over > 0 then return { 1, i, over, 0, tat - now } end
-  tats[i] = nextTat
-  local remaining = math.floor((burst * interval - (nextTat - now)) / interval)
-  if tightRemaining < 0 or remaining < tightRemaining then
-    tightIndex, tightRemaining, tightReset = i, remaining, nextTat - now
+// One decision, its keys from KEYS[k + 1] and its arguments from ARGV[a + 1] on; returns the
+// reply and how many keys and arguments it used, so a batch can walk several decisions.
+const DECIDE = `
+local function decide (k, a)
+  local now = tonumber(ARGV[a + 1])
+  if now == nil then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
-end
-for i = 1, nB do
-  local limit = tonumber(ARGV[a])
-  a = a + 1
-  local used = tonumber(redis.call('GET', KEYS[nR + i])) or 0
-  if used + cost > limit then return { 2, i, 0, 0, 0 } end
-end
-local chosen, chosenTat, soonest = 0, 0, -1
-for i = 1, nC do
-  local interval, burst = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  a = a + 2
-  if interval == 0 then
-    chosen = i
-    break
+  local nR, nB, nC = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local nK, nA = nR + nB + nC, 6 + 2 * nR + nB + 2 * nC
+  local cost, ttl = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
+  local p = a + 7
+  local tats = {}
+  local tightIndex, tightRemaining, tightReset = 0, -1, 0
+  for i = 1, nR do
+    local interval, burst = tonumber(ARGV[p]), tonumber(ARGV[p + 1])
+    p = p + 2
+    local tat = tonumber(redis.call('GET', KEYS[k + i])) or now
+    if tat < now then tat = now end
+    local nextTat = tat + interval
+    local over = nextTat - now - burst * interval
+    if over > 0 then return { 1, i, over, 0, tat - now }, nK, nA end
+    tats[i] = nextTat
+    local remaining = math.floor((burst * interval - (nextTat - now)) / interval)
+    if tightRemaining < 0 or remaining < tightRemaining then
+      tightIndex, tightRemaining, tightReset = i, remaining, nextTat - now
+    end
   end
-  local key = KEYS[nR + nB + i]
-  local tat = tonumber(redis.call('GET', key)) or now
-  if tat < now then tat = now end
-  local nextTat = tat + interval
-  local over = nextTat - now - burst * interval
-  if over <= 0 then
-    chosen, chosenTat = i, nextTat
-    break
+  for i = 1, nB do
+    local limit = tonumber(ARGV[p])
+    p = p + 1
+    local used = tonumber(redis.call('GET', KEYS[k + nR + i])) or 0
+    if used + cost > limit then return { 2, i, 0, 0, 0 }, nK, nA end
   end
-  if soonest < 0 or over < soonest then soonest = over end
+  local chosen, chosenTat, soonest = 0, 0, -1
+  for i = 1, nC do
+    local interval, burst = tonumber(ARGV[p]), tonumber(ARGV[p + 1])
+    p = p + 2
+    if interval == 0 then
+      chosen = i
+      break
+    end
+    local key = KEYS[k + nR + nB + i]
+    local tat = tonumber(redis.call('GET', key)) or now
+    if tat < now then tat = now end
+    local nextTat = tat + interval
+    local over = nextTat - now - burst * interval
+    if over <= 0 then
+      chosen, chosenTat = i, nextTat
+      break
+    end
+    if soonest < 0 or over < soonest then soonest = over end
+  end
+  if nC > 0 and chosen == 0 then return { 3, 0, soonest, 0, 0 }, nK, nA end
+  for i = 1, nR do
+    redis.call('SET', KEYS[k + i], tats[i], 'PX', math.ceil(tats[i] - now) + 1000)
+  end
+  for i = 1, nB do
+    -- the counter's lifetime is set once, when this month's first request creates it
+    if redis.call('INCRBY', KEYS[k + nR + i], cost) == cost then redis.call('EXPIRE', KEYS[k + nR + i], ttl) end
+  end
+  if chosenTat > 0 then
+    redis.call('SET', KEYS[k + nR + nB + chosen], chosenTat, 'PX', math.ceil(chosenTat - now) + 1000)
+  end
+  return { 0, chosen, tightIndex, tightRemaining, tightReset }, nK, nA
 end
-if nC > 0 and chosen == 0 then return { 3, 0, soonest, 0, 0 } end
-for i = 1, nR do
-  redis.call('SET', KEYS[i], tats[i], 'PX', math.ceil(tats[i] - now) + 1000)
+`
+
+export const ADMIT_LUA = DECIDE + `
+return (decide(0, 0))
+`
+
+// ADMIT_BATCH takes many decisions in one call (one round trip and one command for every
+// decision a worker collects in one event-loop turn; single Redis only, since a batch mixes
+// hash slots). Each decision is as atomic as ADMIT, and they are applied in order.
+//   KEYS = every decision's keys, in order; ARGV = [ n, every decision's arguments, in order ]
+//   reply = the n five-number replies, flattened
+export const ADMIT_BATCH_LUA = DECIDE + `
+local out, k, a = {}, 0, 1
+for _ = 1, tonumber(ARGV[1]) do
+  local reply, nK, nA = decide(k, a)
+  for j = 1, 5 do out[#out + 1] = reply[j] end
+  k, a = k + nK, a + nA
 end
-for i = 1, nB do
-  -- the counter's lifetime is set once, when this month's first request creates it
-  if redis.call('INCRBY', KEYS[nR + i], cost) == cost then redis.call('EXPIRE', KEYS[nR + i], ttl) end
-end
-if chosenTat > 0 then
-  redis.call('SET', KEYS[nR + nB + chosen], chosenTat, 'PX', math.ceil(chosenTat - now) + 1000)
-end
-return { 0, chosen, tightIndex, tightRemaining, tightReset }
+return out
 `
 
 // REFUND gives reserved budget units back (never below zero, never creating a counter that

@@ -1,16 +1,19 @@
-// Limits and budgets in Redis: one EVALSHA per request on a single Redis. On Redis Cluster the
-// key/customer group and the partner's credential quotas live in different hash slots, so a
-// request that needs a credential quota takes two calls (owner first, then credentials) and
-// gives the owner's budget units back if no credential has room.
+// Limits and budgets in Redis. On a single Redis the decisions a worker collects in one
+// event-loop turn go out as one EVALSHA (ADMIT_BATCH), each as atomic as if alone. On Redis
+// Cluster a batch would mix hash slots, so each decision is its own call, and the key/customer
+// group and the partner's credential quotas live in different slots: a request that needs a
+// credential quota takes two calls (owner first, then credentials) and gives the owner's budget
+// units and rate-limit room back if no credential has room.
 import type { Cluster, Redis } from 'ioredis'
 import { GovernanceUnavailableError } from '../../errors.js'
 import type { Admission, AdmissionRequest, AdmissionStore, BudgetSpec, CredentialCandidate, RateLimitSpec, Reservation } from '../../limits/admission.js'
 import { decodeAdmission, type AdmitReply } from '../../limits/admission-reply.js'
 import { budgetMonth, secondsToNextMonth } from '../../limits/budget-month.js'
-import { ADMIT_LUA, REFUND_LUA } from './admission-scripts.js'
+import { ADMIT_BATCH_LUA, ADMIT_LUA, REFUND_LUA } from './admission-scripts.js'
 
 interface ScriptClient {
   relaykeyAdmit (numKeys: number, keysAndArgs: Array<string | number>): Promise<AdmitReply>
+  relaykeyAdmitBatch (numKeys: number, keysAndArgs: Array<string | number>): Promise<number[]>
   relaykeyRefund (numKeys: number, ...args: Array<string | number>): Promise<number>
   get (key: string): Promise<string | null>
   ping (): Promise<string>
@@ -19,6 +22,13 @@ interface ScriptClient {
 /** budget counters outlive their month long enough for last month's usage to be read */
 const BUDGET_KEEP_SECONDS = 40 * 86_400
 const NONE: readonly never[] = Object.freeze([])
+
+interface PendingDecision {
+  request: AdmissionRequest
+  month: string
+  resolve: (admission: Admission) => void
+  reject: (err: unknown) => void
+}
 
 export interface RedisAdmissionOptions {
   prefix: string
@@ -37,6 +47,9 @@ export class RedisAdmissionStore implements AdmissionStore {
   /** Redis key names per spec object (frozen, owned by a key context) */
   readonly #keyNames = new WeakMap<object, string>()
   readonly #budgetNames = new WeakMap<BudgetSpec, { month: string; key: string }>()
+  /** decisions waiting for this event-loop turn's batch (single Redis only) */
+  #pending: PendingDecision[] = []
+  readonly #flush = (): void => this.#flushPending()
   #second = -1
   #currentMonth = ''
   #ttl = 0
@@ -45,13 +58,19 @@ export class RedisAdmissionStore implements AdmissionStore {
     this.#redis = redis
     redis.defineCommand('relaykeyAdmit', { lua: ADMIT_LUA })
     redis.defineCommand('relaykeyRefund', { lua: REFUND_LUA })
+    redis.defineCommand('relaykeyAdmitBatch', { lua: ADMIT_BATCH_LUA })
     this.#client = redis as unknown as ScriptClient
     this.#prefix = options.prefix
     this.#cluster = options.cluster
     this.#fixedClock = options.now !== undefined
   }
 
-  async admit (request: AdmissionRequest): Promise<Admission> {
+  admit (request: AdmissionRequest): Promise<Admission> {
+    return this.#cluster ? this.#admitOnCluster(request) : this.#admitBatched(request)
+  }
+
+  /** Redis Cluster: one call per decision, two when the owner's and the partner's slots differ */
+  async #admitOnCluster (request: AdmissionRequest): Promise<Admission> {
     const month = this.#month(request.now)
     const split = this.#cluster && request.credentials.length > 0 && (request.limits.length > 0 || request.budgets.length > 0)
     let reply: AdmitReply
@@ -115,39 +134,65 @@ export class RedisAdmissionStore implements AdmissionStore {
   }
 
   /** one ADMIT call with the owner's part, the credentials' part, or both */
-  /**
-   * HOT PATH: one ADMIT call with the owner's part, the credentials' part, or both. Key names
-   * are built once per spec (specs live as long as their key context) and the month's numbers
-   * once per second; keys and arguments go to ioredis as one flat array.
-   */
+  /** one ADMIT call with the owner's part, the credentials' part, or both */
   #call (request: AdmissionRequest, month: string, owner: boolean, credentials: boolean): Promise<AdmitReply> {
+    const keys: Array<string | number> = []
+    const args: Array<string | number> = []
+    this.#appendDecision(keys, args, request, month, owner, credentials)
+    return this.#client.relaykeyAdmit(keys.length, keys.concat(args))
+  }
+
+  /**
+   * HOT PATH: one decision's keys and arguments, appended to the call being built. Key names
+   * are built once per spec (specs live as long as their key context) and the month's numbers
+   * once per second.
+   */
+  #appendDecision (keys: Array<string | number>, args: Array<string | number>, request: AdmissionRequest, month: string, owner: boolean, credentials: boolean): void {
     const limits = owner ? request.limits : NONE
     const budgets = owner ? request.budgets : NONE
     const candidates = credentials ? request.credentials : NONE
-    const nKeys = limits.length + budgets.length + candidates.length
-    const argv: Array<string | number> = new Array(nKeys + 6 + limits.length * 2 + budgets.length + candidates.length * 2)
-    let k = 0
-    for (let i = 0; i < limits.length; i++) argv[k++] = this.#limitKey(request.groups.owner, limits[i] as RateLimitSpec)
-    for (let i = 0; i < budgets.length; i++) argv[k++] = this.#monthlyBudgetKey(request.groups.owner, budgets[i] as BudgetSpec, month)
-    for (let i = 0; i < candidates.length; i++) argv[k++] = this.#credentialKey(request.groups.partner, candidates[i] as CredentialCandidate)
-    argv[k++] = this.#fixedClock ? request.now : ''
-    argv[k++] = limits.length
-    argv[k++] = budgets.length
-    argv[k++] = candidates.length
-    argv[k++] = request.cost
-    argv[k++] = this.#budgetTtl(request.now)
+    for (let i = 0; i < limits.length; i++) keys.push(this.#limitKey(request.groups.owner, limits[i] as RateLimitSpec))
+    for (let i = 0; i < budgets.length; i++) keys.push(this.#monthlyBudgetKey(request.groups.owner, budgets[i] as BudgetSpec, month))
+    for (let i = 0; i < candidates.length; i++) keys.push(this.#credentialKey(request.groups.partner, candidates[i] as CredentialCandidate))
+    args.push(this.#fixedClock ? request.now : '', limits.length, budgets.length, candidates.length, request.cost, this.#budgetTtl(request.now))
     for (let i = 0; i < limits.length; i++) {
       const limit = limits[i] as RateLimitSpec
-      argv[k++] = limit.intervalMs
-      argv[k++] = limit.burst
+      args.push(limit.intervalMs, limit.burst)
     }
-    for (let i = 0; i < budgets.length; i++) argv[k++] = (budgets[i] as BudgetSpec).monthly
+    for (let i = 0; i < budgets.length; i++) args.push((budgets[i] as BudgetSpec).monthly)
     for (let i = 0; i < candidates.length; i++) {
       const quota = (candidates[i] as CredentialCandidate).quota
-      argv[k++] = quota === null ? 0 : quota.intervalMs
-      argv[k++] = quota === null ? 0 : quota.burst
+      args.push(quota === null ? 0 : quota.intervalMs, quota === null ? 0 : quota.burst)
     }
-    return this.#client.relaykeyAdmit(nKeys, argv)
+  }
+
+  /**
+   * HOT PATH (single Redis): decisions asked for in the same event-loop turn go to Redis as one
+   * ADMIT_BATCH call — one command, one round trip, one Lua invocation for all of them.
+   */
+  #admitBatched (request: AdmissionRequest): Promise<Admission> {
+    return new Promise<Admission>((resolve, reject) => {
+      this.#pending.push({ request, month: this.#month(request.now), resolve, reject })
+      if (this.#pending.length === 1) setImmediate(this.#flush)
+    })
+  }
+
+  #flushPending (): void {
+    const batch = this.#pending
+    this.#pending = []
+    const keys: Array<string | number> = []
+    const args: Array<string | number> = [batch.length]
+    for (const p of batch) this.#appendDecision(keys, args, p.request, p.month, true, true)
+    this.#client.relaykeyAdmitBatch(keys.length, keys.concat(args)).then((replies) => {
+      for (let i = 0; i < batch.length; i++) {
+        const p = batch[i]!
+        const o = i * 5
+        p.resolve(decodeAdmission(p.request, p.month, [replies[o]!, replies[o + 1]!, replies[o + 2]!, replies[o + 3]!, replies[o + 4]!]))
+      }
+    }, (err: unknown) => {
+      const failure = new GovernanceUnavailableError('Redis did not answer the limits decision', err)
+      for (const p of batch) p.reject(failure)
+    })
   }
 
   #limitKey (owner: string, limit: RateLimitSpec): string {
