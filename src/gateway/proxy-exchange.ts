@@ -4,8 +4,9 @@
 // HOT PATH. The exchange is the undici dispatch handler itself (legacy raw-header API, which
 // undici's core calls without an adapter), its steps are prototype methods, and the response
 // listeners are module-level functions that find the exchange on the response object, so a
-// request allocates this object and its header arrays but no closures. Only a key-cache miss
-// goes through a promise.
+// request allocates this object and its header arrays but no closures. Only the steps that wait
+// on a store go through a promise: a key-cache miss, an unknown partner, and the limits decision
+// when the key has limits (ioredis and the batching in the Redis store are promise-based).
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
