@@ -28,10 +28,17 @@ export interface OutcomeRow {
   server_errors: number
 }
 
+/** a position in the newest-first order: events before `ts`, or at `ts` with a smaller id */
+export interface AuditCursor {
+  ts: Date
+  /** null: every event at `ts` is excluded too (a plain time was given) */
+  id: string | null
+}
+
 export interface AuditQuery {
   usage (filter: UsageFilter, from: Date, to: Date): Promise<UsageCounts>
-  /** newest first, strictly before `before` when given */
-  list (keyId: string | null, limit: number, before: Date | null): Promise<ChainedAuditEvent[]>
+  /** newest first (ts, then id, descending), strictly before the cursor when given */
+  list (keyId: string | null, limit: number, before: AuditCursor | null): Promise<ChainedAuditEvent[]>
   close (): Promise<void>
 }
 

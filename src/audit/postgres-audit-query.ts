@@ -1,7 +1,7 @@
 // AuditQuery over PostgreSQL (distributed mode).
 import type postgres from 'postgres'
 import type { ChainedAuditEvent } from './audit-event.js'
-import { foldUsage, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
+import { foldUsage, type AuditCursor, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
 
 export class PostgresAuditQuery implements AuditQuery {
   readonly #sql: postgres.Sql
@@ -27,13 +27,13 @@ export class PostgresAuditQuery implements AuditQuery {
     return foldUsage(rows)
   }
 
-  async list (keyId: string | null, limit: number, before: Date | null): Promise<ChainedAuditEvent[]> {
+  async list (keyId: string | null, limit: number, before: AuditCursor | null): Promise<ChainedAuditEvent[]> {
     const sql = this.#sql
     const rows = await sql`
       SELECT * FROM audit_events
        WHERE true
          ${keyId === null ? sql`` : sql`AND key_id = ${keyId}`}
-         ${before === null ? sql`` : sql`AND ts < ${before}`}
+         ${before === null ? sql`` : before.id === null ? sql`AND ts < ${before.ts}` : sql`AND (ts, id) < (${before.ts}, ${before.id}::uuid)`}
        ORDER BY ts DESC, id DESC
        LIMIT ${limit}`
     return rows.map((r) => ({

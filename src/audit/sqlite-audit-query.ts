@@ -1,7 +1,7 @@
 // AuditQuery over the embedded SQLite file (ts is stored as RFC 3339 text, which sorts in time order).
 import type Database from 'better-sqlite3'
 import type { ChainedAuditEvent } from './audit-event.js'
-import { foldUsage, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
+import { foldUsage, type AuditCursor, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
 
 export class SqliteAuditQuery implements AuditQuery {
   readonly #db: Database.Database
@@ -23,7 +23,8 @@ export class SqliteAuditQuery implements AuditQuery {
        GROUP BY outcome`)
     this.#list = db.prepare(`
       SELECT * FROM audit_events
-       WHERE (@key_id IS NULL OR key_id = @key_id) AND (@before IS NULL OR ts < @before)
+       WHERE (@key_id IS NULL OR key_id = @key_id)
+         AND (@before IS NULL OR ts < @before OR (ts = @before AND @before_id IS NOT NULL AND id < @before_id))
        ORDER BY ts DESC, id DESC
        LIMIT @limit`)
   }
@@ -33,8 +34,10 @@ export class SqliteAuditQuery implements AuditQuery {
     return foldUsage(rows)
   }
 
-  async list (keyId: string | null, limit: number, before: Date | null): Promise<ChainedAuditEvent[]> {
-    const rows = this.#list.all({ key_id: keyId, before: before === null ? null : before.toISOString(), limit }) as Array<ChainedAuditEvent & { ts: string }>
+  async list (keyId: string | null, limit: number, before: AuditCursor | null): Promise<ChainedAuditEvent[]> {
+    const rows = this.#list.all({
+      key_id: keyId, before: before === null ? null : before.ts.toISOString(), before_id: before?.id ?? null, limit,
+    }) as Array<ChainedAuditEvent & { ts: string }>
     return rows.map((r) => ({ ...r, ts: Date.parse(r.ts) }))
   }
 

@@ -1,6 +1,7 @@
 // Header hygiene in both directions (CONTRACT §4). Name tables are built once; each request
 // makes one pass over the raw header list and writes a flat [name, value, …] array that
 // undici (request) and res.writeHead (response) take without further copying.
+import { withoutQueryParam } from './proxy-path.js'
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus RFC 2616's list and the legacy Proxy-Connection */
 const HOP_BY_HOP = new Set([
@@ -46,9 +47,11 @@ export function copyRequestHeaders (raw: string[], credentialHeader: string | nu
 
 /**
  * HOT PATH: the upstream's response headers (undici raw Buffers) minus hop-by-hop fields and
- * those its `Connection` names, as strings, plus RelayKey's request id.
+ * those its `Connection` names, as strings, plus RelayKey's request id. With query-parameter
+ * auth (`credentialQueryParam`), redirect targets lose that parameter: an upstream that echoes
+ * its own URL in `Location` must not hand the credential to the client.
  */
-export function responseHeaders (raw: Buffer[], requestId: string): string[] {
+export function responseHeaders (raw: Buffer[], requestId: string, credentialQueryParam: string | null = null): string[] {
   const out: string[] = []
   let named: Set<string> | null = null
   for (let i = 0; i < raw.length; i += 2) {
@@ -62,10 +65,26 @@ export function responseHeaders (raw: Buffer[], requestId: string): string[] {
     // only names as long as a dropped one are lowercased and looked up (or all, when the
     // upstream's Connection header named others)
     if ((named !== null || DROPPED_RESPONSE_LENGTHS[name.length] === 1) && droppedResponseHeader(name.toLowerCase(), named)) continue
-    out.push(name, raw[i + 1]!.toString('latin1'))
+    let value = raw[i + 1]!.toString('latin1')
+    if (credentialQueryParam !== null && isLocationHeader(name)) value = withoutCredential(value, credentialQueryParam)
+    out.push(name, value)
   }
   out.push('x-relaykey-request-id', requestId)
   return out
+}
+
+function isLocationHeader (name: string): boolean {
+  const lower = name.toLowerCase()
+  return lower === 'location' || lower === 'content-location'
+}
+
+function withoutCredential (url: string, param: string): string {
+  const q = url.indexOf('?')
+  if (q === -1) return url
+  const hash = url.indexOf('#', q)
+  const query = url.slice(q + 1, hash === -1 ? url.length : hash)
+  const kept = withoutQueryParam(query, param)
+  return url.slice(0, q) + (kept === '' ? '' : '?' + kept) + (hash === -1 ? '' : url.slice(hash))
 }
 
 function droppedResponseHeader (lower: string, named: Set<string> | null): boolean {

@@ -241,7 +241,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#deps.metrics.upstreamResponded(facts.partner, statusCode, facts.upstreamLatencyMs / 1000)
     if (statusCode >= 500) this.#refund()
     const res = this.#res
-    const headers = responseHeaders(rawHeaders, this.requestId)
+    const headers = responseHeaders(rawHeaders, this.requestId, this.#upstream!.credentialQueryParam)
     pushRateLimitHeaders(headers, this.#context!.limits.policyHeader, this.#limitState)
     if (statusText !== '') res.writeHead(statusCode, statusText, headers)
     else res.writeHead(statusCode, headers)
@@ -309,6 +309,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#abort?.()
     const facts = this.#facts
     if (!this.#res.headersSent) {
+      this.#refund() // no response was given: the units go back
+
       facts.status = 499
       facts.outcome = 'client_closed'
     } else {

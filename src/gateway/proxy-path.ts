@@ -4,6 +4,7 @@
 //   - no '.' or '..' segment, also not spelled %2e
 //   - no empty segment (`//evil.example` would read as an authority to some servers)
 //   - no backslash, no %2F or %5C (encoded separators), no %00, no control characters
+//   - no ';', raw or %3B (path parameters: '..;' is '..' to Tomcat and Spring)
 // The origin never comes from the client at all: the Pool is chosen by the partner.
 
 export interface CheckedPath {
@@ -28,13 +29,14 @@ export function checkProxyPath (rest: string): CheckedPath | null {
       dots = 0
       continue
     }
-    if (c <= 32 || c >= 127 || c === 92 /* \ */) return null
+    // ';' starts path parameters some servers strip before resolving ('..;/' is '../' to Tomcat)
+    if (c <= 32 || c >= 127 || c === 92 /* \ */ || c === 59 /* ; */) return null
     if (c === 37 /* % */) {
       const hi = hex(rest.charCodeAt(i + 1))
       const lo = hex(rest.charCodeAt(i + 2))
       if (hi < 0 || lo < 0) return null
       const byte = hi * 16 + lo
-      if (byte === 0x2f || byte === 0x5c || byte === 0) return null
+      if (byte === 0x2f || byte === 0x5c || byte === 0x3b || byte === 0) return null
       sawPercent = true
       i += 2
       dots = byte === 0x2e && dots >= 0 ? dots + 1 : -1
@@ -60,18 +62,29 @@ function hex (c: number): number {
   return -1
 }
 
-/** Removes `name=…` pairs from a query string (without its '?'); used for query-param auth. */
+/**
+ * Removes every pair that an upstream could read as the `name` parameter from a query string
+ * (without its '?'): the name in any letter case, percent-encoded or not, with an array suffix
+ * (`name[]`, `name[x]`), and with `;` taken as a separator as some servers do. Used for
+ * query-parameter auth, so that the client can neither supply nor shadow the credential.
+ */
 export function withoutQueryParam (query: string, name: string): string {
   if (query === '') return query
-  const kept: string[] = []
-  for (const pair of query.split('&')) {
+  const wanted = name.toLowerCase()
+  // separators are kept in the split so the surviving pairs are joined back as they were
+  const parts = query.split(/([&;])/)
+  let out = ''
+  for (let i = 0; i < parts.length; i += 2) {
+    const pair = parts[i]!
     const eq = pair.indexOf('=')
-    const key = eq === -1 ? pair : pair.slice(0, eq)
-    let decodedKey = key
+    let key = eq === -1 ? pair : pair.slice(0, eq)
     try {
-      decodedKey = decodeURIComponent(key.replace(/\+/g, ' '))
+      key = decodeURIComponent(key.replace(/\+/g, ' '))
     } catch {}
-    if (decodedKey !== name) kept.push(pair)
+    const bracket = key.indexOf('[')
+    if ((bracket === -1 ? key : key.slice(0, bracket)).toLowerCase() === wanted) continue
+    if (out !== '') out += i === 0 ? '&' : parts[i - 1]!
+    out += pair
   }
-  return kept.join('&')
+  return out
 }

@@ -81,10 +81,7 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
       setTimeout(() => { if (!stopping) fork() }, delay).unref()
     })
   }
-  for (let i = 0; i < config.workers; i++) fork()
-  await Promise.all([...workers].map((w) => once(w, 'listening')))
-  logger.info({ mode: config.mode, port: config.port, admin_port: config.adminPort, workers: config.workers }, 'RelayKey ready')
-
+  // installed before any worker starts, so a signal during start-up is honoured too
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return
     stopping = true
@@ -108,4 +105,10 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
+
+  for (let i = 0; i < config.workers; i++) fork()
+  // a worker that dies before listening is replaced by fork(); its replacement is what we wait for
+  await Promise.all([...workers].map((w) => Promise.race([once(w, 'listening'), once(w, 'exit')])))
+  logger.info({ mode: config.mode, port: config.port, admin_port: config.adminPort, workers: config.workers }, 'RelayKey ready')
+
 }

@@ -57,6 +57,8 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     if (stopping) return
     stopping = true
     logger.info({ reason }, 'worker draining')
+    // listening turns false at once; 'close' comes when the last connection has ended
+    const closed = once(server, 'close')
     server.close()
     // keep-alive sockets go idle as their last response ends; close each as soon as it does
     const sweep = setInterval(() => server.closeIdleConnections(), 50)
@@ -64,7 +66,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     server.closeIdleConnections()
     const force = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs)
     force.unref()
-    if (server.listening) await once(server, 'close')
+    await closed
     await pools.close()
     // every event of the drained requests reaches the database, or a spill file the next start replays
     await audit?.close()

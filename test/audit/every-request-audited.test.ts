@@ -66,6 +66,19 @@ async function checkApis (rk: RelayKeyProcess, keyId: string, customer: string, 
   const page = await rk.admin('GET', `/admin/audit?key_id=${keyId}&limit=5`)
   assert.equal(page.status, 200)
   assert.equal(page.body.events.length, 5)
+  // paging with next_before visits every event exactly once
+  const seen = new Set<string>()
+  let cursor: string | null = null
+  do {
+    const pageOf: { status: number; body: any } = await rk.admin('GET', `/admin/audit?key_id=${keyId}&limit=3${cursor === null ? '' : `&before=${encodeURIComponent(cursor)}`}`)
+    assert.equal(pageOf.status, 200, JSON.stringify(pageOf.body))
+    for (const e of pageOf.body.events as Array<{ id: string }>) {
+      assert.ok(!seen.has(e.id), 'an event came twice')
+      seen.add(e.id)
+    }
+    cursor = pageOf.body.next_before
+  } while (cursor !== null)
+  assert.equal(seen.size, forKey.length)
   const all = await rk.admin('GET', `/admin/audit?key_id=${keyId}&limit=1000`)
   assert.equal(all.body.events.length, forKey.length)
   assert.ok(all.body.events[0].ts >= all.body.events.at(-1).ts, 'newest first')
@@ -128,6 +141,8 @@ describe('every request is audited', () => {
     const rk = await startRelayKey({ workers: 1 })
     try {
       const setup = await setUpGovernedPartner(rk, { baseUrl: partner.url })
+      assert.equal((await rk.admin('PATCH', `/admin/policies/${setup.policyId}`, { budget: { monthly: 100 }, costs: [{ method: 'GET', path: '/slow', cost: 10 }] })).status, 200)
+      await sleep(300)
       await assert.rejects(request(`${rk.proxyUrl}/proxy/acme/slow`, {
         headers: { 'x-relaykey': setup.key }, signal: AbortSignal.timeout(300),
       }))
@@ -139,6 +154,10 @@ describe('every request is audited', () => {
       assert.equal(events.length, 1)
       assert.equal(events[0]!.outcome, 'client_closed')
       assert.equal(events[0]!.status, 499)
+      assert.equal(events[0]!.cost, 0)
+      // no response was given, so the reserved units went back
+      const usage = await rk.admin('GET', `/admin/usage?key_id=${setup.keyId}`)
+      assert.deepEqual(usage.body.budget, { limit: 100, used: 0, remaining: 100 })
     } finally {
       await rk.stop()
       await partner.close()

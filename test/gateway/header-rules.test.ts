@@ -30,4 +30,13 @@ describe('header hygiene', () => {
       'Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'x-relaykey-request-id', 'rid-1',
     ])
   })
+
+  it('takes a query-auth credential out of redirect targets', () => {
+    const raw = ['Location', 'https://vendor.example/v1/next/?a=1&api_key=SECRET&b=2#frag', 'Content-Location', '/v1/x?API_KEY=SECRET',
+      'X-Other', '/v1/x?api_key=kept-elsewhere'].map((s) => Buffer.from(s, 'latin1'))
+    assert.deepEqual(responseHeaders(raw, 'rid', 'api_key'), [
+      'Location', 'https://vendor.example/v1/next/?a=1&b=2#frag', 'Content-Location', '/v1/x',
+      'X-Other', '/v1/x?api_key=kept-elsewhere', 'x-relaykey-request-id', 'rid',
+    ])
+  })
 })

@@ -9,7 +9,7 @@ describe('proxy path safety', () => {
     'a%2fb', 'a%2F..%2Fb', '%2F%2Fevil.example', 'a%5cb', 'a%5C..',
     '/evil.example/x', 'a//b', 'http://evil.example/', 'https:%2F%2Fevil.example',
     'a\\b', '..\\x', '\\\\evil.example\\x', 'a%00b', 'a b', 'a\tb', 'x%zz', 'x%', 'x%4',
-    'caf\u00e9', '%ff',
+    'caf\u00e9', '%ff', '..;/x', 'a/..;/..;/etc', 'a;b', '..%3B/x', 'a%3bb',
   ]
   for (const rest of escapes) {
     it(`refuses ${JSON.stringify(rest)}`, () => {
@@ -35,5 +35,12 @@ describe('proxy path safety', () => {
     assert.equal(withoutQueryParam('api_key=stolen&x=1&api%5Fkey=2&y', 'api_key'), 'x=1&y')
     assert.equal(withoutQueryParam('', 'api_key'), '')
     assert.equal(withoutQueryParam('api_keyx=1', 'api_key'), 'api_keyx=1')
+  })
+
+  it('also removes look-alikes an upstream could read as the parameter: case, arrays, ";"', () => {
+    assert.equal(withoutQueryParam('API_KEY=evil&x=1', 'api_key'), 'x=1')
+    assert.equal(withoutQueryParam('api_key[]=evil&api_key[a]=evil&x=1', 'api_key'), 'x=1')
+    assert.equal(withoutQueryParam('a=1;api_key=evil;b=2&c=3', 'api_key'), 'a=1;b=2&c=3')
+    assert.equal(withoutQueryParam('api_key=evil;a=1', 'api_key'), 'a=1')
   })
 })

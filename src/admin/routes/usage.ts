@@ -2,7 +2,7 @@
 // table (requests, outcomes, cost) and the limits store (budget used this month).
 import type { Router } from '../../http/router.js'
 import { ValidationError } from '../../errors.js'
-import type { AuditQuery } from '../../audit/audit-query.js'
+import type { AuditCursor, AuditQuery } from '../../audit/audit-query.js'
 import type { ChainedAuditEvent } from '../../audit/audit-event.js'
 import type { AdmissionStore } from '../../limits/admission.js'
 import { budgetMonth } from '../../limits/budget-month.js'
@@ -65,16 +65,28 @@ export function registerUsageRoutes (router: Router<AdminHandler>, deps: UsageRo
     if (!/^\d+$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > MAX_PAGE) {
       throw new ValidationError('limit', `must be a whole number from 1 to ${MAX_PAGE}`)
     }
-    const rawBefore = queryValue(query, 'before')
-    const before = rawBefore === null ? null : new Date(rawBefore)
-    if (before !== null && Number.isNaN(before.getTime())) throw new ValidationError('before', 'must be an RFC 3339 time')
+    const before = auditCursor(queryValue(query, 'before'))
     const limit = Number(rawLimit)
     const events = await audit.list(keyId, limit, before)
+    const last = events.at(-1)
     return ok({
       events: events.map(eventView),
-      next_before: events.length === limit ? new Date(events.at(-1)!.ts).toISOString() : null,
+      // the next page's `before`: the last event's time and id, so events sharing a millisecond
+      // across a page boundary are neither skipped nor repeated
+      next_before: events.length === limit && last !== undefined ? `${new Date(last.ts).toISOString()}~${last.id}` : null,
     })
   })
+}
+
+/** `before`: an RFC 3339 time, or a `next_before` cursor (`<time>~<event id>`) from the previous page */
+function auditCursor (raw: string | null): AuditCursor | null {
+  if (raw === null) return null
+  const [time, id, extra] = raw.split('~')
+  const ts = new Date(time!)
+  if (Number.isNaN(ts.getTime()) || extra !== undefined || (id !== undefined && !/^[0-9a-f-]{36}$/.test(id))) {
+    throw new ValidationError('before', 'must be an RFC 3339 time or a next_before value')
+  }
+  return { ts, id: id ?? null }
 }
 
 /** the monthly customer budget set on the policies of the customer's keys (the largest, if several differ) */

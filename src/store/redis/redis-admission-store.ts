@@ -22,6 +22,8 @@ interface ScriptClient {
 /** budget counters outlive their month long enough for last month's usage to be read */
 const BUDGET_KEEP_SECONDS = 40 * 86_400
 const NONE: readonly never[] = Object.freeze([])
+/** decisions per ADMIT_BATCH call at most */
+const MAX_BATCH = 256
 
 interface PendingDecision {
   request: AdmissionRequest
@@ -174,11 +176,14 @@ export class RedisAdmissionStore implements AdmissionStore {
     return new Promise<Admission>((resolve, reject) => {
       this.#pending.push({ request, month: this.#month(request.now), resolve, reject })
       if (this.#pending.length === 1) setImmediate(this.#flush)
+      // bounded: a huge batch would be slow to answer, and one timeout would fail all of it
+      else if (this.#pending.length >= MAX_BATCH) this.#flushPending()
     })
   }
 
   #flushPending (): void {
     const batch = this.#pending
+    if (batch.length === 0) return // flushed early when it filled up
     this.#pending = []
     const keys: Array<string | number> = []
     const args: Array<string | number> = [batch.length]
