@@ -56,6 +56,18 @@ describe('keys', () => {
     assert.equal(resolved?.key.id, k.id)
   })
 
+  it('refuses to move a key with a budget to another customer (409), since its month would start over', async () => {
+    const budgeted = (await admin.call('POST', '/admin/policies', { name: 'budgeted', budget: { monthly: 100 } })).json.id
+    const { id } = await createKey({ name: 'b', policy: budgeted, environment: 'production', customer: 'cust-a' })
+    const moved = await admin.call('PATCH', `/admin/keys/${id}`, { customer: 'cust-b' })
+    assert.equal(moved.status, 409)
+    assert.equal(moved.json.error.code, 'conflict')
+    assert.match(moved.json.error.message, /^customer: /)
+    assert.equal((await admin.call('PATCH', `/admin/keys/${id}`, { customer: 'cust-a', name: 'renamed' })).status, 200)
+    const { id: free } = await createKey({ name: 'f', policy: policyId, environment: 'production', customer: 'cust-a' })
+    assert.equal((await admin.call('PATCH', `/admin/keys/${free}`, { customer: 'cust-b' })).status, 200)
+  })
+
   it('accepts the policy by name and optional fields as null', async () => {
     const { json } = await createKey({ name: 'by-name', policy: 'premium', environment: 'sandbox', customer: null })
     assert.equal(json.customer, null)

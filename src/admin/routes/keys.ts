@@ -71,6 +71,14 @@ export function registerKeyRoutes (router: Router<AdminHandler>, deps: AdminRout
       patch.policy_id = policy.id
     }
     if (Object.keys(patch).length === 0) return ok(keyView(current, now()))
+    if (patch.customer !== undefined && patch.customer !== current.customer) {
+      // a key's budget counter lives with its customer's counters (one atomic decision, one
+      // Redis Cluster slot): moving the key would start its month over, a way around a hard budget
+      const policy = await store.getPolicy(patch.policy_id ?? current.policy_id)
+      if (policy?.budget != null) {
+        return refuse('conflict', "customer: a key whose policy has a budget cannot change customer (its month's spending would reset); issue a new key instead")
+      }
+    }
     const updated = await store.updateKey(current.id, patch)
     if (updated === null) return notFound('key', params[0])
     invalidations.publish({ kind: 'key', id: updated.id })
