@@ -1,0 +1,32 @@
+// `relaykey serve` with a missing or malformed value stops with one line naming the variable.
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const CLI = new URL('../../src/cli.js', import.meta.url).pathname
+
+function serve (env: Record<string, string>): { status: number | null; stderr: string } {
+  const cwd = mkdtempSync(join(tmpdir(), 'relaykey-badcfg-'))
+  const run = spawnSync(process.execPath, [CLI, 'serve'], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 10_000 })
+  return { status: run.status, stderr: run.stderr }
+}
+
+describe('start-up refuses bad configuration', () => {
+  for (const [env, variable] of [
+    [{ DATABASE_URL: 'postgres://x@127.0.0.1/x' }, 'REDIS_URL'],
+    [{ REDIS_URL: 'redis://127.0.0.1:6379' }, 'DATABASE_URL'],
+    [{ RELAYKEY_PORT: 'abc' }, 'RELAYKEY_PORT'],
+    [{ DATABASE_URL: 'postgres://x@127.0.0.1/x', REDIS_URL: 'redis://127.0.0.1:6379' }, 'RELAYKEY_ADMIN_TOKEN'],
+  ] as Array<[Record<string, string>, string]>) {
+    it(`names ${variable}`, () => {
+      const { status, stderr } = serve(env)
+      assert.equal(status, 2)
+      const lines = stderr.trim().split('\n')
+      assert.equal(lines.length, 1, stderr)
+      assert.match(lines[0]!, new RegExp(`^relaykey: ${variable}: `))
+    })
+  }
+})
