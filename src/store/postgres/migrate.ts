@@ -16,6 +16,9 @@ const LOCK_ID = 0x524b6d6967726174n
 /** Applies the pending migrations and returns their names (file names), oldest first. */
 export async function migrate (sql: postgres.Sql, dir: string = MIGRATIONS_DIR): Promise<string[]> {
   const files = (await readdir(dir)).filter((name) => name.endsWith('.sql')).sort()
+  // Nothing pending: done without a lock or any DDL, so a node running as the application role
+  // (which may read schema_migrations but not create tables) starts with auto-migrate on.
+  if (await allApplied(sql, files)) return []
   // Advisory locks belong to a session, so everything runs on one reserved connection.
   const conn = await sql.reserve()
   try {
@@ -27,6 +30,15 @@ export async function migrate (sql: postgres.Sql, dir: string = MIGRATIONS_DIR):
     }
   } finally {
     conn.release()
+  }
+}
+
+async function allApplied (sql: postgres.Sql, files: string[]): Promise<boolean> {
+  try {
+    const done = new Set((await sql<Array<{ name: string }>>`SELECT name FROM schema_migrations`).map((row) => row.name))
+    return files.every((name) => done.has(name))
+  } catch {
+    return false // no table yet, or no right to read it: the locked path below will say what is wrong
   }
 }
 
