@@ -40,6 +40,8 @@ export function createGatewayServer (deps: GatewayDeps): Server {
   })
   // CONNECT never reaches 'request'; without this listener Node would just drop the socket
   server.on('connect', refuseConnect)
+  // requests Node's parser rejects (malformed, header overflow) still get the contract's JSON
+  server.on('clientError', refuseMalformed)
   return server
 }
 
@@ -59,6 +61,20 @@ function ready (deps: GatewayDeps, _req: IncomingMessage, res: ServerResponse, _
 }
 
 function refuseConnect (_req: IncomingMessage, socket: Socket): void {
-  const body = JSON.stringify({ error: { code: 'bad_request', message: 'CONNECT is not supported', request_id: randomUUID() } })
-  socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+  socket.end(rawRefusal(400, 'Bad Request', 'bad_request', 'CONNECT is not supported'))
+}
+
+function refuseMalformed (err: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable || (err.code === 'ECONNRESET')) return void socket.destroy()
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
+  socket.end(rawRefusal(tooLarge ? 431 : 400, tooLarge ? 'Request Header Fields Too Large' : 'Bad Request', 'bad_request',
+    tooLarge ? 'the request headers are too large' : 'the request is not valid HTTP'))
+}
+
+/** a whole HTTP/1.1 response for a socket Node will not give us a response object for */
+function rawRefusal (status: number, reason: string, code: 'bad_request', message: string): string {
+  const requestId = randomUUID()
+  const body = JSON.stringify({ error: { code, message, request_id: requestId } })
+  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `x-relaykey-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`
 }

@@ -129,6 +129,16 @@ describe('refusals', () => {
     assert.equal(connectReq.status, 400)
     assert.equal(JSON.parse(connectReq.body).error.code, 'bad_request')
     assert.equal(partner.received.filter((r) => r.url.includes('evil')).length, 0)
+    assert.match(connectReq.headers['x-relaykey-request-id'] ?? '', /^[0-9a-f-]{36}$/)
+  })
+
+  it('400 bad_request as JSON for requests Node cannot parse', async () => {
+    const port = Number(new URL(rk.proxyUrl).port)
+    const malformed = await rawRequest(port, `GET /proxy/acme/x HTTP/1.1\r\nHost: a\r\nthis is not a header\r\n\r\n`)
+    assert.equal(malformed.status, 400)
+    const body = JSON.parse(malformed.body)
+    assert.equal(body.error.code, 'bad_request')
+    assert.equal(body.error.request_id, malformed.headers['x-relaykey-request-id'])
   })
 
   it('502 upstream_error when the partner refuses connections', async () => {
