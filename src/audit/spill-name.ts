@@ -10,7 +10,7 @@
 // - pid + start time tells a live owner from a dead one even after the pid is reused; the nonce
 //   tells two pipelines in one process apart.
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 
 const PREFIX = 'audit-spill.'
 const SUFFIX = '.ndjson'
@@ -55,8 +55,10 @@ export function ownerAlive (owner: string): boolean {
   if (match === null) return false
   const pid = Number(match[1])
   const ticks = Number(match[2])
-  const now = startTicks(pid)
-  if (now !== null) return ticks === 0 || now === ticks
+  if (HAS_PROC) {
+    const now = startTicks(pid)
+    return now !== null && (ticks === 0 || now === ticks)
+  }
   // no /proc (not Linux): fall back to "some process has this pid"
   try {
     process.kill(pid, 0)
@@ -66,7 +68,9 @@ export function ownerAlive (owner: string): boolean {
   }
 }
 
-/** field 22 of /proc/<pid>/stat; null when the process is gone or there is no /proc */
+const HAS_PROC = existsSync('/proc/self/stat')
+
+/** field 22 of /proc/<pid>/stat; null when the process is gone (or a zombie) or there is no /proc */
 function startTicks (pid: number): number | null {
   let stat: string
   try {
@@ -76,6 +80,8 @@ function startTicks (pid: number): number | null {
   }
   // the command name (field 2) may hold spaces and parentheses; count fields after its ')'
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // a zombie (killed, not yet reaped by its parent or init) is as dead as a writer gets
+  if (fields[0] === 'Z' || fields[0] === 'X') return null
   const ticks = Number(fields[19])
   return Number.isSafeInteger(ticks) ? ticks : null
 }

@@ -1,0 +1,75 @@
+// The whole product, not just the pipeline: PostgreSQL goes down while RelayKey keeps serving
+// (cached keys), the audit events spill to disk, RelayKey is killed with SIGKILL (no flush, no
+// goodbye), PostgreSQL comes back, RelayKey restarts on the same data dir — and every request
+// is in audit_events exactly once.
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import postgres from 'postgres'
+import { request } from 'undici'
+import { distributedEnv, setUpGovernedPartner, startRelayKey } from '../helpers/relaykey-process.js'
+import { startMockPartner } from '../helpers/mock-partner.js'
+import { startThrowawayPostgres } from '../helpers/throwaway-postgres.js'
+import { childPids } from '../helpers/process-tree.js'
+
+const REQUESTS = 300
+
+describe('audit across a PostgreSQL outage and a kill -9', () => {
+  it('replays the spilled events after a restart, each exactly once', async () => {
+    const pg = await startThrowawayPostgres()
+    const partner = await startMockPartner()
+    const env = distributedEnv(pg.url)
+    const first = await startRelayKey({ workers: 1, env })
+    const dataDir = first.dataDir
+    try {
+      const setup = await setUpGovernedPartner(first, { baseUrl: partner.url })
+      const warm = await request(`${first.proxyUrl}/proxy/acme/warm`, { headers: { 'x-relaykey': setup.key } })
+      assert.equal(warm.statusCode, 200)
+      await warm.body.dump()
+      await sleep(500) // the warm-up event reaches the database
+
+      await pg.stop('fast')
+      for (let i = 0; i < REQUESTS; i++) {
+        const res = await request(`${first.proxyUrl}/proxy/acme/during-outage/${i}`, { headers: { 'x-relaykey': setup.key } })
+        assert.equal(res.statusCode, 200, 'a cached key keeps working while PostgreSQL is down')
+        await res.body.dump()
+      }
+      await sleep(1500) // the pipeline has found the database down and spilled its batches
+      const spillDir = join(dataDir, 'audit-spill')
+      assert.ok(readdirSync(spillDir).length > 0, 'events were spilled to disk')
+
+      // a crash: workers and primary die at once, nothing flushes
+      for (const pid of childPids(first.child.pid!)) process.kill(pid, 'SIGKILL')
+      first.child.kill('SIGKILL')
+      await sleep(300)
+
+      await pg.start()
+      const second = await startRelayKey({ workers: 1, env, dataDir })
+      try {
+        const sql = postgres(pg.url, { max: 1, onnotice: () => {} })
+        try {
+          let rows: Array<{ n: number; distinct_ids: number }> = []
+          for (let i = 0; i < 100; i++) {
+            rows = await sql`SELECT count(*)::int AS n, count(DISTINCT id)::int AS distinct_ids FROM audit_events WHERE key_id = ${setup.keyId}`
+            if (rows[0]!.n >= REQUESTS + 1) break
+            await sleep(100)
+          }
+          assert.deepEqual(rows[0], { n: REQUESTS + 1, distinct_ids: REQUESTS + 1 }, `${readdirSync(join(dataDir, 'audit-spill')).join(' ')}\n${second.output().slice(-3000)}`)
+          const [{ n: outage }] = await sql<[{ n: number }]>`SELECT count(*)::int AS n FROM audit_events WHERE path LIKE '/during-outage/%'`
+          assert.equal(outage, REQUESTS)
+        } finally {
+          await sql.end()
+        }
+        assert.deepEqual(readdirSync(join(dataDir, 'audit-spill')).filter((f) => f.endsWith('.ndjson')), [], 'replayed files are gone')
+      } finally {
+        await second.stop()
+      }
+    } finally {
+      await first.stop().catch(() => null)
+      await partner.close()
+      await pg.destroy()
+    }
+  })
+})
