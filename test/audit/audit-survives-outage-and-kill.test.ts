@@ -30,7 +30,15 @@ describe('audit across a PostgreSQL outage and a kill -9', () => {
       await warm.body.dump()
       await sleep(500) // the warm-up event reaches the database
 
+      const unused = await first.admin('POST', '/admin/keys', { name: 'never used', policy: setup.policyId, environment: 'production' })
+      assert.equal(unused.status, 201)
       await pg.stop('fast')
+      // a key that is not cached needs the database: fail closed, quickly
+      const started = Date.now()
+      const uncached = await request(`${first.proxyUrl}/proxy/acme/x`, { headers: { 'x-relaykey': unused.body.key } })
+      assert.equal(uncached.statusCode, 503)
+      assert.equal((await uncached.body.json() as { error: { code: string } }).error.code, 'governance_unavailable')
+      assert.ok(Date.now() - started < 5000)
       for (let i = 0; i < REQUESTS; i++) {
         const res = await request(`${first.proxyUrl}/proxy/acme/during-outage/${i}`, { headers: { 'x-relaykey': setup.key } })
         assert.equal(res.statusCode, 200, 'a cached key keeps working while PostgreSQL is down')
