@@ -59,7 +59,7 @@ export function decodeAdmission (request: AdmissionRequest, month: string, reply
 }
 
 /** the budget units an admitted request took, or null when it took none */
-export function reservationOf (request: AdmissionRequest, month: string): Reservation | null {
+function reservationOf (request: AdmissionRequest, month: string): Reservation | null {
   if (request.budgets.length === 0 || request.cost === 0) return null
   return { owner: request.groups.owner, budgets: request.budgets, cost: request.cost, month }
 }

@@ -4,7 +4,7 @@ import type { Router } from '../../http/router.js'
 import { ValidationError } from '../../errors.js'
 import type { AuditCursor, AuditQuery } from '../../audit/audit-query.js'
 import type { ChainedAuditEvent } from '../../audit/audit-event.js'
-import type { AdmissionStore } from '../../limits/admission.js'
+import type { AdmissionStore, BudgetUsage } from '../../limits/admission.js'
 import { budgetMonth } from '../../limits/budget-month.js'
 import { ownerGroup } from '../../limits/compile-limits.js'
 import type { ControlStore } from '../../store/control-store.js'
@@ -41,7 +41,7 @@ export function registerUsageRoutes (router: Router<AdminHandler>, deps: UsageRo
     const counts = await audit.usage({ key_id: keyId, customer, partner }, from, to)
 
     // the budget the numbers count against: the key's, else the customer's
-    let budget: { limit: number; used: number; remaining: number } | undefined
+    let budget: BudgetUsage | undefined
     if (key !== null) {
       const policy = await store.getPolicy(key.policy_id)
       if (policy?.budget != null) {
