@@ -1,11 +1,10 @@
-// Policy bodies (CONTRACT §5): limits, budgets, endpoint costs, the allow list and what happens
-// when the limit store is down. The rule shapes checked here are the ones
-// gateway/endpoint-pattern.ts compiles, so a stored rule always compiles.
+// Policy bodies (CONTRACT §5): limits, budgets, endpoint costs, the allow list, x402 payment
+// settings and what happens when the limit store is down.
 import { ValidationError } from '../errors.js'
+import { validatePaymentSettings } from '../payments/payment-settings.js'
 import type { AllowRule, Budget, CostRule, GovernanceFailureMode, PolicyInput } from '../store/model.js'
-import {
-  array, bodyObject, child, integer, item, label, matching, object, onlyFields, string,
-} from './validate.js'
+import { array, bodyObject, child, integer, item, label, object, onlyFields } from './validate.js'
+import { endpointMethod, endpointPath } from './validate-endpoint.js'
 import { rateLimit } from './validate-rate-limit.js'
 
 const FIELDS = new Set([
@@ -14,10 +13,8 @@ const FIELDS = new Set([
 const BUDGET_FIELDS = new Set(['monthly'])
 const COST_FIELDS = new Set(['method', 'path', 'cost'])
 const ALLOW_FIELDS = new Set(['method', 'path'])
-const METHOD = /^(?:\*|[A-Z][A-Z0-9_-]{0,31})$/
 const MAX_RULES = 1000
 const MAX_COST = 1_000_000_000
-const PATH_FORBIDDEN = /[?#\s\u0000-\u001f\u007f]/
 
 export function parsePolicyCreate (body: unknown): PolicyInput {
   const b = bodyObject(body)
@@ -30,7 +27,7 @@ export function parsePolicyCreate (body: unknown): PolicyInput {
     customer_budget: budget(b.customer_budget, 'customer_budget'),
     costs: costs(b.costs),
     allow: allow(b.allow),
-    payment: payment(b.payment),
+    payment: validatePaymentSettings(b.payment, 'payment'),
     // fail closed unless the operator opts into unmetered traffic during an outage
     on_governance_failure: b.on_governance_failure === undefined ? 'deny' : governanceFailure(b.on_governance_failure),
   }
@@ -48,7 +45,7 @@ export function parsePolicyPatch (body: unknown): Partial<PolicyInput> {
   if (b.customer_budget !== undefined) patch.customer_budget = budget(b.customer_budget, 'customer_budget')
   if (b.costs !== undefined) patch.costs = costs(b.costs)
   if (b.allow !== undefined) patch.allow = allow(b.allow)
-  if (b.payment !== undefined) patch.payment = payment(b.payment)
+  if (b.payment !== undefined) patch.payment = validatePaymentSettings(b.payment, 'payment')
   if (b.on_governance_failure !== undefined) patch.on_governance_failure = governanceFailure(b.on_governance_failure)
   return patch
 }
@@ -74,7 +71,7 @@ function costs (value: unknown): CostRule[] {
     const o = object(rule, field)
     onlyFields(o, COST_FIELDS, field)
     return {
-      method: method(o.method, child(field, 'method')),
+      method: endpointMethod(o.method, child(field, 'method')),
       path: endpointPath(o.path, child(field, 'path')),
       cost: integer(o.cost, child(field, 'cost'), 0, MAX_COST),
     }
@@ -88,40 +85,12 @@ function allow (value: unknown): AllowRule[] | null {
     const field = item('allow', i)
     const o = object(rule, field)
     onlyFields(o, ALLOW_FIELDS, field)
-    return { method: method(o.method, child(field, 'method')), path: endpointPath(o.path, child(field, 'path')) }
+    return { method: endpointMethod(o.method, child(field, 'method')), path: endpointPath(o.path, child(field, 'path')) }
   })
-}
-
-// x402 settings are checked by the payments module once it lands; until then only the shape.
-function payment (value: unknown): Record<string, unknown> | null {
-  if (value === undefined || value === null) return null
-  return object(value, 'payment')
 }
 
 // Not nullable, unlike the optional settings: there is no "unset", only the two modes.
 function governanceFailure (value: unknown): GovernanceFailureMode {
   if (value !== 'deny' && value !== 'allow') throw new ValidationError('on_governance_failure', "must be 'deny' or 'allow'")
   return value
-}
-
-function method (value: unknown, field: string): string {
-  return matching(value, field, METHOD, "an uppercase HTTP method such as GET, or '*'")
-}
-
-/** `/a/*\/b` and a trailing `/**`; see gateway/endpoint-pattern.ts */
-export function endpointPath (value: unknown, field: string): string {
-  const path = string(value, field, 1024)
-  if (!path.startsWith('/')) throw new ValidationError(field, "must start with '/'")
-  if (PATH_FORBIDDEN.test(path)) throw new ValidationError(field, 'must not contain a query, a fragment, whitespace or control characters')
-  const segments = path.split('/')
-  for (let s = 1; s < segments.length; s++) {
-    const segment = segments[s]
-    if (segment === '' && s < segments.length - 1) throw new ValidationError(field, 'must not contain an empty segment (//)')
-    if (segment === '**') {
-      if (s !== segments.length - 1) throw new ValidationError(field, "may use '/**' only at the end")
-    } else if (segment.includes('*') && segment !== '*') {
-      throw new ValidationError(field, "may use '*' only as a whole segment")
-    }
-  }
-  return path
 }

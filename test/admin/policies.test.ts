@@ -1,9 +1,13 @@
 // /admin/policies: create with defaults, get by id or name, patch, delete (refused while keys
-// use the policy), every validation rule, invalidations, and on_governance_failure (fail
-// closed unless asked otherwise).
+// use the policy), every validation rule (x402 payment settings included), invalidations, and
+// on_governance_failure (fail closed unless asked otherwise).
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { assertConflict, assertError, assertInvalid, startAdmin, type AdminHarness } from './admin-harness.js'
+
+const USDC = '0x036CbD53842c5426634e7929541eC2318f3dCF7e'
+const PAY_TO = '0x' + 'b2'.repeat(20)
+const PAYMENT = { amount: '10000', asset: USDC, network: 'eip155:84532', pay_to: PAY_TO, facilitator_url: 'https://f.example' }
 
 describe('policies', () => {
   let admin: AdminHarness
@@ -26,8 +30,8 @@ describe('policies', () => {
     assert.deepEqual(admin.publisher.published.at(-1), { kind: 'policy', id: p.id })
   })
 
-  it('creates a full policy, defaulting burst to requests and storing payment as given', async () => {
-    const payment = { amount: '10000', asset: '0xabc', network: 'eip155:84532', pay_to: '0xdef', facilitator_url: 'https://f.example' }
+  it('creates a full policy, defaulting burst to requests and the optional payment settings', async () => {
+    const payment = { amount: '10000', asset: USDC, network: 'eip155:84532', pay_to: PAY_TO, facilitator_url: 'https://f.example' }
     const reply = await admin.call('POST', '/admin/policies', {
       name: 'full',
       rate_limit: { requests: 10, per_seconds: 1 },
@@ -47,8 +51,27 @@ describe('policies', () => {
     assert.deepEqual(p.customer_budget, { monthly: 50000 })
     assert.equal(p.costs.length, 2)
     assert.deepEqual(p.allow[2], { method: 'PUT', path: '/a/*/b/**' })
-    assert.deepEqual(p.payment, payment)
+    assert.deepEqual(p.payment, { ...payment, scheme: 'exact', max_timeout_seconds: 60, description: null, extra: {}, prices: [] })
     assert.equal(p.on_governance_failure, 'allow')
+  })
+
+  it('stores every payment setting and per-endpoint price, and keeps them on read', async () => {
+    const payment = {
+      amount: '10000',
+      asset: USDC,
+      network: 'eip155:84532',
+      pay_to: PAY_TO,
+      facilitator_url: 'https://x402.org/facilitator',
+      scheme: 'exact',
+      max_timeout_seconds: 120,
+      description: 'Applicant checks',
+      extra: { name: 'USDC', version: '2' },
+      prices: [{ method: 'POST', path: '/resources/applicants', amount: '50000' }, { method: 'GET', path: '/health', amount: '0' }],
+    }
+    const reply = await admin.call('POST', '/admin/policies', { name: 'paid', payment })
+    assert.equal(reply.status, 201, reply.text)
+    assert.deepEqual(reply.json.payment, payment)
+    assert.deepEqual((await admin.call('GET', `/admin/policies/${reply.json.id}`)).json.payment, payment)
   })
 
   it('accepts on_governance_failure deny and allow, and keeps it on read', async () => {
@@ -112,6 +135,16 @@ describe('policies', () => {
     ['empty segment in a path', { allow: [{ method: 'GET', path: '/a//b' }] }, 'allow[0].path'],
     ['unknown allow member', { allow: [{ method: 'GET', path: '/a', cost: 1 }] }, 'allow[0].cost'],
     ['payment not an object', { payment: 'x402' }, 'payment'],
+    ['payment without amount', { payment: { ...PAYMENT, amount: undefined } }, 'payment.amount'],
+    ['payment amount as a number', { payment: { ...PAYMENT, amount: 10000 } }, 'payment.amount'],
+    ['payment on a v1 network name', { payment: { ...PAYMENT, network: 'base-sepolia' } }, 'payment.network'],
+    ['payment to no EVM address', { payment: { ...PAYMENT, pay_to: '0xdef' } }, 'payment.pay_to'],
+    ['payment without facilitator', { payment: { ...PAYMENT, facilitator_url: undefined } }, 'payment.facilitator_url'],
+    ['payment facilitator not http', { payment: { ...PAYMENT, facilitator_url: 'file:///etc/passwd' } }, 'payment.facilitator_url'],
+    ['payment timeout of zero', { payment: { ...PAYMENT, max_timeout_seconds: 0 } }, 'payment.max_timeout_seconds'],
+    ['payment with an unknown member', { payment: { ...PAYMENT, price: '1' } }, 'payment.price'],
+    ['payment price with a decimal amount', { payment: { ...PAYMENT, prices: [{ method: 'GET', path: '/x', amount: '0.5' }] } }, 'payment.prices[0].amount'],
+    ['payment price with a bad path', { payment: { ...PAYMENT, prices: [{ method: 'GET', path: '/x', amount: '1' }, { method: 'GET', path: 'y', amount: '1' }] } }, 'payment.prices[1].path'],
     ['on_governance_failure outside deny/allow', { on_governance_failure: 'open' }, 'on_governance_failure'],
     ['on_governance_failure in capitals', { on_governance_failure: 'DENY' }, 'on_governance_failure'],
     ['on_governance_failure as a boolean', { on_governance_failure: true }, 'on_governance_failure'],
@@ -165,6 +198,7 @@ describe('policies', () => {
   it('validates patches, refuses taken names, and answers 404 for unknown policies', async () => {
     assertInvalid(await admin.call('PATCH', '/admin/policies/basic', { allow: [{ method: 'GET', path: 'x' }] }), 'allow[0].path')
     assertInvalid(await admin.call('PATCH', '/admin/policies/basic', { budget: { monthly: -1 } }), 'budget.monthly')
+    assertInvalid(await admin.call('PATCH', '/admin/policies/basic', { payment: { ...PAYMENT, amount: '-1' } }), 'payment.amount')
     assertInvalid(await admin.call('PATCH', '/admin/policies/basic', { id: 'pol_x' }), 'id')
     assertInvalid(await admin.call('PATCH', '/admin/policies/basic', { name: null }), 'name')
     assertConflict(await admin.call('PATCH', '/admin/policies/basic', { name: 'full' }), 'name')

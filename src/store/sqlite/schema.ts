@@ -139,6 +139,17 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
   BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: DELETE refused'); END;
   `,
+  // 4: x402 payments claimed by the replay guard (CONTRACT §7: a payment payload is accepted
+  // once). A row whose expires_at has passed is no claim and may be taken again; the guard
+  // sweeps such rows lazily.
+  `
+  CREATE TABLE payment_claims (
+    hash       BLOB PRIMARY KEY,
+    expires_at TEXT NOT NULL
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE INDEX payment_claims_expires_idx ON payment_claims (expires_at);
+  `,
 ]
 
 /**
