@@ -92,7 +92,7 @@ function record (metrics: Recorder, i: number): void {
   metrics.upstreamResponded(partner, STATUSES[(i >> 2) & 7], LATENCIES[(i >> 4) & 7] as number)
 }
 
-const SOURCES = { keyCache: () => ({ hits: 0, misses: 0, size: 0 }), audit: () => null }
+const SOURCES = { keyCache: () => ({ hits: 0, misses: 0, size: 0 }), reliability: () => [], audit: () => null }
 
 // Same updates, same text: otherwise the comparison is of two different things.
 {

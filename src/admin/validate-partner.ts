@@ -24,11 +24,11 @@ export function defaultTimeouts (): Timeouts {
 }
 
 export function defaultRetry (): RetrySettings {
-  return { max_attempts: 2, base_delay_ms: 100, max_delay_ms: 2000, on_status: [502, 503, 504], respect_retry_after: true }
+  return { max_attempts: 2, base_delay_ms: 100, max_delay_ms: 2000, on_status: [502, 503, 504], respect_retry_after: true, budget_percent: 20, budget_min_per_second: 3 }
 }
 
 export function defaultCircuitBreaker (): CircuitBreakerSettings {
-  return { failure_threshold: 5, open_ms: 30000 }
+  return { failure_threshold: 5, open_ms: 30000, max_in_flight: 1000 }
 }
 
 export function parsePartnerCreate (body: unknown): PartnerInput {
@@ -143,8 +143,8 @@ function auth (value: unknown): PartnerAuth {
 }
 
 const TIMEOUT_FIELDS = new Set(['connect_ms', 'request_ms'])
-const RETRY_FIELDS = new Set(['max_attempts', 'base_delay_ms', 'max_delay_ms', 'on_status', 'respect_retry_after'])
-const BREAKER_FIELDS = new Set(['failure_threshold', 'open_ms'])
+const RETRY_FIELDS = new Set(['max_attempts', 'base_delay_ms', 'max_delay_ms', 'on_status', 'respect_retry_after', 'budget_percent', 'budget_min_per_second'])
+const BREAKER_FIELDS = new Set(['failure_threshold', 'open_ms', 'max_in_flight'])
 
 /**
  * A settings object merged onto `base`: absent → base, null → defaults, members set to null →
@@ -152,10 +152,11 @@ const BREAKER_FIELDS = new Set(['failure_threshold', 'open_ms'])
  */
 function merged (value: unknown, field: string, base: object, defaults: object, fields: ReadonlySet<string>): JsonObject {
   if (value === null) return { ...defaults }
-  if (value === undefined) return { ...base }
+  // defaults first: a partner stored before a setting existed gets that setting's default
+  if (value === undefined) return { ...defaults, ...base }
   const o = object(value, field)
   onlyFields(o, fields, field)
-  const result: JsonObject = { ...base }
+  const result: JsonObject = { ...defaults, ...base }
   const fallback: JsonObject = { ...defaults }
   for (const [key, member] of Object.entries(o)) result[key] = member === null ? fallback[key] : member
   return result
@@ -186,6 +187,8 @@ function retry (value: unknown, base: RetrySettings): RetrySettings {
     max_delay_ms: maxDelay,
     on_status: onStatus,
     respect_retry_after: boolean(o.respect_retry_after, 'retry.respect_retry_after'),
+    budget_percent: integer(o.budget_percent, 'retry.budget_percent', 0, 100),
+    budget_min_per_second: integer(o.budget_min_per_second, 'retry.budget_min_per_second', 0, 10_000),
   }
 }
 
@@ -194,5 +197,6 @@ function circuitBreaker (value: unknown, base: CircuitBreakerSettings): CircuitB
   return {
     failure_threshold: integer(o.failure_threshold, 'circuit_breaker.failure_threshold', 1, 10_000),
     open_ms: integer(o.open_ms, 'circuit_breaker.open_ms', 1, 86_400_000),
+    max_in_flight: integer(o.max_in_flight, 'circuit_breaker.max_in_flight', 1, 1_000_000),
   }
 }

@@ -29,6 +29,14 @@ export interface Config {
   keyCacheMax: number
   /** how long SIGTERM waits for in-flight requests before closing them */
   shutdownGraceMs: number
+  /** slow clients: all request headers within this long */
+  clientHeadersTimeoutMs: number
+  /** slow clients: the whole request (headers and body, not the response) within this long */
+  clientRequestTimeoutMs: number
+  /** a client connection with no bytes moving either way for this long is closed */
+  clientIdleTimeoutMs: number
+  /** request bodies up to this size are kept so a retry can send them again */
+  retryBufferBytes: number
   /** a limits/budget decision the store has not answered within this long fails (503 or fail-open) */
   governanceTimeoutMs: number
   /** share of forwarded requests that get an access-log line (refusals always do) */
@@ -87,6 +95,10 @@ export function loadConfig (env: Env = process.env): Config {
     keyCacheTtlMs: integer(env, 'RELAYKEY_KEY_CACHE_TTL_MS', 30_000, 100, 3_600_000),
     keyCacheMax: integer(env, 'RELAYKEY_KEY_CACHE_MAX', 100_000, 1, 10_000_000),
     shutdownGraceMs: integer(env, 'RELAYKEY_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    clientHeadersTimeoutMs: integer(env, 'RELAYKEY_CLIENT_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+    clientRequestTimeoutMs: integer(env, 'RELAYKEY_CLIENT_REQUEST_TIMEOUT_MS', 300_000, 100, 3_600_000),
+    clientIdleTimeoutMs: integer(env, 'RELAYKEY_CLIENT_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),
+    retryBufferBytes: integer(env, 'RELAYKEY_RETRY_BUFFER_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
     governanceTimeoutMs: integer(env, 'RELAYKEY_GOVERNANCE_TIMEOUT_MS', 250, 10, 60_000),
     accessLogSample: fraction(env, 'RELAYKEY_ACCESS_LOG_SAMPLE', 1),
     auditEnabled: auditSwitch(env.RELAYKEY_AUDIT),

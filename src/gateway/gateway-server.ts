@@ -16,16 +16,27 @@ type RouteHandler = (deps: GatewayDeps, req: IncomingMessage, res: ServerRespons
 
 const HEALTH_BODY = JSON.stringify({ status: 'ok' })
 
-export function createGatewayServer (deps: GatewayDeps): Server {
+/** how long a slow client may take (RELAYKEY_CLIENT_*_TIMEOUT_MS) */
+export interface ClientTimeouts {
+  /** all request headers */
+  headersTimeoutMs: number
+  /** the whole request, body included (not the response) */
+  requestTimeoutMs: number
+  /** no bytes moving either way: a stalled reader or writer; a stream that keeps flowing is fine */
+  idleTimeoutMs: number
+}
+
+export function createGatewayServer (deps: GatewayDeps, timeouts: ClientTimeouts): Server {
   const router = new Router<RouteHandler>()
   router.on('GET', '/health', health)
   router.on('GET', '/ready', ready)
   router.on('*', '/proxy/:partner/*', proxy)
 
   const server = createServer({
-    // slow clients: headers within 10 s, the whole request (not the response) within 5 min
-    headersTimeout: 10_000,
-    requestTimeout: 300_000,
+    headersTimeout: timeouts.headersTimeoutMs,
+    requestTimeout: timeouts.requestTimeoutMs,
+    // Node enforces both only when it sweeps its connections (every 30 s by default)
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(timeouts.headersTimeoutMs / 2))),
     keepAliveTimeout: 65_000,
   }, function onRequest (req, res) {
     // HOT PATH: route on the raw URL; the query string is split off once and never parsed.
@@ -38,6 +49,8 @@ export function createGatewayServer (deps: GatewayDeps): Server {
     if (match === null) return sendError(res, 'not_found', 'no such route', requestId)
     match.handler(deps, req, res, match.params, q === -1 ? '' : url.slice(q + 1), requestId)
   })
+  // with no 'timeout' listener, Node destroys a socket idle this long
+  server.timeout = timeouts.idleTimeoutMs
   // CONNECT never reaches 'request'; without this listener Node would just drop the socket
   server.on('connect', refuseConnect)
   // requests Node's parser rejects (malformed, header overflow) still get the contract's JSON

@@ -2,13 +2,15 @@
 // then read by every request with that key. Nothing here is parsed again per request.
 import type { Pool } from 'undici'
 import type { Logger } from 'pino'
-import type { Credential, PartnerAuth, Policy, ResolvedKeyRecord } from '../store/model.js'
+import type { Credential, Partner, Policy, ResolvedKeyRecord } from '../store/model.js'
 import type { SecretResolver } from '../secrets/secret-resolver.js'
 import { compileEndpoint, type CompiledEndpoint } from './endpoint-pattern.js'
 import { WeightedRoundRobin } from './weighted-round-robin.js'
 import type { UpstreamPools } from './upstream-pools.js'
 import type { CredentialCandidate } from '../limits/admission.js'
 import { compileLimits, rateLimitSpec, type CompiledLimits } from '../limits/compile-limits.js'
+import type { CircuitBreaker } from '../reliability/circuit-breaker.js'
+import type { PartnerGuards, PartnerReliability, RetryPlan } from '../reliability/partner-reliability.js'
 
 export interface CredentialRoute {
   /** position in UpstreamTarget.orders */
@@ -20,6 +22,8 @@ export interface CredentialRoute {
   readonly headerValue: string
   /** `name=value`, already encoded, for query auth */
   readonly queryPair: string | null
+  /** shared by every key using this credential, outlives the context */
+  readonly breaker: CircuitBreaker
 }
 
 export interface UpstreamTarget {
@@ -33,6 +37,13 @@ export interface UpstreamTarget {
   /** query parameter the credential goes in, stripped from the client's query */
   readonly credentialQueryParam: string | null
   readonly credentials: WeightedRoundRobin<CredentialRoute>
+  /** every usable credential, by index: the fallbacks when the preferred one's breaker is open */
+  readonly routes: readonly CredentialRoute[]
+  readonly retry: RetryPlan
+  /** the breaker of this partner environment */
+  readonly breaker: CircuitBreaker
+  /** the partner's retry budget and concurrency gate */
+  readonly guards: PartnerGuards
   /**
    * When any credential has a vendor quota: for each credential (by index), every credential
    * in the order to try them with that one preferred. null: no quotas, nothing to check.
@@ -85,6 +96,7 @@ export interface KeyContext {
 export interface CompileDeps {
   secrets: SecretResolver
   pools: UpstreamPools
+  reliability: PartnerReliability
   logger: Logger
 }
 
@@ -98,7 +110,7 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
       (binding.credentials === null || binding.credentials.includes(c.id)))
     let upstream: UpstreamTarget | null = null
     if (baseUrl !== undefined && bound.length > 0) {
-      const routesForCredentials = await credentialRoutes(bound, partner.auth, deps)
+      const routesForCredentials = await credentialRoutes(bound, partner, deps)
       if (routesForCredentials.length > 0) {
         const byId = new Map(bound.map((c) => [c.id, c]))
         const url = new URL(baseUrl)
@@ -110,6 +122,10 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
           credentialHeader: partner.auth.type === 'header' ? partner.auth.name.toLowerCase() : partner.auth.type === 'bearer' ? 'authorization' : null,
           credentialQueryParam: partner.auth.type === 'query' ? partner.auth.name : null,
           credentials: new WeightedRoundRobin(routesForCredentials, routesForCredentials.map((r) => byId.get(r.id)!.weight)),
+          routes: Object.freeze(routesForCredentials),
+          retry: deps.reliability.retryPlan(partner.retry),
+          breaker: deps.reliability.environmentBreaker(partner.id, key.environment, partner.slug, partner.circuit_breaker),
+          guards: deps.reliability.partner(partner.id, partner.slug, partner.retry, partner.circuit_breaker),
           orders: credentialOrders(routesForCredentials, byId),
         })
       }
@@ -144,7 +160,8 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
   })
 }
 
-async function credentialRoutes (credentials: Credential[], auth: PartnerAuth, deps: CompileDeps): Promise<CredentialRoute[]> {
+async function credentialRoutes (credentials: Credential[], partner: Partner, deps: CompileDeps): Promise<CredentialRoute[]> {
+  const auth = partner.auth
   const out: CredentialRoute[] = []
   for (const credential of credentials) {
     let secret: string
@@ -162,6 +179,7 @@ async function credentialRoutes (credentials: Credential[], auth: PartnerAuth, d
       headerName: auth.type === 'header' ? auth.name.toLowerCase() : auth.type === 'bearer' ? 'authorization' : null,
       headerValue: auth.type === 'header' ? auth.prefix + secret : auth.type === 'bearer' ? `Bearer ${secret}` : '',
       queryPair: auth.type === 'query' ? `${encodeURIComponent(auth.name)}=${encodeURIComponent(secret)}` : null,
+      breaker: deps.reliability.credentialBreaker(credential.id, partner.slug, partner.circuit_breaker),
     }))
   }
   return out

@@ -7,6 +7,14 @@
 // request allocates this object and its header arrays but no closures. Only the steps that wait
 // on a store go through a promise: a key-cache miss, an unknown partner, and the limits decision
 // when the key has limits (ioredis and the batching in the Redis store are promise-based).
+//
+// Reliability (docs/reliability.md): the partner environment's and the credential's circuit
+// breakers are checked before any limit is spent; the partner's concurrency gate is held from
+// admission to the last byte; an attempt that fails on the connection, or answers a status the
+// partner's `retry.on_status` lists, is sent again after a full-jitter backoff when the request
+// is replayable (idempotent or carrying Idempotency-Key, body absent or buffered), the retry
+// budget allows it and `timeouts.request_ms` (counted over all attempts) leaves time. A retried
+// attempt's response is drained, never shown to the client.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
@@ -23,6 +31,7 @@ import { costOf } from '../limits/compile-limits.js'
 import { pushRateLimitHeaders } from '../limits/rate-limit-headers.js'
 import type { KeyResolver } from './key-resolver.js'
 import type { PartnerDirectory } from './partner-directory.js'
+import { fullJitterDelayMs, isIdempotentMethod, retryAfterMs } from '../reliability/retry-rules.js'
 
 export interface ExchangeDeps {
   keys: KeyResolver
@@ -37,10 +46,17 @@ const NO_CANDIDATES: readonly CredentialCandidate[] = Object.freeze([])
 
 const kExchange = Symbol('relaykey.exchange')
 type ExchangeResponse = ServerResponse & { [kExchange]?: ProxyExchange }
+type ExchangeRequest = IncomingMessage & { [kExchange]?: ProxyExchange }
+
+/** which breakers' probe slot the current attempt holds */
+const PROBE_PARTNER = 1
+const PROBE_CREDENTIAL = 2
+
+export type RetryReason = 'connection' | 'status' | 'credential_rejected'
 
 export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly #deps: ExchangeDeps
-  readonly #req: IncomingMessage
+  readonly #req: ExchangeRequest
   readonly #res: ExchangeResponse
   readonly requestId: string
   #partnerSlug = ''
@@ -50,11 +66,33 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #abort: ((err?: Error) => void) | null = null
   #resume: (() => void) | null = null
   #hasBody = false
+  /** the client's Content-Length, -1 when absent (chunked or no body) */
+  #contentLength = -1
+  #idempotencyKey = false
   #upstream: UpstreamTarget | null = null
   #preferred: CredentialRoute | null = null
   #order: CredentialOrder | null = null
   #limitState: LimitState | null = null
   #reservation: Reservation | null = null
+  /** the credential of the current attempt */
+  #credential: CredentialRoute | null = null
+  /** what each attempt sends: the client's stream (sent once), a buffered copy, or nothing */
+  #body: IncomingMessage | Buffer | null = null
+  #bodyChunks: Buffer[] | null = null
+  /** the request may be sent more than once */
+  #replayable = false
+  #attempt = 0
+  /** performance.now() after which no attempt starts and the last one times out */
+  #deadline = 0
+  #probes = 0
+  #inGate = false
+  /** the current attempt's response is being drained because a retry follows */
+  #discarding = false
+  #retryDelayMs = 0
+  #retryReason: RetryReason = 'connection'
+  #retryTimer: NodeJS.Timeout | null = null
+  /** armed for retries only: undici's headersTimeout runs on a coarse (~0.5 s) timer wheel */
+  #deadlineTimer: NodeJS.Timeout | null = null
   /** the upstream finished or failed; nothing more may happen */
   #settled = false
   #reported = false
@@ -91,10 +129,19 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
           if (name.toLowerCase() === 'x-relaykey') key = raw[i + 1]
           break
         case 14:
-          if (name.toLowerCase() === 'content-length' && raw[i + 1] !== '0') this.#hasBody = true
+          if (name.toLowerCase() === 'content-length') {
+            this.#contentLength = Number(raw[i + 1])
+            if (this.#contentLength !== 0) this.#hasBody = true
+          }
+          break
+        case 15:
+          if (name.toLowerCase() === 'idempotency-key') this.#idempotencyKey = true
           break
         case 17:
-          if (name.toLowerCase() === 'transfer-encoding') this.#hasBody = true
+          if (name.toLowerCase() === 'transfer-encoding') {
+            this.#hasBody = true
+            this.#contentLength = -1
+          }
           break
       }
     }
@@ -144,7 +191,19 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return this.#refuse('endpoint_not_allowed', `${method} ${this.#path!.match} is not allowed by policy ${context.policy.name}`)
     }
     this.#upstream = upstream
-    const preferred = upstream.credentials.next()!
+    // Breakers and the concurrency gate come before limits: a request that will not be sent
+    // must not spend the key's rate limit or budget.
+    if (upstream.breaker.blocks(now)) {
+      return this.#circuitOpen(upstream.breaker.retryAfterMs(now), `partner ${route.slug} is failing; RelayKey stopped sending to it for a while`)
+    }
+    const preferred = usableCredential(upstream, now)
+    if (preferred === null) {
+      return this.#circuitOpen(soonestRetryMs(upstream.routes, now), `every credential of partner ${route.slug} is failing`)
+    }
+    if (!upstream.guards.gate.tryEnter()) {
+      return this.#refuse('circuit_open', `partner ${route.slug} has too many requests in flight`, ['retry-after', '1'])
+    }
+    this.#inGate = true
     const limits = context.limits
     const cost = costOf(limits.costs, method, this.#path!.match)
     this.#facts.cost = cost
@@ -153,13 +212,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     }
     // One store round trip decides every limit, budget and vendor quota together.
     this.#preferred = preferred
-    this.#order = upstream.orders === null ? null : upstream.orders[preferred.index]!
+    this.#order = upstream.orders === null ? null : usableOrder(upstream.orders[preferred.index]!, now)
     this.#deps.admission.admit({
       limits: limits.limits,
       budgets: limits.budgets,
       cost,
       credentials: this.#order === null ? NO_CANDIDATES : this.#order.candidates,
-      now: this.#facts.ts,
+      now,
       groups: route.groups,
     }).then(
       (admission) => this.#admitted(admission),
@@ -188,34 +247,94 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#governanceFailed(err)
   }
 
+  /** admitted: decide how the body travels, then send the first attempt */
   #forward (credential: CredentialRoute): void {
-    const facts = this.#facts
-    facts.credentialId = credential.id
-    facts.attempts = 1
-    facts.dispatched = performance.now()
+    if (this.#res.destroyed) return this.clientClosed()
+    this.#res.on('close', onResponseClose)
+    this.#credential = credential
     const upstream = this.#upstream!
-    const method = this.#req.method!
+    const retry = upstream.retry
+    this.#deadline = performance.now() + upstream.requestTimeoutMs
+    upstream.guards.budget.recordRequest(this.#facts.ts)
+    const req = this.#req
+    const mayRetry = retry.maxAttempts > 1 && (this.#idempotencyKey || isIdempotentMethod(req.method!))
+    if (!this.#hasBody) {
+      this.#replayable = mayRetry
+      return this.#attemptNow()
+    }
+    if (mayRetry && this.#contentLength > 0 && this.#contentLength <= retry.replayBufferBytes) {
+      // small enough to keep: read it all, then every attempt sends the same bytes
+      this.#replayable = true
+      this.#bodyChunks = []
+      req[kExchange] = this
+      req.on('data', onRequestData)
+      req.on('end', onRequestEnd)
+      return
+    }
+    // unknown or large: streamed once, so never retried
+    this.#body = req
+    this.#attemptNow()
+  }
+
+  bodyChunk (chunk: Buffer): void {
+    this.#bodyChunks!.push(chunk)
+  }
+
+  bodyComplete (): void {
+    const body = Buffer.concat(this.#bodyChunks!)
+    this.#bodyChunks = null
+    this.#body = body
+    this.#facts.bytesIn = body.length
+    if (!this.#settled) this.#attemptNow()
+  }
+
+  /** one attempt: take the breakers' probe slots if due, then dispatch */
+  #attemptNow (): void {
+    this.#retryTimer = null
+    const upstream = this.#upstream!
+    const credential = this.#credential!
+    const facts = this.#facts
+    if (this.#attempt > 0 && performance.now() >= this.#deadline) {
+      return this.#failBeforeResponse('upstream_timeout', 'the partner did not answer in time')
+    }
+    const now = Date.now()
+    const partnerEntry = upstream.breaker.enter(now)
+    if (partnerEntry === 'refused') {
+      return this.#failBeforeResponse('circuit_open', `partner ${facts.partner} is failing; RelayKey stopped sending to it for a while`, upstream.breaker.retryAfterMs(now))
+    }
+    const credentialEntry = credential.breaker.enter(now)
+    if (credentialEntry === 'refused') {
+      if (partnerEntry === 'probe') upstream.breaker.releaseProbe()
+      return this.#failBeforeResponse('circuit_open', `every credential of partner ${facts.partner} is failing`, credential.breaker.retryAfterMs(now))
+    }
+    this.#probes = (partnerEntry === 'probe' ? PROBE_PARTNER : 0) | (credentialEntry === 'probe' ? PROBE_CREDENTIAL : 0)
+    this.#attempt++
+    facts.attempts = this.#attempt
+    facts.credentialId = credential.id
+    facts.dispatched = performance.now()
+
     const req = this.#req
     const raw = req.rawHeaders
     const headers: string[] = []
     copyRequestHeaders(raw, upstream.credentialHeader, connectionTokens(raw), headers)
     if (credential.headerName !== null) headers.push(credential.headerName, credential.headerValue)
-
     let query = this.#query
     if (credential.queryPair !== null) {
       query = withoutQueryParam(query, upstream.credentialQueryParam!)
       query = query === '' ? credential.queryPair : query + '&' + credential.queryPair
     }
     const path = upstream.basePath + '/' + this.#path!.raw + (query === '' ? '' : '?' + query)
-
-    const res = this.#res
-    res.on('close', onResponseClose)
+    if (this.#attempt > 1 && this.#deadlineTimer === null) {
+      this.#deadlineTimer = setTimeout(deadlineReached, Math.max(1, this.#deadline - facts.dispatched), this)
+    }
     upstream.pool.dispatch({
-      method: method as Dispatcher.HttpMethod,
+      method: req.method as Dispatcher.HttpMethod,
       path,
       headers,
-      body: this.#hasBody ? req : null,
-      headersTimeout: upstream.requestTimeoutMs,
+      body: this.#body,
+      // the first attempt gets all of request_ms, later ones what is left of it
+      headersTimeout: Math.max(1, Math.ceil(this.#deadline - facts.dispatched)),
+      // between body chunks: a stream that keeps sending (SSE) is never cut
       bodyTimeout: upstream.requestTimeoutMs,
     }, this)
   }
@@ -229,6 +348,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   /** undici 7 passes the chunk itself, though its types say a size: accept both */
   onBodySent (chunk: Buffer | string | number): void {
+    // a buffered body was counted once when it was read; a streamed one is counted as it goes
+    if (this.#body !== this.#req) return
     this.#facts.bytesIn += typeof chunk === 'number' ? chunk : chunk.length
   }
 
@@ -236,12 +357,28 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return true // 1xx: the final answer is still to come
     this.#resume = resume
     const facts = this.#facts
+    const upstream = this.#upstream!
     facts.status = statusCode
     facts.upstreamLatencyMs = performance.now() - facts.dispatched
     this.#deps.metrics.upstreamResponded(facts.partner, statusCode, facts.upstreamLatencyMs / 1000)
+    const now = Date.now()
+    // the vendor refusing the credential itself: fail over to another one, if there is one
+    const rejected = (statusCode === 401 || statusCode === 403) && this.#otherCredential(now) !== null
+    this.#judgeAttempt(statusCode >= 500 ? 'failed' : rejected ? 'rejected' : 'succeeded', now)
+    if ((rejected || upstream.retry.onStatus.includes(statusCode)) && this.#mayRetry()) {
+      const delay = rejected ? 0 : this.#retryDelay(rawHeaders, now)
+      if (delay >= 0 && upstream.guards.budget.tryRetry(now)) {
+        if (rejected) this.#credential = this.#otherCredential(now)
+        this.#discarding = true
+        this.#retryDelayMs = delay
+        this.#retryReason = rejected ? 'credential_rejected' : 'status'
+        return true
+      }
+    }
+    this.#clearDeadline()
     if (statusCode >= 500) this.#refund()
     const res = this.#res
-    const headers = responseHeaders(rawHeaders, this.requestId, this.#upstream!.credentialQueryParam)
+    const headers = responseHeaders(rawHeaders, this.requestId, upstream.credentialQueryParam)
     pushRateLimitHeaders(headers, this.#context!.limits.policyHeader, this.#limitState)
     if (statusText !== '') res.writeHead(statusCode, statusText, headers)
     else res.writeHead(statusCode, headers)
@@ -249,6 +386,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   onData (chunk: Buffer): boolean {
+    if (this.#discarding) return true
     this.#facts.bytesOut += chunk.length
     const res = this.#res
     if (res.write(chunk)) return true
@@ -257,6 +395,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   onComplete (): void {
+    if (this.#discarding) return this.#scheduleRetry()
     this.#settled = true
     this.#res.end()
     this.#facts.outcome = 'forwarded'
@@ -265,13 +404,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   onError (err: Error): void {
     if (this.#settled) return
-    this.#settled = true
+    // the drained answer of a retried attempt broke off: the retry goes ahead all the same
+    if (this.#discarding) return this.#scheduleRetry()
     const res = this.#res
-    if (!res.headersSent) this.#refund() // no response from the upstream: the units go back
     if (res.destroyed) {
       // the client left (possibly before the dispatch, while limits were decided); undici is
       // telling us it stopped too. The request still gets its audit event.
+      this.#settled = true
+      this.#releaseProbes()
       if (!res.headersSent) {
+        this.#refund()
         this.#facts.status = 499
         this.#facts.outcome = 'client_closed'
       } else {
@@ -282,15 +424,28 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     }
     if (res.headersSent) {
       // mid-body: the only honest signal left is a broken response
+      this.#settled = true
       this.#deps.logger.warn({ request_id: this.requestId, err: errorSummary(err) }, 'upstream failed mid-response')
       res.destroy()
       this.#facts.outcome = 'forwarded'
       this.#report()
       return
     }
+    const now = Date.now()
+    this.#judgeAttempt('failed', now)
     const code = upstreamErrorCode(err)
-    this.#deps.logger.warn({ request_id: this.requestId, key_id: this.#context?.keyId, partner: this.#partnerSlug, err: errorSummary(err) }, 'upstream request failed')
-    this.#refuse(code, code === 'upstream_timeout' ? 'the partner did not answer in time' : 'the partner connection failed')
+    // a connection that failed or broke before any answer (a refused connect, a reused
+    // keep-alive socket the partner had closed) is safe to try again; a timeout used the deadline
+    if ((code === 'upstream_error' || isConnectTimeout(err)) && this.#mayRetry()) {
+      const delay = this.#backoff()
+      if (delay >= 0 && this.#upstream!.guards.budget.tryRetry(now)) {
+        this.#retryDelayMs = delay
+        this.#retryReason = 'connection'
+        return this.#scheduleRetry()
+      }
+    }
+    this.#deps.logger.warn({ request_id: this.requestId, key_id: this.#context?.keyId, partner: this.#partnerSlug, attempts: this.#attempt, err: errorSummary(err) }, 'upstream request failed')
+    this.#failBeforeResponse(code, code === 'upstream_timeout' ? 'the partner did not answer in time' : 'the partner connection failed')
   }
 
   onUpgrade (): void {
@@ -306,7 +461,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   clientClosed (): void {
     if (this.#settled) return
     this.#settled = true
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
     this.#abort?.()
+    this.#releaseProbes()
     const facts = this.#facts
     if (!this.#res.headersSent) {
       this.#refund() // no response was given: the units go back
@@ -317,6 +474,105 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       facts.outcome = 'forwarded'
     }
     this.#report()
+  }
+
+  retryNow (): void {
+    if (!this.#settled) this.#attemptNow()
+  }
+
+  /** request_ms is over and the current attempt has no answer: it ends as a timeout */
+  deadlineReached (): void {
+    this.#deadlineTimer = null
+    if (this.#settled || this.#res.headersSent || this.#discarding) return
+    this.#abort?.(new DeadlineExceededError())
+  }
+
+  #clearDeadline (): void {
+    if (this.#deadlineTimer === null) return
+    clearTimeout(this.#deadlineTimer)
+    this.#deadlineTimer = null
+  }
+
+  #scheduleRetry (): void {
+    this.#discarding = false
+    this.#abort = null
+    this.#deps.metrics.retried(this.#facts.partner, this.#retryReason)
+    this.#retryTimer = setTimeout(retryAttempt, this.#retryDelayMs, this)
+  }
+
+  /** another attempt is allowed by the request itself, the partner's settings and the clock */
+  #mayRetry (): boolean {
+    return this.#replayable && !this.#settled && this.#attempt < this.#upstream!.retry.maxAttempts &&
+      !this.#res.destroyed && performance.now() < this.#deadline
+  }
+
+  /**
+   * How long to wait before retrying an answered attempt, or -1 not to retry: the partner's
+   * Retry-After when it asks for one no longer than max_delay_ms (longer: its answer passes
+   * through), else full-jitter backoff; never past the deadline.
+   */
+  #retryDelay (rawHeaders: Buffer[], now: number): number {
+    const retry = this.#upstream!.retry
+    if (retry.respectRetryAfter) {
+      const asked = retryAfterMs(rawHeaders, now)
+      if (asked > retry.maxDelayMs) return -1
+      if (asked >= 0) return performance.now() + asked < this.#deadline ? asked : -1
+    }
+    return this.#backoff()
+  }
+
+  #backoff (): number {
+    const retry = this.#upstream!.retry
+    const delay = fullJitterDelayMs(this.#attempt, retry.baseDelayMs, retry.maxDelayMs)
+    return performance.now() + delay < this.#deadline ? delay : -1
+  }
+
+  /** tell both breakers what this attempt showed */
+  #judgeAttempt (verdict: 'succeeded' | 'failed' | 'rejected', now: number): void {
+    const partner = this.#upstream!.breaker
+    const credential = this.#credential!.breaker
+    this.#probes = 0
+    if (verdict === 'failed') {
+      partner.failed(now)
+      credential.failed(now)
+    } else if (verdict === 'rejected') {
+      partner.succeeded() // the partner answered; it is this credential it refuses
+      credential.trip(now)
+    } else {
+      partner.succeeded()
+      credential.succeeded()
+    }
+  }
+
+  #releaseProbes (): void {
+    const probes = this.#probes
+    if (probes === 0) return
+    this.#probes = 0
+    if ((probes & PROBE_PARTNER) !== 0) this.#upstream!.breaker.releaseProbe()
+    if ((probes & PROBE_CREDENTIAL) !== 0) this.#credential!.breaker.releaseProbe()
+  }
+
+  /** a usable credential other than the current attempt's, or null */
+  #otherCredential (now: number): CredentialRoute | null {
+    const current = this.#credential!
+    const routes = this.#upstream!.routes
+    for (let i = 1; i < routes.length; i++) {
+      const route = routes[(current.index + i) % routes.length]!
+      if (!route.breaker.blocks(now)) return route
+    }
+    return null
+  }
+
+  #circuitOpen (retryAfterMs: number, message: string): void {
+    this.#refuse('circuit_open', message, ['retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000)))])
+  }
+
+  /** the exchange ends without an upstream answer: units back, then the refusal */
+  #failBeforeResponse (code: ErrorCode, message: string, retryAfterMs = -1): void {
+    this.#settled = true
+    this.#refund()
+    if (retryAfterMs >= 0) return this.#circuitOpen(retryAfterMs, message)
+    this.#refuse(code, message)
   }
 
   #refuse (code: ErrorCode, message: string, headers?: string[]): void {
@@ -330,6 +586,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #report (): void {
     if (this.#reported) return
     this.#reported = true
+    this.#clearDeadline()
+    if (this.#inGate) this.#upstream!.guards.gate.leave()
     this.#deps.reporter.report(this.#facts)
   }
 
@@ -355,6 +613,68 @@ function onResponseClose (this: ExchangeResponse): void {
   this[kExchange]?.clientClosed()
 }
 
+function onRequestData (this: ExchangeRequest, chunk: Buffer): void {
+  this[kExchange]!.bodyChunk(chunk)
+}
+
+function onRequestEnd (this: ExchangeRequest): void {
+  this[kExchange]!.bodyComplete()
+}
+
+function retryAttempt (exchange: ProxyExchange): void {
+  exchange.retryNow()
+}
+
+function deadlineReached (exchange: ProxyExchange): void {
+  exchange.deadlineReached()
+}
+
+class DeadlineExceededError extends Error {
+  readonly code = 'RELAYKEY_DEADLINE'
+  constructor () {
+    super('timeouts.request_ms passed before the partner answered')
+    this.name = 'DeadlineExceededError'
+  }
+}
+
+/** the weighted round-robin's pick, or the next credential whose breaker lets requests through */
+function usableCredential (upstream: UpstreamTarget, now: number): CredentialRoute | null {
+  const first = upstream.credentials.next()!
+  if (!first.breaker.blocks(now)) return first
+  const routes = upstream.routes
+  for (let i = 1; i < routes.length; i++) {
+    const route = routes[(first.index + i) % routes.length]!
+    if (!route.breaker.blocks(now)) return route
+  }
+  return null
+}
+
+/** a quota order without the credentials whose breaker is open (the same object when none is) */
+function usableOrder (order: CredentialOrder, now: number): CredentialOrder {
+  const routes = order.routes
+  let open = 0
+  for (let i = 0; i < routes.length; i++) if (routes[i]!.breaker.blocks(now)) open++
+  if (open === 0) return order
+  const kept: CredentialRoute[] = []
+  const candidates: CredentialCandidate[] = []
+  for (let i = 0; i < routes.length; i++) {
+    if (routes[i]!.breaker.blocks(now)) continue
+    kept.push(routes[i]!)
+    candidates.push(order.candidates[i]!)
+  }
+  return { routes: kept, candidates }
+}
+
+function soonestRetryMs (routes: readonly CredentialRoute[], now: number): number {
+  let soonest = Infinity
+  for (const route of routes) soonest = Math.min(soonest, route.breaker.retryAfterMs(now))
+  return soonest
+}
+
+function isConnectTimeout (err: Error): boolean {
+  return (err as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT'
+}
+
 function refusalMessage (code: Extract<Admission, { ok: false }>['code'], name: string): string {
   switch (code) {
     case 'rate_limited': return `the ${name} rate limit is reached`
@@ -372,6 +692,7 @@ function upstreamErrorCode (err: Error): ErrorCode {
     case 'UND_ERR_HEADERS_TIMEOUT':
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'UND_ERR_BODY_TIMEOUT':
+    case 'RELAYKEY_DEADLINE':
       return 'upstream_timeout'
     default:
       return 'upstream_error'

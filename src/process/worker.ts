@@ -14,6 +14,7 @@ import { KeyCache } from '../gateway/key-cache.js'
 import { KeyResolver } from '../gateway/key-resolver.js'
 import { PartnerDirectory } from '../gateway/partner-directory.js'
 import { UpstreamPools } from '../gateway/upstream-pools.js'
+import { PartnerReliability } from '../reliability/partner-reliability.js'
 import { createGatewayServer } from '../gateway/gateway-server.js'
 import { openAdmissionStore } from '../limits/open-admission-store.js'
 import { startAuditPipeline } from '../audit/start-audit-pipeline.js'
@@ -26,6 +27,7 @@ import { isPrimaryToWorker } from './messages.js'
 export async function runWorker (config: Config, logger: Logger): Promise<void> {
   const store = openControlStore(config, { connections: 4 })
   const pools = new UpstreamPools()
+  const reliability = new PartnerReliability({ workers: config.workers, replayBufferBytes: config.retryBufferBytes })
   const cache = new KeyCache({ max: config.keyCacheMax, ttlMs: config.keyCacheTtlMs })
   const keys = new KeyResolver({
     codec: new VirtualKeyCodec(config.hmacSecret!),
@@ -38,6 +40,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
         new InlineSecretProvider(config.masterKey === null ? null : new InlineSecretCipher(config.masterKey)),
       ]),
       pools,
+      reliability,
       logger,
     },
   })
@@ -47,10 +50,14 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     await Promise.all([store.ping(), admission.ping()])
   }
   const audit = config.auditEnabled ? await startAuditPipeline(config, logger) : null
-  const metrics = new GatewayMetrics({ keyCache: () => cache.stats(), audit: () => audit?.stats() ?? null })
+  const metrics = new GatewayMetrics({ keyCache: () => cache.stats(), reliability: () => reliability.snapshot(), audit: () => audit?.stats() ?? null })
   serveWorkerMetrics(metrics.registry)
   const reporter = new ExchangeReporter({ audit, metrics, access: new AccessLog(logger, config.accessLogSample) })
-  const server = createGatewayServer({ keys, partners, admission, reporter, metrics, logger, ready })
+  const server = createGatewayServer({ keys, partners, admission, reporter, metrics, logger, ready }, {
+    headersTimeoutMs: config.clientHeadersTimeoutMs,
+    requestTimeoutMs: config.clientRequestTimeoutMs,
+    idleTimeoutMs: config.clientIdleTimeoutMs,
+  })
 
   let stopping = false
   async function shutdown (reason: string): Promise<void> {

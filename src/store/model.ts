@@ -27,11 +27,17 @@ export interface RetrySettings {
   max_delay_ms: number
   on_status: number[]
   respect_retry_after: boolean
+  /** retries may add at most this percentage of the partner's requests (retry budget) */
+  budget_percent: number
+  /** retries always allowed per second per worker, whatever the request count */
+  budget_min_per_second: number
 }
 
 export interface CircuitBreakerSettings {
   failure_threshold: number
   open_ms: number
+  /** requests in flight to the partner at once, per node; beyond it 503 circuit_open */
+  max_in_flight: number
 }
 
 export interface PartnerInput {

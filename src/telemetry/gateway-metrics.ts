@@ -5,12 +5,14 @@
 import { Counter, Gauge, Registry } from 'prom-client'
 import { LabelledCounter } from './labelled-counter.js'
 import { LabelledHistogram } from './labelled-histogram.js'
+import type { ReliabilitySnapshot } from '../reliability/partner-reliability.js'
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx']
 
 export interface MetricSources {
   keyCache (): { hits: number; misses: number; size: number }
+  reliability (): ReliabilitySnapshot[]
   audit (): { queueDepth: number; spilledEvents: number; spillBytes: number; written: number; dropped: number } | null
 }
 
@@ -22,6 +24,7 @@ export class GatewayMetrics {
   readonly #requests: LabelledCounter
   readonly #upstream: LabelledCounter
   readonly #refusals: LabelledCounter
+  readonly #retries: LabelledCounter
   readonly #latency: LabelledHistogram
   readonly #upstreamLatency: LabelledHistogram
 
@@ -31,6 +34,7 @@ export class GatewayMetrics {
     this.#requests = new LabelledCounter({ name: 'relaykey_requests_total', help: 'Requests that reached the proxy route, by partner and outcome (forwarded or the error code).', labelNames: ['partner', 'outcome'], registry })
     this.#upstream = new LabelledCounter({ name: 'relaykey_upstream_responses_total', help: 'Responses received from partners, by status class.', labelNames: ['partner', 'status_class'], registry })
     this.#refusals = new LabelledCounter({ name: 'relaykey_refusals_total', help: 'Requests RelayKey answered itself with an error, by error code.', labelNames: ['code'], registry })
+    this.#retries = new LabelledCounter({ name: 'relaykey_upstream_retries_total', help: 'Attempts sent again to a partner, by reason (connection, status, credential_rejected).', labelNames: ['partner', 'reason'], registry })
     this.#latency = new LabelledHistogram({ name: 'relaykey_request_duration_seconds', help: 'Time from request arrival to the last response byte.', labelName: 'partner', buckets: LATENCY_BUCKETS, registry })
     this.#upstreamLatency = new LabelledHistogram({ name: 'relaykey_upstream_duration_seconds', help: 'Time from dispatch to the partner\'s response headers.', labelName: 'partner', buckets: LATENCY_BUCKETS, registry })
     counterFrom(registry, 'relaykey_key_cache_hits_total', 'Key lookups answered from the worker cache.', () => sources.keyCache().hits)
@@ -40,6 +44,7 @@ export class GatewayMetrics {
     gaugeFrom(registry, 'relaykey_audit_spill_bytes', 'Bytes of audit events in spill files waiting for the database.', () => sources.audit()?.spillBytes ?? 0)
     counterFrom(registry, 'relaykey_audit_spilled_events_total', 'Audit events written to a spill file because the database was down or slow.', () => sources.audit()?.spilledEvents ?? 0)
     counterFrom(registry, 'relaykey_audit_written_events_total', 'Audit events stored in the database.', () => sources.audit()?.written ?? 0)
+    reliabilityMetrics(registry, sources.reliability)
     counterFrom(registry, 'relaykey_audit_dropped_events_total', 'Audit events lost (must stay 0; alert on any increase).', () => sources.audit()?.dropped ?? 0)
   }
 
@@ -48,6 +53,11 @@ export class GatewayMetrics {
     this.#requests.inc(partner, outcome)
     if (outcome !== 'forwarded') this.#refusals.inc(outcome)
     this.#latency.observe(partner, latencySeconds)
+  }
+
+  /** an attempt is about to be sent again */
+  retried (partner: string, reason: string): void {
+    this.#retries.inc(partner, reason)
   }
 
   /** HOT PATH: one call per upstream response; the status class is a constant string, not built */
@@ -66,6 +76,61 @@ function counterFrom (registry: Registry, name: string, help: string, read: () =
     collect () {
       this.reset()
       this.inc(read())
+    },
+  })
+}
+
+/** breakers, retry budgets and concurrency gates, read from their owner at scrape time */
+function reliabilityMetrics (registry: Registry, read: () => ReliabilitySnapshot[]): void {
+  new Gauge({
+    name: 'relaykey_circuit_open',
+    help: 'Circuit breakers currently open, by partner and scope (partner environment or credential), summed over workers.',
+    labelNames: ['partner', 'scope'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const s of read()) {
+        this.set({ partner: s.partner, scope: 'partner' }, s.openBreakers.partner)
+        this.set({ partner: s.partner, scope: 'credential' }, s.openBreakers.credential)
+      }
+    },
+  })
+  new Counter({
+    name: 'relaykey_circuit_openings_total',
+    help: 'Times a circuit breaker opened, by partner and scope.',
+    labelNames: ['partner', 'scope'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const s of read()) {
+        this.inc({ partner: s.partner, scope: 'partner' }, s.breakerOpenings.partner)
+        this.inc({ partner: s.partner, scope: 'credential' }, s.breakerOpenings.credential)
+      }
+    },
+  })
+  perPartnerCounter(registry, 'relaykey_concurrency_refusals_total', 'Requests refused because the partner had max_in_flight requests in flight.', read, (s) => s.concurrencyRefused)
+  perPartnerCounter(registry, 'relaykey_retry_budget_exhausted_total', 'Retries not sent because the partner\'s retry budget was spent.', read, (s) => s.retryBudgetExhausted)
+  new Gauge({
+    name: 'relaykey_upstream_in_flight',
+    help: 'Requests holding a slot of the partner\'s concurrency cap.',
+    labelNames: ['partner'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const s of read()) this.set({ partner: s.partner }, s.inFlight)
+    },
+  })
+}
+
+function perPartnerCounter (registry: Registry, name: string, help: string, read: () => ReliabilitySnapshot[], value: (s: ReliabilitySnapshot) => number): void {
+  new Counter({
+    name,
+    help,
+    labelNames: ['partner'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const s of read()) this.inc({ partner: s.partner }, value(s))
     },
   })
 }

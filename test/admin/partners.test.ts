@@ -20,8 +20,8 @@ describe('partners', () => {
     assert.deepEqual(p.base_urls, { production: 'https://api.example.com/v1', sandbox: 'http://sandbox.example.com' })
     assert.deepEqual(p.auth, { type: 'header', name: 'X-App-Token', prefix: '' })
     assert.deepEqual(p.timeouts, { connect_ms: 5000, request_ms: 30000 })
-    assert.deepEqual(p.retry, { max_attempts: 2, base_delay_ms: 100, max_delay_ms: 2000, on_status: [502, 503, 504], respect_retry_after: true })
-    assert.deepEqual(p.circuit_breaker, { failure_threshold: 5, open_ms: 30000 })
+    assert.deepEqual(p.retry, { max_attempts: 2, base_delay_ms: 100, max_delay_ms: 2000, on_status: [502, 503, 504], respect_retry_after: true, budget_percent: 20, budget_min_per_second: 3 })
+    assert.deepEqual(p.circuit_breaker, { failure_threshold: 5, open_ms: 30000, max_in_flight: 1000 })
     assert.match(p.created_at, /^\d{4}-\d{2}-\d{2}T/)
     assert.deepEqual(admin.publisher.published.at(-1), { kind: 'partner', id: p.id })
   })
@@ -44,8 +44,8 @@ describe('partners', () => {
     }))
     assert.equal(reply.status, 201, reply.text)
     assert.deepEqual(reply.json.timeouts, { connect_ms: 5000, request_ms: 1000 })
-    assert.deepEqual(reply.json.retry, { max_attempts: 4, base_delay_ms: 100, max_delay_ms: 2000, on_status: [429, 503], respect_retry_after: false })
-    assert.deepEqual(reply.json.circuit_breaker, { failure_threshold: 2, open_ms: 30000 })
+    assert.deepEqual(reply.json.retry, { max_attempts: 4, base_delay_ms: 100, max_delay_ms: 2000, on_status: [429, 503], respect_retry_after: false, budget_percent: 20, budget_min_per_second: 3 })
+    assert.deepEqual(reply.json.circuit_breaker, { failure_threshold: 2, open_ms: 30000, max_in_flight: 1000 })
   })
 
   it('lists and gets partners', async () => {
@@ -117,6 +117,9 @@ describe('partners', () => {
     ['unknown retry member', { retry: { jitter: true } }, 'retry.jitter'],
     ['zero failure threshold', { circuit_breaker: { failure_threshold: 0 } }, 'circuit_breaker.failure_threshold'],
     ['negative open_ms', { circuit_breaker: { open_ms: -5 } }, 'circuit_breaker.open_ms'],
+    ['zero max_in_flight', { circuit_breaker: { max_in_flight: 0 } }, 'circuit_breaker.max_in_flight'],
+    ['retry budget over 100 %', { retry: { budget_percent: 101 } }, 'retry.budget_percent'],
+    ['negative retry floor', { retry: { budget_min_per_second: -1 } }, 'retry.budget_min_per_second'],
     ['unknown breaker member', { circuit_breaker: { half_open: 1 } }, 'circuit_breaker.half_open'],
     ['unknown top-level field', { credentials: [] }, 'credentials'],
   ]
@@ -145,7 +148,7 @@ describe('partner patch', () => {
     await admin.call('POST', '/admin/partners', partnerBody('merge', { retry: { max_attempts: 5, base_delay_ms: 200 } }))
     const patched = await admin.call('PATCH', '/admin/partners/merge', { retry: { max_attempts: 3, base_delay_ms: null } })
     assert.equal(patched.status, 200, patched.text)
-    assert.deepEqual(patched.json.retry, { max_attempts: 3, base_delay_ms: 100, max_delay_ms: 2000, on_status: [502, 503, 504], respect_retry_after: true })
+    assert.deepEqual(patched.json.retry, { max_attempts: 3, base_delay_ms: 100, max_delay_ms: 2000, on_status: [502, 503, 504], respect_retry_after: true, budget_percent: 20, budget_min_per_second: 3 })
     const reset = await admin.call('PATCH', '/admin/partners/merge', { timeouts: { connect_ms: 100 }, retry: null })
     assert.deepEqual(reset.json.timeouts, { connect_ms: 100, request_ms: 30000 })
     assert.equal(reset.json.retry.max_attempts, 2)

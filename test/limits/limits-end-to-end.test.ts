@@ -94,6 +94,8 @@ function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPart
     assert.equal((await node(0).admin('PATCH', `/admin/policies/${setup.policyId}`, {
       budget: { monthly: 300 }, costs: [{ method: 'POST', path: '/applicants', cost: 150 }, { method: 'GET', path: '/fail/*', cost: 100 }],
     })).status, 200)
+    // budgets alone: no retries, and a breaker that stays closed through the five 503s
+    assert.equal((await node(0).admin('PATCH', `/admin/partners/${s}`, { retry: { max_attempts: 1 }, circuit_breaker: { failure_threshold: 100 } })).status, 200)
     await sleep(300)
     partner().handle((req, res) => {
       res.writeHead(req.url!.includes('/fail/5') ? 503 : req.url!.includes('/fail/4') ? 404 : 200)

@@ -30,8 +30,8 @@ function partnerInput (slug = unique('acme')): PartnerInput {
     base_urls: { sandbox: 'https://sandbox.acme.test/v1', production: 'https://api.acme.test/v1' },
     auth: { type: 'header', name: 'X-App-Token', prefix: '' },
     timeouts: { connect_ms: 1000, request_ms: 30000 },
-    retry: { max_attempts: 3, base_delay_ms: 100, max_delay_ms: 2000, on_status: [502, 503], respect_retry_after: true },
-    circuit_breaker: { failure_threshold: 5, open_ms: 30000 },
+    retry: { max_attempts: 3, base_delay_ms: 100, max_delay_ms: 2000, on_status: [502, 503], respect_retry_after: true, budget_percent: 20, budget_min_per_second: 3 },
+    circuit_breaker: { failure_threshold: 5, open_ms: 30000, max_in_flight: 1000 },
   }
 }
 

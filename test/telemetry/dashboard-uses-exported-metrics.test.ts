@@ -8,7 +8,7 @@ const DASHBOARD = new URL('../../../docs/grafana/relaykey-dashboard.json', impor
 
 describe('Grafana dashboard', () => {
   it('uses only exported metric names', async () => {
-    const metrics = new GatewayMetrics({ keyCache: () => ({ hits: 0, misses: 0, size: 0 }), audit: () => null })
+    const metrics = new GatewayMetrics({ keyCache: () => ({ hits: 0, misses: 0, size: 0 }), reliability: () => [], audit: () => null })
     metrics.requestFinished('acme', 'forwarded', 0.01)
     metrics.upstreamResponded('acme', 200, 0.01)
     const exported = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name))

@@ -10,7 +10,7 @@ import { GatewayMetrics, type MetricSources } from '../../src/telemetry/gateway-
 const BOUNDS = ['0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '30']
 
 const SOURCES: MetricSources = {
-  keyCache: () => ({ hits: 7, misses: 2, size: 5 }),
+  keyCache: () => ({ hits: 7, misses: 2, size: 5 }), reliability: () => [],
   audit: () => ({ queueDepth: 3, spilledEvents: 1, spillBytes: 512, written: 40, dropped: 0 }),
 }
 
@@ -127,6 +127,7 @@ describe('per-request metrics in the exposition text', () => {
       ['relaykey_requests_total', 'counter', 'Requests that reached the proxy route, by partner and outcome (forwarded or the error code).', 'sum'],
       ['relaykey_upstream_responses_total', 'counter', 'Responses received from partners, by status class.', 'sum'],
       ['relaykey_refusals_total', 'counter', 'Requests RelayKey answered itself with an error, by error code.', 'sum'],
+      ['relaykey_upstream_retries_total', 'counter', 'Attempts sent again to a partner, by reason (connection, status, credential_rejected).', 'sum'],
       ['relaykey_request_duration_seconds', 'histogram', 'Time from request arrival to the last response byte.', 'sum'],
       ['relaykey_upstream_duration_seconds', 'histogram', 'Time from dispatch to the partner\'s response headers.', 'sum'],
       ['relaykey_key_cache_hits_total', 'counter', 'Key lookups answered from the worker cache.', 'sum'],
@@ -136,6 +137,11 @@ describe('per-request metrics in the exposition text', () => {
       ['relaykey_audit_spill_bytes', 'gauge', 'Bytes of audit events in spill files waiting for the database.', 'sum'],
       ['relaykey_audit_spilled_events_total', 'counter', 'Audit events written to a spill file because the database was down or slow.', 'sum'],
       ['relaykey_audit_written_events_total', 'counter', 'Audit events stored in the database.', 'sum'],
+      ['relaykey_circuit_open', 'gauge', 'Circuit breakers currently open, by partner and scope (partner environment or credential), summed over workers.', 'sum'],
+      ['relaykey_circuit_openings_total', 'counter', 'Times a circuit breaker opened, by partner and scope.', 'sum'],
+      ['relaykey_concurrency_refusals_total', 'counter', 'Requests refused because the partner had max_in_flight requests in flight.', 'sum'],
+      ['relaykey_retry_budget_exhausted_total', 'counter', 'Retries not sent because the partner\'s retry budget was spent.', 'sum'],
+      ['relaykey_upstream_in_flight', 'gauge', 'Requests holding a slot of the partner\'s concurrency cap.', 'sum'],
       ['relaykey_audit_dropped_events_total', 'counter', 'Audit events lost (must stay 0; alert on any increase).', 'sum'],
     ])
   })
@@ -146,6 +152,21 @@ describe('per-request metrics in the exposition text', () => {
       'relaykey_audit_queue_depth 3', 'relaykey_audit_spill_bytes 512', 'relaykey_audit_spilled_events_total 1',
       'relaykey_audit_written_events_total 40', 'relaykey_audit_dropped_events_total 0']) {
       assert.ok(text.split('\n').includes(line), line)
+    }
+  })
+
+  test('breakers, retry budgets and concurrency gates are read at scrape time, per partner', async () => {
+    const m = new GatewayMetrics({
+      ...SOURCES,
+      reliability: () => [{ partner: 'acme', openBreakers: { partner: 1, credential: 2 }, breakerOpenings: { partner: 4, credential: 0 }, inFlight: 7, concurrencyRefused: 3, retryBudgetExhausted: 9 }],
+    })
+    m.retried('acme', 'status')
+    const lines = (await m.registry.metrics()).split('\n')
+    for (const line of ['relaykey_circuit_open{partner="acme",scope="partner"} 1', 'relaykey_circuit_open{partner="acme",scope="credential"} 2',
+      'relaykey_circuit_openings_total{partner="acme",scope="partner"} 4', 'relaykey_upstream_in_flight{partner="acme"} 7',
+      'relaykey_concurrency_refusals_total{partner="acme"} 3', 'relaykey_retry_budget_exhausted_total{partner="acme"} 9',
+      'relaykey_upstream_retries_total{partner="acme",reason="status"} 1']) {
+      assert.ok(lines.includes(line), line)
     }
   })
 

@@ -33,7 +33,7 @@ function minorGcsDuring (run: () => void): Promise<number> {
 
 describe('per-request updates', () => {
   test('requestFinished and upstreamResponded cause no young-generation GC over 4 million calls', async () => {
-    const m = new GatewayMetrics({ keyCache: () => ({ hits: 0, misses: 0, size: 0 }), audit: () => null })
+    const m = new GatewayMetrics({ keyCache: () => ({ hits: 0, misses: 0, size: 0 }), reliability: () => [], audit: () => null })
     const run = (n: number): void => {
       for (let i = 0; i < n; i++) {
         const partner = PARTNERS[i & 3]

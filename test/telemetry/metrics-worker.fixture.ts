@@ -16,7 +16,7 @@ export function recordJob (metrics: GatewayMetrics, job: MetricsJob): void {
 }
 
 export function metricsFor (job: MetricsJob): GatewayMetrics {
-  const metrics = new GatewayMetrics({ keyCache: () => ({ hits: job.keyCacheHits, misses: 0, size: 0 }), audit: () => null })
+  const metrics = new GatewayMetrics({ keyCache: () => ({ hits: job.keyCacheHits, misses: 0, size: 0 }), reliability: () => [], audit: () => null })
   recordJob(metrics, job)
   return metrics
 }

@@ -1,0 +1,128 @@
+// Circuit breakers as a user sees them: a failing partner is left alone for open_ms (503
+// circuit_open with Retry-After, no upstream contact), one probe then decides; a credential the
+// vendor refuses or that keeps failing is skipped while another one works.
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { startRelayKey, type RelayKeyProcess } from '../helpers/relaykey-process.js'
+import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
+import { auditOf, call, metricsText, partnerWith, uniqueSlug } from './reliability-harness.js'
+
+describe('circuit breakers', () => {
+  let rk: RelayKeyProcess
+  const partners: MockPartner[] = []
+  before(async () => { rk = await startRelayKey({ workers: 1 }) })
+  after(async () => {
+    await rk.stop()
+    await Promise.all(partners.map((p) => p.close()))
+  })
+  async function partner (): Promise<MockPartner> {
+    const p = await startMockPartner()
+    partners.push(p)
+    return p
+  }
+  async function secondCredential (slug: string, secret: string): Promise<string> {
+    const created = await rk.admin('POST', `/admin/partners/${slug}/credentials`, {
+      name: 'second', environment: 'production', secret: { provider: 'inline', value: secret },
+    })
+    assert.equal(created.status, 201)
+    return created.body.id
+  }
+
+  it('opens after failure_threshold failures, refuses without calling the partner, probes after open_ms, closes', async () => {
+    const p = await partner()
+    let healthy = false
+    p.handle((_req, res) => { res.writeHead(healthy ? 200 : 503); res.end() })
+    const s = uniqueSlug('open')
+    const setup = await partnerWith(rk, p.url, s, { retry: { max_attempts: 1 }, circuit_breaker: { failure_threshold: 3, open_ms: 1000 } })
+    for (let i = 0; i < 3; i++) assert.equal((await call(rk, setup.key, `${s}/x`)).status, 503)
+    const refused = await call(rk, setup.key, `${s}/x`)
+    assert.equal(refused.status, 503)
+    assert.equal(refused.code, 'circuit_open')
+    assert.equal(refused.headers['retry-after'], '1')
+    assert.equal(p.received.length, 3)
+    assert.equal((await auditOf(rk, setup.keyId, refused)).outcome, 'circuit_open')
+    assert.match(await metricsText(rk), new RegExp(`^relaykey_circuit_open\\{partner="${s}",scope="partner"\\} 1$`, 'm'))
+
+    healthy = true
+    await sleep(1100)
+    assert.equal((await call(rk, setup.key, `${s}/x`)).status, 200) // the probe
+    for (let i = 0; i < 3; i++) assert.equal((await call(rk, setup.key, `${s}/x`)).status, 200)
+    assert.equal(p.received.length, 7)
+    const metrics = await metricsText(rk)
+    assert.match(metrics, new RegExp(`^relaykey_circuit_open\\{partner="${s}",scope="partner"\\} 0$`, 'm'))
+    // its only credential saw the same failures and opened with it
+    assert.match(metrics, new RegExp(`^relaykey_circuit_openings_total\\{partner="${s}",scope="partner"\\} 1$`, 'm'))
+    assert.match(metrics, new RegExp(`^relaykey_circuit_openings_total\\{partner="${s}",scope="credential"\\} 1$`, 'm'))
+  })
+
+  it('a failed probe opens it again: one upstream call per open_ms while the partner is down', async () => {
+    const p = await partner()
+    p.handle((_req, res) => { res.writeHead(502); res.end() })
+    const s = uniqueSlug('probe')
+    const setup = await partnerWith(rk, p.url, s, { retry: { max_attempts: 1 }, circuit_breaker: { failure_threshold: 2, open_ms: 500 } })
+    for (let i = 0; i < 2; i++) await call(rk, setup.key, `${s}/x`)
+    assert.equal((await call(rk, setup.key, `${s}/x`)).code, 'circuit_open')
+    await sleep(600)
+    // concurrent requests when it is due: exactly one of them probes
+    const wave = await Promise.all(Array.from({ length: 8 }, () => call(rk, setup.key, `${s}/x`)))
+    assert.equal(wave.filter((r) => r.status === 502).length, 1)
+    assert.equal(wave.filter((r) => r.code === 'circuit_open').length, 7)
+    assert.equal(p.received.length, 3)
+    assert.equal((await call(rk, setup.key, `${s}/x`)).code, 'circuit_open')
+    assert.equal(p.received.length, 3)
+  })
+
+  it('a credential the vendor answers 401 for is failed over at once and skipped afterwards', async () => {
+    const p = await partner()
+    p.handle((req, res) => {
+      res.writeHead(req.headers['x-app-token'] === 'revoked-at-vendor' ? 401 : 200)
+      res.end(String(req.headers['x-app-token']))
+    })
+    const s = uniqueSlug('reject')
+    const setup = await partnerWith(rk, p.url, s, { retry: { max_attempts: 2, base_delay_ms: 10, max_delay_ms: 20 } })
+    const revoked = await secondCredential(s, 'revoked-at-vendor')
+    const seen = []
+    for (let i = 0; i < 6; i++) seen.push(await call(rk, setup.key, `${s}/x`))
+    for (const r of seen) {
+      assert.equal(r.status, 200)
+      assert.equal(r.text, 'upstream-secret-value')
+    }
+    const byToken = (token: string): number => p.received.filter((r) => r.headers['x-app-token'] === token).length
+    assert.equal(byToken('revoked-at-vendor'), 1)
+    assert.equal(byToken('upstream-secret-value'), 6)
+    const events = []
+    for (const r of seen) events.push(await auditOf(rk, setup.keyId, r))
+    const failedOver = events.filter((e) => e.attempts === 2)
+    assert.equal(failedOver.length, 1)
+    assert.equal(failedOver[0]!.credential_id, setup.credentialId) // the audit names the credential that answered
+    assert.ok(events.every((e) => e.credential_id !== revoked))
+  })
+
+  it('the only credential answering 401 is not skipped: the vendor\'s answer passes through', async () => {
+    const p = await partner()
+    p.handle((_req, res) => { res.writeHead(401); res.end('who are you') })
+    const s = uniqueSlug('only')
+    const setup = await partnerWith(rk, p.url, s, {})
+    for (let i = 0; i < 3; i++) {
+      const seen = await call(rk, setup.key, `${s}/x`)
+      assert.equal(seen.status, 401)
+      assert.equal(seen.text, 'who are you')
+    }
+    assert.equal(p.received.length, 3)
+  })
+
+  it('a credential that keeps failing opens its own breaker; the other credential carries the traffic', async () => {
+    const p = await partner()
+    p.handle((req, res) => { res.writeHead(req.headers['x-app-token'] === 'broken-account' ? 503 : 200); res.end() })
+    const s = uniqueSlug('cred')
+    const setup = await partnerWith(rk, p.url, s, { retry: { max_attempts: 1 }, circuit_breaker: { failure_threshold: 2, open_ms: 60_000 } })
+    await secondCredential(s, 'broken-account')
+    const statuses: number[] = []
+    for (let i = 0; i < 12; i++) statuses.push((await call(rk, setup.key, `${s}/x`)).status)
+    assert.equal(statuses.filter((st) => st === 503).length, 2)
+    assert.deepEqual(statuses.slice(4), Array(8).fill(200))
+    assert.equal(p.received.filter((r) => r.headers['x-app-token'] === 'broken-account').length, 2)
+    assert.match(await metricsText(rk), new RegExp(`^relaykey_circuit_open\\{partner="${s}",scope="credential"\\} 1$`, 'm'))
+  })
+})

@@ -1,0 +1,50 @@
+// A partner's max_in_flight: beyond it RelayKey answers 503 circuit_open with Retry-After at
+// once, instead of queueing requests behind a slow partner; the slots free up as answers end.
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { ServerResponse } from 'node:http'
+import { startRelayKey, type RelayKeyProcess } from '../helpers/relaykey-process.js'
+import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
+import { call, metricsText, partnerWith, uniqueSlug } from './reliability-harness.js'
+
+describe('concurrency cap', () => {
+  let rk: RelayKeyProcess
+  let p: MockPartner
+  before(async () => {
+    rk = await startRelayKey({ workers: 2 })
+    p = await startMockPartner()
+  })
+  after(async () => {
+    await rk.stop()
+    await p.close()
+  })
+
+  it('answers 503 with Retry-After beyond max_in_flight per node, and serves again once answers end', async () => {
+    const held: ServerResponse[] = []
+    p.handle((_req, res) => { held.push(res) })
+    const s = uniqueSlug('cap')
+    // two workers, four per node: two each
+    const setup = await partnerWith(rk, p.url, s, { circuit_breaker: { max_in_flight: 4 } })
+    const pending = Array.from({ length: 10 }, () => call(rk, setup.key, `${s}/slow`))
+    for (let i = 0; i < 50 && held.length < 4; i++) await sleep(50)
+    await sleep(200) // anything beyond the cap would have arrived by now
+    assert.equal(held.length, 4)
+    for (const res of held) res.end('done')
+    const seen = await Promise.all(pending)
+    assert.equal(seen.filter((r) => r.status === 200).length, 4)
+    const refused = seen.filter((r) => r.status === 503)
+    assert.equal(refused.length, 6)
+    for (const r of refused) {
+      assert.equal(r.code, 'circuit_open')
+      assert.equal(r.headers['retry-after'], '1')
+    }
+    assert.equal(p.received.length, 4)
+    p.handle((_req, res) => { res.end('fast') })
+    // one at a time: kept-alive connections stick to a worker, and each worker holds half the cap
+    for (let i = 0; i < 4; i++) assert.equal((await call(rk, setup.key, `${s}/fast`)).status, 200)
+    const metrics = await metricsText(rk)
+    assert.match(metrics, new RegExp(`^relaykey_concurrency_refusals_total\\{partner="${s}"\\} 6$`, 'm'))
+    assert.match(metrics, new RegExp(`^relaykey_upstream_in_flight\\{partner="${s}"\\} 0$`, 'm'))
+  })
+})
