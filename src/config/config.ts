@@ -37,6 +37,8 @@ export interface Config {
   clientIdleTimeoutMs: number
   /** request bodies up to this size are kept so a retry can send them again */
   retryBufferBytes: number
+  /** a paid request's upstream answer up to this size is held until the payment settles */
+  paymentBufferBytes: number
   /** a limits/budget decision the store has not answered within this long fails (503 or fail-open) */
   governanceTimeoutMs: number
   /** share of forwarded requests that get an access-log line (refusals always do) */
@@ -99,6 +101,7 @@ export function loadConfig (env: Env = process.env): Config {
     clientRequestTimeoutMs: integer(env, 'RELAYKEY_CLIENT_REQUEST_TIMEOUT_MS', 300_000, 100, 3_600_000),
     clientIdleTimeoutMs: integer(env, 'RELAYKEY_CLIENT_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),
     retryBufferBytes: integer(env, 'RELAYKEY_RETRY_BUFFER_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
+    paymentBufferBytes: integer(env, 'RELAYKEY_PAYMENT_BUFFER_BYTES', 1024 * 1024, 0, 64 * 1024 * 1024),
     governanceTimeoutMs: integer(env, 'RELAYKEY_GOVERNANCE_TIMEOUT_MS', 250, 10, 60_000),
     accessLogSample: fraction(env, 'RELAYKEY_ACCESS_LOG_SAMPLE', 1),
     auditEnabled: auditSwitch(env.RELAYKEY_AUDIT),

@@ -11,6 +11,8 @@ import type { CredentialCandidate } from '../limits/admission.js'
 import { compileLimits, rateLimitSpec, type CompiledLimits } from '../limits/compile-limits.js'
 import type { CircuitBreaker } from '../reliability/circuit-breaker.js'
 import type { PartnerGuards, PartnerReliability, RetryPlan } from '../reliability/partner-reliability.js'
+import type { CompiledPayment } from '../payments/compile-payment.js'
+import type { PaymentServices } from '../payments/payment-services.js'
 
 export interface CredentialRoute {
   /** position in UpstreamTarget.orders */
@@ -70,6 +72,8 @@ export interface CompiledPolicy {
   readonly name: string
   /** null: every endpoint allowed */
   readonly allow: readonly CompiledEndpoint[] | null
+  /** x402: null when the policy's requests are not paid for */
+  readonly payment: CompiledPayment | null
   readonly source: Policy
 }
 
@@ -97,6 +101,7 @@ export interface CompileDeps {
   secrets: SecretResolver
   pools: UpstreamPools
   reliability: PartnerReliability
+  payments: PaymentServices
   logger: Logger
 }
 
@@ -151,6 +156,7 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
       id: policy.id,
       name: policy.name,
       allow: policy.allow === null ? null : Object.freeze(policy.allow.map((r) => compileEndpoint(r.method, r.path))),
+      payment: policy.payment === null ? null : deps.payments.compile(policy.payment),
       source: policy,
     }),
     limits,

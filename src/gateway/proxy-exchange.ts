@@ -32,11 +32,17 @@ import { pushRateLimitHeaders } from '../limits/rate-limit-headers.js'
 import type { KeyResolver } from './key-resolver.js'
 import type { PartnerDirectory } from './partner-directory.js'
 import { fullJitterDelayMs, isIdempotentMethod, retryAfterMs } from '../reliability/retry-rules.js'
+import type { PaymentServices } from '../payments/payment-services.js'
+import { PaidExchange, type PaymentRefusal } from './paid-exchange.js'
+import { priceFor } from '../payments/compile-payment.js'
+import { paymentResponseHeaders } from '../payments/x402-headers.js'
+import type { SettleOutcome } from '../payments/facilitator-answers.js'
 
 export interface ExchangeDeps {
   keys: KeyResolver
   partners: PartnerDirectory
   admission: AdmissionStore
+  payments: PaymentServices
   reporter: ExchangeReporter
   metrics: GatewayMetrics
   logger: Logger
@@ -69,12 +75,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   /** the client's Content-Length, -1 when absent (chunked or no body) */
   #contentLength = -1
   #idempotencyKey = false
+  #paymentSignature: string | undefined = undefined
+  #xPayment: string | undefined = undefined
+  /** x402: only for requests a paid policy charges for */
+  #paid: PaidExchange | null = null
   #upstream: UpstreamTarget | null = null
   #preferred: CredentialRoute | null = null
   #order: CredentialOrder | null = null
   #limitState: LimitState | null = null
   #reservation: Reservation | null = null
-  /** the credential of the current attempt */
+  /** the credential of the current attempt (the admitted one until the first is sent) */
   #credential: CredentialRoute | null = null
   /** what each attempt sends: the client's stream (sent once), a buffered copy, or nothing */
   #body: IncomingMessage | Buffer | null = null
@@ -125,6 +135,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         case 4:
           if (name.toLowerCase() === 'host') hosts++
           break
+        case 9:
+          if (name.toLowerCase() === 'x-payment') this.#xPayment = raw[i + 1]
+          break
         case 10:
           if (name.toLowerCase() === 'x-relaykey') key = raw[i + 1]
           break
@@ -137,12 +150,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
         case 15:
           if (name.toLowerCase() === 'idempotency-key') this.#idempotencyKey = true
           break
-        case 17:
-          if (name.toLowerCase() === 'transfer-encoding') {
+        case 17: {
+          const lower = name.toLowerCase()
+          if (lower === 'transfer-encoding') {
             this.#hasBody = true
             this.#contentLength = -1
+          } else if (lower === 'payment-signature') {
+            this.#paymentSignature = raw[i + 1]
           }
           break
+        }
       }
     }
     if (hosts > 1) return this.#refuse('bad_request', 'more than one Host header')
@@ -204,6 +221,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return this.#refuse('circuit_open', `partner ${route.slug} has too many requests in flight`, ['retry-after', '1'])
     }
     this.#inGate = true
+    const payment = context.policy.payment
+    if (payment !== null) {
+      // read before any limit is spent: a request without a usable payment costs nothing
+      const price = priceFor(payment, method, this.#path!.match)
+      if (price !== null) {
+        const paid = new PaidExchange(this.#deps.payments, this.#deps.logger, payment, price, `http://${this.#req.headers.host ?? ''}${this.#req.url!}`)
+        this.#paid = paid
+        const reason = paid.read(this.#paymentSignature, this.#xPayment)
+        if (reason !== null) return this.#paymentRequired(reason)
+      }
+    }
     const limits = context.limits
     const cost = costOf(limits.costs, method, this.#path!.match)
     this.#facts.cost = cost
@@ -247,11 +275,32 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#governanceFailed(err)
   }
 
-  /** admitted: decide how the body travels, then send the first attempt */
+  /** admitted: a paid request's payment is claimed and verified first */
   #forward (credential: CredentialRoute): void {
+    this.#credential = credential
+    if (this.#paid === null) return this.#send()
+    this.#paid.claimAndVerify().then(
+      (refusal) => this.#paymentChecked(refusal),
+      (err: unknown) => this.#paymentChecked({ code: 'upstream_error', reason: errorSummary(err).type }),
+    )
+  }
+
+  #paymentChecked (refusal: PaymentRefusal | null): void {
+    if (refusal === null) return this.#send()
+    this.#refund()
+    switch (refusal.code) {
+      case 'payment_required': return this.#paymentRequired(refusal.reason)
+      case 'governance_unavailable': return this.#governanceFailed(refusal.err)
+      case 'upstream_error':
+        this.#deps.logger.warn({ request_id: this.requestId, reason: refusal.reason }, 'payment not verified: facilitator failed')
+        return this.#refuse('upstream_error', 'the payment facilitator did not answer usably; nothing was charged')
+    }
+  }
+
+  /** decide how the body travels, then send the first attempt */
+  #send (): void {
     if (this.#res.destroyed) return this.clientClosed()
     this.#res.on('close', onResponseClose)
-    this.#credential = credential
     const upstream = this.#upstream!
     const retry = upstream.retry
     this.#deadline = performance.now() + upstream.requestTimeoutMs
@@ -380,6 +429,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const res = this.#res
     const headers = responseHeaders(rawHeaders, this.requestId, upstream.credentialQueryParam)
     pushRateLimitHeaders(headers, this.#context!.limits.policyHeader, this.#limitState)
+    if (this.#paid !== null && statusCode < 400) {
+      // served, so to be paid for: held until the payment settles
+      if (!this.#paid.hold(statusCode, statusText, headers, contentLengthOf(rawHeaders))) this.#paidAnswerTooLarge()
+      return true
+    }
     if (statusText !== '') res.writeHead(statusCode, statusText, headers)
     else res.writeHead(statusCode, headers)
     return true
@@ -387,6 +441,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   onData (chunk: Buffer): boolean {
     if (this.#discarding) return true
+    if (this.#paid?.held != null) {
+      if (!this.#paid.add(chunk)) this.#paidAnswerTooLarge()
+      return true
+    }
     this.#facts.bytesOut += chunk.length
     const res = this.#res
     if (res.write(chunk)) return true
@@ -396,7 +454,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   onComplete (): void {
     if (this.#discarding) return this.#scheduleRetry()
+    if (this.#settled) return // a held answer cut off for its size
     this.#settled = true
+    if (this.#paid?.held != null) {
+      this.#paid.settle().then(
+        (outcome) => this.#settlementDone(outcome),
+        (err: unknown) => this.#settlementDone({ ok: false, code: 'facilitator_failed', reason: errorSummary(err).type }),
+      )
+      return
+    }
     this.#res.end()
     this.#facts.outcome = 'forwarded'
     this.#report()
@@ -406,6 +472,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.#settled) return
     // the drained answer of a retried attempt broke off: the retry goes ahead all the same
     if (this.#discarding) return this.#scheduleRetry()
+    this.#paid?.drop() // a held answer that broke off is no answer: nothing to settle
     const res = this.#res
     if (res.destroyed) {
       // the client left (possibly before the dispatch, while limits were decided); undici is
@@ -464,6 +531,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
     this.#abort?.()
     this.#releaseProbes()
+    if (this.#attempt === 0) this.#paid?.release()
     const facts = this.#facts
     if (!this.#res.headersSent) {
       this.#refund() // no response was given: the units go back
@@ -571,8 +639,71 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #failBeforeResponse (code: ErrorCode, message: string, retryAfterMs = -1): void {
     this.#settled = true
     this.#refund()
+    if (this.#attempt === 0) this.#paid?.release()
     if (retryAfterMs >= 0) return this.#circuitOpen(retryAfterMs, message)
     this.#refuse(code, message)
+  }
+
+  /** 402 with the PAYMENT-REQUIRED header and the same object as the body (CONTRACT §7) */
+  #paymentRequired (reason: string, extraHeaders?: string[]): void {
+    const answer = this.#paid!.required(reason, this.requestId)
+    const length = Buffer.byteLength(answer.body)
+    const headers = [
+      'content-type', 'application/json',
+      'content-length', String(length),
+      'cache-control', 'no-store',
+      'x-relaykey-request-id', this.requestId,
+      'payment-required', answer.header,
+    ]
+    if (extraHeaders !== undefined) headers.push(...extraHeaders)
+    const facts = this.#facts
+    facts.status = 402
+    facts.outcome = 'payment_required'
+    facts.bytesOut = length
+    if (!this.#res.destroyed) {
+      this.#res.writeHead(402, headers)
+      this.#res.end(answer.body)
+    }
+    this.#report()
+  }
+
+  /** a paid answer bigger than RELAYKEY_PAYMENT_BUFFER_BYTES cannot be held: 502, no settle */
+  #paidAnswerTooLarge (): void {
+    this.#settled = true
+    this.#paid!.drop()
+    this.#abort?.()
+    this.#refund()
+    this.#refuse('upstream_error', 'the partner\'s answer is larger than a paid answer may be (RELAYKEY_PAYMENT_BUFFER_BYTES); nothing was charged')
+  }
+
+  /** the partner answered below 400 and the payment settled (or not): now the client hears */
+  #settlementDone (outcome: SettleOutcome): void {
+    const paid = this.#paid!
+    const held = paid.held!
+    const facts = this.#facts
+    const res = this.#res
+    if (!outcome.ok) {
+      this.#refund()
+      if (outcome.code === 'settle_failed') return this.#paymentRequired(outcome.reason, paymentResponseHeaders(paid.version, outcome.response))
+      this.#deps.logger.error({ request_id: this.requestId, reason: outcome.reason }, 'payment settlement unknown: facilitator failed; reconcile with the facilitator')
+      return this.#refuse('upstream_error', 'the payment could not be settled; the answer is withheld')
+    }
+    facts.paymentTx = outcome.response.transaction
+    if (res.destroyed) {
+      this.#deps.logger.warn({ request_id: this.requestId, payment_tx: facts.paymentTx }, 'client left before its paid answer was sent')
+      facts.status = 499
+      facts.outcome = 'client_closed'
+      return this.#report()
+    }
+    const headers = held.headers
+    headers.push(...paymentResponseHeaders(paid.version, outcome.response))
+    const body = paid.body()
+    facts.bytesOut = body.length
+    if (held.statusText !== '') res.writeHead(held.status, held.statusText, headers)
+    else res.writeHead(held.status, headers)
+    res.end(body)
+    facts.outcome = 'forwarded'
+    this.#report()
   }
 
   #refuse (code: ErrorCode, message: string, headers?: string[]): void {
@@ -669,6 +800,15 @@ function soonestRetryMs (routes: readonly CredentialRoute[], now: number): numbe
   let soonest = Infinity
   for (const route of routes) soonest = Math.min(soonest, route.breaker.retryAfterMs(now))
   return soonest
+}
+
+/** the answer's Content-Length, -1 when it has none */
+function contentLengthOf (rawHeaders: Buffer[]): number {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!
+    if (name.length === 14 && name.toString('latin1').toLowerCase() === 'content-length') return Number(rawHeaders[i + 1]!.toString('latin1'))
+  }
+  return -1
 }
 
 function isConnectTimeout (err: Error): boolean {

@@ -15,6 +15,7 @@ import { KeyResolver } from '../gateway/key-resolver.js'
 import { PartnerDirectory } from '../gateway/partner-directory.js'
 import { UpstreamPools } from '../gateway/upstream-pools.js'
 import { PartnerReliability } from '../reliability/partner-reliability.js'
+import { PaymentServices } from '../payments/payment-services.js'
 import { createGatewayServer } from '../gateway/gateway-server.js'
 import { openAdmissionStore } from '../limits/open-admission-store.js'
 import { startAuditPipeline } from '../audit/start-audit-pipeline.js'
@@ -27,6 +28,7 @@ import { isPrimaryToWorker } from './messages.js'
 export async function runWorker (config: Config, logger: Logger): Promise<void> {
   const store = openControlStore(config, { connections: 4 })
   const pools = new UpstreamPools()
+  const payments = new PaymentServices(config, logger)
   const reliability = new PartnerReliability({ workers: config.workers, replayBufferBytes: config.retryBufferBytes })
   const cache = new KeyCache({ max: config.keyCacheMax, ttlMs: config.keyCacheTtlMs })
   const keys = new KeyResolver({
@@ -41,6 +43,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
       ]),
       pools,
       reliability,
+      payments,
       logger,
     },
   })
@@ -53,7 +56,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
   const metrics = new GatewayMetrics({ keyCache: () => cache.stats(), reliability: () => reliability.snapshot(), audit: () => audit?.stats() ?? null })
   serveWorkerMetrics(metrics.registry)
   const reporter = new ExchangeReporter({ audit, metrics, access: new AccessLog(logger, config.accessLogSample) })
-  const server = createGatewayServer({ keys, partners, admission, reporter, metrics, logger, ready }, {
+  const server = createGatewayServer({ keys, partners, admission, payments, reporter, metrics, logger, ready }, {
     headersTimeoutMs: config.clientHeadersTimeoutMs,
     requestTimeoutMs: config.clientRequestTimeoutMs,
     idleTimeoutMs: config.clientIdleTimeoutMs,
@@ -79,6 +82,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     await audit?.close()
     await store.close()
     await admission.close()
+    await payments.close()
     logger.flush()
     process.exit(0)
   }

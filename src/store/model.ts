@@ -1,5 +1,6 @@
 // Control-plane records as the admin API shows them and the stores persist them.
 // Field names are the wire names (snake_case) so no mapping layer sits between the two.
+import type { PaymentSettings } from '../payments/payment-settings.js'
 
 export interface RateLimit {
   requests: number
@@ -103,8 +104,8 @@ export interface PolicyInput {
   costs: CostRule[]
   /** null: everything allowed */
   allow: AllowRule[] | null
-  /** x402 settings, validated by payments/ when that module lands; opaque to the stores */
-  payment: Record<string, unknown> | null
+  /** x402 settings (CONTRACT §7); null: requests are not paid for */
+  payment: PaymentSettings | null
   /**
    * What the data plane does when Redis or SQLite, needed for a rate-limit or budget decision,
    * does not answer in time. 'deny' (the default) fails closed: 503 governance_unavailable.

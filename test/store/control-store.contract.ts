@@ -245,7 +245,10 @@ export function runControlStoreContract (name: string, open: () => Promise<Opene
           customer_budget: { monthly: 50000 },
           costs: [],
           allow: [],
-          payment: { amount: '10000', asset: '0xabc', network: 'eip155:84532', prices: [{ method: 'GET', path: '/a/*', amount: '5' }] },
+          payment: {
+            amount: '10000', asset: '0xabc', network: 'eip155:84532', pay_to: '0xdef', facilitator_url: 'https://facilitator.example', scheme: 'exact',
+            max_timeout_seconds: 60, description: null, extra: {}, prices: [{ method: 'GET', path: '/a/*', amount: '5' }],
+          },
           on_governance_failure: 'allow',
         }
         const policy = await store.createPolicy(input)

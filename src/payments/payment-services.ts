@@ -1,0 +1,58 @@
+// What a worker needs to take x402 payments: the facilitator client, the replay guard of the
+// mode's store, and how much of a paid response may be held while its payment settles. Built
+// once per worker; a deployment without paid policies pays one idle object for it.
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import type { Config } from '../config/config.js'
+import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
+import { createRedisClient, type RedisClient } from '../store/redis/redis-client.js'
+import { compilePayment, type CompiledPayment } from './compile-payment.js'
+import { FacilitatorClient } from './facilitator-client.js'
+import type { PaymentSettings } from './payment-settings.js'
+import { RedisReplayGuard } from './redis-replay-guard.js'
+import type { PaymentReplayGuard } from './replay-guard.js'
+import { openSqliteReplayGuard, type SqliteReplayGuard } from './sqlite-replay-guard.js'
+
+export class PaymentServices {
+  readonly facilitators: FacilitatorClient
+  readonly replayGuard: PaymentReplayGuard
+  /** largest upstream answer held back until its payment settles (RELAYKEY_PAYMENT_BUFFER_BYTES) */
+  readonly responseBufferBytes: number
+  readonly #redis: RedisClient | null
+  readonly #sqlite: SqliteReplayGuard | null
+  /** facilitator, scheme and network already checked against GET /supported by this worker */
+  readonly #checked = new Set<string>()
+
+  constructor (config: Config, logger: Logger) {
+    this.facilitators = new FacilitatorClient({ logger })
+    this.responseBufferBytes = config.paymentBufferBytes
+    if (config.redisUrl !== null) {
+      // its own connection, opened on the first paid request
+      this.#redis = createRedisClient(config.redisUrl, { commandTimeoutMs: config.governanceTimeoutMs, lazyConnect: true })
+      this.#redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error (payment claims)'))
+      this.#sqlite = null
+      this.replayGuard = new RedisReplayGuard(this.#redis, { prefix: config.redisPrefix })
+    } else {
+      this.#redis = null
+      this.#sqlite = openSqliteReplayGuard(join(config.dataDir, EMBEDDED_DB_FILE), { busyTimeoutMs: config.governanceTimeoutMs })
+      this.replayGuard = this.#sqlite
+    }
+  }
+
+  /** a policy's payment settings, compiled for its key contexts; checks its facilitator once */
+  compile (settings: PaymentSettings): CompiledPayment {
+    const payment = compilePayment(settings)
+    const id = `${payment.facilitator} ${settings.scheme} ${settings.network}`
+    if (!this.#checked.has(id)) {
+      this.#checked.add(id)
+      void this.facilitators.checkSupported(payment)
+    }
+    return payment
+  }
+
+  async close (): Promise<void> {
+    await this.facilitators.close()
+    this.#redis?.disconnect()
+    await this.#sqlite?.close()
+  }
+}
