@@ -33,7 +33,10 @@ export interface Config {
   clientHeadersTimeoutMs: number
   /** slow clients: the whole request (headers and body, not the response) within this long */
   clientRequestTimeoutMs: number
-  /** a client connection with no bytes moving either way for this long is closed */
+  /**
+   * a client that stops reading a response for this long is cut off. A client waiting for a
+   * slow partner is not idle: the partner's timeouts bound that wait.
+   */
   clientIdleTimeoutMs: number
   /** request bodies up to this size are kept so a retry can send them again */
   retryBufferBytes: number

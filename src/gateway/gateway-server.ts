@@ -22,8 +22,6 @@ export interface ClientTimeouts {
   headersTimeoutMs: number
   /** the whole request, body included (not the response) */
   requestTimeoutMs: number
-  /** no bytes moving either way: a stalled reader or writer; a stream that keeps flowing is fine */
-  idleTimeoutMs: number
 }
 
 export function createGatewayServer (deps: GatewayDeps, timeouts: ClientTimeouts): Server {
@@ -49,8 +47,6 @@ export function createGatewayServer (deps: GatewayDeps, timeouts: ClientTimeouts
     if (match === null) return sendError(res, 'not_found', 'no such route', requestId)
     match.handler(deps, req, res, match.params, q === -1 ? '' : url.slice(q + 1), requestId)
   })
-  // with no 'timeout' listener, Node destroys a socket idle this long
-  server.timeout = timeouts.idleTimeoutMs
   // CONNECT never reaches 'request'; without this listener Node would just drop the socket
   server.on('connect', refuseConnect)
   // requests Node's parser rejects (malformed, header overflow) still get the contract's JSON

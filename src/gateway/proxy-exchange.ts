@@ -43,6 +43,8 @@ export interface ExchangeDeps {
   partners: PartnerDirectory
   admission: AdmissionStore
   payments: PaymentServices
+  /** a client that stops reading the response for this long is cut off (RELAYKEY_CLIENT_IDLE_TIMEOUT_MS) */
+  clientStallMs: number
   reporter: ExchangeReporter
   metrics: GatewayMetrics
   logger: Logger
@@ -101,6 +103,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #retryDelayMs = 0
   #retryReason: RetryReason = 'connection'
   #retryTimer: NodeJS.Timeout | null = null
+  /** armed while the client is not reading what the partner sends */
+  #stallTimer: NodeJS.Timeout | null = null
   /** armed for retries only: undici's headersTimeout runs on a coarse (~0.5 s) timer wheel */
   #deadlineTimer: NodeJS.Timeout | null = null
   /** the upstream finished or failed; nothing more may happen */
@@ -303,7 +307,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#res.on('close', onResponseClose)
     const upstream = this.#upstream!
     const retry = upstream.retry
-    this.#deadline = performance.now() + upstream.requestTimeoutMs
     upstream.guards.budget.recordRequest(this.#facts.ts)
     const req = this.#req
     const mayRetry = retry.maxAttempts > 1 && (this.#idempotencyKey || isIdempotentMethod(req.method!))
@@ -343,9 +346,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const upstream = this.#upstream!
     const credential = this.#credential!
     const facts = this.#facts
-    if (this.#attempt > 0 && performance.now() >= this.#deadline) {
-      return this.#failBeforeResponse('upstream_timeout', 'the partner did not answer in time')
-    }
+    // request_ms starts with the first attempt, once a buffered body has been read
+    if (this.#attempt === 0) this.#deadline = performance.now() + upstream.requestTimeoutMs
+    else if (performance.now() >= this.#deadline) return this.#failBeforeResponse('upstream_timeout', 'the partner did not answer in time')
     const now = Date.now()
     const partnerEntry = upstream.breaker.enter(now)
     if (partnerEntry === 'refused') {
@@ -411,16 +414,20 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     facts.upstreamLatencyMs = performance.now() - facts.dispatched
     this.#deps.metrics.upstreamResponded(facts.partner, statusCode, facts.upstreamLatencyMs / 1000)
     const now = Date.now()
-    // the vendor refusing the credential itself: fail over to another one, if there is one
-    const rejected = (statusCode === 401 || statusCode === 403) && this.#otherCredential(now) !== null
-    this.#judgeAttempt(statusCode >= 500 ? 'failed' : rejected ? 'rejected' : 'succeeded', now)
-    if ((rejected || upstream.retry.onStatus.includes(statusCode)) && this.#mayRetry()) {
-      const delay = rejected ? 0 : this.#retryDelay(rawHeaders, now)
-      if (delay >= 0 && upstream.guards.budget.tryRetry(now)) {
-        if (rejected) this.#credential = this.#otherCredential(now)
+    // The vendor refusing the credential itself: 401 takes it out of rotation at once, 403 (which
+    // may only mean "not this resource") counts towards its breaker; either fails over to
+    // another credential when there is one.
+    const refused = (statusCode === 401 || statusCode === 403) && this.#otherCredential(now) !== null
+    this.#judgeAttempt(statusCode >= 500 ? 'failed' : !refused ? 'succeeded' : statusCode === 401 ? 'rejected' : 'forbidden', now)
+    if ((refused || upstream.retry.onStatus.includes(statusCode)) && this.#mayRetry()) {
+      const next = refused ? this.#otherCredential(now) : this.#retryCredential(now)
+      const delay = refused ? 0 : this.#retryDelay(rawHeaders, now)
+      // a breaker this answer just opened leaves the answer as it is: no retry into a 503
+      if (next !== null && delay >= 0 && upstream.guards.budget.tryRetry(now)) {
+        this.#credential = next
         this.#discarding = true
         this.#retryDelayMs = delay
-        this.#retryReason = rejected ? 'credential_rejected' : 'status'
+        this.#retryReason = refused ? 'credential_rejected' : 'status'
         return true
       }
     }
@@ -449,6 +456,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const res = this.#res
     if (res.write(chunk)) return true
     res.once('drain', onResponseDrain)
+    this.#stallTimer = setTimeout(clientStalled, this.#deps.clientStallMs, this)
     return false
   }
 
@@ -504,8 +512,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // a connection that failed or broke before any answer (a refused connect, a reused
     // keep-alive socket the partner had closed) is safe to try again; a timeout used the deadline
     if ((code === 'upstream_error' || isConnectTimeout(err)) && this.#mayRetry()) {
+      const next = this.#retryCredential(now)
       const delay = this.#backoff()
-      if (delay >= 0 && this.#upstream!.guards.budget.tryRetry(now)) {
+      if (next !== null && delay >= 0 && this.#upstream!.guards.budget.tryRetry(now)) {
+        this.#credential = next
         this.#retryDelayMs = delay
         this.#retryReason = 'connection'
         return this.#scheduleRetry()
@@ -521,7 +531,21 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   /** response writable again: let undici read from the upstream socket */
   resume (): void {
+    this.#clearStall()
     this.#resume?.()
+  }
+
+  /** the client has not read for clientStallMs: its connection goes, and 'close' ends the exchange */
+  stalled (): void {
+    this.#stallTimer = null
+    this.#deps.logger.info({ request_id: this.requestId }, 'client stopped reading the response; connection closed')
+    this.#res.destroy()
+  }
+
+  #clearStall (): void {
+    if (this.#stallTimer === null) return
+    clearTimeout(this.#stallTimer)
+    this.#stallTimer = null
   }
 
   /** the client went away (or the response finished) */
@@ -596,7 +620,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   /** tell both breakers what this attempt showed */
-  #judgeAttempt (verdict: 'succeeded' | 'failed' | 'rejected', now: number): void {
+  #judgeAttempt (verdict: 'succeeded' | 'failed' | 'rejected' | 'forbidden', now: number): void {
     const partner = this.#upstream!.breaker
     const credential = this.#credential!.breaker
     this.#probes = 0
@@ -606,6 +630,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     } else if (verdict === 'rejected') {
       partner.succeeded() // the partner answered; it is this credential it refuses
       credential.trip(now)
+    } else if (verdict === 'forbidden') {
+      partner.succeeded()
+      credential.failed(now)
     } else {
       partner.succeeded()
       credential.succeeded()
@@ -618,6 +645,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#probes = 0
     if ((probes & PROBE_PARTNER) !== 0) this.#upstream!.breaker.releaseProbe()
     if ((probes & PROBE_CREDENTIAL) !== 0) this.#credential!.breaker.releaseProbe()
+  }
+
+  /**
+   * The credential a retry goes to: the same one while its breaker lets requests through, else
+   * another usable one; null when the partner's breaker (or every credential's) is now open.
+   */
+  #retryCredential (now: number): CredentialRoute | null {
+    if (this.#upstream!.breaker.blocks(now)) return null
+    return this.#credential!.breaker.blocks(now) ? this.#otherCredential(now) : this.#credential
   }
 
   /** a usable credential other than the current attempt's, or null */
@@ -718,6 +754,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.#reported) return
     this.#reported = true
     this.#clearDeadline()
+    this.#clearStall()
     if (this.#inGate) this.#upstream!.guards.gate.leave()
     this.#deps.reporter.report(this.#facts)
   }
@@ -754,6 +791,10 @@ function onRequestEnd (this: ExchangeRequest): void {
 
 function retryAttempt (exchange: ProxyExchange): void {
   exchange.retryNow()
+}
+
+function clientStalled (exchange: ProxyExchange): void {
+  exchange.stalled()
 }
 
 function deadlineReached (exchange: ProxyExchange): void {

@@ -56,10 +56,11 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
   const metrics = new GatewayMetrics({ keyCache: () => cache.stats(), reliability: () => reliability.snapshot(), audit: () => audit?.stats() ?? null })
   serveWorkerMetrics(metrics.registry)
   const reporter = new ExchangeReporter({ audit, metrics, access: new AccessLog(logger, config.accessLogSample) })
-  const server = createGatewayServer({ keys, partners, admission, payments, reporter, metrics, logger, ready }, {
+  const server = createGatewayServer({
+    keys, partners, admission, payments, clientStallMs: config.clientIdleTimeoutMs, reporter, metrics, logger, ready,
+  }, {
     headersTimeoutMs: config.clientHeadersTimeoutMs,
     requestTimeoutMs: config.clientRequestTimeoutMs,
-    idleTimeoutMs: config.clientIdleTimeoutMs,
   })
 
   let stopping = false

@@ -99,6 +99,33 @@ describe('circuit breakers', () => {
     assert.ok(events.every((e) => e.credential_id !== revoked))
   })
 
+  it('an answer that opens the breaker is not retried into a 503 circuit_open: the client gets the partner\'s answer', async () => {
+    const p = await partner()
+    p.handle((_req, res) => { res.writeHead(503); res.end('partner says no') })
+    const s = uniqueSlug('noretry')
+    const setup = await partnerWith(rk, p.url, s, { retry: { max_attempts: 3, base_delay_ms: 1, max_delay_ms: 2 }, circuit_breaker: { failure_threshold: 1, open_ms: 60_000 } })
+    const seen = await call(rk, setup.key, `${s}/x`)
+    assert.equal(seen.status, 503)
+    assert.equal(seen.text, 'partner says no')
+    assert.equal(p.received.length, 1)
+    assert.equal((await auditOf(rk, setup.keyId, seen)).attempts, 1)
+    assert.equal((await call(rk, setup.key, `${s}/x`)).code, 'circuit_open')
+  })
+
+  it('a 403 on one resource fails over but does not take a working credential out of rotation', async () => {
+    const p = await partner()
+    p.handle((req, res) => { res.writeHead(req.url!.includes('/forbidden') ? 403 : 200); res.end() })
+    const s = uniqueSlug('forbid')
+    const setup = await partnerWith(rk, p.url, s, { retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 2 } })
+    await secondCredential(s, 'second-account')
+    const forbidden = await call(rk, setup.key, `${s}/forbidden`)
+    assert.equal(forbidden.status, 403)
+    assert.equal(p.received.length, 2) // tried with the other credential too
+    for (let i = 0; i < 4; i++) assert.equal((await call(rk, setup.key, `${s}/fine`)).status, 200)
+    const tokens = new Set(p.received.slice(2).map((r) => r.headers['x-app-token']))
+    assert.deepEqual([...tokens].sort(), ['second-account', 'upstream-secret-value'])
+  })
+
   it('the only credential answering 401 is not skipped: the vendor\'s answer passes through', async () => {
     const p = await partner()
     p.handle((_req, res) => { res.writeHead(401); res.end('who are you') })
