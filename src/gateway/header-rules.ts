@@ -87,10 +87,16 @@ function withoutCredential (url: string, param: string): string {
   return url.slice(0, q) + (kept === '' ? '' : '?' + kept) + (hash === -1 ? '' : url.slice(hash))
 }
 
+/**
+ * never passed back: RelayKey's own request id, and the x402 answer headers, which only
+ * RelayKey may set (a partner's PAYMENT-RESPONSE would claim a settlement that never happened)
+ */
+const RESPONSE_OWNED = new Set(['x-relaykey-request-id', 'payment-required', 'payment-response', 'x-payment-response'])
+
 function droppedResponseHeader (lower: string, named: Set<string> | null): boolean {
-  return HOP_BY_HOP.has(lower) || lower === 'x-relaykey-request-id' || (named !== null && named.has(lower))
+  return HOP_BY_HOP.has(lower) || RESPONSE_OWNED.has(lower) || (named !== null && named.has(lower))
 }
 
 /** DROPPED_RESPONSE_LENGTHS[n] === 1 when some always-dropped response header has n characters */
 const DROPPED_RESPONSE_LENGTHS = new Uint8Array(64)
-for (const name of [...HOP_BY_HOP, 'x-relaykey-request-id']) DROPPED_RESPONSE_LENGTHS[name.length] = 1
+for (const name of [...HOP_BY_HOP, ...RESPONSE_OWNED]) DROPPED_RESPONSE_LENGTHS[name.length] = 1

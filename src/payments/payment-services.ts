@@ -27,8 +27,8 @@ export class PaymentServices {
     this.facilitators = new FacilitatorClient({ logger })
     this.responseBufferBytes = config.paymentBufferBytes
     if (config.redisUrl !== null) {
-      // its own connection, opened on the first paid request
-      this.#redis = createRedisClient(config.redisUrl, { commandTimeoutMs: config.governanceTimeoutMs, lazyConnect: true })
+      // its own connection, opened now: a data-plane client queues nothing while it connects
+      this.#redis = createRedisClient(config.redisUrl, { commandTimeoutMs: config.governanceTimeoutMs })
       this.#redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error (payment claims)'))
       this.#sqlite = null
       this.replayGuard = new RedisReplayGuard(this.#redis, { prefix: config.redisPrefix })

@@ -31,6 +31,12 @@ describe('header hygiene', () => {
     ])
   })
 
+  it('drops x402 answer headers a partner sends: only RelayKey speaks for payments', () => {
+    const raw = ['Content-Type', 'text/plain', 'PAYMENT-RESPONSE', 'forged', 'X-Payment-Response', 'forged',
+      'Payment-Required', 'forged', 'X-Payment-Responses', 'kept'].map((s) => Buffer.from(s, 'latin1'))
+    assert.deepEqual(responseHeaders(raw, 'rid'), ['Content-Type', 'text/plain', 'X-Payment-Responses', 'kept', 'x-relaykey-request-id', 'rid'])
+  })
+
   it('takes a query-auth credential out of redirect targets', () => {
     const raw = ['Location', 'https://vendor.example/v1/next/?a=1&api_key=SECRET&b=2#frag', 'Content-Location', '/v1/x?API_KEY=SECRET',
       'X-Other', '/v1/x?api_key=kept-elsewhere'].map((s) => Buffer.from(s, 'latin1'))
