@@ -56,6 +56,7 @@ function makeEvents (count: number): ChainedAuditEvent[] {
       bytes_in: 512,
       bytes_out: 2048 + (i % 4096),
       payment_tx: null,
+      payment_amount: null,
     }
     const writer = writers[i % WRITERS]
     const hash = chainHash(writer.prev, event)
@@ -65,13 +66,13 @@ function makeEvents (count: number): ChainedAuditEvent[] {
   return events
 }
 
-/** the alternative to COPY: every batch as one INSERT with 25 parameters per row */
+/** the alternative to COPY: every batch as one INSERT with 26 parameters per row */
 function insertSink (url: string): AuditSink {
   const sql = postgres(url, { max: 1, onnotice: () => {} })
   const columns = [...AUDIT_COLUMNS]
   return {
     async write (batch) {
-      // the protocol caps a statement at 65,535 parameters: 2,000 rows of 25 at a time
+      // the protocol caps a statement at 65,535 parameters: 2,000 rows of 26 at a time
       for (let i = 0; i < batch.length; i += 2000) {
         const rows = batch.slice(i, i + 2000).map((e) => ({ ...e, ts: new Date(e.ts) }))
         await sql`INSERT INTO audit_events ${sql(rows, columns)} ON CONFLICT DO NOTHING`

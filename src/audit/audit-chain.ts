@@ -18,14 +18,29 @@ export const GENESIS_HASH = '0'.repeat(64)
  * The bytes that get hashed for an event: a JSON array of its AuditEvent fields in this fixed
  * order (ts as epoch ms). An array, not an object: the order is fixed by position, and
  * serialising no keys costs a fraction of an object's time — this runs once per request. The
- * order is part of the stored data's meaning: never reorder, only append (and only with a way
- * for verify to tell old events from new).
+ * order is part of the stored data's meaning: never reorder, only append.
+ *
+ * Fields appended after the first release (payment_amount) are left out while they are null, so
+ * every event that does not use them — every row stored before they existed included, which
+ * reads back with NULL — hashes exactly as it did then, and verify needs no version to tell old
+ * rows from new. Setting one makes the array longer, so a stored value changed, removed or
+ * slipped in still shows as altered. A later field follows the same rule: trailing nulls are
+ * dropped, a null before a non-null one is kept as null.
  */
 export function canonicalEvent (e: AuditEvent): string {
+  // HOT PATH: two literal arrays rather than building one and pushing; nearly every event
+  // takes the first
+  if (e.payment_amount === null) {
+    return JSON.stringify([
+      e.id, e.ts, e.request_id, e.key_id, e.customer, e.team, e.service, e.environment, e.partner,
+      e.credential_id, e.method, e.path, e.status, e.outcome, e.attempts, e.latency_ms,
+      e.upstream_latency_ms, e.cost, e.bytes_in, e.bytes_out, e.payment_tx,
+    ])
+  }
   return JSON.stringify([
     e.id, e.ts, e.request_id, e.key_id, e.customer, e.team, e.service, e.environment, e.partner,
     e.credential_id, e.method, e.path, e.status, e.outcome, e.attempts, e.latency_ms,
-    e.upstream_latency_ms, e.cost, e.bytes_in, e.bytes_out, e.payment_tx,
+    e.upstream_latency_ms, e.cost, e.bytes_in, e.bytes_out, e.payment_tx, e.payment_amount,
   ])
 }
 

@@ -6,8 +6,8 @@ import type { ChainedAuditEvent } from './audit-event.js'
 export const AUDIT_COLUMNS = [
   'ts', 'id', 'request_id', 'key_id', 'customer', 'team', 'service', 'environment', 'partner',
   'credential_id', 'method', 'path', 'status', 'outcome', 'attempts', 'latency_ms',
-  'upstream_latency_ms', 'cost', 'bytes_in', 'bytes_out', 'payment_tx', 'writer_id', 'seq',
-  'prev_hash', 'hash',
+  'upstream_latency_ms', 'cost', 'bytes_in', 'bytes_out', 'payment_tx', 'payment_amount',
+  'writer_id', 'seq', 'prev_hash', 'hash',
 ] as const
 
 /**
@@ -33,8 +33,8 @@ export class CopyRowEncoder {
       nullable(e.credential_id) + '\t' + text(e.method) + '\t' + text(e.path) + '\t' +
       e.status + '\t' + text(e.outcome) + '\t' + e.attempts + '\t' + e.latency_ms + '\t' +
       (e.upstream_latency_ms === null ? '\\N' : e.upstream_latency_ms) + '\t' + e.cost + '\t' +
-      e.bytes_in + '\t' + e.bytes_out + '\t' + nullable(e.payment_tx) + '\t' + text(e.writer_id) + '\t' +
-      e.seq + '\t' + text(e.prev_hash) + '\t' + text(e.hash) + '\n'
+      e.bytes_in + '\t' + e.bytes_out + '\t' + nullable(e.payment_tx) + '\t' + nullable(e.payment_amount) + '\t' +
+      text(e.writer_id) + '\t' + e.seq + '\t' + text(e.prev_hash) + '\t' + text(e.hash) + '\n'
   }
 
   /** ts as toISOString() writes it (which drops fractions of a ms): cached second, then ms, Z */

@@ -5,10 +5,21 @@ import type postgres from 'postgres'
 import type { ChainedAuditEvent } from './audit-event.js'
 import { AUDIT_COLUMNS } from './audit-copy-text.js'
 
-// ts and id break ties so that a duplicated seq (a forged row) still reads back in a stable order
-const SELECT_IN_CHAIN_ORDER = `SELECT ${AUDIT_COLUMNS.join(', ')} FROM audit_events ORDER BY writer_id, seq, ts, id`
+// Added by migration 0005 / SQLite schema step 5. verify never migrates, so it may meet a trail
+// that predates the column (a newer binary run first): the column then reads as NULL, which is
+// exactly what those rows were hashed with.
+const PAYMENT_AMOUNT = 'payment_amount'
 
-/** the row as postgres.js returns it: bigint columns arrive as strings, timestamptz as Date */
+// ts and id break ties so that a duplicated seq (a forged row) still reads back in a stable order
+function selectInChainOrder (hasPaymentAmount: boolean): string {
+  const columns = AUDIT_COLUMNS.map((c) => (c === PAYMENT_AMOUNT && !hasPaymentAmount ? `NULL AS ${c}` : c))
+  return `SELECT ${columns.join(', ')} FROM audit_events ORDER BY writer_id, seq, ts, id`
+}
+
+/**
+ * the row as postgres.js returns it: bigint columns arrive as strings, timestamptz as Date;
+ * numeric (payment_amount) as the decimal string it was written as, which is what the chain wants
+ */
 type PostgresRow = Omit<ChainedAuditEvent, 'ts' | 'cost' | 'bytes_in' | 'bytes_out' | 'seq'> & {
   ts: Date
   cost: string
@@ -19,7 +30,10 @@ type PostgresRow = Omit<ChainedAuditEvent, 'ts' | 'cost' | 'bytes_in' | 'bytes_o
 
 /** Streams every row through a cursor, `rowsPerFetch` at a time, so memory stays flat. */
 export async function * readPostgresAuditEvents (sql: postgres.Sql, rowsPerFetch = 2000): AsyncGenerator<ChainedAuditEvent> {
-  for await (const rows of sql.unsafe<PostgresRow[]>(SELECT_IN_CHAIN_ORDER).cursor(rowsPerFetch)) {
+  const [{ present }] = await sql<[{ present: boolean }]>`
+    SELECT EXISTS (SELECT 1 FROM pg_attribute
+                    WHERE attrelid = to_regclass('audit_events') AND attname = ${PAYMENT_AMOUNT} AND NOT attisdropped) AS present`
+  for await (const rows of sql.unsafe<PostgresRow[]>(selectInChainOrder(present)).cursor(rowsPerFetch)) {
     for (const row of rows) {
       yield {
         ...row,
@@ -37,7 +51,8 @@ type SqliteRow = Omit<ChainedAuditEvent, 'ts'> & { ts: string }
 
 /** Iterates every row of the embedded file's audit_events. */
 export async function * readSqliteAuditEvents (db: Database.Database): AsyncGenerator<ChainedAuditEvent> {
-  for (const row of db.prepare(SELECT_IN_CHAIN_ORDER).iterate() as IterableIterator<SqliteRow>) {
+  const present = db.prepare('SELECT 1 FROM pragma_table_info(\'audit_events\') WHERE name = ?').get(PAYMENT_AMOUNT) !== undefined
+  for (const row of db.prepare(selectInChainOrder(present)).iterate() as IterableIterator<SqliteRow>) {
     yield { ...row, ts: Date.parse(row.ts) }
   }
 }

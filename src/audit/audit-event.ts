@@ -28,7 +28,14 @@ export interface AuditEvent {
   cost: number
   bytes_in: number
   bytes_out: number
+  /** the x402 settlement's transaction id */
   payment_tx: string | null
+  /**
+   * what the request was priced at in x402 atomic units: a canonical decimal string (digits,
+   * no leading zeros, at most 78 — uint256), since it can exceed 2^53. Usage counts it only
+   * where payment_tx shows the payment was settled. Build it with auditPaymentAmount.
+   */
+  payment_amount: string | null
 }
 
 /**
@@ -40,6 +47,20 @@ export interface ChainedAuditEvent extends AuditEvent {
   seq: number
   prev_hash: string
   hash: string
+}
+
+// numeric(78,0) in PostgreSQL: anything else would be rounded ("1.5") or refused ("0x10") there
+// — a refused row fails its whole batch, again on every replay — and a rounded or re-formatted
+// one ("007") would no longer hash as it was chained
+const PAYMENT_AMOUNT = /^(?:0|[1-9][0-9]{0,77})$/
+
+/**
+ * The payment_amount an event may carry: `amount` when it is a canonical decimal string, else
+ * null. The amounts RelayKey prices with are validated that way already (payment-settings.ts),
+ * so null here only stops a malformed value from ever reaching the audit trail's stores.
+ */
+export function auditPaymentAmount (amount: string | null): string | null {
+  return amount === null || PAYMENT_AMOUNT.test(amount) ? amount : null
 }
 
 /** What the data plane calls for every request; never blocks, never throws. */

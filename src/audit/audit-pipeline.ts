@@ -222,6 +222,7 @@ function toChained (e: AuditEvent, writerId: string, seq: number, prevHash: stri
     bytes_in: e.bytes_in,
     bytes_out: e.bytes_out,
     payment_tx: e.payment_tx,
+    payment_amount: e.payment_amount,
     writer_id: writerId,
     seq,
     prev_hash: prevHash,

@@ -17,6 +17,14 @@ export interface UsageCounts {
   blocked: Record<string, number>
   cost: number
   upstream_errors: number
+  paid: PaidUsage
+}
+
+/** x402-paid requests: those whose payment was settled (payment_tx set) */
+export interface PaidUsage {
+  requests: number
+  /** the exact sum of their payment_amount in atomic units, as a decimal string; "0" when none */
+  amount: string
 }
 
 /** one row per outcome, as both SQL dialects aggregate it */
@@ -26,6 +34,10 @@ export interface OutcomeRow {
   cost: number
   retried: number
   server_errors: number
+  /** events with a payment_tx */
+  paid: number
+  /** sum of those events' payment_amount, a decimal string ("0" when none); exact in both dialects */
+  paid_amount: string
 }
 
 /** a position in the newest-first order: events before `ts`, or at `ts` with a smaller id */
@@ -46,8 +58,12 @@ export interface AuditQuery {
 const NOT_BLOCKED = new Set(['forwarded', 'upstream_error', 'upstream_timeout', 'client_closed'])
 
 export function foldUsage (rows: readonly OutcomeRow[]): UsageCounts {
-  const usage: UsageCounts = { requests: 0, forwarded: 0, retried: 0, blocked: {}, cost: 0, upstream_errors: 0 }
+  const usage: UsageCounts = { requests: 0, forwarded: 0, retried: 0, blocked: {}, cost: 0, upstream_errors: 0, paid: { requests: 0, amount: '0' } }
+  // atomic units pass 2^53: BigInt across the outcome rows, as the SQL did within each
+  let paidAmount = 0n
   for (const row of rows) {
+    usage.paid.requests += row.paid
+    paidAmount += BigInt(row.paid_amount)
     usage.requests += row.n
     usage.cost += row.cost
     usage.retried += row.retried
@@ -59,5 +75,6 @@ export function foldUsage (rows: readonly OutcomeRow[]): UsageCounts {
     }
     if (!NOT_BLOCKED.has(row.outcome)) usage.blocked[row.outcome] = row.n
   }
+  usage.paid.amount = paidAmount.toString()
   return usage
 }

@@ -17,7 +17,10 @@ export class PostgresAuditQuery implements AuditQuery {
              count(*)::int AS n,
              coalesce(sum(cost), 0)::float8 AS cost,
              coalesce(sum(greatest(attempts - 1, 0)), 0)::int AS retried,
-             (count(*) FILTER (WHERE status >= 500))::int AS server_errors
+             (count(*) FILTER (WHERE status >= 500))::int AS server_errors,
+             count(payment_tx)::int AS paid,
+             -- numeric all the way: exact at any size; text so postgres.js hands it over as is
+             coalesce(sum(payment_amount) FILTER (WHERE payment_tx IS NOT NULL), 0)::text AS paid_amount
         FROM audit_events
        WHERE ts >= ${from} AND ts < ${to}
          ${filter.key_id === null ? sql`` : sql`AND key_id = ${filter.key_id}`}

@@ -77,5 +77,8 @@ function parseLine (line: string): ChainedAuditEvent | null {
   const event = value as Partial<ChainedAuditEvent>
   if (typeof event.id !== 'string' || typeof event.writer_id !== 'string' || typeof event.seq !== 'number' ||
     typeof event.hash !== 'string') return null
+  // files spilled before payment_amount existed lack it; those events were chained without it,
+  // which is what null means to the chain (audit-chain.ts)
+  if (event.payment_amount === undefined) event.payment_amount = null
   return event as ChainedAuditEvent
 }

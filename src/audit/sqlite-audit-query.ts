@@ -10,11 +10,22 @@ export class SqliteAuditQuery implements AuditQuery {
 
   constructor (db: Database.Database) {
     this.#db = db
+    // SQLite's sum() turns TEXT into a 64-bit integer or a double, inexact past 2^63 (or 2^53):
+    // atomic units need an exact sum, so this one adds BigInts, in the query, without moving
+    // the rows to JS first. The column's trigger (schema.ts step 5) keeps BigInt() from throwing.
+    db.aggregate('relaykey_decimal_sum', {
+      start: () => 0n,
+      step: addDecimal,
+      result: (total: bigint) => total.toString(),
+      deterministic: true,
+    })
     // NULL filters match everything, so one prepared statement serves every combination
     this.#usage = db.prepare(`
       SELECT outcome, count(*) AS n, coalesce(sum(cost), 0) AS cost,
              coalesce(sum(max(attempts - 1, 0)), 0) AS retried,
-             sum(status >= 500) AS server_errors
+             sum(status >= 500) AS server_errors,
+             count(payment_tx) AS paid,
+             relaykey_decimal_sum(payment_amount) FILTER (WHERE payment_tx IS NOT NULL) AS paid_amount
         FROM audit_events
        WHERE ts >= @from AND ts < @to
          AND (@key_id IS NULL OR key_id = @key_id)
@@ -44,4 +55,9 @@ export class SqliteAuditQuery implements AuditQuery {
   async close (): Promise<void> {
     this.#db.close()
   }
+}
+
+/** `amount` is the column's value, TEXT or NULL (the typings would have it be like `total`) */
+function addDecimal (total: bigint, amount: unknown): bigint {
+  return amount === null ? total : total + BigInt(amount as string)
 }

@@ -11,8 +11,8 @@ const INSERT = `
   INSERT OR IGNORE INTO audit_events (
     ts, id, request_id, key_id, customer, team, service, environment, partner, credential_id,
     method, path, status, outcome, attempts, latency_ms, upstream_latency_ms, cost, bytes_in,
-    bytes_out, payment_tx, writer_id, seq, prev_hash, hash
-  ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+    bytes_out, payment_tx, payment_amount, writer_id, seq, prev_hash, hash
+  ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 export class SqliteAuditSink implements AuditSink {
   readonly #db: Database.Database
@@ -30,7 +30,7 @@ export class SqliteAuditSink implements AuditSink {
           new Date(e.ts).toISOString(), e.id, e.request_id, e.key_id, e.customer, e.team, e.service,
           e.environment, e.partner, e.credential_id, e.method, e.path, e.status, e.outcome,
           e.attempts, e.latency_ms, e.upstream_latency_ms, e.cost, e.bytes_in, e.bytes_out,
-          e.payment_tx, e.writer_id, e.seq, e.prev_hash, e.hash,
+          e.payment_tx, e.payment_amount, e.writer_id, e.seq, e.prev_hash, e.hash,
         )
       }
     })

@@ -1,7 +1,7 @@
 // What happened to one request, reported once when it is over: an audit event, metrics and
 // an access-log line, all from the same facts so they always agree.
 import { randomUUID } from 'node:crypto'
-import type { AuditRecorder } from '../audit/audit-event.js'
+import { auditPaymentAmount, type AuditRecorder } from '../audit/audit-event.js'
 import type { GatewayMetrics } from '../telemetry/gateway-metrics.js'
 import type { AccessLog } from '../telemetry/access-log.js'
 import type { KeyContext } from './key-context.js'
@@ -29,6 +29,8 @@ export class ExchangeFacts {
   bytesIn = 0
   bytesOut = 0
   paymentTx: string | null = null
+  /** the price paid in x402 atomic units, a decimal string (set with paymentTx) */
+  paymentAmount: string | null = null
 
   constructor (requestId: string, method: string) {
     this.requestId = requestId
@@ -75,6 +77,7 @@ export class ExchangeReporter {
       bytes_in: f.bytesIn,
       bytes_out: f.bytesOut,
       payment_tx: f.paymentTx,
+      payment_amount: auditPaymentAmount(f.paymentAmount),
     })
     this.#metrics.requestFinished(f.partner, f.outcome, latencyMs / 1000)
     this.#access.write({

@@ -49,6 +49,8 @@ export interface HarnessOptions {
   metrics?: () => Promise<string>
   /** wraps the real store, e.g. to make one method fail */
   wrapStore?: (store: ControlStore) => ControlStore
+  /** the audit query and limits store behind /admin/usage and /admin/audit; without it they are 404 */
+  usage?: AdminDeps['usage']
 }
 
 export class AdminHarness {
@@ -119,6 +121,7 @@ export async function startAdmin (options: HarnessOptions = {}): Promise<AdminHa
     now: () => Date.now() + (harness?.clockOffset ?? 0),
   }
   if (options.metrics !== undefined) deps.metrics = options.metrics
+  if (options.usage !== undefined) deps.usage = options.usage
   const server = createAdminServer(deps)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo

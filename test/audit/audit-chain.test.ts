@@ -28,7 +28,10 @@ const FIXED: AuditEvent = {
   bytes_in: 10,
   bytes_out: 20,
   payment_tx: null,
+  payment_amount: null,
 }
+
+const PAID: AuditEvent = { ...FIXED, payment_tx: '0xabc', payment_amount: '18446744073709551617' }
 
 describe('audit chain hash', () => {
   it('hashes a fixed field order (a JSON array, ts in epoch ms), whatever order the object was built in', () => {
@@ -45,12 +48,27 @@ describe('audit chain hash', () => {
     assert.equal(chainHash(GENESIS_HASH, FIXED), 'e7fbe31885169e72bb0199f8e19d66d582e22bb3c3d93f3d557ffb74dd029df7')
   })
 
+  // rows stored before payment_amount existed read back with it NULL: the pinned hash above is
+  // theirs, so they verify as they did
+  // pinned the same way
+  it('leaves payment_amount out while it is null, and appends it once set', () => {
+    assert.equal(canonicalEvent(PAID),
+      '["0b7e4c1e-8f0a-4d3c-9a51-6a0c2f1d9e11",1767323045678,"req-1","key_1","cust",null,null,"sandbox","acme",' +
+      '"cred_1","POST","/résumé",200,"forwarded",1,12,9,150,10,20,"0xabc","18446744073709551617"]')
+    assert.equal(chainHash(GENESIS_HASH, PAID), '5071dbaaa7f4c7837497321ccc34490823c600e1154ac912862bf270d9375733')
+  })
+
   it('changes when any field or the previous hash changes', () => {
     const base = chainHash(GENESIS_HASH, FIXED)
     for (const [field, value] of Object.entries({ status: 500, path: '/resume', team: 'x', ts: FIXED.ts + 1, payment_tx: '' })) {
       assert.notEqual(chainHash(GENESIS_HASH, { ...FIXED, [field]: value }), base, field)
     }
     assert.notEqual(chainHash('f'.repeat(64), FIXED), base)
+    const paid = chainHash(GENESIS_HASH, PAID)
+    for (const amount of [null, '18446744073709551616', '0']) {
+      assert.notEqual(chainHash(GENESIS_HASH, { ...PAID, payment_amount: amount }), paid, String(amount))
+    }
+    assert.notEqual(chainHash(GENESIS_HASH, { ...FIXED, payment_amount: '0' }), base)
   })
 })
 
@@ -83,6 +101,21 @@ describe('verifyChains', () => {
     assert.equal(result.ok, false)
     assert.deepEqual(result.problems, [{ writer_id: 'w', seq: 4, id: rows[3].id, kind: 'altered' }])
     assert.equal(result.writers[0].events, 10)
+  })
+
+  it('names a row whose payment_amount was changed, removed or slipped in as altered', async () => {
+    const rows = chainedEvents(30, 'w')
+    const paid = rows.filter((r) => r.payment_amount !== null && r.payment_amount !== '0')
+    const unpaid = rows.find((r) => r.payment_amount === null)!
+    const tamperings: Array<[ChainedAuditEvent, string | null]> = [
+      [paid[0], (BigInt(paid[0].payment_amount!) + 1n).toString()],
+      [paid[1], null],
+      [unpaid, '1'],
+    ]
+    for (const [victim, amount] of tamperings) {
+      const altered = rows.map((r) => (r === victim ? { ...r, payment_amount: amount } : r))
+      assert.deepEqual((await verifyChains(altered)).problems, [{ writer_id: 'w', seq: victim.seq, id: victim.id, kind: 'altered' }])
+    }
   })
 
   it('names the first missing seq when rows in the middle are gone', async () => {

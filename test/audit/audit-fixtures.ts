@@ -14,6 +14,9 @@ export const AWKWARD_PATHS = [
   '',
 ]
 
+/** x402 atomic units as the stores must keep them: past 2^53 and 2^64, up to uint256's 78 digits */
+export const PAYMENT_AMOUNTS = ['10000', '0', '18446744073709551616', '9007199254740993', '9'.repeat(78)]
+
 export function auditEvent (i: number, ts: number): AuditEvent {
   const refused = i % 3 === 2
   return {
@@ -39,6 +42,7 @@ export function auditEvent (i: number, ts: number): AuditEvent {
     bytes_in: i * 17,
     bytes_out: i % 11 === 0 ? 5_000_000_000 + i : i * 1024,
     payment_tx: i % 6 === 0 ? `0x${i.toString(16).padStart(64, '0')}` : null,
+    payment_amount: i % 6 === 0 ? PAYMENT_AMOUNTS[(i / 6) % PAYMENT_AMOUNTS.length] : null,
   }
 }
 

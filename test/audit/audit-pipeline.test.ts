@@ -28,7 +28,7 @@ function event (i: number): AuditEvent {
     id: randomUUID(), ts: Date.now(), request_id: `req-${i}`, key_id: 'key_1', customer: 'acme', team: null,
     service: null, environment: 'prod', partner: 'stripe', credential_id: null, method: 'GET',
     path: `/v1/items/${i}`, status: 200, outcome: 'forwarded', attempts: 1, latency_ms: 3,
-    upstream_latency_ms: 2, cost: 1, bytes_in: 0, bytes_out: 120, payment_tx: null,
+    upstream_latency_ms: 2, cost: 1, bytes_in: 0, bytes_out: 120, payment_tx: null, payment_amount: null,
   }
 }
 

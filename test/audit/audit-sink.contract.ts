@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import type { ChainedAuditEvent } from '../../src/audit/audit-event.js'
 import type { AuditSink } from '../../src/audit/audit-sink.js'
 import { verifyChains } from '../../src/audit/audit-chain.js'
-import { auditEvent, AWKWARD_PATHS, chain, chainedEvents } from './audit-fixtures.js'
+import { auditEvent, AWKWARD_PATHS, chain, chainedEvents, PAYMENT_AMOUNTS } from './audit-fixtures.js'
 
 export interface OpenedSink {
   sink: AuditSink
@@ -35,10 +35,12 @@ export function runAuditSinkContract (name: string, open: () => Promise<OpenedSi
       return n
     }
 
-    it('stores a batch and reads every field back exactly: nulls, unicode and escaped characters', async () => {
+    it('stores a batch and reads every field back exactly: nulls, unicode, escaped characters, payment amounts', async () => {
       const batch = chainedEvents(60)
       assert.ok(batch.some((e) => e.key_id === null && e.upstream_latency_ms === null && e.payment_tx === null))
       for (const path of AWKWARD_PATHS) assert.ok(batch.some((e) => e.path === path), path)
+      // x402 atomic units past 2^53 must come back as the same decimal strings
+      for (const amount of PAYMENT_AMOUNTS) assert.ok(batch.some((e) => e.payment_tx !== null && e.payment_amount === amount), amount)
       await opened.sink.write(batch)
       assert.deepEqual(await stored(batch[0].writer_id), batch)
     })
@@ -93,6 +95,10 @@ export function runAuditSinkContract (name: string, open: () => Promise<OpenedSi
       const unencodable = chain(writer, events.slice(0, 2))
       unencodable.push({ ...unencodable[1], id: randomUUID(), seq: 3, ts: Number.NaN })
       await assert.rejects(opened.sink.write(unencodable))
+      assert.deepEqual(await stored(writer), [])
+      // an amount that is not a decimal string of atomic units: refused, never skipped quietly
+      const unpriced = chain(writer, [events[0], { ...events[1], payment_tx: '0xabc', payment_amount: 'twelve' }])
+      await assert.rejects(opened.sink.write(unpriced))
       assert.deepEqual(await stored(writer), [])
       const good = chainedEvents(5, writer)
       await opened.sink.write(good)

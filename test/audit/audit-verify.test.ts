@@ -86,6 +86,30 @@ describe('relaykey audit verify (postgres)', () => {
     assert.equal(verify(env).status, 0)
   })
 
+  it('exits 1 naming the row whose payment_amount was changed, and 0 again once it is changed back', async () => {
+    const victim = writers[0][12]
+    assert.equal(victim.payment_amount, '18446744073709551616')
+    await behindTheTriggers((tx) => tx`UPDATE audit_events SET payment_amount = payment_amount + 1 WHERE id = ${victim.id}`)
+    const altered = verify(env)
+    assert.equal(altered.status, 1, altered.out)
+    assert.match(altered.out, new RegExp(`ALTERED row id ${victim.id} seq 13 writer ${victim.writer_id}`))
+
+    await behindTheTriggers((tx) => tx`UPDATE audit_events SET payment_amount = ${victim.payment_amount}::numeric WHERE id = ${victim.id}`)
+    assert.equal(verify(env).status, 0)
+  })
+
+  it('exits 1 naming a row given a payment_amount it was not written with', async () => {
+    const victim = writers[2][1]
+    assert.equal(victim.payment_amount, null)
+    await behindTheTriggers((tx) => tx`UPDATE audit_events SET payment_amount = 1 WHERE id = ${victim.id}`)
+    const altered = verify(env)
+    assert.equal(altered.status, 1, altered.out)
+    assert.match(altered.out, new RegExp(`ALTERED row id ${victim.id} seq 2 writer ${victim.writer_id}`))
+
+    await behindTheTriggers((tx) => tx`UPDATE audit_events SET payment_amount = NULL WHERE id = ${victim.id}`)
+    assert.equal(verify(env).status, 0)
+  })
+
   it('exits 1 naming a deleted row as missing', async () => {
     const victim = writers[1][60]
     await behindTheTriggers((tx) => tx`DELETE FROM audit_events WHERE id = ${victim.id}`)
@@ -119,7 +143,7 @@ describe('relaykey audit verify (embedded sqlite)', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('reads RELAYKEY_DATA_DIR/relaykey.db when DATABASE_URL is unset: intact, then altered, then missing', () => {
+  it('reads RELAYKEY_DATA_DIR/relaykey.db when DATABASE_URL is unset: intact, then altered (payment_amount too), then missing', () => {
     const intact = verify({ RELAYKEY_DATA_DIR: dir })
     assert.equal(intact.status, 0, intact.out)
     assert.match(intact.out, /3 writers, 460 events, intact/)
@@ -130,11 +154,15 @@ describe('relaykey audit verify (embedded sqlite)', () => {
     db.prepare('UPDATE audit_events SET bytes_out = bytes_out + 1 WHERE id = ?').run(altered.id)
     const deleted = writers[0][0]
     db.prepare('DELETE FROM audit_events WHERE id = ?').run(deleted.id)
+    const repriced = writers[1][12]
+    assert.equal(repriced.payment_amount, '18446744073709551616')
+    db.prepare('UPDATE audit_events SET payment_amount = ? WHERE id = ?').run('18446744073709551617', repriced.id)
     const { status, out } = verify({ RELAYKEY_DATA_DIR: dir })
     assert.equal(status, 1, out)
     assert.match(out, new RegExp(`ALTERED row id ${altered.id} seq 6`))
     assert.match(out, new RegExp(`MISSING row seq 1 writer ${deleted.writer_id}`))
-    assert.match(out, /2 broken chains/)
+    assert.match(out, new RegExp(`ALTERED row id ${repriced.id} seq 13 writer ${repriced.writer_id}`))
+    assert.match(out, /3 broken chains/)
   })
 
   it('says what it needs when there is neither DATABASE_URL nor an embedded file', () => {

@@ -19,7 +19,7 @@ function chained (writerId: string, seq: number): ChainedAuditEvent {
     id: randomUUID(), ts: 1_700_000_000_000 + seq, request_id: `req-${seq}`, key_id: 'key_1', customer: 'acme',
     team: null, service: null, environment: 'prod', partner: 'stripe', credential_id: null, method: 'GET',
     path: `/v1/items/${seq}`, status: 200, outcome: 'forwarded', attempts: 1, latency_ms: 3,
-    upstream_latency_ms: 2, cost: 1, bytes_in: 0, bytes_out: 120, payment_tx: null,
+    upstream_latency_ms: 2, cost: 1, bytes_in: 0, bytes_out: 120, payment_tx: null, payment_amount: null,
     writer_id: writerId, seq, prev_hash: '0'.repeat(64), hash: 'f'.repeat(64),
   }
 }
@@ -92,6 +92,16 @@ describe('spill reader', () => {
     assert.deepEqual(chunk.events.map((e) => e.seq), [1, 2])
     assert.equal(chunk.damaged, 1)
     assert.equal(chunk.eof, true)
+  })
+
+  it('reads lines spilled before payment_amount existed with it null', async (t) => {
+    const dir = tempDir(t)
+    const file = join(dir, 'f.ndjson')
+    const lines = range('w', 1, 3).map(({ payment_amount: _, ...old }) => JSON.stringify({ ...old, payment_tx: '0xabc' }) + '\n')
+    writeFileSync(file, lines.join(''))
+    const chunk = await readSpillChunk(file, 0, 10)
+    assert.equal(chunk.damaged, 0)
+    assert.deepEqual(chunk.events.map((e) => [e.payment_tx, e.payment_amount]), [['0xabc', null], ['0xabc', null], ['0xabc', null]])
   })
 })
 

@@ -12,7 +12,10 @@ import { openPostgresControlStore, PostgresControlStore } from '../../src/store/
 import { createTestDatabase } from '../helpers/postgres.js'
 import { runControlStoreContract } from './control-store.contract.js'
 
-const ALL_MIGRATIONS = ['0001_control_plane.sql', '0002_policy_governance_failure.sql', '0003_audit_events.sql', '0004_app_role_reads_migrations.sql']
+const ALL_MIGRATIONS = [
+  '0001_control_plane.sql', '0002_policy_governance_failure.sql', '0003_audit_events.sql', '0004_app_role_reads_migrations.sql',
+  '0005_audit_payment_amount.sql',
+]
 
 runControlStoreContract('postgres', async () => {
   const db = await createTestDatabase()

@@ -1,5 +1,5 @@
 // GET /admin/usage and GET /admin/audit: what keys, customers and partners did, from the audit
-// table (requests, outcomes, cost) and the limits store (budget used this month).
+// table (requests, outcomes, cost, x402 payments) and the limits store (budget used this month).
 import type { Router } from '../../http/router.js'
 import { ValidationError } from '../../errors.js'
 import type { AuditCursor, AuditQuery } from '../../audit/audit-query.js'

@@ -150,6 +150,21 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 
   CREATE INDEX payment_claims_expires_idx ON payment_claims (expires_at);
   `,
+  // 5: what an x402-paid request was priced at, as migrations/0005_audit_payment_amount.sql.
+  // TEXT: atomic units can pass 2^63, past INTEGER. PostgreSQL's numeric(78,0) refuses what is
+  // not a number; the trigger refuses what is not a canonical one (digits, no leading zero, at
+  // most 78), so usage can sum the column exactly with BigInt. A trigger and not a CHECK: the
+  // sink's INSERT OR IGNORE would skip a row failing a CHECK without a word, losing the event.
+  // Rows stored earlier read NULL, which is what they were hashed with.
+  `
+  ALTER TABLE audit_events ADD COLUMN payment_amount TEXT;
+
+  CREATE TRIGGER audit_events_payment_amount BEFORE INSERT ON audit_events
+  WHEN NEW.payment_amount IS NOT NULL AND NOT (
+    NEW.payment_amount NOT GLOB '*[^0-9]*' AND length(NEW.payment_amount) BETWEEN 1 AND 78
+    AND (NEW.payment_amount = '0' OR NEW.payment_amount NOT GLOB '0*'))
+  BEGIN SELECT RAISE(ABORT, 'audit_events: payment_amount must be a decimal string of atomic units'); END;
+  `,
 ]
 
 /**
