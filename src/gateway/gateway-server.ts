@@ -75,6 +75,10 @@ function refuseConnect (_req: IncomingMessage, socket: Socket): void {
 
 function refuseMalformed (err: NodeJS.ErrnoException, socket: Socket): void {
   if (!socket.writable || (err.code === 'ECONNRESET')) return void socket.destroy()
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    // RELAYKEY_CLIENT_HEADERS_TIMEOUT_MS / _REQUEST_TIMEOUT_MS: a slow or stalled client
+    return void socket.end(rawRefusal(408, 'Request Timeout', 'bad_request', 'the request did not arrive in time'))
+  }
   const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
   socket.end(rawRefusal(tooLarge ? 431 : 400, tooLarge ? 'Request Header Fields Too Large' : 'Bad Request', 'bad_request',
     tooLarge ? 'the request headers are too large' : 'the request is not valid HTTP'))

@@ -725,6 +725,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return this.#refuse('upstream_error', 'the payment could not be settled; the answer is withheld')
     }
     facts.paymentTx = outcome.response.transaction
+    facts.paymentAmount = paid.amount
     if (res.destroyed) {
       this.#deps.logger.warn({ request_id: this.requestId, payment_tx: facts.paymentTx }, 'client left before its paid answer was sent')
       facts.status = 499

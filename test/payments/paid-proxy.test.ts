@@ -205,6 +205,12 @@ describe('x402 through the proxy (embedded mode, 2 workers)', () => {
     assert.equal(event.outcome, 'forwarded')
     assert.equal(event.status, 200)
     assert.equal(event.payment_tx, TRANSACTION)
+    assert.equal(event.payment_amount, '10000')
+    // usage counts what was settled for the key
+    const usage = await rk.admin('GET', `/admin/usage?key_id=${paid.keyId}`)
+    assert.equal(usage.status, 200)
+    assert.ok(usage.body.paid.requests >= 1)
+    assert.ok(BigInt(usage.body.paid.amount) >= 10000n)
   })
 
   it('v1: X-PAYMENT is verified and settled with v1 requirements, and answered with X-PAYMENT-RESPONSE too', async () => {
