@@ -8,7 +8,7 @@
 import { ValidationError } from '../errors.js'
 import type { CircuitBreakerSettings, Partner, PartnerAuth, PartnerInput, RetrySettings, Timeouts } from '../store/model.js'
 import {
-  array, boolean, bodyObject, child, integer, item, type JsonObject, matching, memberName, object, onlyFields, string,
+  array, boolean, bodyObject, child, httpUrl, integer, item, type JsonObject, matching, memberName, object, onlyFields,
 } from './validate.js'
 
 export const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/
@@ -80,18 +80,7 @@ function baseUrls (value: unknown, current: Record<string, string>): Record<stri
 
 /** An absolute http(s) URL without credentials, query or fragment, stored without a trailing slash. */
 export function baseUrl (value: unknown, field: string): string {
-  const s = string(value, field, 2048)
-  let url: URL
-  try {
-    url = new URL(s)
-  } catch {
-    throw new ValidationError(field, 'must be an absolute http or https URL')
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ValidationError(field, 'must use http or https')
-  if (url.username !== '' || url.password !== '') throw new ValidationError(field, 'must not contain credentials; put them in a credential')
-  // `new URL` drops an empty `?` or `#`, so look at the raw text too.
-  if (url.search !== '' || s.includes('?')) throw new ValidationError(field, 'must not contain a query string')
-  if (url.hash !== '' || s.includes('#')) throw new ValidationError(field, 'must not contain a fragment')
+  const url = httpUrl(value, field)
   let path = url.pathname
   while (path.endsWith('/')) path = path.slice(0, -1)
   return `${url.protocol}//${url.host}${path}`

@@ -63,6 +63,26 @@ export function string (value: unknown, field: string, maxLength: number): strin
   return value
 }
 
+/**
+ * An absolute http(s) URL without credentials (settings are readable over the admin API;
+ * secrets belong in a credential) and without a query or fragment (RelayKey appends paths).
+ * `new URL` drops an empty `?` or `#`, so the raw text is checked too.
+ */
+export function httpUrl (value: unknown, field: string): URL {
+  const s = string(value, field, 2048)
+  let url: URL
+  try {
+    url = new URL(s)
+  } catch {
+    throw new ValidationError(field, 'must be an absolute http or https URL')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ValidationError(field, 'must be an absolute http or https URL')
+  if (url.username !== '' || url.password !== '') throw new ValidationError(field, 'must not contain credentials; put them in a credential')
+  if (url.search !== '' || s.includes('?')) throw new ValidationError(field, 'must not contain a query string')
+  if (url.hash !== '' || s.includes('#')) throw new ValidationError(field, 'must not contain a fragment')
+  return url
+}
+
 /** A string matching `pattern`; `shape` explains the pattern to a human. */
 export function matching (value: unknown, field: string, pattern: RegExp, shape: string): string {
   const s = string(value, field, 1024)

@@ -75,6 +75,9 @@ function refuseConnect (_req: IncomingMessage, socket: Socket): void {
 
 function refuseMalformed (err: NodeJS.ErrnoException, socket: Socket): void {
   if (!socket.writable || (err.code === 'ECONNRESET')) return void socket.destroy()
+  // a response already on its way (the partner answered while the upload stalled): no second
+  // status line in the middle of its body; Node's own handler checks the same field
+  if ((socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true) return void socket.destroy()
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     // RELAYKEY_CLIENT_HEADERS_TIMEOUT_MS / _REQUEST_TIMEOUT_MS: a slow or stalled client
     return void socket.end(rawRefusal(408, 'Request Timeout', 'bad_request', 'the request did not arrive in time'))

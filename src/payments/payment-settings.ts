@@ -2,7 +2,7 @@
 // the admin API, the one place they enter. Everything downstream trusts the normalized value.
 import { ValidationError } from '../errors.js'
 import {
-  array, child, integer, item, label, matching, object, onlyFields, string, type JsonObject,
+  array, child, httpUrl, integer, item, label, matching, object, onlyFields, type JsonObject,
 } from '../admin/validate.js'
 import { endpointMethod, endpointPath } from '../admin/validate-endpoint.js'
 
@@ -88,18 +88,8 @@ function address (value: unknown, field: string, evm: boolean): string {
 
 /** absolute http(s); `/verify`, `/settle` and `/supported` are appended, so no query or fragment */
 function facilitatorUrl (value: unknown, field: string): string {
-  const s = string(value, field, 2048)
-  let url: URL
-  try {
-    url = new URL(s)
-  } catch {
-    throw new ValidationError(field, 'must be an absolute http or https URL')
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ValidationError(field, 'must be an absolute http or https URL')
-  // policies are readable over the admin API: credentials do not belong in them
-  if (url.username !== '' || url.password !== '') throw new ValidationError(field, 'must not contain credentials')
-  if (s.includes('?') || s.includes('#')) throw new ValidationError(field, 'must not have a query or a fragment')
-  return s
+  httpUrl(value, field)
+  return value as string
 }
 
 function extra (value: unknown, field: string): JsonObject {

@@ -4,7 +4,6 @@
 import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { fork, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,6 +15,7 @@ import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { openSqliteAdmissionStore, SqliteAdmissionStore } from '../../src/store/sqlite/sqlite-admission-store.js'
 import { runAdmissionStoreContract } from './admission-store.contract.js'
 import type { WorkerJob, WorkerReport } from './admission-worker.fixture.js'
+import { nextMessage } from '../helpers/child-messages.js'
 
 const WORKER = fileURLToPath(new URL('./admission-worker.fixture.js', import.meta.url))
 const NOW = Date.parse('2026-03-15T12:00:00.000Z')
@@ -59,19 +59,6 @@ runAdmissionStoreContract('sqlite', async (clock) => {
     },
   }
 })
-
-/** the child's next message; rejects if it exits first instead of leaving the test hanging */
-async function nextMessage (child: ChildProcess): Promise<unknown> {
-  const ac = new AbortController()
-  try {
-    return await Promise.race([
-      once(child, 'message', { signal: ac.signal }).then(([message]) => message),
-      once(child, 'exit', { signal: ac.signal }).then(([code]) => { throw new Error(`worker exited (${code}) before reporting`) }),
-    ])
-  } finally {
-    ac.abort()
-  }
-}
 
 describe('sqlite admission store: two worker processes on one file', () => {
   /** forks `workers` processes, starts them together, and sums what they were admitted */

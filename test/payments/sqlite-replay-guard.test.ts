@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict'
 import { fork, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,6 +12,7 @@ import { openSqliteReplayGuard } from '../../src/payments/sqlite-replay-guard.js
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import type { ClaimJob, ClaimReport } from './replay-claim-worker.fixture.js'
 import { runReplayGuardContract } from './replay-guard.contract.js'
+import { nextMessage } from '../helpers/child-messages.js'
 
 const WORKER = fileURLToPath(new URL('./replay-claim-worker.fixture.js', import.meta.url))
 
@@ -41,19 +41,6 @@ runReplayGuardContract('sqlite', async () => {
     },
   }
 })
-
-/** the child's next message; rejects if it exits first instead of leaving the test hanging */
-async function nextMessage (child: ChildProcess): Promise<unknown> {
-  const ac = new AbortController()
-  try {
-    return await Promise.race([
-      once(child, 'message', { signal: ac.signal }).then(([message]) => message),
-      once(child, 'exit', { signal: ac.signal }).then(([code]) => { throw new Error(`worker exited (${code}) before reporting`) }),
-    ])
-  } finally {
-    ac.abort()
-  }
-}
 
 describe('sqlite replay guard: two worker processes on one file', () => {
   it('gives each of 300 payments to exactly one of two processes claiming all of them at once', async (t) => {

@@ -4,23 +4,19 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startRelayKey, type RelayKeyProcess } from '../helpers/relaykey-process.js'
-import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
-import { auditOf, call, metricsText, partnerWith, uniqueSlug } from './reliability-harness.js'
+import type { RelayKeyProcess } from '../helpers/relaykey-process.js'
+import type { MockPartner } from '../helpers/mock-partner.js'
+import { ReliabilityBench, auditOf, call, metricsText, partnerWith, uniqueSlug } from './reliability-harness.js'
 
 describe('circuit breakers', () => {
+  const bench = new ReliabilityBench()
   let rk: RelayKeyProcess
-  const partners: MockPartner[] = []
-  before(async () => { rk = await startRelayKey({ workers: 1 }) })
-  after(async () => {
-    await rk.stop()
-    await Promise.all(partners.map((p) => p.close()))
+  before(async () => {
+    await bench.start()
+    rk = bench.rk
   })
-  async function partner (): Promise<MockPartner> {
-    const p = await startMockPartner()
-    partners.push(p)
-    return p
-  }
+  after(() => bench.stop())
+  const partner = (): Promise<MockPartner> => bench.partner()
   async function secondCredential (slug: string, secret: string): Promise<string> {
     const created = await rk.admin('POST', `/admin/partners/${slug}/credentials`, {
       name: 'second', environment: 'production', secret: { provider: 'inline', value: secret },

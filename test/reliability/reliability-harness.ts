@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto'
 import assert from 'node:assert/strict'
 import { request } from 'undici'
-import { setUpGovernedPartner, type GovernedSetup, type RelayKeyProcess } from '../helpers/relaykey-process.js'
+import { setUpGovernedPartner, startRelayKey, type GovernedSetup, type RelayKeyProcess } from '../helpers/relaykey-process.js'
+import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
 
 export interface Seen {
   status: number
@@ -12,6 +13,27 @@ export interface Seen {
   text: string
   code: string | undefined
   elapsedMs: number
+}
+
+/** one RelayKey worker for a suite, and a fresh mock partner whenever a test wants one */
+export class ReliabilityBench {
+  rk!: RelayKeyProcess
+  readonly #partners: MockPartner[] = []
+
+  async start (): Promise<void> {
+    this.rk = await startRelayKey({ workers: 1 })
+  }
+
+  async partner (): Promise<MockPartner> {
+    const p = await startMockPartner()
+    this.#partners.push(p)
+    return p
+  }
+
+  async stop (): Promise<void> {
+    await this.rk.stop()
+    await Promise.all(this.#partners.map((p) => p.close()))
+  }
 }
 
 export function uniqueSlug (name: string): string {

@@ -4,24 +4,20 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { startRelayKey, type RelayKeyProcess } from '../helpers/relaykey-process.js'
-import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
+import type { RelayKeyProcess } from '../helpers/relaykey-process.js'
+import type { MockPartner } from '../helpers/mock-partner.js'
 import { freePort } from '../helpers/ports.js'
-import { auditOf, call, partnerWith, uniqueSlug } from './reliability-harness.js'
+import { ReliabilityBench, auditOf, call, partnerWith, uniqueSlug } from './reliability-harness.js'
 
 describe('retries', () => {
+  const bench = new ReliabilityBench()
   let rk: RelayKeyProcess
-  const partners: MockPartner[] = []
-  before(async () => { rk = await startRelayKey({ workers: 1 }) })
-  after(async () => {
-    await rk.stop()
-    await Promise.all(partners.map((p) => p.close()))
+  before(async () => {
+    await bench.start()
+    rk = bench.rk
   })
-  async function partner (): Promise<MockPartner> {
-    const p = await startMockPartner()
-    partners.push(p)
-    return p
-  }
+  after(() => bench.stop())
+  const partner = (): Promise<MockPartner> => bench.partner()
   /** answers `statuses` in turn (the last one from then on), each tagged with its attempt number */
   function answering (p: MockPartner, ...statuses: Array<number | [number, Record<string, string>]>): void {
     let n = 0
