@@ -105,8 +105,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #retryTimer: NodeJS.Timeout | null = null
   /** armed while the client is not reading what the partner sends */
   #stallTimer: NodeJS.Timeout | null = null
-  /** armed for retries only: undici's headersTimeout runs on a coarse (~0.5 s) timer wheel */
+  /**
+   * request_ms, precisely, once a retry is in play (a drain or a later attempt): undici's
+   * headersTimeout runs on a coarse (~0.5 s) timer wheel and knows nothing of drains
+   */
   #deadlineTimer: NodeJS.Timeout | null = null
+  /** the deadline passed while an attempt waited for a connection: abort it once it has one */
+  #deadlinePassed = false
+  /** the current attempt's headers arrived (the breakers were told) */
+  #answered = false
+  /** bytes of a retried attempt's answer drained so far */
+  #drained = 0
   /** the upstream finished or failed; nothing more may happen */
   #settled = false
   #reported = false
@@ -342,7 +351,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   /** one attempt: take the breakers' probe slots if due, then dispatch */
   #attemptNow (): void {
-    this.#retryTimer = null
     const upstream = this.#upstream!
     const credential = this.#credential!
     const facts = this.#facts
@@ -360,6 +368,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return this.#failBeforeResponse('circuit_open', `every credential of partner ${facts.partner} is failing`, credential.breaker.retryAfterMs(now))
     }
     this.#probes = (partnerEntry === 'probe' ? PROBE_PARTNER : 0) | (credentialEntry === 'probe' ? PROBE_CREDENTIAL : 0)
+    this.#answered = false
     this.#attempt++
     facts.attempts = this.#attempt
     facts.credentialId = credential.id
@@ -376,16 +385,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       query = query === '' ? credential.queryPair : query + '&' + credential.queryPair
     }
     const path = upstream.basePath + '/' + this.#path!.raw + (query === '' ? '' : '?' + query)
-    if (this.#attempt > 1 && this.#deadlineTimer === null) {
-      this.#deadlineTimer = setTimeout(deadlineReached, Math.max(1, this.#deadline - facts.dispatched), this)
-    }
+    const remaining = Math.max(1, Math.ceil(this.#deadline - facts.dispatched))
+    if (this.#attempt > 1) this.#armDeadline()
     upstream.pool.dispatch({
       method: req.method as Dispatcher.HttpMethod,
       path,
       headers,
       body: this.#body,
-      // the first attempt gets all of request_ms, later ones what is left of it
-      headersTimeout: Math.max(1, Math.ceil(this.#deadline - facts.dispatched)),
+      // the first attempt: request_ms, to undici's precision; later ones: RelayKey's own timer
+      // ends them, and undici's (one tick later) can never fire first
+      headersTimeout: this.#attempt === 1 ? remaining : remaining + 1000,
       // between body chunks: a stream that keeps sending (SSE) is never cut
       bodyTimeout: upstream.requestTimeoutMs,
     }, this)
@@ -396,6 +405,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   onConnect (abort: (err?: Error) => void): void {
     this.#abort = abort
     if (this.#res.destroyed) abort()
+    else if (this.#deadlinePassed) abort(new DeadlineExceededError())
   }
 
   /** undici 7 passes the chunk itself, though its types say a size: accept both */
@@ -408,6 +418,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true // 1xx: the final answer is still to come
     this.#resume = resume
+    this.#answered = true
     const facts = this.#facts
     const upstream = this.#upstream!
     facts.status = statusCode
@@ -426,6 +437,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       if (next !== null && delay >= 0 && upstream.guards.budget.tryRetry(now)) {
         this.#credential = next
         this.#discarding = true
+        this.#drained = 0
+        this.#armDeadline() // the drain counts against request_ms too
         this.#retryDelayMs = delay
         this.#retryReason = refused ? 'credential_rejected' : 'status'
         return true
@@ -447,7 +460,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   onData (chunk: Buffer): boolean {
-    if (this.#discarding) return true
+    if (this.#discarding) {
+      // a retry follows: drain a small answer to keep the connection, drop a large one
+      this.#drained += chunk.length
+      if (this.#drained > MAX_DRAIN_BYTES) this.#abort?.(new DrainTooLongError())
+      return true
+    }
     if (this.#paid?.held != null) {
       if (!this.#paid.add(chunk)) this.#paidAnswerTooLarge()
       return true
@@ -507,7 +525,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return
     }
     const now = Date.now()
-    this.#judgeAttempt('failed', now)
+    // a held (paid) answer that broke mid-body was already judged when its headers came
+    if (!this.#answered) this.#judgeAttempt('failed', now)
     const code = upstreamErrorCode(err)
     // a connection that failed or broke before any answer (a refused connect, a reused
     // keep-alive socket the partner had closed) is safe to try again; a timeout used the deadline
@@ -568,15 +587,19 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#report()
   }
 
-  retryNow (): void {
-    if (!this.#settled) this.#attemptNow()
-  }
-
   /** request_ms is over and the current attempt has no answer: it ends as a timeout */
   deadlineReached (): void {
     this.#deadlineTimer = null
-    if (this.#settled || this.#res.headersSent || this.#discarding) return
-    this.#abort?.(new DeadlineExceededError())
+    if (this.#settled || this.#res.headersSent || this.#retryTimer !== null) return
+    // a drain ends here and #scheduleRetry turns it into the 504; an attempt still waiting
+    // for a connection is aborted as soon as it gets one
+    if (this.#abort === null) this.#deadlinePassed = true
+    else this.#abort(new DeadlineExceededError())
+  }
+
+  #armDeadline (): void {
+    if (this.#deadlineTimer !== null) return
+    this.#deadlineTimer = setTimeout(deadlineReached, Math.max(1, this.#deadline - performance.now()), this)
   }
 
   #clearDeadline (): void {
@@ -588,8 +611,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #scheduleRetry (): void {
     this.#discarding = false
     this.#abort = null
+    if (performance.now() >= this.#deadline) return this.#failBeforeResponse('upstream_timeout', 'the partner did not answer in time')
     this.#deps.metrics.retried(this.#facts.partner, this.#retryReason)
     this.#retryTimer = setTimeout(retryAttempt, this.#retryDelayMs, this)
+  }
+
+  retryNow (): void {
+    this.#retryTimer = null
+    if (!this.#settled) this.#attemptNow()
   }
 
   /** another attempt is allowed by the request itself, the partner's settings and the clock */
@@ -739,6 +768,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (held.statusText !== '') res.writeHead(held.status, held.statusText, headers)
     else res.writeHead(held.status, headers)
     res.end(body)
+    // a client that paid but does not read is cut like any other stalled reader
+    if (!res.writableFinished) setTimeout(destroyIfUnfinished, this.#deps.clientStallMs, res).unref()
     facts.outcome = 'forwarded'
     this.#report()
   }
@@ -800,6 +831,21 @@ function clientStalled (exchange: ProxyExchange): void {
 
 function deadlineReached (exchange: ProxyExchange): void {
   exchange.deadlineReached()
+}
+
+/** a retried attempt's answer larger than this is not drained: its connection is dropped */
+const MAX_DRAIN_BYTES = 64 * 1024
+
+function destroyIfUnfinished (res: ServerResponse): void {
+  if (!res.writableFinished) res.destroy()
+}
+
+class DrainTooLongError extends Error {
+  readonly code = 'RELAYKEY_DRAIN_TOO_LONG'
+  constructor () {
+    super('the answer of a retried attempt was too large to drain')
+    this.name = 'DrainTooLongError'
+  }
 }
 
 class DeadlineExceededError extends Error {

@@ -138,6 +138,25 @@ describe('retries', () => {
     assert.equal(event.outcome, 'upstream_timeout')
   })
 
+  it('draining a retried answer counts against request_ms: a partner trickling its 503 body cannot hold the client', async () => {
+    const p = await partner()
+    p.handle((_req, res) => {
+      res.writeHead(503, { 'content-length': '40' })
+      let sent = 0
+      const drip = setInterval(() => {
+        if (res.destroyed || ++sent > 40) return clearInterval(drip)
+        res.write('.')
+        if (sent === 40) res.end()
+      }, 100)
+    })
+    const s = uniqueSlug('drip')
+    const setup = await partnerWith(rk, p.url, s, { retry: { max_attempts: 3, base_delay_ms: 1, max_delay_ms: 2 }, timeouts: { request_ms: 1000 } })
+    const seen = await call(rk, setup.key, `${s}/x`)
+    assert.equal(seen.status, 504)
+    assert.equal(seen.code, 'upstream_timeout')
+    assert.ok(seen.elapsedMs < 2000, `answered after ${seen.elapsedMs} ms, not after the 4 s drip`)
+  })
+
   it('a refused connection is retried up to max_attempts, then 502 upstream_error', async () => {
     const closedPort = await freePort()
     const s = uniqueSlug('refused')
