@@ -8,7 +8,7 @@
 // The hash has no key: it proves that the stored rows agree with each other, not who wrote them.
 // Someone able to rewrite a whole chain suffix could recompute it; the append-only table is what
 // keeps the application role from doing that.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { AuditEvent, ChainedAuditEvent } from './audit-event.js'
 
 /** prev_hash of a writer's first event */
@@ -44,9 +44,12 @@ export function canonicalEvent (e: AuditEvent): string {
   ])
 }
 
-/** SHA-256 hex of prev_hash, a newline, and the canonical event */
+/**
+ * SHA-256 hex of prev_hash, a newline, and the canonical event. HOT PATH: the one-shot
+ * crypto.hash (Node ≥ 20.12) costs about a third of a createHash object per event.
+ */
 export function chainHash (prevHash: string, event: AuditEvent): string {
-  return createHash('sha256').update(prevHash + '\n' + canonicalEvent(event)).digest('hex')
+  return hash('sha256', prevHash + '\n' + canonicalEvent(event), 'hex')
 }
 
 export type ChainProblemKind =
