@@ -157,6 +157,27 @@ describe('retries', () => {
     assert.ok(seen.elapsedMs < 2000, `answered after ${seen.elapsedMs} ms, not after the 4 s drip`)
   })
 
+  it('a retried answer too large to drain is dropped with its connection, and the retry goes ahead', async () => {
+    const p = await partner()
+    let n = 0
+    p.handle((_req, res) => {
+      if (++n === 1) {
+        res.writeHead(503, { 'content-length': String(512 * 1024) })
+        res.end(Buffer.alloc(512 * 1024, 1))
+        return
+      }
+      res.end('second time lucky')
+    })
+    const s = uniqueSlug('bigdrain')
+    const setup = await partnerWith(rk, p.url, s, { retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 2 } })
+    const seen = await call(rk, setup.key, `${s}/x`)
+    assert.equal(seen.status, 200)
+    assert.equal(seen.text, 'second time lucky')
+    const event = await auditOf(rk, setup.keyId, seen)
+    assert.equal(event.attempts, 2)
+    assert.equal(event.bytes_out, 'second time lucky'.length) // nothing of the drained answer
+  })
+
   it('a refused connection is retried up to max_attempts, then 502 upstream_error', async () => {
     const closedPort = await freePort()
     const s = uniqueSlug('refused')
