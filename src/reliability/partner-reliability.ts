@@ -98,9 +98,12 @@ export class PartnerReliability {
       }
       return s
     }
+    const now = Date.now()
     for (const { slug, scope, breaker } of this.#breakers.values()) {
       const s = entry(slug)
-      if (breaker.isOpen) s.openBreakers[scope]++
+      // refusing right now: a breaker past open_ms waiting for a probe is not counted, so an
+      // idle partner that recovered stops alerting without needing traffic
+      if (breaker.blocks(now)) s.openBreakers[scope]++
       s.breakerOpenings[scope] += breaker.opened
     }
     for (const guards of this.#partners.values()) {

@@ -42,6 +42,8 @@ describe('circuit breakers', () => {
 
     healthy = true
     await sleep(1100)
+    // due for a probe: no longer refusing, so no longer counted as open (an idle partner stops alerting)
+    assert.match(await metricsText(rk), new RegExp(`^relaykey_circuit_open\\{partner="${s}",scope="partner"\\} 0$`, 'm'))
     assert.equal((await call(rk, setup.key, `${s}/x`)).status, 200) // the probe
     for (let i = 0; i < 3; i++) assert.equal((await call(rk, setup.key, `${s}/x`)).status, 200)
     assert.equal(p.received.length, 7)
