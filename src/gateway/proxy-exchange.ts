@@ -687,13 +687,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   /** a usable credential other than the current attempt's, or null */
   #otherCredential (now: number): CredentialRoute | null {
-    const current = this.#credential!
-    const routes = this.#upstream!.routes
-    for (let i = 1; i < routes.length; i++) {
-      const route = routes[(current.index + i) % routes.length]!
-      if (!route.breaker.blocks(now)) return route
-    }
-    return null
+    return usableAfter(this.#upstream!.routes, this.#credential!, now)
   }
 
   #circuitOpen (retryAfterMs: number, message: string): void {
@@ -859,10 +853,13 @@ class DeadlineExceededError extends Error {
 /** the weighted round-robin's pick, or the next credential whose breaker lets requests through */
 function usableCredential (upstream: UpstreamTarget, now: number): CredentialRoute | null {
   const first = upstream.credentials.next()!
-  if (!first.breaker.blocks(now)) return first
-  const routes = upstream.routes
+  return first.breaker.blocks(now) ? usableAfter(upstream.routes, first, now) : first
+}
+
+/** the first credential after `current`, in index order, whose breaker lets requests through */
+function usableAfter (routes: readonly CredentialRoute[], current: CredentialRoute, now: number): CredentialRoute | null {
   for (let i = 1; i < routes.length; i++) {
-    const route = routes[(first.index + i) % routes.length]!
+    const route = routes[(current.index + i) % routes.length]!
     if (!route.breaker.blocks(now)) return route
   }
   return null

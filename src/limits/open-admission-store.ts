@@ -11,20 +11,29 @@ import { openSqliteAdmissionStore } from '../store/sqlite/sqlite-admission-store
 import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
 import type { AdmissionStore } from './admission.js'
 
-export async function openAdmissionStore (config: Config, logger: Logger): Promise<AdmissionStore> {
+/**
+ * `redis`: the process's data-plane connection when it already has one (a worker shares it with
+ * the payment replay guard); the store disconnects it when closed.
+ */
+export async function openAdmissionStore (config: Config, logger: Logger, redis?: RedisClient): Promise<AdmissionStore> {
   if (config.redisUrl === null) {
     return openSqliteAdmissionStore(join(config.dataDir, EMBEDDED_DB_FILE), { busyTimeoutMs: config.governanceTimeoutMs })
   }
-  const redis = createRedisClient(config.redisUrl, { commandTimeoutMs: config.governanceTimeoutMs })
-  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error'))
-  await waitForRedis(redis, logger)
-  return new RedisAdmissionStore(redis, { prefix: config.redisPrefix, cluster: redis instanceof Cluster })
+  const client = redis ?? await openDataPlaneRedis(config, logger)
+  return new RedisAdmissionStore(client, { prefix: config.redisPrefix, cluster: client instanceof Cluster })
 }
 
-/** Redis may still be starting: wait a little, then go on (decisions fail closed, /ready says 503). */
-async function waitForRedis (redis: RedisClient, logger: Logger): Promise<void> {
-  if (redis.status === 'ready') return
+/**
+ * A data-plane Redis connection (commands time out at RELAYKEY_GOVERNANCE_TIMEOUT_MS, nothing
+ * queues while disconnected). Redis may still be starting: wait a little, then go on
+ * (decisions fail closed, /ready says 503).
+ */
+export async function openDataPlaneRedis (config: Config, logger: Logger): Promise<RedisClient> {
+  const redis = createRedisClient(config.redisUrl!, { commandTimeoutMs: config.governanceTimeoutMs })
+  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error'))
+  if (redis.status === 'ready') return redis
   const ready = once(redis, 'ready').then(() => true)
   const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, 5_000, false).unref())
   if (!await Promise.race([ready, timeout])) logger.warn('Redis is not reachable yet; limits fail closed until it is')
+  return redis
 }

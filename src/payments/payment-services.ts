@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { Config } from '../config/config.js'
 import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
-import { createRedisClient, type RedisClient } from '../store/redis/redis-client.js'
+import type { RedisClient } from '../store/redis/redis-client.js'
 import { compilePayment, type CompiledPayment } from './compile-payment.js'
 import { FacilitatorClient } from './facilitator-client.js'
 import type { PaymentSettings } from './payment-settings.js'
@@ -18,22 +18,18 @@ export class PaymentServices {
   readonly replayGuard: PaymentReplayGuard
   /** largest upstream answer held back until its payment settles (RELAYKEY_PAYMENT_BUFFER_BYTES) */
   readonly responseBufferBytes: number
-  readonly #redis: RedisClient | null
   readonly #sqlite: SqliteReplayGuard | null
   /** facilitator, scheme and network already checked against GET /supported by this worker */
   readonly #checked = new Set<string>()
 
-  constructor (config: Config, logger: Logger) {
+  /** `redis`: the worker's data-plane connection in distributed mode (borrowed, not closed here) */
+  constructor (config: Config, logger: Logger, redis: RedisClient | null) {
     this.facilitators = new FacilitatorClient({ logger })
     this.responseBufferBytes = config.paymentBufferBytes
-    if (config.redisUrl !== null) {
-      // its own connection, opened now: a data-plane client queues nothing while it connects
-      this.#redis = createRedisClient(config.redisUrl, { commandTimeoutMs: config.governanceTimeoutMs })
-      this.#redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error (payment claims)'))
+    if (redis !== null) {
       this.#sqlite = null
-      this.replayGuard = new RedisReplayGuard(this.#redis, { prefix: config.redisPrefix })
+      this.replayGuard = new RedisReplayGuard(redis, { prefix: config.redisPrefix })
     } else {
-      this.#redis = null
       this.#sqlite = openSqliteReplayGuard(join(config.dataDir, EMBEDDED_DB_FILE), { busyTimeoutMs: config.governanceTimeoutMs })
       this.replayGuard = this.#sqlite
     }
@@ -52,7 +48,6 @@ export class PaymentServices {
 
   async close (): Promise<void> {
     await this.facilitators.close()
-    this.#redis?.disconnect()
     await this.#sqlite?.close()
   }
 }

@@ -17,7 +17,7 @@ import { UpstreamPools } from '../gateway/upstream-pools.js'
 import { PartnerReliability } from '../reliability/partner-reliability.js'
 import { PaymentServices } from '../payments/payment-services.js'
 import { createGatewayServer } from '../gateway/gateway-server.js'
-import { openAdmissionStore } from '../limits/open-admission-store.js'
+import { openAdmissionStore, openDataPlaneRedis } from '../limits/open-admission-store.js'
 import { startAuditPipeline } from '../audit/start-audit-pipeline.js'
 import { GatewayMetrics } from '../telemetry/gateway-metrics.js'
 import { serveWorkerMetrics } from '../telemetry/cluster-metrics.js'
@@ -28,7 +28,9 @@ import { isPrimaryToWorker } from './messages.js'
 export async function runWorker (config: Config, logger: Logger): Promise<void> {
   const store = openControlStore(config, { connections: 4 })
   const pools = new UpstreamPools()
-  const payments = new PaymentServices(config, logger)
+  // one data-plane Redis connection for limits and payment claims (distributed mode)
+  const redis = config.redisUrl === null ? null : await openDataPlaneRedis(config, logger)
+  const payments = new PaymentServices(config, logger, redis)
   const reliability = new PartnerReliability({ workers: config.workers, replayBufferBytes: config.retryBufferBytes })
   const cache = new KeyCache({ max: config.keyCacheMax, ttlMs: config.keyCacheTtlMs })
   const keys = new KeyResolver({
@@ -48,7 +50,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     },
   })
   const partners = new PartnerDirectory(store, config.keyCacheTtlMs)
-  const admission = await openAdmissionStore(config, logger)
+  const admission = await openAdmissionStore(config, logger, redis ?? undefined)
   const ready = async (): Promise<void> => {
     await Promise.all([store.ping(), admission.ping()])
   }

@@ -5,19 +5,12 @@ import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { RedisAdmissionStore } from '../../src/store/redis/redis-admission-store.js'
 import { runAdmissionStoreContract } from './admission-store.contract.js'
+import { deleteKeys } from '../helpers/redis-keys.js'
+import { TEST_REDIS_URL } from '../helpers/relaykey-process.js'
 
-const REDIS_URL = process.env.RELAYKEY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const REDIS_URL = TEST_REDIS_URL
 const RUN_PREFIX = `rktest-admission-${randomBytes(6).toString('hex')}`
 let opened = 0
-
-async function deleteKeys (redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500)
-    if (keys.length > 0) await redis.del(...keys)
-    cursor = next
-  } while (cursor !== '0')
-}
 
 runAdmissionStoreContract('redis', async (clock) => {
   const prefix = `${RUN_PREFIX}:${++opened}`

@@ -170,6 +170,25 @@ describe('slow peers', { timeout: 120_000 }, () => {
     }
   }
 
+  /**
+   * POSTs to `path` announcing 1000 bytes and sends one every 100 ms (never idle, done in 100 s);
+   * asserts the request timeout cuts it within 4 s
+   */
+  async function trickleBodyUntilCut (path: string): Promise<RawConnection> {
+    const conn = await openRawConnection(Number(new URL(rk.proxyUrl).port))
+    conn.socket.write(`POST /proxy/patient${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Relaykey: ${patient.key}\r\n` +
+      'Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n')
+    const trickle = setInterval(() => { if (!conn.socket.destroyed) conn.socket.write('x') }, 100)
+    try {
+      const closedAt = await closedWithin(conn, 4000)
+      assert.notEqual(closedAt, null, `a client trickling its body was still connected after 4 s (request timeout ${REQUEST_TIMEOUT_MS} ms)`)
+    } finally {
+      clearInterval(trickle)
+      conn.destroy()
+    }
+    return conn
+  }
+
   /** a timed-out client may get a 408 before the close (docs/reliability.md); any other answer is wrong */
   function assertCutOff (conn: RawConnection, what: string): void {
     const bytes = conn.received()
@@ -248,18 +267,7 @@ describe('slow peers', { timeout: 120_000 }, () => {
     // a byte every 100 ms: never idle, and the 1000 bytes would take 100 s
     const path = '/upload-trickled'
     const abandoned = upstreamAbandoned(path, 6000)
-    const conn = await openRawConnection(Number(new URL(rk.proxyUrl).port))
-    conn.socket.write(`POST /proxy/patient${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Relaykey: ${patient.key}\r\n` +
-      'Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n')
-    const trickle = setInterval(() => { if (!conn.socket.destroyed) conn.socket.write('x') }, 100)
-    try {
-      const closedAt = await closedWithin(conn, 4000)
-      assert.notEqual(closedAt, null,
-        `a client trickling its body was still connected after 4 s (request timeout ${REQUEST_TIMEOUT_MS} ms)`)
-    } finally {
-      clearInterval(trickle)
-      conn.destroy()
-    }
+    const conn = await trickleBodyUntilCut(path)
     assert.notEqual(await abandoned, null, 'the upstream request was left open after the client was cut off')
     assertCutOff(conn, 'trickled body')
   })
@@ -269,17 +277,7 @@ describe('slow peers', { timeout: 120_000 }, () => {
     // its body past the request timeout, which fires in the middle of the answer's body
     const path = '/early-answer'
     const abandoned = upstreamAbandoned(path, 6000)
-    const conn = await openRawConnection(Number(new URL(rk.proxyUrl).port))
-    conn.socket.write(`POST /proxy/patient${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Relaykey: ${patient.key}\r\n` +
-      'Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n')
-    const trickle = setInterval(() => { if (!conn.socket.destroyed) conn.socket.write('x') }, 100)
-    try {
-      const closedAt = await closedWithin(conn, 4000)
-      assert.notEqual(closedAt, null, `a client trickling its body was still connected after 4 s (request timeout ${REQUEST_TIMEOUT_MS} ms)`)
-    } finally {
-      clearInterval(trickle)
-      conn.destroy()
-    }
+    const conn = await trickleBodyUntilCut(path)
     assert.notEqual(await abandoned, null, 'the upstream request was left open after the client was cut off')
     const received = conn.received().toString('latin1')
     assert.equal(parseHead(conn.received())?.status, 200)
