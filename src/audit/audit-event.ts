@@ -60,7 +60,12 @@ const PAYMENT_AMOUNT = /^(?:0|[1-9][0-9]{0,77})$/
  * so null here only stops a malformed value from ever reaching the audit trail's stores.
  */
 export function auditPaymentAmount (amount: string | null): string | null {
-  return amount === null || PAYMENT_AMOUNT.test(amount) ? amount : null
+  return amount === null || isPaymentAmount(amount) ? amount : null
+}
+
+/** true when `amount` is a canonical decimal string of atomic units (what numeric(78,0) stores as is) */
+export function isPaymentAmount (amount: string): boolean {
+  return PAYMENT_AMOUNT.test(amount)
 }
 
 /** What the data plane calls for every request; never blocks, never throws. */

@@ -2,7 +2,7 @@
 // store (schema.ts), one IMMEDIATE transaction of prepared INSERT OR IGNOREs per batch.
 import type Database from 'better-sqlite3'
 import { openSqliteDatabase } from '../store/sqlite/schema.js'
-import type { ChainedAuditEvent } from './audit-event.js'
+import { isPaymentAmount, type ChainedAuditEvent } from './audit-event.js'
 import type { AuditSink } from './audit-sink.js'
 
 // OR IGNORE: a replayed event hits the (ts, id) primary key and is skipped. It never turns into
@@ -26,6 +26,11 @@ export class SqliteAuditSink implements AuditSink {
     const insert = db.prepare(INSERT)
     this.#writeBatch = db.transaction((batch: readonly ChainedAuditEvent[]) => {
       for (const e of batch) {
+        // what PostgreSQL's numeric(78,0) would refuse fails the batch here too, never a
+        // row quietly: usage sums the column exactly, and the chain hashed the string as is
+        if (e.payment_amount !== null && !isPaymentAmount(e.payment_amount)) {
+          throw new TypeError(`audit event ${e.id}: payment_amount must be a decimal string of atomic units`)
+        }
         insert.run(
           new Date(e.ts).toISOString(), e.id, e.request_id, e.key_id, e.customer, e.team, e.service,
           e.environment, e.partner, e.credential_id, e.method, e.path, e.status, e.outcome,
