@@ -30,6 +30,7 @@ import { measuredRun, type MeasuredRun } from './lib/measured-run.js'
 import { pidsCpuMicros } from './lib/process-cpu.js'
 import { redisUsage, sampleRedis, type RedisUsage } from './lib/redis-usage.js'
 import { printReport } from './lib/report.js'
+import { roundOrder } from './lib/round-order.js'
 import { runScenario } from './lib/service-group.js'
 import { loadSettings, type BenchSettings } from './lib/settings.js'
 import { startBareProxy } from './lib/start-bare-proxy.js'
@@ -114,7 +115,7 @@ async function scenario (settings: BenchSettings): Promise<void> {
     const problems: string[] = []
     const warmed = new Set<string>()
     for (let round = 1; round <= settings.rounds; round++) {
-      for (const target of targets) {
+      for (const target of roundOrder(targets, round)) {
         if (!warmed.has(target.name)) await warmUp(target, warmup, target.name === 'redis-10k-keys' ? settings.workers : 0, stores, problems)
         warmed.add(target.name)
         progress(`round ${round}  ${target.name} (${measured.durationSeconds} s)`)

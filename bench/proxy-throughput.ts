@@ -19,6 +19,7 @@ import { createGovernedPartner } from './lib/governed-partner.js'
 import { problemsOf, runLoad, type LoadSettings, type LoadTarget } from './lib/load.js'
 import { measuredRun, type MeasuredRun } from './lib/measured-run.js'
 import { printReport } from './lib/report.js'
+import { roundOrder } from './lib/round-order.js'
 import { runScenario } from './lib/service-group.js'
 import { loadSettings, type BenchSettings } from './lib/settings.js'
 import { startBareProxy } from './lib/start-bare-proxy.js'
@@ -77,7 +78,7 @@ async function scenario (settings: BenchSettings): Promise<void> {
     const problems: string[] = []
     const warmed = new Set<string>()
     for (let round = 1; round <= settings.rounds; round++) {
-      for (const target of targets) {
+      for (const target of roundOrder(targets, round)) {
         if (!warmed.has(target.name) && warmup.durationSeconds > 0) {
           progress(`warm-up  ${target.name} (${warmup.durationSeconds} s)`)
           const warm = problemsOf(await runLoad(target, warmup))
