@@ -19,6 +19,8 @@ export interface DistributedStores {
   redis: Redis
   /** how many keys of this run match `${prefix}:${pattern}` (SCAN, so safe on a shared server) */
   countKeys (pattern: string): Promise<number>
+  /** the sum of the integer values of this run's keys matching `${prefix}:${pattern}` */
+  sumKeys (pattern: string): Promise<number>
   /** the pids of the PostgreSQL backends connected to this run's database (their CPU is ours) */
   databaseBackends (): Promise<number[]>
 }
@@ -66,6 +68,13 @@ export async function openDistributedStores (group: ServiceGroup): Promise<Distr
       let n = 0
       await eachKeyBatch(redis, `${prefix}:${pattern}`, (keys) => { n += keys.length })
       return n
+    },
+    async sumKeys (pattern) {
+      let sum = 0
+      await eachKeyBatch(redis, `${prefix}:${pattern}`, async (keys) => {
+        for (const value of await redis.mget(...keys)) sum += Number(value ?? 0)
+      })
+      return sum
     },
   }
 }
