@@ -7,14 +7,16 @@
 //                              └─▶ RelayKey, audit off (cluster) ───┘
 //
 // The audit-off instance (RELAYKEY_AUDIT=off, a benchmark-only switch) prices the audit
-// pipeline: governed must stay within 5 % of it.
+// pipeline: governed must stay within 5 % of it. Both run in embedded mode (SQLite), or with
+// --distributed on the local PostgreSQL (audit by COPY) and Redis, each with its own database.
 //
-// Targets are driven one at a time, alternating, with identical autocannon settings; each gets
-// a discarded warm-up first. Any non-2xx or error fails the run.
+// Targets are driven one at a time, in an order that rotates each round, with identical
+// autocannon settings; each gets a discarded warm-up first. Any non-2xx or error fails the run.
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { checkTarget } from './lib/check-target.js'
 import { pinDriver } from './lib/cpu-pinning.js'
+import { openDistributedStores } from './lib/distributed-stores.js'
 import { createGovernedPartner } from './lib/governed-partner.js'
 import { problemsOf, runLoad, type LoadSettings, type LoadTarget } from './lib/load.js'
 import { measuredRun, type MeasuredRun } from './lib/measured-run.js'
@@ -47,16 +49,19 @@ async function scenario (settings: BenchSettings): Promise<void> {
       cpuProfDir: profiles === null ? null : join(profiles, 'bare'),
       cpus: pinning?.proxy,
     })
+    // distributed: each RelayKey on a database and Redis prefix of its own, as two deployments
+    const storesEnv = async (): Promise<Record<string, string>> => settings.distributed ? (await openDistributedStores(group)).env : {}
     const relaykey = await startRelayKey(group, {
       workers: settings.workers,
       cpuProfDir: profiles === null ? null : join(profiles, 'relaykey'),
       cpus: pinning?.proxy,
+      env: await storesEnv(),
     })
     const unaudited = await startRelayKey(group, {
       workers: settings.workers,
       cpuProfDir: profiles === null ? null : join(profiles, 'relaykey-audit-off'),
       cpus: pinning?.proxy,
-      env: { RELAYKEY_AUDIT: 'off' },
+      env: { ...await storesEnv(), RELAYKEY_AUDIT: 'off' },
     })
     const partnerSettings = { slug: 'bench', upstreamUrl: upstream.url, allow: [{ method: 'GET', path: '/resources/items/*' }] }
     const partner = await createGovernedPartner(relaykey, partnerSettings)
@@ -97,7 +102,8 @@ async function scenario (settings: BenchSettings): Promise<void> {
       settings: `workers ${settings.workers}, connections ${CONNECTIONS}, pipelining ${PIPELINING}, ` +
         `${settings.durationSeconds} s per run after a ${settings.warmupSeconds} s warm-up per target, ` +
         `${settings.rounds} round(s), GET ${PATH} → ${UPSTREAM_BODY.length}-byte JSON` +
-        (pinning === null ? '' : `, pinned: driver + upstream on CPU ${pinning.driver}, proxies on CPU ${pinning.proxy}`),
+        (pinning === null ? '' : `, pinned: driver + upstream on CPU ${pinning.driver}, proxies on CPU ${pinning.proxy}`) +
+        (settings.distributed ? ', distributed mode (PostgreSQL and Redis unpinned; audit by COPY)' : ', embedded mode (SQLite)'),
       loadAtStart,
       targets: targets.map((t) => t.name),
       runs,

@@ -9,12 +9,14 @@ export interface BenchSettings {
   durationSeconds: number
   /** seconds of the discarded warm-up run before each target's first measured run */
   warmupSeconds: number
-  /** how many measured runs per target, alternating between targets */
+  /** how many measured runs per target, the targets' order rotating each round */
   rounds: number
   /** when set, RelayKey and the bare proxy run with --cpu-prof and write their profiles under it */
   cpuProfDir: string | null
   /** driver and upstream on CPU 0, the proxies on the other CPUs */
   pin: boolean
+  /** proxy-throughput: RelayKey with PostgreSQL and Redis instead of SQLite (bench:limits always is) */
+  distributed: boolean
 }
 
 const INTEGERS = {
@@ -28,9 +30,11 @@ export const SETTINGS_USAGE = `options (flag, or the environment variable):
   --workers N        BENCH_WORKERS         proxy workers for RelayKey and the bare proxy (default 1)
   --duration S       BENCH_DURATION        seconds per measured run (default 10)
   --warmup S         BENCH_WARMUP          seconds of discarded warm-up per target (default 3)
-  --rounds N         BENCH_ROUNDS          measured runs per target, alternating (default 1)
+  --rounds N         BENCH_ROUNDS          measured runs per target, in rotating order (default 1)
   --cpu-prof-dir D   BENCH_CPU_PROF_DIR    node --cpu-prof RelayKey and the bare proxy into D/relaykey, D/bare
-  --pin              BENCH_PIN=1           driver + upstream on CPU 0, the proxies on the rest (Linux, taskset)`
+  --pin              BENCH_PIN=1           driver + upstream on CPU 0, the proxies on the rest (Linux, taskset)
+  --distributed      BENCH_DISTRIBUTED=1   proxy-throughput: RelayKey on the local PostgreSQL and Redis, audit by COPY
+                                           (bench:limits always runs that way)`
 
 export function loadSettings (argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): BenchSettings {
   const { values } = parseArgs({
@@ -42,6 +46,7 @@ export function loadSettings (argv: string[] = process.argv.slice(2), env: NodeJ
       rounds: { type: 'string' },
       'cpu-prof-dir': { type: 'string' },
       pin: { type: 'boolean' },
+      distributed: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -58,6 +63,7 @@ export function loadSettings (argv: string[] = process.argv.slice(2), env: NodeJ
     rounds: integer('rounds', values.rounds, env),
     cpuProfDir: dir === undefined || dir === '' ? null : dir,
     pin: values.pin === true || env.BENCH_PIN === '1' || env.BENCH_PIN === 'true',
+    distributed: values.distributed === true || env.BENCH_DISTRIBUTED === '1' || env.BENCH_DISTRIBUTED === 'true',
   }
 }
 
