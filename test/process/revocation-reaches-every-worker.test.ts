@@ -22,6 +22,13 @@ async function statuses (rk: RelayKeyProcess, key: string, n: number, path = 'ac
   return out
 }
 
+/** relaykey_key_cache_misses_total, summed over the workers by the admin port's /metrics */
+async function cacheMisses (rk: RelayKeyProcess): Promise<number> {
+  const res = await request(`${rk.adminUrl}/metrics`, { headers: { authorization: `Bearer ${rk.adminToken}` } })
+  const line = (await res.body.text()).split('\n').find((l) => l.startsWith('relaykey_key_cache_misses_total '))
+  return Number(line?.split(' ')[1] ?? Number.NaN)
+}
+
 describe('control-plane changes reach every worker', () => {
   let rk: RelayKeyProcess
   let partner: MockPartner
@@ -38,9 +45,13 @@ describe('control-plane changes reach every worker', () => {
   })
 
   it('a revoked key is refused on both workers within 1 s', async () => {
-    // warm both workers' caches so the revocation has something to invalidate
+    // warm both workers' caches so the revocation has something to invalidate; one miss per
+    // worker shows that both hold the key now
+    await sleep(300)
+    const missesBefore = await cacheMisses(rk)
     const warm = await statuses(rk, setup.key, 8)
     assert.ok(warm.every((r) => r.status === 200))
+    assert.equal(await cacheMisses(rk) - missesBefore, 2, 'both workers served and cached the key')
     assert.equal((await rk.admin('POST', `/admin/keys/${setup.keyId}/revoke`)).status, 200)
     await sleep(1000)
     const after = await statuses(rk, setup.key, 8)
