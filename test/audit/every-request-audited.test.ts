@@ -15,7 +15,9 @@ import { createTestDatabase } from '../helpers/postgres.js'
 interface Row { outcome: string; status: number; key_id: string | null; partner: string; path: string; cost: number }
 
 /** sends a known mix of requests; returns what each should have been recorded as */
-async function sendMix (rk: RelayKeyProcess, partnerUrl: string): Promise<{ expected: Map<string, number>; keyId: string; customer: string }> {
+interface Sent { expected: Map<string, number>; keyId: string; customer: string; credentialId: string }
+
+async function sendMix (rk: RelayKeyProcess, partnerUrl: string): Promise<Sent> {
   const customer = `cust-${randomBytes(3).toString('hex')}`
   const setup = await setUpGovernedPartner(rk, {
     baseUrl: partnerUrl, customer, allow: [{ method: 'GET', path: '/ok/**' }, { method: 'POST', path: '/charge' }],
@@ -23,6 +25,7 @@ async function sendMix (rk: RelayKeyProcess, partnerUrl: string): Promise<{ expe
   assert.equal((await rk.admin('PATCH', `/admin/policies/${setup.policyId}`, {
     budget: { monthly: 30 }, costs: [{ method: 'POST', path: '/charge', cost: 10 }],
   })).status, 200)
+  assert.equal((await rk.admin('PATCH', `/admin/keys/${setup.keyId}`, { team: 'onboarding', service: 'kyc-worker' })).status, 200)
   await sleep(300)
   const send = async (path: string, headers: Record<string, string>, method = 'GET'): Promise<number> => {
     const res = await request(`${rk.proxyUrl}/proxy/${path}`, { method: method as 'GET', headers })
@@ -42,7 +45,7 @@ async function sendMix (rk: RelayKeyProcess, partnerUrl: string): Promise<{ expe
     ['forwarded', 7 + 1 + 2], ['missing_key', 1], ['invalid_key', 2], ['endpoint_not_allowed', 1],
     ['unknown_partner', 1], ['invalid_path', 1], ['budget_exceeded', 1],
   ])
-  return { expected, keyId: setup.keyId, customer }
+  return { expected, keyId: setup.keyId, customer, credentialId: setup.credentialId }
 }
 
 function tally (rows: Row[]): Map<string, number> {
@@ -51,7 +54,7 @@ function tally (rows: Row[]): Map<string, number> {
   return out
 }
 
-async function checkApis (rk: RelayKeyProcess, keyId: string, customer: string, rows: Row[]): Promise<void> {
+async function checkApis (rk: RelayKeyProcess, { keyId, customer, credentialId }: Sent, rows: Row[]): Promise<void> {
   const forKey = rows.filter((r) => r.key_id === keyId)
   const usage = await rk.admin('GET', `/admin/usage?key_id=${keyId}`)
   assert.equal(usage.status, 200, JSON.stringify(usage.body))
@@ -83,6 +86,12 @@ async function checkApis (rk: RelayKeyProcess, keyId: string, customer: string, 
   assert.equal(all.body.events.length, forKey.length)
   assert.ok(all.body.events[0].ts >= all.body.events.at(-1).ts, 'newest first')
   assert.equal(all.body.events.filter((e: Row) => e.outcome === 'forwarded').length, 10)
+  // every event of the key is attributed to its customer, team, service and environment; the
+  // forwarded ones also to the partner and the credential that carried them
+  for (const e of all.body.events) {
+    assert.deepEqual([e.customer, e.team, e.service, e.environment], [customer, 'onboarding', 'kyc-worker', 'production'], JSON.stringify(e))
+    if (e.outcome === 'forwarded') assert.deepEqual([e.partner, e.credential_id], ['acme', credentialId], JSON.stringify(e))
+  }
 }
 
 describe('every request is audited', () => {
@@ -91,13 +100,13 @@ describe('every request is audited', () => {
     partner.handle((req, res) => { res.writeHead(req.url!.includes('fail500') ? 500 : 200); res.end('{}') })
     const rk = await startRelayKey({ workers: 2 })
     try {
-      const { expected, keyId, customer } = await sendMix(rk, partner.url)
+      const sent = await sendMix(rk, partner.url)
       await sleep(500) // flush interval 100 ms
       const db = new Database(join(rk.dataDir, 'relaykey.db'), { readonly: true })
       const rows = db.prepare('SELECT outcome, status, key_id, partner, path, cost FROM audit_events').all() as Row[]
       db.close()
-      assert.deepEqual(tally(rows), expected)
-      await checkApis(rk, keyId, customer, rows)
+      assert.deepEqual(tally(rows), sent.expected)
+      await checkApis(rk, sent, rows)
     } finally {
       assert.equal(await rk.stop(), 0)
       await partner.close()
@@ -114,11 +123,11 @@ describe('every request is audited', () => {
     })
     const sql = postgres(db.url, { max: 1, onnotice: () => {} })
     try {
-      const { expected, keyId, customer } = await sendMix(rk, partner.url)
+      const sent = await sendMix(rk, partner.url)
       await sleep(500)
       const rows = await sql<Row[]>`SELECT outcome, status, key_id, partner, path, cost::int AS cost FROM audit_events`
-      assert.deepEqual(tally(rows), expected)
-      await checkApis(rk, keyId, customer, rows)
+      assert.deepEqual(tally(rows), sent.expected)
+      await checkApis(rk, sent, rows)
       // a burst right before SIGTERM: every one of them is in the table after the exit
       const before = rows.length
       const burst = await Promise.all(Array.from({ length: 200 }, () =>
