@@ -88,6 +88,25 @@ function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPart
     assert.equal(count(outcomes, 429, 'rate_limited'), 14)
   })
 
+  it('a customer budget holds exactly across the customer\'s keys under concurrency', async () => {
+    const s = slug()
+    const customer = `cust-${randomBytes(3).toString('hex')}`
+    const setup = await setUpGovernedPartner(node(0), { slug: s, baseUrl: partner().url, customer })
+    assert.equal((await node(0).admin('PATCH', `/admin/policies/${setup.policyId}`, { customer_budget: { monthly: 60 } })).status, 200)
+    const second = await node(0).admin('POST', '/admin/keys', { name: 'second', policy: setup.policyId, environment: 'production', customer })
+    await sleep(300)
+    const before = partner().received.length
+    const keys = [setup.key, second.body.key as string]
+    const outcomes = await Promise.all(Array.from({ length: 240 }, (_, i) => call(node(i), keys[(i >> 1) % 2]!, `${s}/x`)))
+    const summary = JSON.stringify(tally(outcomes))
+    assert.equal(count(outcomes, 200), 60, summary)
+    assert.equal(count(outcomes, 429, 'budget_exceeded'), 180, summary)
+    assert.equal(partner().received.length - before, 60)
+    const usage = await node(1).admin('GET', `/admin/usage?customer=${customer}`)
+    assert.equal(usage.status, 200)
+    assert.deepEqual(usage.body.budget, { limit: 60, used: 60, remaining: 0 })
+  })
+
   it('endpoint costs come out of the budget; 5xx and no response refund, 4xx does not', async () => {
     const s = slug()
     const setup = await setUpGovernedPartner(node(0), { slug: s, baseUrl: partner().url })
