@@ -5,6 +5,8 @@
 //   - no empty segment (`//evil.example` would read as an authority to some servers)
 //   - no backslash, no %2F or %5C (encoded separators), no %00, no control characters
 //   - no ';', raw or %3B (path parameters: '..;' is '..' to Tomcat and Spring)
+//   - no raw '#' (a URL parser cuts the path there, and '..#' resolves as '..'; the gateway
+//     already refuses it anywhere in the request target, this keeps the check whole)
 // The origin never comes from the client at all: the Pool is chosen by the partner.
 
 export interface CheckedPath {
@@ -30,7 +32,7 @@ export function checkProxyPath (rest: string): CheckedPath | null {
       continue
     }
     // ';' starts path parameters some servers strip before resolving ('..;/' is '../' to Tomcat)
-    if (c <= 32 || c >= 127 || c === 92 /* \ */ || c === 59 /* ; */) return null
+    if (c <= 32 || c >= 127 || c === 92 /* \ */ || c === 59 /* ; */ || c === 35 /* # */) return null
     if (c === 37 /* % */) {
       const hi = hex(rest.charCodeAt(i + 1))
       const lo = hex(rest.charCodeAt(i + 2))

@@ -10,6 +10,7 @@ describe('proxy path safety', () => {
     '/evil.example/x', 'a//b', 'http://evil.example/', 'https:%2F%2Fevil.example',
     'a\\b', '..\\x', '\\\\evil.example\\x', 'a%00b', 'a b', 'a\tb', 'x%zz', 'x%', 'x%4',
     'caf\u00e9', '%ff', '..;/x', 'a/..;/..;/etc', 'a;b', '..%3B/x', 'a%3bb',
+    '..#', '%2e%2e#x', 'a#b',
   ]
   for (const rest of escapes) {
     it(`refuses ${JSON.stringify(rest)}`, () => {
