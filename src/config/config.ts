@@ -3,6 +3,7 @@
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { ConfigError } from '../errors.js'
+import { parseClusterUrl } from '../store/redis/cluster-url.js'
 
 export type Mode = 'embedded' | 'distributed'
 
@@ -63,7 +64,7 @@ export function loadConfig (env: Env = process.env): Config {
   }
   const mode: Mode = databaseUrl === null ? 'embedded' : 'distributed'
   if (databaseUrl !== null) checkUrl('DATABASE_URL', databaseUrl, ['postgres:', 'postgresql:'])
-  if (redisUrl !== null) checkUrl('REDIS_URL', redisUrl, ['redis:', 'rediss:', 'redis+cluster:'])
+  if (redisUrl !== null) checkRedisUrl(redisUrl)
 
   const adminToken = nonEmpty(env.RELAYKEY_ADMIN_TOKEN)
   if (adminToken !== null && adminToken.length < 16) {
@@ -130,6 +131,16 @@ function checkUrl (variable: string, value: string, protocols: string[]): void {
   }
   if (!protocols.includes(url.protocol)) {
     throw new ConfigError(variable, `must start with ${protocols.map((p) => p + '//').join(' or ')}`)
+  }
+}
+
+/** one URL, or a Redis Cluster's `redis+cluster://host1:port,host2:port` list of seed nodes */
+function checkRedisUrl (value: string): void {
+  if (!value.startsWith('redis+cluster:')) return checkUrl('REDIS_URL', value, ['redis:', 'rediss:', 'redis+cluster:'])
+  try {
+    parseClusterUrl(value)
+  } catch (err) {
+    throw new ConfigError('REDIS_URL', (err as Error).message)
   }
 }
 

@@ -1,5 +1,6 @@
 // REDIS_URL → an ioredis client: `redis://`/`rediss://` for one server, or
 // `redis+cluster://host1:port,host2:port` for Redis Cluster.
+import { CLUSTER_SCHEME, parseClusterUrl } from './cluster-url.js'
 import { Cluster, Redis } from 'ioredis'
 
 export type RedisClient = Redis | Cluster
@@ -20,19 +21,13 @@ export function createRedisClient (url: string, options: RedisClientOptions = {}
     maxRetriesPerRequest: dataPlane ? 0 : 1,
     ...(dataPlane ? { commandTimeout: options.commandTimeoutMs, enableOfflineQueue: false } : {}),
   }
-  if (url.startsWith('redis+cluster://')) {
-    const rest = url.slice('redis+cluster://'.length).replace(/\/.*$/, '')
-    const auth = rest.includes('@') ? rest.slice(0, rest.lastIndexOf('@')) : ''
-    const hosts = (auth === '' ? rest : rest.slice(auth.length + 1)).split(',').map((hostPort) => {
-      const [host, port] = hostPort.split(':')
-      return { host: host!, port: Number(port ?? 6379) }
-    })
-    const [username, password] = auth === '' ? [undefined, undefined] : auth.split(':')
+  if (url.startsWith(CLUSTER_SCHEME)) {
+    const { hosts, username, password } = parseClusterUrl(url)
     return new Cluster(hosts, {
       lazyConnect: common.lazyConnect,
       enableAutoPipelining: true,
       enableOfflineQueue: !dataPlane,
-      redisOptions: { ...common, username: username || undefined, password: password === undefined ? undefined : decodeURIComponent(password) },
+      redisOptions: { ...common, username, password },
     })
   }
   return new Redis(url, { ...common, enableAutoPipelining: true })
