@@ -22,8 +22,9 @@ export class AccessLog {
   constructor (logger: Logger, sampleRate: number) {
     this.#logger = logger
     this.#sample = sampleRate
-    // checked once: with logging above info, an access line costs nothing at all
-    this.#enabled = logger.isLevelEnabled('info') && sampleRate > 0
+    // checked once: with logging above info, an access line costs nothing at all. A sample
+    // rate of 0 still logs every refusal (write() samples forwarded requests only).
+    this.#enabled = logger.isLevelEnabled('info')
   }
 
   write (entry: AccessEntry): void {
