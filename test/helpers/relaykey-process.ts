@@ -2,13 +2,28 @@
 // on free loopback ports, and talks to its admin API.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from './ports.js'
 
 const CLI = new URL('../../src/cli.js', import.meta.url).pathname
+
+/**
+ * Data dirs this helper made, removed when the test file's process exits: a test may stop
+ * RelayKey and start it again on the same dir (kill -9 and restart), so not on stop().
+ */
+const madeDataDirs: string[] = []
+process.on('exit', () => {
+  for (const dir of madeDataDirs) rmSync(dir, { recursive: true, force: true })
+})
+
+function madeDataDir (): string {
+  const dir = mkdtempSync(join(tmpdir(), 'relaykey-data-'))
+  madeDataDirs.push(dir)
+  return dir
+}
 
 export interface RelayKeyProcess {
   proxyUrl: string
@@ -34,7 +49,7 @@ export interface StartOptions {
 export async function startRelayKey (options: StartOptions = {}): Promise<RelayKeyProcess> {
   const port = await freePort()
   const adminPort = await freePort()
-  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'relaykey-data-'))
+  const dataDir = options.dataDir ?? madeDataDir()
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     RELAYKEY_HOST: '127.0.0.1',
