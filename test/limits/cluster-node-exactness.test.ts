@@ -8,40 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Agent, request } from 'undici'
+import { request } from 'undici'
 import { distributedEnv, setUpGovernedPartner, startRelayKey, type RelayKeyProcess } from '../helpers/relaykey-process.js'
 import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
+import { callProxy, count, tally } from '../helpers/proxy-outcomes.js'
 import { redisCommand } from '../helpers/redis-command.js'
-
-interface Outcome {
-  status: number
-  code: string | undefined
-  headers: Record<string, string | string[] | undefined>
-}
-
-const agent = new Agent({ connections: 64 })
-
-async function call (rk: RelayKeyProcess, key: string, path: string): Promise<Outcome> {
-  const res = await request(`${rk.proxyUrl}/proxy/${path}`, { headers: { 'x-relaykey': key }, dispatcher: agent })
-  const text = await res.body.text()
-  let code: string | undefined
-  try {
-    code = JSON.parse(text).error?.code
-  } catch {}
-  return { status: res.statusCode, code, headers: res.headers }
-}
-
-function tally (outcomes: Outcome[]): string {
-  const out: Record<string, number> = {}
-  for (const o of outcomes) out[`${o.status} ${o.code ?? ''}`] = (out[`${o.status} ${o.code ?? ''}`] ?? 0) + 1
-  return JSON.stringify(out)
-}
-
-function count (outcomes: Outcome[], status: number, code?: string): number {
-  return outcomes.filter((o) => o.status === status && (code === undefined || o.code === code)).length
-}
 
 function secondsToNextMonth (): number {
   const now = new Date()
@@ -82,7 +55,6 @@ describe('limits and budgets, 2 nodes on a 3-master Redis Cluster (redis+cluster
   after(async () => {
     try {
       for (const rk of nodes) await rk.stop()
-      await agent.close()
       await partner?.close()
       await db?.drop()
     } finally {
@@ -93,7 +65,7 @@ describe('limits and budgets, 2 nodes on a 3-master Redis Cluster (redis+cluster
 
   it('both nodes run on the cluster and are ready', async () => {
     for (const rk of nodes) {
-      const res = await request(`${rk.proxyUrl}/ready`, { dispatcher: agent })
+      const res = await request(`${rk.proxyUrl}/ready`)
       assert.equal(res.statusCode, 200, rk.output())
       await res.body.dump()
     }
@@ -105,7 +77,7 @@ describe('limits and budgets, 2 nodes on a 3-master Redis Cluster (redis+cluster
     assert.equal((await node(0).admin('PATCH', `/admin/policies/${setup.policyId}`, { budget: { monthly: 100 } })).status, 200)
     await sleep(300)
     const before = partner!.received.length
-    const outcomes = await Promise.all(Array.from({ length: 400 }, (_, i) => call(node(i), setup.key, `${s}/x`)))
+    const outcomes = await Promise.all(Array.from({ length: 400 }, (_, i) => callProxy(node(i), setup.key, `${s}/x`)))
     const summary = tally(outcomes)
     assert.equal(count(outcomes, 200), 100, summary)
     assert.equal(count(outcomes, 429, 'budget_exceeded'), 300, summary)
@@ -142,7 +114,7 @@ describe('limits and budgets, 2 nodes on a 3-master Redis Cluster (redis+cluster
     assert.equal((await node(0).admin('PATCH', `/admin/policies/${setup.policyId}`, { rate_limit: { requests: 10, per_seconds: 60 } })).status, 200)
     await sleep(300)
     const before = partner!.received.length
-    const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => call(node(i), setup.key, `${s}/x`)))
+    const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => callProxy(node(i), setup.key, `${s}/x`)))
     const summary = tally(outcomes)
     assert.equal(count(outcomes, 200), 10, summary)
     assert.equal(count(outcomes, 429, 'rate_limited'), 20, summary)
@@ -163,12 +135,12 @@ describe('limits and budgets, 2 nodes on a 3-master Redis Cluster (redis+cluster
     const s = slug()
     const setup = await setUpGovernedPartner(node(0), { slug: s, baseUrl: partner!.url })
     // node B caches the key's context first (30 s TTL), so only the invalidation can make it refuse
-    assert.equal((await call(node(1), setup.key, `${s}/x`)).status, 200)
+    assert.equal((await callProxy(node(1), setup.key, `${s}/x`)).status, 200)
     assert.equal((await node(0).admin('POST', `/admin/keys/${setup.keyId}/revoke`)).status, 200)
     await sleep(1000)
-    const onB = await call(node(1), setup.key, `${s}/x`)
+    const onB = await callProxy(node(1), setup.key, `${s}/x`)
     assert.deepEqual([onB.status, onB.code], [401, 'key_revoked'])
-    const onA = await call(node(0), setup.key, `${s}/x`)
+    const onA = await callProxy(node(0), setup.key, `${s}/x`)
     assert.deepEqual([onA.status, onA.code], [401, 'key_revoked'])
   })
 })

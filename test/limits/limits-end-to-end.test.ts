@@ -4,38 +4,10 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Agent, request } from 'undici'
 import { distributedEnv, startRelayKey, setUpGovernedPartner, type RelayKeyProcess } from '../helpers/relaykey-process.js'
 import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
+import { callProxy, count, tally, type Outcome } from '../helpers/proxy-outcomes.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
-
-interface Outcome {
-  status: number
-  code: string | undefined
-  headers: Record<string, string | string[] | undefined>
-}
-
-const agent = new Agent({ connections: 64 })
-
-async function call (rk: RelayKeyProcess, key: string, path: string, method = 'GET'): Promise<Outcome> {
-  const res = await request(`${rk.proxyUrl}/proxy/${path}`, { method: method as 'GET', headers: { 'x-relaykey': key }, dispatcher: agent })
-  const text = await res.body.text()
-  let code: string | undefined
-  try {
-    code = JSON.parse(text).error?.code
-  } catch {}
-  return { status: res.statusCode, code, headers: res.headers }
-}
-
-function tally (outcomes: Outcome[]): Record<string, number> {
-  const out: Record<string, number> = {}
-  for (const o of outcomes) out[`${o.status} ${o.code ?? ''}`] = (out[`${o.status} ${o.code ?? ''}`] ?? 0) + 1
-  return out
-}
-
-function count (outcomes: Outcome[], status: number, code?: string): number {
-  return outcomes.filter((o) => o.status === status && (code === undefined || o.code === code)).length
-}
 
 /** the same scenarios, against one or two RelayKey nodes */
 function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPartner): void {
@@ -49,8 +21,8 @@ function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPart
     assert.equal((await node(0).admin('PATCH', `/admin/policies/${setup.policyId}`, { budget: { monthly: 100 } })).status, 200)
     await sleep(300)
     const before = partner().received.length
-    const outcomes = await Promise.all(Array.from({ length: 400 }, (_, i) => call(node(i), setup.key, `${s}/x`)))
-    const summary = JSON.stringify(tally(outcomes))
+    const outcomes = await Promise.all(Array.from({ length: 400 }, (_, i) => callProxy(node(i), setup.key, `${s}/x`)))
+    const summary = tally(outcomes)
     assert.equal(count(outcomes, 200), 100, summary)
     assert.equal(count(outcomes, 429, 'budget_exceeded'), 300, summary)
     assert.equal(partner().received.length - before, 100)
@@ -64,7 +36,7 @@ function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPart
     const setup = await setUpGovernedPartner(node(0), { slug: s, baseUrl: partner().url })
     assert.equal((await node(0).admin('PATCH', `/admin/policies/${setup.policyId}`, { rate_limit: { requests: 10, per_seconds: 60 } })).status, 200)
     await sleep(300)
-    const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => call(node(i), setup.key, `${s}/x`)))
+    const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => callProxy(node(i), setup.key, `${s}/x`)))
     assert.equal(count(outcomes, 200), 10)
     assert.equal(count(outcomes, 429, 'rate_limited'), 20)
     const ok = outcomes.find((o) => o.status === 200)!
@@ -83,7 +55,7 @@ function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPart
     assert.equal((await node(0).admin('PATCH', `/admin/policies/${setup.policyId}`, { customer_rate_limit: { requests: 6, per_seconds: 60 } })).status, 200)
     const second = await node(0).admin('POST', '/admin/keys', { name: 'second', policy: setup.policyId, environment: 'production', customer })
     await sleep(300)
-    const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => call(node(i), i % 2 === 0 ? setup.key : second.body.key, `${s}/x`)))
+    const outcomes = await Promise.all(Array.from({ length: 20 }, (_, i) => callProxy(node(i), i % 2 === 0 ? setup.key : second.body.key, `${s}/x`)))
     assert.equal(count(outcomes, 200), 6)
     assert.equal(count(outcomes, 429, 'rate_limited'), 14)
   })
@@ -97,8 +69,8 @@ function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPart
     await sleep(300)
     const before = partner().received.length
     const keys = [setup.key, second.body.key as string]
-    const outcomes = await Promise.all(Array.from({ length: 240 }, (_, i) => call(node(i), keys[(i >> 1) % 2]!, `${s}/x`)))
-    const summary = JSON.stringify(tally(outcomes))
+    const outcomes = await Promise.all(Array.from({ length: 240 }, (_, i) => callProxy(node(i), keys[(i >> 1) % 2]!, `${s}/x`)))
+    const summary = tally(outcomes)
     assert.equal(count(outcomes, 200), 60, summary)
     assert.equal(count(outcomes, 429, 'budget_exceeded'), 180, summary)
     assert.equal(partner().received.length - before, 60)
@@ -121,12 +93,12 @@ function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPart
       res.end()
     })
     // 503s give their 100 back, again and again
-    for (let i = 0; i < 5; i++) assert.equal((await call(node(i), setup.key, `${s}/fail/5`)).status, 503)
-    assert.equal((await call(node(0), setup.key, `${s}/applicants`, 'POST')).status, 200) // 150 used
-    assert.equal((await call(node(1), setup.key, `${s}/fail/4`)).status, 404) // 250 used: 4xx is a response
-    const over = await call(node(0), setup.key, `${s}/applicants`, 'POST')
+    for (let i = 0; i < 5; i++) assert.equal((await callProxy(node(i), setup.key, `${s}/fail/5`)).status, 503)
+    assert.equal((await callProxy(node(0), setup.key, `${s}/applicants`, 'POST')).status, 200) // 150 used
+    assert.equal((await callProxy(node(1), setup.key, `${s}/fail/4`)).status, 404) // 250 used: 4xx is a response
+    const over = await callProxy(node(0), setup.key, `${s}/applicants`, 'POST')
     assert.equal(over.code, 'budget_exceeded') // 250 + 150 > 300
-    assert.equal((await call(node(1), setup.key, `${s}/x`)).status, 200) // default cost 1: 251
+    assert.equal((await callProxy(node(1), setup.key, `${s}/x`)).status, 200) // default cost 1: 251
   })
 
   it('credential quotas: selection skips spent credentials, then 429 upstream_quota_exceeded', async () => {
@@ -141,7 +113,7 @@ function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPart
     await sleep(300)
     const before = partner().received.length
     const outcomes: Outcome[] = []
-    for (let i = 0; i < 7; i++) outcomes.push(await call(node(i), setup.key, `${s}/x`))
+    for (let i = 0; i < 7; i++) outcomes.push(await callProxy(node(i), setup.key, `${s}/x`))
     assert.equal(count(outcomes, 200), 5)
     assert.equal(count(outcomes, 429, 'upstream_quota_exceeded'), 2)
     const tokens = partner().received.slice(before).map((r) => r.headers['x-app-token'])
