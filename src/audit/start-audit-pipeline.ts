@@ -7,7 +7,7 @@ import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
 import { AuditPipeline, type AuditPipelineStats } from './audit-pipeline.js'
 import type { AuditRecorder } from './audit-event.js'
 import { openPostgresAuditSink } from './postgres-audit-sink.js'
-import { openSqliteAuditSink } from './sqlite-audit-sink.js'
+import { openThreadedSqliteAuditSink } from './threaded-sqlite-audit-sink.js'
 
 export interface WorkerAudit extends AuditRecorder {
   stats (): AuditPipelineStats
@@ -18,7 +18,7 @@ export interface WorkerAudit extends AuditRecorder {
 export async function startAuditPipeline (config: Config, logger: Logger): Promise<WorkerAudit> {
   const sink = config.databaseUrl !== null
     ? openPostgresAuditSink(config.databaseUrl)
-    : openSqliteAuditSink(join(config.dataDir, EMBEDDED_DB_FILE))
+    : await openThreadedSqliteAuditSink(join(config.dataDir, EMBEDDED_DB_FILE))
   const pipeline = new AuditPipeline({ sink, spillDir: join(config.dataDir, 'audit-spill'), logger })
   await pipeline.start()
   return {
