@@ -13,7 +13,7 @@ port.postMessage({ id: 0, error: null } satisfies ThreadReply)
 
 port.on('message', (request: ThreadRequest) => {
   if (request.type === 'close') {
-    void sink.close().finally(() => port.close())
+    void sink.close().catch(() => {}).finally(() => port.close())
     return
   }
   sink.write(request.batch).then(

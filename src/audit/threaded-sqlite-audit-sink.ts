@@ -7,7 +7,6 @@
 //
 // A thread that dies (its file unusable, a crash) fails every write in flight, which the
 // pipeline spills and later replays; the next write starts a new thread.
-import { once } from 'node:events'
 import { Worker } from 'node:worker_threads'
 import type { ChainedAuditEvent } from './audit-event.js'
 import type { AuditSink } from './audit-sink.js'
@@ -29,6 +28,9 @@ interface Pending {
 }
 
 const THREAD_SCRIPT = new URL('./sqlite-audit-thread.js', import.meta.url)
+
+/** longer than SQLite's busy_timeout (5 s), so a write waiting for the lock may still finish */
+const CLOSE_DEADLINE_MS = 7_000
 
 export class ThreadedSqliteAuditSink implements AuditSink {
   readonly #file: string
@@ -52,20 +54,38 @@ export class ThreadedSqliteAuditSink implements AuditSink {
     if (batch.length === 0) return
     if (this.#closed) throw new Error('the audit sink is closed')
     await this.#start()
-    const thread = this.#thread!
+    // closed, or the thread lost, while it started
+    const thread = this.#thread
+    if (this.#closed || thread === null) throw new Error('the audit sink is closed')
     const id = this.#nextId++
     const stored = new Promise<void>((resolve, reject) => { this.#pending.set(id, { resolve, reject }) })
-    thread.postMessage({ type: 'write', id, batch } satisfies ThreadRequest)
+    try {
+      thread.postMessage({ type: 'write', id, batch } satisfies ThreadRequest)
+    } catch (err) {
+      this.#pending.delete(id) // the batch could not be copied (never the case for events)
+      throw err
+    }
     return await stored
   }
 
-  async close (): Promise<void> {
+  /**
+   * Lets the thread finish what it was sent, then stop; after `deadlineMs` (a write stuck on
+   * another process's lock) it is stopped outright, failing what it had not answered.
+   */
+  async close (deadlineMs = CLOSE_DEADLINE_MS): Promise<void> {
     this.#closed = true
     const thread = this.#thread
     if (thread === null) return
-    const exited = once(thread, 'exit')
+    // 'exit' comes whatever happened ('error' may come first): wait for it, never reject
+    const exited = new Promise<void>((resolve) => { thread.once('exit', () => resolve()) })
     thread.postMessage({ type: 'close' } satisfies ThreadRequest)
-    await exited
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((resolve) => { timer = setTimeout(resolve, deadlineMs, 'late') })
+    if (await Promise.race([exited, late]) === 'late') {
+      await thread.terminate()
+      await exited
+    }
+    clearTimeout(timer)
   }
 
   #start (): Promise<void> {

@@ -136,7 +136,7 @@ function checkUrl (variable: string, value: string, protocols: string[]): void {
 
 /** one URL, or a Redis Cluster's `redis+cluster://host1:port,host2:port` list of seed nodes */
 function checkRedisUrl (value: string): void {
-  if (!value.startsWith('redis+cluster:')) return checkUrl('REDIS_URL', value, ['redis:', 'rediss:', 'redis+cluster:'])
+  if (!value.toLowerCase().startsWith('redis+cluster:')) return checkUrl('REDIS_URL', value, ['redis:', 'rediss:', 'redis+cluster:'])
   try {
     parseClusterUrl(value)
   } catch (err) {

@@ -41,10 +41,6 @@ export function createGatewayServer (deps: GatewayDeps, timeouts: ClientTimeouts
     const requestId = randomUUID()
     const url = req.url!
     if (url.charCodeAt(0) !== 47 /* / */) return sendError(res, 'bad_request', 'absolute-form request targets are not accepted', requestId)
-    // RFC 9112 has no fragment in a request target, and Node's parser lets one through: an
-    // upstream would cut the URL there ('/base/..#' is '/' to it; a query-auth credential
-    // appended after it would never arrive, making the partner refuse the credential)
-    if (url.indexOf('#') !== -1) return sendError(res, 'bad_request', 'the request target may not contain "#"', requestId)
     const q = url.indexOf('?')
     const path = q === -1 ? url : url.slice(0, q)
     const match = router.find(req.method!, path)

@@ -197,6 +197,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (context.hashExpiresAt <= now) return this.#refuse('key_expired', 'this virtual key was rotated and its grace period is over')
     this.#context = context
     if (this.#path === null) return this.#refuse('invalid_path', 'the path must stay under the partner\'s base URL')
+    // RFC 9112 has no fragment in a request target, and Node's parser lets one through; a '#'
+    // in the path is refused above, and in the query it would hide a query-auth credential
+    // appended after it from the partner, which would then refuse the credential
+    if (this.#query.indexOf('#') !== -1) return this.#refuse('bad_request', 'the request target may not contain "#"')
 
     const route = context.routes.get(this.#partnerSlug)
     if (route === undefined) {

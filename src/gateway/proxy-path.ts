@@ -5,8 +5,7 @@
 //   - no empty segment (`//evil.example` would read as an authority to some servers)
 //   - no backslash, no %2F or %5C (encoded separators), no %00, no control characters
 //   - no ';', raw or %3B (path parameters: '..;' is '..' to Tomcat and Spring)
-//   - no raw '#' (a URL parser cuts the path there, and '..#' resolves as '..'; the gateway
-//     already refuses it anywhere in the request target, this keeps the check whole)
+//   - no raw '#' (a URL parser cuts the path there, and '..#' resolves as '..')
 // The origin never comes from the client at all: the Pool is chosen by the partner.
 
 export interface CheckedPath {

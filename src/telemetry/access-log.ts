@@ -29,7 +29,7 @@ export class AccessLog {
 
   write (entry: AccessEntry): void {
     if (!this.#enabled) return
-    if (entry.outcome === 'forwarded' && this.#sample < 1 && Math.random() >= this.#sample) return
+    if (entry.outcome === 'forwarded' && this.#sample < 1 && (this.#sample === 0 || Math.random() >= this.#sample)) return
     this.#logger.info(entry, 'access')
   }
 }

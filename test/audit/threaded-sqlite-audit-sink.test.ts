@@ -49,6 +49,15 @@ describe('threaded SQLite audit sink', () => {
     }
   })
 
+  it('closes at once while a thread is failing to open its file, failing the write it had', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'relaykey-audit-'))
+    const sink = new ThreadedSqliteAuditSink(join(dir, 'missing', 'relaykey.db'))
+    const failed = assert.rejects(sink.write(chainedEvents(5)), /directory does not exist|unable to open/)
+    await sink.close()
+    await failed
+    await rm(dir, { recursive: true, force: true })
+  })
+
   it('refuses writes after close', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaykey-audit-'))
     const sink = await openThreadedSqliteAuditSink(join(dir, 'relaykey.db'))

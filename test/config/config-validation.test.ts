@@ -60,10 +60,10 @@ describe('configuration', () => {
   it('takes a Redis Cluster as a list of seed hosts (CONTRACT §2), refusing a malformed one', () => {
     assert.equal(loadConfig({ ...distributed, REDIS_URL: 'redis+cluster://10.0.0.1:7000,10.0.0.2:7001,redis-c:7002' }).mode, 'distributed')
     assert.equal(loadConfig({ ...distributed, REDIS_URL: 'redis+cluster://app:s%40cret@10.0.0.1:7000,[::1]:7001' }).mode, 'distributed')
-    for (const bad of ['redis+cluster://10.0.0.1:70000', 'redis+cluster://,10.0.0.2:7001', 'redis+cluster://h1:7000,h 2:7001', 'redis+cluster://h1:']) {
+    for (const bad of ['redis+cluster://10.0.0.1:70000', 'redis+cluster://,10.0.0.2:7001', 'redis+cluster://h1:7000,h 2:7001', 'redis+cluster://h1:', 'redis+cluster:h1:7000']) {
       const refused = refusal({ ...distributed, REDIS_URL: bad })
       assert.equal(refused.variable, 'REDIS_URL', bad)
-      assert.match(refused.message, /host|port/, bad)
+      assert.match(refused.message, /host|port|must start with/, bad)
     }
   })
 

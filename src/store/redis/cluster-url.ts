@@ -14,21 +14,29 @@ export interface ClusterUrl {
  * Throws an Error saying what is wrong.
  */
 export function parseClusterUrl (url: string): ClusterUrl {
-  if (!url.startsWith(CLUSTER_SCHEME)) throw new Error(`must start with ${CLUSTER_SCHEME}`)
-  const rest = url.slice(CLUSTER_SCHEME.length).replace(/\/.*$/, '')
+  if (!isClusterUrl(url)) throw new Error(`must start with ${CLUSTER_SCHEME}`)
+  const rest = url.slice(CLUSTER_SCHEME.length)
+  // the credentials may hold any character, '/' included: split them off first, and never
+  // quote them in an error
   const at = rest.lastIndexOf('@')
   const auth = at === -1 ? '' : rest.slice(0, at)
-  const hosts = rest.slice(at + 1).split(',').map((hostPort) => {
+  const hostList = rest.slice(at + 1).replace(/[/?].*$/, '')
+  const hosts = hostList.split(',').map((hostPort) => {
     const colon = hostPort.lastIndexOf(':')
     let host = colon === -1 ? hostPort : hostPort.slice(0, colon)
     if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1) // IPv6 literal
-    const port = colon === -1 ? 6379 : Number(hostPort.slice(colon + 1))
-    if (host === '' || !/^[A-Za-z0-9.:-]+$/.test(host)) throw new Error(`names a host that is not one: '${hostPort}'`)
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`names a port that is not one: '${hostPort}'`)
-    return { host, port }
+    const port = colon === -1 ? '6379' : hostPort.slice(colon + 1)
+    if (!/^[A-Za-z0-9._:-]+$/.test(host)) throw new Error(`names a host that is not one: '${hostPort}'`)
+    if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw new Error(`names a port that is not one: '${hostPort}'`)
+    return { host, port: Number(port) }
   })
   const colon = auth.indexOf(':')
   const username = colon === -1 ? auth : auth.slice(0, colon)
   const password = colon === -1 ? undefined : decodeURIComponent(auth.slice(colon + 1))
   return { hosts, username: username === '' ? undefined : decodeURIComponent(username), password }
+}
+
+/** the scheme in any letter case, as URL parsing reads it */
+export function isClusterUrl (url: string): boolean {
+  return url.length >= CLUSTER_SCHEME.length && url.slice(0, CLUSTER_SCHEME.length).toLowerCase() === CLUSTER_SCHEME
 }

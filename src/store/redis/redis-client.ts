@@ -1,6 +1,6 @@
 // REDIS_URL → an ioredis client: `redis://`/`rediss://` for one server, or
 // `redis+cluster://host1:port,host2:port` for Redis Cluster.
-import { CLUSTER_SCHEME, parseClusterUrl } from './cluster-url.js'
+import { isClusterUrl, parseClusterUrl } from './cluster-url.js'
 import { Cluster, Redis } from 'ioredis'
 
 export type RedisClient = Redis | Cluster
@@ -21,7 +21,7 @@ export function createRedisClient (url: string, options: RedisClientOptions = {}
     maxRetriesPerRequest: dataPlane ? 0 : 1,
     ...(dataPlane ? { commandTimeout: options.commandTimeoutMs, enableOfflineQueue: false } : {}),
   }
-  if (url.startsWith(CLUSTER_SCHEME)) {
+  if (isClusterUrl(url)) {
     const { hosts, username, password } = parseClusterUrl(url)
     return new Cluster(hosts, {
       lazyConnect: common.lazyConnect,

@@ -152,9 +152,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `,
   // 5: what an x402-paid request was priced at, as migrations/0005_audit_payment_amount.sql.
   // TEXT: atomic units can pass 2^63, past INTEGER. PostgreSQL's numeric(78,0) refuses what is
-  // not a number; the trigger refuses what is not a canonical one (digits, no leading zero, at
-  // most 78), so usage can sum the column exactly with BigInt. A trigger and not a CHECK: the
-  // sink's INSERT OR IGNORE would skip a row failing a CHECK without a word, losing the event.
+  // not a number; the trigger refused what is not a canonical one (digits, no leading zero, at
+  // most 78), so usage can sum the column exactly with BigInt (step 6 moved that check into the
+  // sink). A trigger and not a CHECK: the sink's INSERT OR IGNORE would skip a row failing a
+  // CHECK without a word, losing the event.
   // Rows stored earlier read NULL, which is what they were hashed with.
   `
   ALTER TABLE audit_events ADD COLUMN payment_amount TEXT;
