@@ -45,6 +45,8 @@ export interface Config {
   paymentBufferBytes: number
   /** a limits/budget decision the store has not answered within this long fails (503 or fail-open) */
   governanceTimeoutMs: number
+  /** a key-cache miss the control store has not answered by then is refused (503) */
+  keyLoadTimeoutMs: number
   /** share of forwarded requests that get an access-log line (refusals always do) */
   accessLogSample: number
   /** false only to measure audit's cost in a benchmark (RELAYKEY_AUDIT=off); never in production */
@@ -107,6 +109,7 @@ export function loadConfig (env: Env = process.env): Config {
     retryBufferBytes: integer(env, 'RELAYKEY_RETRY_BUFFER_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
     paymentBufferBytes: integer(env, 'RELAYKEY_PAYMENT_BUFFER_BYTES', 1024 * 1024, 0, 64 * 1024 * 1024),
     governanceTimeoutMs: integer(env, 'RELAYKEY_GOVERNANCE_TIMEOUT_MS', 250, 10, 60_000),
+    keyLoadTimeoutMs: integer(env, 'RELAYKEY_KEY_LOAD_TIMEOUT_MS', 2_000, 50, 60_000),
     accessLogSample: fraction(env, 'RELAYKEY_ACCESS_LOG_SAMPLE', 1),
     auditEnabled: auditSwitch(env.RELAYKEY_AUDIT),
   }

@@ -1,5 +1,7 @@
 // Presented key → KeyContext: the HMAC check, then the cache, then (on a miss) one store
-// query. Concurrent misses for the same key share one load.
+// query. Concurrent misses for the same key share one load, and no request waits for it longer
+// than the load timeout: a store that hangs (PostgreSQL black-holed, a stuck connection) fails
+// the request closed instead of holding it until the client gives up.
 import type { ControlStore } from '../store/control-store.js'
 import type { VirtualKeyCodec } from '../keys/virtual-key.js'
 import type { Invalidation } from '../process/invalidation.js'
@@ -21,9 +23,11 @@ export class KeyResolver {
    */
   readonly #digests = new Map<string, string>()
   readonly #maxDigests: number
+  readonly #loadTimeoutMs: number
 
-  constructor (deps: { codec: VirtualKeyCodec; cache: KeyCache; store: ControlStore; compile: CompileDeps; maxRemembered?: number }) {
+  constructor (deps: { codec: VirtualKeyCodec; cache: KeyCache; store: ControlStore; compile: CompileDeps; maxRemembered?: number; loadTimeoutMs?: number }) {
     this.#maxDigests = deps.maxRemembered ?? 100_000
+    this.#loadTimeoutMs = deps.loadTimeoutMs ?? 2_000
     this.#codec = deps.codec
     this.#cache = deps.cache
     this.#store = deps.store
@@ -47,15 +51,22 @@ export class KeyResolver {
     return this.#cache.get(digest)
   }
 
-  /** the context from the store (null: no such key); rejects when the store fails */
+  /**
+   * the context from the store (null: no such key); rejects when the store fails or has not
+   * answered within the load timeout (the load itself goes on, and fills the cache if it ends)
+   */
   load (digest: string): Promise<KeyContext | null> {
-    const inFlight = this.#loading.get(digest)
-    if (inFlight !== undefined) return inFlight
-    const pending: Promise<KeyContext | null> = this.#load(digest).finally(() => {
-      if (this.#loading.get(digest) === pending) this.#loading.delete(digest)
-    })
-    this.#loading.set(digest, pending)
-    return pending
+    let inFlight = this.#loading.get(digest)
+    if (inFlight === undefined) {
+      const pending: Promise<KeyContext | null> = this.#load(digest).finally(() => {
+        if (this.#loading.get(digest) === pending) this.#loading.delete(digest)
+      })
+      // a load that fails after every waiter gave up must not surface as unhandled
+      pending.catch(() => {})
+      this.#loading.set(digest, pending)
+      inFlight = pending
+    }
+    return withDeadline(inFlight, this.#loadTimeoutMs)
   }
 
   /**
@@ -75,4 +86,21 @@ export class KeyResolver {
     this.#cache.set(digest, context, epoch)
     return context
   }
+}
+
+export class KeyLoadTimeoutError extends Error {
+  constructor (ms: number) {
+    super(`the control store did not answer a key lookup within ${ms} ms`)
+    this.name = 'KeyLoadTimeoutError'
+  }
+}
+
+function withDeadline<T> (promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new KeyLoadTimeoutError(ms)), ms)
+    promise.then(
+      (value) => { clearTimeout(timer); resolve(value) },
+      (err: unknown) => { clearTimeout(timer); reject(err) },
+    )
+  })
 }

@@ -37,6 +37,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     codec: new VirtualKeyCodec(config.hmacSecret!),
     cache,
     store,
+    loadTimeoutMs: config.keyLoadTimeoutMs,
     compile: {
       secrets: new SecretResolver([
         new EnvSecretProvider(),
