@@ -7,6 +7,7 @@ import type { VirtualKeyCodec } from '../keys/virtual-key.js'
 import type { Invalidation } from '../process/invalidation.js'
 import type { KeyCache } from './key-cache.js'
 import { compileKeyContext, type CompileDeps, type KeyContext } from './key-context.js'
+import { withDeadline } from './store-deadline.js'
 
 export class KeyResolver {
   readonly #codec: VirtualKeyCodec
@@ -66,7 +67,7 @@ export class KeyResolver {
       this.#loading.set(digest, pending)
       inFlight = pending
     }
-    return withDeadline(inFlight, this.#loadTimeoutMs)
+    return withDeadline(inFlight, this.#loadTimeoutMs, 'a key lookup')
   }
 
   /**
@@ -86,21 +87,4 @@ export class KeyResolver {
     this.#cache.set(digest, context, epoch)
     return context
   }
-}
-
-export class KeyLoadTimeoutError extends Error {
-  constructor (ms: number) {
-    super(`the control store did not answer a key lookup within ${ms} ms`)
-    this.name = 'KeyLoadTimeoutError'
-  }
-}
-
-function withDeadline<T> (promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new KeyLoadTimeoutError(ms)), ms)
-    promise.then(
-      (value) => { clearTimeout(timer); resolve(value) },
-      (err: unknown) => { clearTimeout(timer); reject(err) },
-    )
-  })
 }

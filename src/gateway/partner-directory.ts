@@ -1,22 +1,26 @@
 // Which partner slugs exist, to tell 404 unknown_partner from 403 partner_not_allowed when a
 // key is not bound to the requested partner. Cached so refusals cannot hammer the store.
 import type { ControlStore } from '../store/control-store.js'
+import { withDeadline } from './store-deadline.js'
 
 export class PartnerDirectory {
   readonly #store: ControlStore
   readonly #ttlMs: number
+  readonly #timeoutMs: number
   readonly #known = new Map<string, { exists: boolean; until: number }>()
 
-  constructor (store: ControlStore, ttlMs: number) {
+  /** `timeoutMs`: how long a refusal waits for the store (then 503, as for a key lookup) */
+  constructor (store: ControlStore, ttlMs: number, timeoutMs = 2_000) {
     this.#store = store
     this.#ttlMs = ttlMs
+    this.#timeoutMs = timeoutMs
   }
 
   async exists (slug: string): Promise<boolean> {
     const now = Date.now()
     const known = this.#known.get(slug)
     if (known !== undefined && known.until > now) return known.exists
-    const exists = (await this.#store.getPartner(slug)) !== null
+    const exists = (await withDeadline(this.#store.getPartner(slug), this.#timeoutMs, 'a partner lookup')) !== null
     if (this.#known.size > 10_000) this.#known.clear()
     this.#known.set(slug, { exists, until: now + this.#ttlMs })
     return exists

@@ -50,7 +50,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
       logger,
     },
   })
-  const partners = new PartnerDirectory(store, config.keyCacheTtlMs)
+  const partners = new PartnerDirectory(store, config.keyCacheTtlMs, config.keyLoadTimeoutMs)
   const admission = await openAdmissionStore(config, logger, redis ?? undefined)
   const ready = async (): Promise<void> => {
     await Promise.all([store.ping(), admission.ping()])

@@ -1,7 +1,7 @@
-// A key that is not cached needs the control store. When PostgreSQL stops answering without
-// closing anything (black-holed, a stuck connection), such a request is refused quickly with
-// 503 governance_unavailable instead of hanging; cached keys keep working; once the database
-// answers again the key is found.
+// A key that is not cached needs the control store, and so does telling an unknown partner
+// from an unbound one. When PostgreSQL stops answering without closing anything (black-holed,
+// a stuck connection), such requests are refused quickly with 503 governance_unavailable
+// instead of hanging; cached keys keep working; once the database answers the key is found.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -67,6 +67,13 @@ describe('a key lookup the control store does not answer', () => {
     assert.equal(again.code, 'governance_unavailable')
     assert.ok(again.ms < LOAD_TIMEOUT_MS + 1000)
     assert.equal((await call(rk, setup.key)).status, 200, 'a cached key does not need the database')
+    // a cached key asking for a partner it is not bound to: telling 404 from 403 needs the store
+    const started = performance.now()
+    const res = await request(`${rk.proxyUrl}/proxy/elsewhere/x`, { headers: { 'x-relaykey': setup.key } })
+    const body = await res.body.json() as { error: { code: string } }
+    assert.equal(res.statusCode, 503)
+    assert.equal(body.error.code, 'governance_unavailable')
+    assert.ok(performance.now() - started < LOAD_TIMEOUT_MS + 1000)
   })
 
   it('finds the key once the database answers again', async () => {
