@@ -82,6 +82,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   /** x402: only for requests a paid policy charges for */
   #paid: PaidExchange | null = null
   #upstream: UpstreamTarget | null = null
+  #groups: { readonly owner: string; readonly partner: string } | null = null
+  /** ids of the credentials whose vendor quota this request has spent (quota partners only) */
+  #quotaSpent: string[] | null = null
   #preferred: CredentialRoute | null = null
   #order: CredentialOrder | null = null
   #limitState: LimitState | null = null
@@ -215,6 +218,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return
     }
     this.#facts.partner = route.slug
+    this.#groups = route.groups
     const upstream = route.upstream
     if (upstream === null) {
       return this.#refuse('environment_not_allowed', `partner ${route.slug} has no base URL or credential for environment ${context.environment}`)
@@ -281,7 +285,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     }
     this.#limitState = admission.tightest
     this.#reservation = admission.reservation
-    this.#forward(admission.credential === -1 ? this.#preferred! : this.#order!.routes[admission.credential]!)
+    const credential = admission.credential === -1 ? this.#preferred! : this.#order!.routes[admission.credential]!
+    if (this.#order !== null) this.#quotaSpent = [credential.id]
+    this.#forward(credential)
   }
 
   #admissionFailed (err: unknown): void {
@@ -622,7 +628,31 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   retryNow (): void {
     this.#retryTimer = null
-    if (!this.#settled) this.#attemptNow()
+    if (this.#settled) return
+    const spent = this.#quotaSpent
+    const credential = this.#credential!
+    if (spent === null || spent.includes(credential.id)) return this.#attemptNow()
+    // failing over to another credential spends one request of its vendor quota too
+    const candidate = this.#upstream!.orders![credential.index]!.candidates[0]!
+    if (candidate.quota === null) return this.#attemptNow()
+    this.#deps.admission.admit({ limits: [], budgets: [], cost: 0, credentials: [candidate], now: Date.now(), groups: this.#groups! }).then(
+      (admission) => this.#failoverAdmitted(admission, credential),
+      (err: unknown) => this.#failoverAdmitted(null, credential, err),
+    )
+  }
+
+  /** the quota decision for a failover credential: null when the store did not answer */
+  #failoverAdmitted (admission: Admission | null, credential: CredentialRoute, err?: unknown): void {
+    if (this.#settled) return
+    if (admission !== null && admission.ok) {
+      this.#quotaSpent!.push(credential.id)
+      return this.#attemptNow()
+    }
+    if (admission === null && this.#context!.failOpen) return this.#attemptNow()
+    this.#settled = true
+    this.#refund()
+    if (admission === null) return this.#governanceFailed(err)
+    this.#refuse(admission.code, refusalMessage(admission.code, admission.name), ['retry-after', String(admission.retryAfterSeconds)])
   }
 
   /** another attempt is allowed by the request itself, the partner's settings and the clock */

@@ -120,6 +120,28 @@ function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPart
     assert.equal(tokens.filter((t) => t === 'upstream-secret-value').length, 2)
     assert.equal(tokens.filter((t) => t === 'second-secret').length, 3)
   })
+
+  it('a failover to another credential spends that credential\'s vendor quota too', async () => {
+    const s = slug()
+    const setup = await setUpGovernedPartner(node(0), { slug: s, baseUrl: partner().url })
+    assert.equal((await node(0).admin('PATCH', `/admin/partners/${s}`, { retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 2 } })).status, 200)
+    const second = await node(0).admin('POST', `/admin/partners/${s}/credentials`, {
+      name: 'second', environment: 'production', secret: { provider: 'inline', value: 'quota-secret' }, rate_limit: { requests: 3, per_seconds: 600 },
+    })
+    assert.equal(second.status, 201)
+    await sleep(300)
+    // the first credential was revoked at the vendor: each worker fails over from it once, to
+    // the second, whose quota of 3 covers every request the vendor sees with it
+    partner().handle((req, res) => { res.writeHead(req.headers['x-app-token'] === 'upstream-secret-value' ? 401 : 200); res.end() })
+    const before = partner().received.length
+    const outcomes: Outcome[] = []
+    for (let i = 0; i < 8; i++) outcomes.push(await callProxy(node(i), setup.key, `${s}/x`))
+    const tokens = partner().received.slice(before).map((r) => r.headers['x-app-token'])
+    assert.equal(tokens.filter((t) => t === 'quota-secret').length, 3, tally(outcomes))
+    assert.equal(count(outcomes, 200), 3, tally(outcomes))
+    assert.equal(count(outcomes, 429, 'upstream_quota_exceeded'), 5, tally(outcomes))
+    assert.ok(tokens.filter((t) => t === 'upstream-secret-value').length <= 2, 'each worker or node tries the revoked credential once at most')
+  })
 }
 
 describe('limits and budgets, embedded mode (2 workers)', () => {
