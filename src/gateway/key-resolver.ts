@@ -14,7 +14,8 @@ export class KeyResolver {
   readonly #cache: KeyCache
   readonly #store: ControlStore
   readonly #compile: CompileDeps
-  readonly #loading = new Map<string, Promise<KeyContext | null>>()
+  /** loads in flight, with when they started (performance.now()) */
+  readonly #loading = new Map<string, { promise: Promise<KeyContext | null>; started: number }>()
   /**
    * Presented key → its digest, for keys that passed the HMAC check. The HMAC is the single
    * largest cost of a cache hit, and a key's digest never changes, so a key seen before skips it.
@@ -26,9 +27,9 @@ export class KeyResolver {
   readonly #maxDigests: number
   readonly #loadTimeoutMs: number
 
-  constructor (deps: { codec: VirtualKeyCodec; cache: KeyCache; store: ControlStore; compile: CompileDeps; maxRemembered?: number; loadTimeoutMs?: number }) {
+  constructor (deps: { codec: VirtualKeyCodec; cache: KeyCache; store: ControlStore; compile: CompileDeps; loadTimeoutMs: number; maxRemembered?: number }) {
     this.#maxDigests = deps.maxRemembered ?? 100_000
-    this.#loadTimeoutMs = deps.loadTimeoutMs ?? 2_000
+    this.#loadTimeoutMs = deps.loadTimeoutMs
     this.#codec = deps.codec
     this.#cache = deps.cache
     this.#store = deps.store
@@ -57,17 +58,18 @@ export class KeyResolver {
    * answered within the load timeout (the load itself goes on, and fills the cache if it ends)
    */
   load (digest: string): Promise<KeyContext | null> {
+    const now = performance.now()
     let inFlight = this.#loading.get(digest)
-    if (inFlight === undefined) {
-      const pending: Promise<KeyContext | null> = this.#load(digest).finally(() => {
-        if (this.#loading.get(digest) === pending) this.#loading.delete(digest)
-      })
-      // a load that fails after every waiter gave up must not surface as unhandled
-      pending.catch(() => {})
-      this.#loading.set(digest, pending)
-      inFlight = pending
+    // a load older than the timeout may be stuck on a dead connection forever: start afresh
+    if (inFlight === undefined || now - inFlight.started > this.#loadTimeoutMs) {
+      const entry = { promise: this.#load(digest), started: now }
+      entry.promise.finally(() => {
+        if (this.#loading.get(digest) === entry) this.#loading.delete(digest)
+      }).catch(() => {}) // a load that fails after every waiter gave up is nobody's error
+      this.#loading.set(digest, entry)
+      inFlight = entry
     }
-    return withDeadline(inFlight, this.#loadTimeoutMs, 'a key lookup')
+    return withDeadline(inFlight.promise, this.#loadTimeoutMs, 'a key lookup')
   }
 
   /**

@@ -8,19 +8,32 @@ export class PartnerDirectory {
   readonly #ttlMs: number
   readonly #timeoutMs: number
   readonly #known = new Map<string, { exists: boolean; until: number }>()
+  /** lookups in flight, shared: a store outage must not queue one query per refusal */
+  readonly #looking = new Map<string, Promise<boolean>>()
 
   /** `timeoutMs`: how long a refusal waits for the store (then 503, as for a key lookup) */
-  constructor (store: ControlStore, ttlMs: number, timeoutMs = 2_000) {
+  constructor (store: ControlStore, ttlMs: number, timeoutMs: number) {
     this.#store = store
     this.#ttlMs = ttlMs
     this.#timeoutMs = timeoutMs
   }
 
   async exists (slug: string): Promise<boolean> {
-    const now = Date.now()
     const known = this.#known.get(slug)
-    if (known !== undefined && known.until > now) return known.exists
-    const exists = (await withDeadline(this.#store.getPartner(slug), this.#timeoutMs, 'a partner lookup')) !== null
+    if (known !== undefined && known.until > Date.now()) return known.exists
+    let looking = this.#looking.get(slug)
+    if (looking === undefined) {
+      looking = this.#lookUp(slug)
+      const shared = looking
+      shared.finally(() => { if (this.#looking.get(slug) === shared) this.#looking.delete(slug) }).catch(() => {})
+      this.#looking.set(slug, shared)
+    }
+    return await withDeadline(looking, this.#timeoutMs, 'a partner lookup')
+  }
+
+  async #lookUp (slug: string): Promise<boolean> {
+    const now = Date.now()
+    const exists = (await this.#store.getPartner(slug)) !== null
     if (this.#known.size > 10_000) this.#known.clear()
     this.#known.set(slug, { exists, until: now + this.#ttlMs })
     return exists
@@ -29,5 +42,6 @@ export class PartnerDirectory {
   /** any partner change may add or remove a slug */
   clear (): void {
     this.#known.clear()
+    this.#looking.clear()
   }
 }

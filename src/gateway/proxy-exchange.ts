@@ -632,27 +632,39 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const spent = this.#quotaSpent
     const credential = this.#credential!
     if (spent === null || spent.includes(credential.id)) return this.#attemptNow()
-    // failing over to another credential spends one request of its vendor quota too
-    const candidate = this.#upstream!.orders![credential.index]!.candidates[0]!
-    if (candidate.quota === null) return this.#attemptNow()
-    this.#deps.admission.admit({ limits: [], budgets: [], cost: 0, credentials: [candidate], now: Date.now(), groups: this.#groups! }).then(
-      (admission) => this.#failoverAdmitted(admission, credential),
-      (err: unknown) => this.#failoverAdmitted(null, credential, err),
+    // no vendor request may be spent on an attempt that will not be sent
+    if (performance.now() >= this.#deadline) return this.#failBeforeResponse('upstream_timeout', 'the partner did not answer in time')
+    // Failing over spends a request of the new credential's vendor quota: the credentials in
+    // order from the chosen one, minus those this request already used, and the store picks the
+    // first with room, as at admission.
+    const order = withoutCredentials(usableOrder(this.#upstream!.orders![credential.index]!, Date.now()), spent)
+    if (order.candidates.every((c) => c.quota === null)) return this.#attemptNow()
+    this.#order = order
+    this.#deps.admission.admit({ limits: [], budgets: [], cost: 0, credentials: order.candidates, now: Date.now(), groups: this.#groups! }).then(
+      (admission) => this.#failoverAdmitted(admission),
+      (err: unknown) => this.#failoverAdmitted(null, err),
     )
   }
 
-  /** the quota decision for a failover credential: null when the store did not answer */
-  #failoverAdmitted (admission: Admission | null, credential: CredentialRoute, err?: unknown): void {
+  /** the quota decision for a failover: null when the store did not answer */
+  #failoverAdmitted (admission: Admission | null, err?: unknown): void {
     if (this.#settled) return
     if (admission !== null && admission.ok) {
+      const credential = this.#order!.routes[admission.credential === -1 ? 0 : admission.credential]!
+      this.#credential = credential
       this.#quotaSpent!.push(credential.id)
       return this.#attemptNow()
     }
-    if (admission === null && this.#context!.failOpen) return this.#attemptNow()
+    if (admission === null && this.#context!.failOpen) {
+      this.#deps.logger.warn({ request_id: this.requestId, key_id: this.#context!.keyId, err: errorSummary(err) }, 'limits store unavailable; policy fails open, failing over unmetered')
+      return this.#attemptNow()
+    }
     this.#settled = true
     this.#refund()
     if (admission === null) return this.#governanceFailed(err)
-    this.#refuse(admission.code, refusalMessage(admission.code, admission.name), ['retry-after', String(admission.retryAfterSeconds)])
+    const headers = ['retry-after', String(admission.retryAfterSeconds)]
+    pushRateLimitHeaders(headers, this.#context!.limits.policyHeader, this.#limitState)
+    this.#refuse(admission.code, refusalMessage(admission.code, admission.name), headers)
   }
 
   /** another attempt is allowed by the request itself, the partner's settings and the clock */
@@ -913,6 +925,18 @@ function usableOrder (order: CredentialOrder, now: number): CredentialOrder {
     candidates.push(order.candidates[i]!)
   }
   return { routes: kept, candidates }
+}
+
+/** `order` without the credentials whose ids are in `used` */
+function withoutCredentials (order: CredentialOrder, used: readonly string[]): CredentialOrder {
+  const routes: CredentialRoute[] = []
+  const candidates: CredentialCandidate[] = []
+  for (let i = 0; i < order.routes.length; i++) {
+    if (used.includes(order.routes[i]!.id)) continue
+    routes.push(order.routes[i]!)
+    candidates.push(order.candidates[i]!)
+  }
+  return { routes, candidates }
 }
 
 function soonestRetryMs (routes: readonly CredentialRoute[], now: number): number {

@@ -2,17 +2,12 @@
 // store that stops answering without closing anything fails the request closed (503) instead
 // of holding it. The lookup itself is not cancelled; whoever shares it may still use its answer.
 
-export class StoreTimeoutError extends Error {
-  constructor (what: string, ms: number) {
-    super(`the control store did not answer ${what} within ${ms} ms`)
-    this.name = 'StoreTimeoutError'
-  }
-}
+import { GovernanceUnavailableError } from '../errors.js'
 
-/** `promise`'s outcome, or a StoreTimeoutError after `ms` */
+/** `promise`'s outcome, or a GovernanceUnavailableError after `ms` */
 export function withDeadline<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new StoreTimeoutError(what, ms)), ms)
+    const timer = setTimeout(() => reject(new GovernanceUnavailableError(`the control store did not answer ${what} within ${ms} ms`)), ms)
     promise.then(
       (value) => { clearTimeout(timer); resolve(value) },
       (err: unknown) => { clearTimeout(timer); reject(err) },

@@ -76,8 +76,9 @@ describe('a key lookup the control store does not answer', () => {
     assert.ok(performance.now() - started < LOAD_TIMEOUT_MS + 1000)
   })
 
-  it('finds the key once the database answers again', async () => {
-    proxy.resetAll()
+  it('finds the key once the database answers again, though the lookups sent into the black hole never end', async () => {
+    // the connections that carried them stay open and silent: only a fresh lookup on another
+    // connection can find the key
     proxy.pass()
     const deadline = Date.now() + 15_000
     let last = await call(rk, uncached)

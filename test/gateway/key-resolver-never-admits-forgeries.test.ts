@@ -12,6 +12,7 @@ describe('key resolver digest memo', () => {
     cache: new KeyCache({ max: 10, ttlMs: 1000 }),
     store: {} as never,
     compile: {} as never,
+    loadTimeoutMs: 2000,
     maxRemembered: 4,
   })
 
