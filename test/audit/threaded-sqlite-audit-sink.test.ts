@@ -1,5 +1,6 @@
-// Embedded mode's audit sink, whose inserts run on a thread: the shared sink contract, and what
-// happens when the thread cannot do its work (the writes fail, the next one starts a new thread).
+// Embedded mode's audit sink, whose inserts run on a thread (the shared sink contract runs in
+// sqlite-audit-sink.test.ts): what happens when the thread cannot do its work — the writes fail,
+// and the next one starts a new thread.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
@@ -8,24 +9,7 @@ import { join } from 'node:path'
 import { readSqliteAuditEvents } from '../../src/audit/audit-event-readers.js'
 import { openThreadedSqliteAuditSink, ThreadedSqliteAuditSink } from '../../src/audit/threaded-sqlite-audit-sink.js'
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
-import { runAuditSinkContract } from './audit-sink.contract.js'
 import { chainedEvents } from './audit-fixtures.js'
-
-runAuditSinkContract('sqlite, on a writer thread', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'relaykey-audit-'))
-  const file = join(dir, 'relaykey.db')
-  const sink = await openThreadedSqliteAuditSink(file)
-  const reader = openSqliteDatabase(file)
-  return {
-    sink,
-    rows: () => readSqliteAuditEvents(reader),
-    async cleanup () {
-      await sink.close()
-      reader.close()
-      await rm(dir, { recursive: true, force: true })
-    },
-  }
-})
 
 describe('threaded SQLite audit sink', () => {
   it('fails writes while its file cannot be opened, and stores them once it can', async () => {
