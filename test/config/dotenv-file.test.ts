@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -16,15 +16,17 @@ function envAfterLoading (dir: string, env: Record<string, string>): Record<stri
 }
 
 describe('.env', () => {
-  it('fills variables that are not set, and never overrides the real environment', () => {
+  it('fills variables that are not set, and never overrides the real environment', (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'relaykey-dotenv-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
     writeFileSync(join(dir, '.env'), 'RELAYKEY_PORT=9999\nRELAYKEY_LOG_LEVEL=debug\n')
     assert.deepEqual(envAfterLoading(dir, {}), { a: '9999', b: 'debug' })
     assert.deepEqual(envAfterLoading(dir, { RELAYKEY_LOG_LEVEL: 'warn' }), { a: '9999', b: 'warn' })
   })
 
-  it('is optional', () => {
+  it('is optional', (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'relaykey-dotenv-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
     assert.deepEqual(envAfterLoading(dir, {}), {})
   })
 })

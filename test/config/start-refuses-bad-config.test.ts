@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -11,6 +11,7 @@ const CLI = new URL('../../src/cli.js', import.meta.url).pathname
 function serve (env: Record<string, string>): { status: number | null; stderr: string } {
   const cwd = mkdtempSync(join(tmpdir(), 'relaykey-badcfg-'))
   const run = spawnSync(process.execPath, [CLI, 'serve'], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 10_000 })
+  rmSync(cwd, { recursive: true, force: true })
   return { status: run.status, stderr: run.stderr }
 }
 

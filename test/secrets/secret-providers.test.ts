@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -18,8 +18,9 @@ describe('secret providers', () => {
     new InlineSecretProvider(cipher),
   ])
 
-  it('reads env, file and inline secrets', async () => {
+  it('reads env, file and inline secrets', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'relaykey-secret-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
     writeFileSync(join(dir, 'token'), 'from-file\n')
     assert.equal(await resolver.resolve({ provider: 'env', ref: 'VENDOR_TOKEN' }), 'from-env')
     assert.equal(await resolver.resolve({ provider: 'file', ref: join(dir, 'token') }), 'from-file')
