@@ -52,7 +52,7 @@ export interface ChainedAuditEvent extends AuditEvent {
 // numeric(78,0) in PostgreSQL: anything else would be rounded ("1.5") or refused ("0x10") there
 // — a refused row fails its whole batch, again on every replay — and a rounded or re-formatted
 // one ("007") would no longer hash as it was chained
-const PAYMENT_AMOUNT = /^(?:0|[1-9][0-9]{0,77})$/
+export const PAYMENT_AMOUNT = /^(?:0|[1-9][0-9]{0,77})$/
 
 /**
  * The payment_amount an event may carry: `amount` when it is a canonical decimal string, else

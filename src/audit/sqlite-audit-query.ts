@@ -12,7 +12,7 @@ export class SqliteAuditQuery implements AuditQuery {
     this.#db = db
     // SQLite's sum() turns TEXT into a 64-bit integer or a double, inexact past 2^63 (or 2^53):
     // atomic units need an exact sum, so this one adds BigInts, in the query, without moving
-    // the rows to JS first. The column's trigger (schema.ts step 5) keeps BigInt() from throwing.
+    // the rows to JS first. The sink stores only canonical amounts, so BigInt() never throws.
     db.aggregate('relaykey_decimal_sum', {
       start: () => 0n,
       step: addDecimal,

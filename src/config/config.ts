@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { ConfigError } from '../errors.js'
-import { parseClusterUrl } from '../store/redis/cluster-url.js'
+import { isClusterUrl, parseClusterUrl } from '../store/redis/cluster-url.js'
 
 export type Mode = 'embedded' | 'distributed'
 
@@ -139,7 +139,7 @@ function checkUrl (variable: string, value: string, protocols: string[]): void {
 
 /** one URL, or a Redis Cluster's `redis+cluster://host1:port,host2:port` list of seed nodes */
 function checkRedisUrl (value: string): void {
-  if (!value.toLowerCase().startsWith('redis+cluster:')) return checkUrl('REDIS_URL', value, ['redis:', 'rediss:', 'redis+cluster:'])
+  if (!isClusterUrl(value)) return checkUrl('REDIS_URL', value, ['redis:', 'rediss:'])
   try {
     parseClusterUrl(value)
   } catch (err) {

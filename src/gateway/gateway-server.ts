@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net'
 import { randomUUID } from 'node:crypto'
 import { Router } from '../http/router.js'
+import { errorBody } from '../errors.js'
 import { sendError, sendJson } from './respond.js'
 import { ProxyExchange, type ExchangeDeps } from './proxy-exchange.js'
 
@@ -17,7 +18,7 @@ type RouteHandler = (deps: GatewayDeps, req: IncomingMessage, res: ServerRespons
 const HEALTH_BODY = JSON.stringify({ status: 'ok' })
 
 /** how long a slow client may take (RELAYKEY_CLIENT_*_TIMEOUT_MS) */
-export interface ClientTimeouts {
+interface ClientTimeouts {
   /** all request headers */
   headersTimeoutMs: number
   /** the whole request, body included (not the response) */
@@ -70,7 +71,7 @@ function ready (deps: GatewayDeps, _req: IncomingMessage, res: ServerResponse, _
 }
 
 function refuseConnect (_req: IncomingMessage, socket: Socket): void {
-  socket.end(rawRefusal(400, 'Bad Request', 'bad_request', 'CONNECT is not supported'))
+  socket.end(rawRefusal(400, 'Bad Request', 'CONNECT is not supported'))
 }
 
 function refuseMalformed (err: NodeJS.ErrnoException, socket: Socket): void {
@@ -80,17 +81,17 @@ function refuseMalformed (err: NodeJS.ErrnoException, socket: Socket): void {
   if ((socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true) return void socket.destroy()
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     // RELAYKEY_CLIENT_HEADERS_TIMEOUT_MS / _REQUEST_TIMEOUT_MS: a slow or stalled client
-    return void socket.end(rawRefusal(408, 'Request Timeout', 'bad_request', 'the request did not arrive in time'))
+    return void socket.end(rawRefusal(408, 'Request Timeout', 'the request did not arrive in time'))
   }
   const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
-  socket.end(rawRefusal(tooLarge ? 431 : 400, tooLarge ? 'Request Header Fields Too Large' : 'Bad Request', 'bad_request',
+  socket.end(rawRefusal(tooLarge ? 431 : 400, tooLarge ? 'Request Header Fields Too Large' : 'Bad Request',
     tooLarge ? 'the request headers are too large' : 'the request is not valid HTTP'))
 }
 
 /** a whole HTTP/1.1 response for a socket Node will not give us a response object for */
-function rawRefusal (status: number, reason: string, code: 'bad_request', message: string): string {
+function rawRefusal (status: number, reason: string, message: string): string {
   const requestId = randomUUID()
-  const body = JSON.stringify({ error: { code, message, request_id: requestId } })
+  const body = errorBody('bad_request', message, requestId)
   return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
     `x-relaykey-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`
 }

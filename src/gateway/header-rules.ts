@@ -1,6 +1,7 @@
 // Header hygiene in both directions (CONTRACT §4). Name tables are built once; each request
 // makes one pass over the raw header list and writes a flat [name, value, …] array that
 // undici (request) and res.writeHead (response) take without further copying.
+import { PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE, X_PAYMENT, X_PAYMENT_RESPONSE } from '../payments/x402-headers.js'
 import { withoutQueryParam } from './proxy-path.js'
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus RFC 2616's list and the legacy Proxy-Connection */
@@ -13,7 +14,7 @@ const HOP_BY_HOP = new Set([
 const REQUEST_ONLY = new Set([
   'x-relaykey', 'host', 'forwarded', 'expect',
   // x402 payment headers are RelayKey's business, never the partner's
-  'payment-signature', 'x-payment',
+  PAYMENT_SIGNATURE, X_PAYMENT,
 ])
 
 /** tokens of every `Connection` header, lowercased; null when there is none (the common case) */
@@ -74,6 +75,8 @@ export function responseHeaders (raw: Buffer[], requestId: string, credentialQue
 }
 
 function isLocationHeader (name: string): boolean {
+  // most names are neither length: no lowercased copy for them
+  if (name.length !== 8 && name.length !== 16) return false
   const lower = name.toLowerCase()
   return lower === 'location' || lower === 'content-location'
 }
@@ -91,7 +94,7 @@ function withoutCredential (url: string, param: string): string {
  * never passed back: RelayKey's own request id, and the x402 answer headers, which only
  * RelayKey may set (a partner's PAYMENT-RESPONSE would claim a settlement that never happened)
  */
-const RESPONSE_OWNED = new Set(['x-relaykey-request-id', 'payment-required', 'payment-response', 'x-payment-response'])
+const RESPONSE_OWNED = new Set(['x-relaykey-request-id', PAYMENT_REQUIRED, PAYMENT_RESPONSE, X_PAYMENT_RESPONSE])
 
 function droppedResponseHeader (lower: string, named: Set<string> | null): boolean {
   return HOP_BY_HOP.has(lower) || RESPONSE_OWNED.has(lower) || (named !== null && named.has(lower))

@@ -19,7 +19,7 @@ export type PaymentRefusal =
   | { readonly code: 'governance_unavailable'; readonly err: unknown }
 
 /** the partner's answer, held while the payment settles */
-export interface HeldAnswer {
+interface HeldAnswer {
   readonly status: number
   readonly statusText: string
   readonly headers: string[]

@@ -24,7 +24,7 @@ import { ExchangeFacts, type ExchangeReporter } from './exchange-report.js'
 import { checkProxyPath, withoutQueryParam, type CheckedPath } from './proxy-path.js'
 import { connectionTokens, copyRequestHeaders, responseHeaders } from './header-rules.js'
 import { findEndpoint } from './endpoint-pattern.js'
-import { sendError } from './respond.js'
+import { sendError, sendJson } from './respond.js'
 import type { CredentialOrder, CredentialRoute, KeyContext, UpstreamTarget } from './key-context.js'
 import type { Admission, AdmissionStore, CredentialCandidate, LimitState, Reservation } from '../limits/admission.js'
 import { costOf } from '../limits/compile-limits.js'
@@ -35,7 +35,7 @@ import { fullJitterDelayMs, isIdempotentMethod, retryAfterMs } from '../reliabil
 import type { PaymentServices } from '../payments/payment-services.js'
 import { PaidExchange, type PaymentRefusal } from './paid-exchange.js'
 import { priceFor } from '../payments/compile-payment.js'
-import { paymentResponseHeaders } from '../payments/x402-headers.js'
+import { PAYMENT_REQUIRED, PAYMENT_SIGNATURE, X_PAYMENT, paymentResponseHeaders } from '../payments/x402-headers.js'
 import type { SettleOutcome } from '../payments/facilitator-answers.js'
 
 export interface ExchangeDeps {
@@ -60,7 +60,7 @@ type ExchangeRequest = IncomingMessage & { [kExchange]?: ProxyExchange }
 const PROBE_PARTNER = 1
 const PROBE_CREDENTIAL = 2
 
-export type RetryReason = 'connection' | 'status' | 'credential_rejected'
+type RetryReason = 'connection' | 'status' | 'credential_rejected'
 
 export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly #deps: ExchangeDeps
@@ -77,6 +77,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   /** the client's Content-Length, -1 when absent (chunked or no body) */
   #contentLength = -1
   #idempotencyKey = false
+  /** the client's Host, for the x402 resource URL */
+  #host = ''
   #paymentSignature: string | undefined = undefined
   #xPayment: string | undefined = undefined
   /** x402: only for requests a paid policy charges for */
@@ -149,10 +151,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       const name = raw[i]!
       switch (name.length) {
         case 4:
-          if (name.toLowerCase() === 'host') hosts++
+          if (name.toLowerCase() === 'host') {
+            hosts++
+            this.#host = raw[i + 1]!
+          }
           break
         case 9:
-          if (name.toLowerCase() === 'x-payment') this.#xPayment = raw[i + 1]
+          if (name.toLowerCase() === X_PAYMENT) this.#xPayment = raw[i + 1]
           break
         case 10:
           if (name.toLowerCase() === 'x-relaykey') key = raw[i + 1]
@@ -171,7 +176,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
           if (lower === 'transfer-encoding') {
             this.#hasBody = true
             this.#contentLength = -1
-          } else if (lower === 'payment-signature') {
+          } else if (lower === PAYMENT_SIGNATURE) {
             this.#paymentSignature = raw[i + 1]
           }
           break
@@ -247,7 +252,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       // read before any limit is spent: a request without a usable payment costs nothing
       const price = priceFor(payment, method, this.#path!.match)
       if (price !== null) {
-        const paid = new PaidExchange(this.#deps.payments, this.#deps.logger, payment, price, `http://${this.#req.headers.host ?? ''}${this.#req.url!}`)
+        const paid = new PaidExchange(this.#deps.payments, this.#deps.logger, payment, price, `http://${this.#host}${this.#req.url!}`)
         this.#paid = paid
         const reason = paid.read(this.#paymentSignature, this.#xPayment)
         if (reason !== null) return this.#paymentRequired(reason)
@@ -276,12 +281,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   #admitted (admission: Admission): void {
-    const policyHeader = this.#context!.limits.policyHeader
     if (!admission.ok) {
       this.#facts.cost = 0
-      const headers = ['retry-after', String(admission.retryAfterSeconds)]
-      pushRateLimitHeaders(headers, policyHeader, admission.tightest)
-      return this.#refuse(admission.code, refusalMessage(admission.code, admission.name), headers)
+      return this.#limitRefused(admission, admission.tightest)
     }
     this.#limitState = admission.tightest
     this.#reservation = admission.reservation
@@ -438,10 +440,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // The vendor refusing the credential itself: 401 takes it out of rotation at once, 403 (which
     // may only mean "not this resource") counts towards its breaker; either fails over to
     // another credential when there is one.
-    const refused = (statusCode === 401 || statusCode === 403) && this.#otherCredential(now) !== null
+    const other = statusCode === 401 || statusCode === 403 ? this.#otherCredential(now) : null
+    const refused = other !== null
     this.#judgeAttempt(statusCode >= 500 ? 'failed' : !refused ? 'succeeded' : statusCode === 401 ? 'rejected' : 'forbidden', now)
     if ((refused || upstream.retry.onStatus.includes(statusCode)) && this.#mayRetry()) {
-      const next = refused ? this.#otherCredential(now) : this.#retryCredential(now)
+      const next = refused ? other : this.#retryCredential(now)
       const delay = refused ? 0 : this.#retryDelay(rawHeaders, now)
       // a breaker this answer just opened leaves the answer as it is: no retry into a 503
       if (next !== null && delay >= 0 && upstream.guards.budget.tryRetry(now)) {
@@ -637,7 +640,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // Failing over spends a request of the new credential's vendor quota: the credentials in
     // order from the chosen one, minus those this request already used, and the store picks the
     // first with room, as at admission.
-    const order = withoutCredentials(usableOrder(this.#upstream!.orders![credential.index]!, Date.now()), spent)
+    const order = usableOrder(this.#upstream!.orders![credential.index]!, Date.now(), spent)
     if (order.candidates.every((c) => c.quota === null)) return this.#attemptNow()
     this.#order = order
     this.#deps.admission.admit({ limits: [], budgets: [], cost: 0, credentials: order.candidates, now: Date.now(), groups: this.#groups! }).then(
@@ -662,9 +665,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#settled = true
     this.#refund()
     if (admission === null) return this.#governanceFailed(err)
-    const headers = ['retry-after', String(admission.retryAfterSeconds)]
-    pushRateLimitHeaders(headers, this.#context!.limits.policyHeader, this.#limitState)
-    this.#refuse(admission.code, refusalMessage(admission.code, admission.name), headers)
+    this.#limitRefused(admission, this.#limitState)
+  }
+
+  /** 429 for a spent limit, budget or quota, with Retry-After and the RateLimit headers of `state` */
+  #limitRefused (refusal: Extract<Admission, { ok: false }>, state: LimitState | null): void {
+    const headers = ['retry-after', String(refusal.retryAfterSeconds)]
+    pushRateLimitHeaders(headers, this.#context!.limits.policyHeader, state)
+    this.#refuse(refusal.code, refusalMessage(refusal.code, refusal.name), headers)
   }
 
   /** another attempt is allowed by the request itself, the partner's settings and the clock */
@@ -752,23 +760,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   /** 402 with the PAYMENT-REQUIRED header and the same object as the body (CONTRACT §7) */
   #paymentRequired (reason: string, extraHeaders?: string[]): void {
     const answer = this.#paid!.required(reason, this.requestId)
-    const length = Buffer.byteLength(answer.body)
-    const headers = [
-      'content-type', 'application/json',
-      'content-length', String(length),
-      'cache-control', 'no-store',
-      'x-relaykey-request-id', this.requestId,
-      'payment-required', answer.header,
-    ]
+    const headers = [PAYMENT_REQUIRED, answer.header]
     if (extraHeaders !== undefined) headers.push(...extraHeaders)
     const facts = this.#facts
     facts.status = 402
     facts.outcome = 'payment_required'
-    facts.bytesOut = length
-    if (!this.#res.destroyed) {
-      this.#res.writeHead(402, headers)
-      this.#res.end(answer.body)
-    }
+    facts.bytesOut = Buffer.byteLength(answer.body)
+    if (!this.#res.destroyed) sendJson(this.#res, 402, answer.body, this.requestId, headers)
     this.#report()
   }
 
@@ -911,32 +909,29 @@ function usableAfter (routes: readonly CredentialRoute[], current: CredentialRou
   return null
 }
 
-/** a quota order without the credentials whose breaker is open (the same object when none is) */
-function usableOrder (order: CredentialOrder, now: number): CredentialOrder {
+/**
+ * A quota order without the credentials whose breaker is open, nor those in `used` (the same
+ * object when none is dropped).
+ */
+function usableOrder (order: CredentialOrder, now: number, used: readonly string[] = NO_IDS): CredentialOrder {
   const routes = order.routes
-  let open = 0
-  for (let i = 0; i < routes.length; i++) if (routes[i]!.breaker.blocks(now)) open++
-  if (open === 0) return order
+  let dropped = 0
+  for (let i = 0; i < routes.length; i++) if (!usable(routes[i]!, now, used)) dropped++
+  if (dropped === 0) return order
   const kept: CredentialRoute[] = []
   const candidates: CredentialCandidate[] = []
   for (let i = 0; i < routes.length; i++) {
-    if (routes[i]!.breaker.blocks(now)) continue
+    if (!usable(routes[i]!, now, used)) continue
     kept.push(routes[i]!)
     candidates.push(order.candidates[i]!)
   }
   return { routes: kept, candidates }
 }
 
-/** `order` without the credentials whose ids are in `used` */
-function withoutCredentials (order: CredentialOrder, used: readonly string[]): CredentialOrder {
-  const routes: CredentialRoute[] = []
-  const candidates: CredentialCandidate[] = []
-  for (let i = 0; i < order.routes.length; i++) {
-    if (used.includes(order.routes[i]!.id)) continue
-    routes.push(order.routes[i]!)
-    candidates.push(order.candidates[i]!)
-  }
-  return { routes, candidates }
+const NO_IDS: readonly string[] = Object.freeze([])
+
+function usable (route: CredentialRoute, now: number, used: readonly string[]): boolean {
+  return !route.breaker.blocks(now) && !used.includes(route.id)
 }
 
 function soonestRetryMs (routes: readonly CredentialRoute[], now: number): number {

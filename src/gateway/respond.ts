@@ -11,7 +11,11 @@ export function sendError (res: ServerResponse, code: ErrorCode, message: string
     res.destroy()
     return 0
   }
-  const body = errorBody(code, message, requestId)
+  return sendJson(res, statusOf(code), errorBody(code, message, requestId), requestId, extraHeaders)
+}
+
+/** a JSON body with RelayKey's own headers (and `extraHeaders`); returns its length in bytes */
+export function sendJson (res: ServerResponse, status: number, body: string, requestId: string, extraHeaders?: string[]): number {
   const length = Buffer.byteLength(body)
   const headers = [
     'content-type', 'application/json',
@@ -22,17 +26,7 @@ export function sendError (res: ServerResponse, code: ErrorCode, message: string
   if (extraHeaders !== undefined) {
     for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]!)
   }
-  res.writeHead(statusOf(code), headers)
+  res.writeHead(status, headers)
   res.end(body)
   return length
-}
-
-export function sendJson (res: ServerResponse, status: number, body: string, requestId: string): void {
-  res.writeHead(status, [
-    'content-type', 'application/json',
-    'content-length', String(Buffer.byteLength(body)),
-    'cache-control', 'no-store',
-    'x-relaykey-request-id', requestId,
-  ])
-  res.end(body)
 }

@@ -4,6 +4,7 @@ import { ValidationError } from '../errors.js'
 import {
   array, child, httpUrl, integer, item, label, matching, object, onlyFields, type JsonObject,
 } from '../admin/validate.js'
+import { PAYMENT_AMOUNT } from '../audit/audit-event.js'
 import { endpointMethod, endpointPath } from '../admin/validate-endpoint.js'
 
 // `type`, not `interface`: the stores keep `payment` as an opaque Record<string, unknown>, and
@@ -41,7 +42,6 @@ const PRICE_FIELDS = new Set(['method', 'path', 'amount'])
 // uint256 has at most 78 digits; no leading zeros, because offered and accepted amounts are
 // compared as strings
 const AMOUNT = /^[1-9][0-9]{0,77}$/
-const PRICE_AMOUNT = /^(?:0|[1-9][0-9]{0,77})$/
 // CAIP-2: namespace [-a-z0-9]{3,8}, reference [-_a-zA-Z0-9]{1,32}
 const NETWORK = /^[-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32}$/
 const EVM_CHAIN = /^eip155:[0-9]{1,32}$/
@@ -109,7 +109,7 @@ function prices (value: unknown, field: string): PriceRule[] {
     return {
       method: endpointMethod(o.method, child(f, 'method')),
       path: endpointPath(o.path, child(f, 'path')),
-      amount: matching(o.amount, child(f, 'amount'), PRICE_AMOUNT, 'a whole number of the smallest unit as a string of digits; "0" makes the endpoint free'),
+      amount: matching(o.amount, child(f, 'amount'), PAYMENT_AMOUNT, 'a whole number of the smallest unit as a string of digits; "0" makes the endpoint free'),
     }
   })
 }

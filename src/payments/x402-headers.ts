@@ -16,7 +16,7 @@ export const X_PAYMENT_RESPONSE = 'x-payment-response'
 // Standard alphabet with padding, as the x402 reference encodes; anything else is not a payment.
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
 
-export function encodeHeaderJson (value: unknown): string {
+function encodeHeaderJson (value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64')
 }
 

@@ -40,7 +40,7 @@ export interface ReliabilitySnapshot {
 
 interface TrackedBreaker { slug: string; scope: 'partner' | 'credential'; breaker: CircuitBreaker }
 
-export const DEFAULT_REPLAY_BUFFER_BYTES = 64 * 1024
+const DEFAULT_REPLAY_BUFFER_BYTES = 64 * 1024
 
 export class PartnerReliability {
   readonly #workers: number

@@ -1,5 +1,5 @@
 // Redis Cluster's connection string, which names several seed hosts and so is no WHATWG URL.
-export const CLUSTER_SCHEME = 'redis+cluster://'
+const CLUSTER_SCHEME = 'redis+cluster://'
 
 export interface ClusterUrl {
   /** the seed nodes; the client discovers the rest of the cluster from any of them */

@@ -74,7 +74,7 @@ export class RedisAdmissionStore implements AdmissionStore {
   /** Redis Cluster: one call per decision, two when the owner's and the partner's slots differ */
   async #admitOnCluster (request: AdmissionRequest): Promise<Admission> {
     const month = this.#month(request.now)
-    const split = this.#cluster && request.credentials.length > 0 && (request.limits.length > 0 || request.budgets.length > 0)
+    const split = request.credentials.length > 0 && (request.limits.length > 0 || request.budgets.length > 0)
     let reply: AdmitReply
     try {
       reply = await this.#call(request, month, true, !split)
@@ -135,7 +135,6 @@ export class RedisAdmissionStore implements AdmissionStore {
     this.#redis.disconnect()
   }
 
-  /** one ADMIT call with the owner's part, the credentials' part, or both */
   /** one ADMIT call with the owner's part, the credentials' part, or both */
   #call (request: AdmissionRequest, month: string, owner: boolean, credentials: boolean): Promise<AdmitReply> {
     const keys: Array<string | number> = []
