@@ -6,7 +6,7 @@
 // removes that environment, or restores that setting's default). So `{"retry":{"max_attempts":3}}`
 // keeps the partner's other retry settings instead of silently resetting them.
 import { ValidationError } from '../errors.js'
-import type { CircuitBreakerSettings, Partner, PartnerAuth, PartnerInput, RetrySettings, Timeouts } from '../store/model.js'
+import { defaultCircuitBreaker, defaultRetry, defaultTimeouts, type CircuitBreakerSettings, type Partner, type PartnerAuth, type PartnerInput, type RetrySettings, type Timeouts } from '../store/model.js'
 import {
   array, boolean, bodyObject, child, httpUrl, integer, item, type JsonObject, matching, memberName, object, onlyFields,
 } from './validate.js'
@@ -18,18 +18,6 @@ export const ENVIRONMENT_SHAPE = 'lowercase letters, digits, _ and -, starting w
 
 const FIELDS = new Set(['slug', 'base_urls', 'auth', 'timeouts', 'retry', 'circuit_breaker'])
 const MAX_ENVIRONMENTS = 32
-
-export function defaultTimeouts (): Timeouts {
-  return { connect_ms: 5000, request_ms: 30000 }
-}
-
-export function defaultRetry (): RetrySettings {
-  return { max_attempts: 2, base_delay_ms: 100, max_delay_ms: 2000, on_status: [502, 503, 504], respect_retry_after: true, budget_percent: 20, budget_min_per_second: 3 }
-}
-
-export function defaultCircuitBreaker (): CircuitBreakerSettings {
-  return { failure_threshold: 5, open_ms: 30000, max_in_flight: 1000 }
-}
 
 export function parsePartnerCreate (body: unknown): PartnerInput {
   const b = bodyObject(body)
@@ -141,11 +129,10 @@ const BREAKER_FIELDS = new Set(['failure_threshold', 'open_ms', 'max_in_flight']
  */
 function merged (value: unknown, field: string, base: object, defaults: object, fields: ReadonlySet<string>): JsonObject {
   if (value === null) return { ...defaults }
-  // defaults first: a partner stored before a setting existed gets that setting's default
-  if (value === undefined) return { ...defaults, ...base }
+  if (value === undefined) return { ...base }
   const o = object(value, field)
   onlyFields(o, fields, field)
-  const result: JsonObject = { ...defaults, ...base }
+  const result: JsonObject = { ...base }
   const fallback: JsonObject = { ...defaults }
   for (const [key, member] of Object.entries(o)) result[key] = member === null ? fallback[key] : member
   return result

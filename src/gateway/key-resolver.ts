@@ -7,15 +7,14 @@ import type { VirtualKeyCodec } from '../keys/virtual-key.js'
 import type { Invalidation } from '../process/invalidation.js'
 import type { KeyCache } from './key-cache.js'
 import { compileKeyContext, type CompileDeps, type KeyContext } from './key-context.js'
-import { withDeadline } from './store-deadline.js'
+import { SharedLookups } from './shared-lookups.js'
 
 export class KeyResolver {
   readonly #codec: VirtualKeyCodec
   readonly #cache: KeyCache
   readonly #store: ControlStore
   readonly #compile: CompileDeps
-  /** loads in flight, with when they started (performance.now()) */
-  readonly #loading = new Map<string, { promise: Promise<KeyContext | null>; started: number }>()
+  readonly #loading: SharedLookups<KeyContext | null>
   /**
    * Presented key → its digest, for keys that passed the HMAC check. The HMAC is the single
    * largest cost of a cache hit, and a key's digest never changes, so a key seen before skips it.
@@ -25,11 +24,10 @@ export class KeyResolver {
    */
   readonly #digests = new Map<string, string>()
   readonly #maxDigests: number
-  readonly #loadTimeoutMs: number
 
   constructor (deps: { codec: VirtualKeyCodec; cache: KeyCache; store: ControlStore; compile: CompileDeps; loadTimeoutMs: number; maxRemembered?: number }) {
     this.#maxDigests = deps.maxRemembered ?? 100_000
-    this.#loadTimeoutMs = deps.loadTimeoutMs
+    this.#loading = new SharedLookups(deps.loadTimeoutMs, 'a key lookup')
     this.#codec = deps.codec
     this.#cache = deps.cache
     this.#store = deps.store
@@ -58,18 +56,7 @@ export class KeyResolver {
    * answered within the load timeout (the load itself goes on, and fills the cache if it ends)
    */
   load (digest: string): Promise<KeyContext | null> {
-    const now = performance.now()
-    let inFlight = this.#loading.get(digest)
-    // a load older than the timeout may be stuck on a dead connection forever: start afresh
-    if (inFlight === undefined || now - inFlight.started > this.#loadTimeoutMs) {
-      const entry = { promise: this.#load(digest), started: now }
-      entry.promise.finally(() => {
-        if (this.#loading.get(digest) === entry) this.#loading.delete(digest)
-      }).catch(() => {}) // a load that fails after every waiter gave up is nobody's error
-      this.#loading.set(digest, entry)
-      inFlight = entry
-    }
-    return withDeadline(inFlight.promise, this.#loadTimeoutMs, 'a key lookup')
+    return this.#loading.get(digest, () => this.#load(digest))
   }
 
   /**

@@ -41,6 +41,20 @@ export interface CircuitBreakerSettings {
   max_in_flight: number
 }
 
+// The settings a partner has when nothing says otherwise. The stores read every partner through
+// them, so a partner stored before a setting existed gets its default.
+export function defaultTimeouts (): Timeouts {
+  return { connect_ms: 5000, request_ms: 30000 }
+}
+
+export function defaultRetry (): RetrySettings {
+  return { max_attempts: 2, base_delay_ms: 100, max_delay_ms: 2000, on_status: [502, 503, 504], respect_retry_after: true, budget_percent: 20, budget_min_per_second: 3 }
+}
+
+export function defaultCircuitBreaker (): CircuitBreakerSettings {
+  return { failure_threshold: 5, open_ms: 30000, max_in_flight: 1000 }
+}
+
 export interface PartnerInput {
   slug: string
   /** environment name → absolute http(s) base URL */

@@ -10,6 +10,7 @@ import postgres from 'postgres'
 import { MIGRATIONS_DIR, runMigrations } from '../../src/store/postgres/migrate.js'
 import { openPostgresControlStore, PostgresControlStore } from '../../src/store/postgres/postgres-control-store.js'
 import { createTestDatabase } from '../helpers/postgres.js'
+import { parsePartnerCreate } from '../../src/admin/validate-partner.js'
 import { runControlStoreContract } from './control-store.contract.js'
 
 const ALL_MIGRATIONS = [
@@ -31,6 +32,21 @@ runControlStoreContract('postgres', async () => {
 })
 
 describe('postgres migrations', () => {
+  it('reads a partner stored before a setting existed with that setting\'s default', async (t) => {
+    const db = await createTestDatabase()
+    await runMigrations(db.url)
+    const store = openPostgresControlStore(db.url)
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} })
+    t.after(async () => { await store.close(); await sql.end(); await db.drop() })
+    await store.createPartner(parsePartnerCreate({ slug: 'old', base_urls: { production: 'http://127.0.0.1:9' }, auth: { type: 'header', name: 'X-Key' } }))
+    await sql.unsafe(`UPDATE partners SET retry = '{"max_attempts":3,"base_delay_ms":100,"max_delay_ms":2000,"on_status":[503],"respect_retry_after":true}'::jsonb, circuit_breaker = '{"failure_threshold":5,"open_ms":30000}'::jsonb WHERE slug = 'old'`)
+    const partner = (await store.getPartner('old'))!
+    assert.equal(partner.retry.max_attempts, 3)
+    assert.equal(partner.retry.budget_percent, 20)
+    assert.equal(partner.retry.budget_min_per_second, 3)
+    assert.equal(partner.circuit_breaker.max_in_flight, 1000)
+  })
+
   it('finds migrations/ from the compiled module', () => {
     assert.ok(existsSync(join(MIGRATIONS_DIR, '0001_control_plane.sql')), MIGRATIONS_DIR)
   })

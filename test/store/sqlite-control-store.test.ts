@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { openSqliteControlStore } from '../../src/store/sqlite/sqlite-control-store.js'
 import { applySqliteSchema, openSqliteDatabase, SQLITE_MIGRATIONS } from '../../src/store/sqlite/schema.js'
+import { parsePartnerCreate } from '../../src/admin/validate-partner.js'
 import { runControlStoreContract } from './control-store.contract.js'
 
 async function tempDir (): Promise<string> {
@@ -29,6 +30,22 @@ runControlStoreContract('sqlite', async () => {
 })
 
 describe('sqlite control-plane file', () => {
+  it('reads a partner stored before a setting existed with that setting\'s default', async (t) => {
+    const dir = await tempDir()
+    const file = join(dir, 'relaykey.db')
+    const store = openSqliteControlStore(file)
+    t.after(async () => { await store.close(); await rm(dir, { recursive: true, force: true }) })
+    await store.createPartner(parsePartnerCreate({ slug: 'old', base_urls: { production: 'http://127.0.0.1:9' }, auth: { type: 'header', name: 'X-Key' } }))
+    const db = new Database(file)
+    db.prepare(`UPDATE partners SET retry = ?, circuit_breaker = ? WHERE slug = 'old'`).run('{"max_attempts":3,"base_delay_ms":100,"max_delay_ms":2000,"on_status":[503],"respect_retry_after":true}', '{"failure_threshold":5,"open_ms":30000}')
+    db.close()
+    const partner = (await store.getPartner('old'))!
+    assert.equal(partner.retry.max_attempts, 3)
+    assert.equal(partner.retry.budget_percent, 20)
+    assert.equal(partner.retry.budget_min_per_second, 3)
+    assert.equal(partner.circuit_breaker.max_in_flight, 1000)
+  })
+
   it('opens in WAL mode with foreign keys on and the schema at the latest version', async (t) => {
     const dir = await tempDir()
     t.after(() => rm(dir, { recursive: true, force: true }))

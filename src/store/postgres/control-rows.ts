@@ -1,7 +1,7 @@
 // Control-plane records ↔ PostgreSQL rows. A row comes either straight from a table (times
 // as Date, jsonb already parsed) or from to_jsonb() inside resolveKey (times as strings).
 import type postgres from 'postgres'
-import type { Binding, Credential, Partner, Policy, VirtualKey } from '../model.js'
+import { defaultCircuitBreaker, defaultRetry, defaultTimeouts, type Binding, type Credential, type Partner, type Policy, type VirtualKey } from '../model.js'
 
 export type Row = postgres.Row
 type Value = postgres.ParameterOrJSON<never>
@@ -61,9 +61,9 @@ export function toPartner (r: Row): Partner {
     slug: r.slug,
     base_urls: r.base_urls,
     auth: r.auth,
-    timeouts: r.timeouts,
-    retry: r.retry,
-    circuit_breaker: r.circuit_breaker,
+    timeouts: { ...defaultTimeouts(), ...r.timeouts },
+    retry: { ...defaultRetry(), ...r.retry },
+    circuit_breaker: { ...defaultCircuitBreaker(), ...r.circuit_breaker },
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
   }

@@ -1,7 +1,8 @@
 // Control-plane records ↔ SQLite rows: JSON fields travel as TEXT (SQL NULL for null), times as
 // toISOString() text so they compare and sort like the instants they stand for.
-import type {
-  Binding, Credential, KeyInput, Partner, PartnerInput, Policy, PolicyInput, CredentialInput, VirtualKey,
+import {
+  defaultCircuitBreaker, defaultRetry, defaultTimeouts,
+  type Binding, type Credential, type KeyInput, type Partner, type PartnerInput, type Policy, type PolicyInput, type CredentialInput, type VirtualKey,
 } from '../model.js'
 
 /** A row as better-sqlite3 returns it: column name → TEXT, INTEGER, BLOB or null. */
@@ -67,9 +68,9 @@ export function toPartner (r: Row): Partner {
     slug: r.slug,
     base_urls: parse(r.base_urls),
     auth: parse(r.auth),
-    timeouts: parse(r.timeouts),
-    retry: parse(r.retry),
-    circuit_breaker: parse(r.circuit_breaker),
+    timeouts: { ...defaultTimeouts(), ...parse(r.timeouts) },
+    retry: { ...defaultRetry(), ...parse(r.retry) },
+    circuit_breaker: { ...defaultCircuitBreaker(), ...parse(r.circuit_breaker) },
     created_at: r.created_at,
     updated_at: r.updated_at,
   }

@@ -1,0 +1,49 @@
+// Control-store lookups on the request path (a key-cache miss, the partner behind a refusal):
+// shared by every request that asks the same thing while one is in flight, and bounded by
+// RELAYKEY_KEY_LOAD_TIMEOUT_MS, so a store that stops answering without closing anything fails
+// the request closed (503) instead of holding it. A lookup older than the bound may be stuck on
+// a dead connection for good: the next request starts a fresh one. Nothing is cancelled; a late
+// answer still serves whoever shares it.
+import { GovernanceUnavailableError } from '../errors.js'
+
+export class SharedLookups<T> {
+  readonly #timeoutMs: number
+  /** names the lookup in the refusal's message, e.g. 'a key lookup' */
+  readonly #what: string
+  readonly #inFlight = new Map<string, { promise: Promise<T>; started: number }>()
+
+  constructor (timeoutMs: number, what: string) {
+    this.#timeoutMs = timeoutMs
+    this.#what = what
+  }
+
+  /** the answer of the lookup in flight for `key` (starting `lookUp` if none is, or it is stale) */
+  get (key: string, lookUp: () => Promise<T>): Promise<T> {
+    const now = performance.now()
+    let entry = this.#inFlight.get(key)
+    if (entry === undefined || now - entry.started > this.#timeoutMs) {
+      const fresh = { promise: lookUp(), started: now }
+      fresh.promise.finally(() => {
+        if (this.#inFlight.get(key) === fresh) this.#inFlight.delete(key)
+      }).catch(() => {}) // a lookup that fails after every waiter gave up is nobody's error
+      this.#inFlight.set(key, fresh)
+      entry = fresh
+    }
+    return withDeadline(entry.promise, this.#timeoutMs, this.#what)
+  }
+
+  /** after a change: no later request joins a lookup that may have read the old state */
+  clear (): void {
+    this.#inFlight.clear()
+  }
+}
+
+function withDeadline<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new GovernanceUnavailableError(`the control store did not answer ${what} within ${ms} ms`)), ms)
+    promise.then(
+      (value) => { clearTimeout(timer); resolve(value) },
+      (err: unknown) => { clearTimeout(timer); reject(err) },
+    )
+  })
+}
