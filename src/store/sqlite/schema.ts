@@ -181,18 +181,43 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
 export function openSqliteDatabase (file: string): Database.Database {
   const db = new Database(file)
   try {
-    // busy_timeout first: switching a fresh file to WAL needs a lock another process may hold.
-    db.pragma('busy_timeout = 5000')
-    db.pragma('journal_mode = WAL')
-    // NORMAL is durable across process crashes in WAL mode; only power loss can drop the
-    // last commits, which is the trade embedded mode makes for write throughput.
-    db.pragma('synchronous = NORMAL')
+    configureSqliteConnection(db, 5000)
     db.pragma('foreign_keys = ON')
     applySqliteSchema(db)
     return db
   } catch (err) {
     db.close()
     throw err
+  }
+}
+
+/**
+ * The settings every connection to the embedded file uses: a busy timeout, WAL, and
+ * synchronous NORMAL (durable across process crashes in WAL mode; only power loss can drop the
+ * last commits, the trade embedded mode makes for write throughput).
+ */
+export function configureSqliteConnection (db: Database.Database, busyTimeoutMs: number): void {
+  // busy_timeout first: switching a fresh file to WAL needs a lock another process may hold
+  db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`)
+  switchToWal(db, busyTimeoutMs)
+  db.pragma('synchronous = NORMAL')
+}
+
+/**
+ * SQLite answers SQLITE_BUSY at once, without its busy handler, when another process holds a
+ * lock while this one switches a fresh file to WAL (workers starting together): retried until
+ * the busy timeout. Runs once per connection, at start-up.
+ */
+function switchToWal (db: Database.Database, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL')
+      return
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10)
+    }
   }
 }
 

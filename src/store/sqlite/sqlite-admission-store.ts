@@ -10,6 +10,7 @@ import type {
 import {
   decodeAdmission, ADMITTED, BUDGET_EXCEEDED, QUOTA_EXCEEDED, RATE_LIMITED, type AdmitReply,
 } from '../../limits/admission-reply.js'
+import { configureSqliteConnection } from './schema.js'
 import { budgetMonth } from '../../limits/budget-month.js'
 
 // Not STRICT: with an interval that is not a whole number of ms a TAT keeps its fraction (stored
@@ -246,10 +247,7 @@ export class SqliteAdmissionStore implements AdmissionStore {
 export function openSqliteAdmissionStore (file: string, options: OpenSqliteAdmissionOptions = {}): SqliteAdmissionStore {
   const db = new Database(file)
   try {
-    // busy_timeout first: switching a fresh file to WAL needs a lock another process may hold
-    db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`)
-    db.pragma('journal_mode = WAL')
-    db.pragma('synchronous = NORMAL')
+    configureSqliteConnection(db, options.busyTimeoutMs ?? 5000)
     return new SqliteAdmissionStore(db, { now: options.now, ownsDatabase: true })
   } catch (err) {
     db.close()
