@@ -1,8 +1,8 @@
 // The baseline every governed scenario is compared with: a pass-through that does the least a
 // correct HTTP proxy must do. Same process model as RelayKey (a node:cluster of BENCH_WORKERS
-// workers on one port) and the same undici Pool settings and dispatch API, but no routing, no
-// key, no policy, no credential and no request id: it drops hop-by-hop headers and Host, and
-// streams both ways. "Governed / bare" is then what governance costs, not what proxying costs.
+// workers on one port, with the same node flags) and the same undici Pool settings and
+// dispatch API, but no routing, no key, no policy, no credential and no request id: it drops
+// hop-by-hop headers and Host, and streams both ways. "Governed / bare" is then what governance costs, not what proxying costs.
 //
 // Started by bench/lib/bare-proxy.ts with BENCH_UPSTREAM_URL and BENCH_WORKERS; the primary
 // reports the shared port over IPC once every worker listens.
@@ -10,6 +10,7 @@ import cluster, { type Worker } from 'node:cluster'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { Pool, type Dispatcher } from 'undici'
+import { workerExecArgv } from '../src/process/worker-node-flags.js'
 
 /** RFC 9110 §7.6.1 plus the legacy names; a Connection header's own tokens are not honoured */
 const HOP_BY_HOP = new Set([
@@ -144,6 +145,8 @@ function runWorker (upstream: string): void {
 }
 
 async function runPrimary (workerCount: number): Promise<void> {
+  // RelayKey's workers' node flags: a difference in how V8 runs would be measured as governance
+  cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv) })
   const workers: Worker[] = []
   for (let i = 0; i < workerCount; i++) workers.push(cluster.fork())
   const addresses = await Promise.all(workers.map(async (w) => (await once(w, 'listening'))[0] as { port: number }))

@@ -17,6 +17,7 @@ import { RedisInvalidationRelay } from './redis-invalidation-relay.js'
 import { clusterMetricsReader } from '../telemetry/cluster-metrics.js'
 import { openAuditQuery } from '../audit/open-audit-query.js'
 import { openAdmissionStore } from '../limits/open-admission-store.js'
+import { workerExecArgv } from './worker-node-flags.js'
 
 /** a worker that dies within this long of starting counts towards crash-loop back-off */
 const EARLY_EXIT_MS = 5_000
@@ -65,6 +66,7 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     ...(config.masterKey === null ? {} : { RELAYKEY_MASTER_KEY: config.masterKey.toString('hex') }),
     RELAYKEY_ADMIN_TOKEN: config.adminToken!,
   }
+  cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv) })
   let stopping = false
   let recentCrashes = 0
   const fork = (): void => {

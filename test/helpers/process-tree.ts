@@ -1,4 +1,5 @@
-// Reading the RelayKey process tree from /proc: worker pids and their resident memory.
+// Reading the RelayKey process tree from /proc: worker pids, their command lines and their
+// resident memory.
 import { readFileSync, readdirSync } from 'node:fs'
 
 export function childPids (parent: number): number[] {
@@ -23,5 +24,14 @@ export function rssBytes (pid: number): number {
     return match === null ? 0 : Number(match[1]) * 1024
   } catch {
     return 0
+  }
+}
+
+/** the process's command line, argument by argument ([] if it is gone) */
+export function commandLine (pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((arg) => arg !== '')
+  } catch {
+    return []
   }
 }

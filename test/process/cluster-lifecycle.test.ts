@@ -1,11 +1,12 @@
-// The process model: a dead worker is replaced, SIGTERM drains in-flight requests and exits 0.
+// The process model: a dead worker is replaced (with the workers' node flags), SIGTERM drains
+// in-flight requests and exits 0.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { startRelayKey, setUpGovernedPartner } from '../helpers/relaykey-process.js'
 import { startMockPartner } from '../helpers/mock-partner.js'
-import { childPids } from '../helpers/process-tree.js'
+import { childPids, commandLine } from '../helpers/process-tree.js'
 
 describe('cluster lifecycle', () => {
   it('replaces a worker that dies and keeps serving', async () => {
@@ -24,6 +25,8 @@ describe('cluster lifecycle', () => {
       }
       assert.equal(after.length, 2)
       assert.ok(!after.includes(before[0]!))
+      // the replacement too: an idle spell must not leave it on V8's slow nextTick path
+      for (const pid of [before[1]!, ...after]) assert.ok(commandLine(pid).includes('--no-memory-reducer'), `worker ${pid}: ${commandLine(pid).join(' ')}`)
       await sleep(500) // the new worker starts listening
       for (let i = 0; i < 6; i++) {
         const res = await request(`${rk.proxyUrl}/proxy/acme/x`, { headers: { 'x-relaykey': setup.key } })
