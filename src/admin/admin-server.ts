@@ -3,10 +3,12 @@
 import { randomUUID } from 'node:crypto'
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
-import { ConflictError, RelayKeyError, ValidationError, errorBody, statusOf } from '../errors.js'
+import { ConflictError, GovernanceUnavailableError, RelayKeyError, ValidationError, errorBody, statusOf } from '../errors.js'
 import { Router, decodeParam } from '../http/router.js'
 import type { InvalidationPublisher } from '../process/invalidation.js'
+import { answerWithin } from '../store/answer-within.js'
 import type { ControlStore } from '../store/control-store.js'
+import { isStoreUnavailable, storeErrorCode } from '../store/store-unavailable.js'
 import { BearerToken } from './bearer-auth.js'
 import { readJsonBody } from './json-body.js'
 import { LoggedPublisher } from './logged-publisher.js'
@@ -34,11 +36,14 @@ export interface AdminDeps {
   now?: () => number
   /** request body limit in bytes; default 1 MiB */
   bodyLimit?: number
+  /** how long a call waits for the stores before 503 governance_unavailable; default 15 s */
+  timeoutMs?: number
   /** the audit table and the limits store, for /admin/usage and /admin/audit */
   usage?: Omit<UsageRouteDeps, 'store' | 'now'>
 }
 
 const DEFAULT_BODY_LIMIT = 1024 * 1024
+const DEFAULT_TIMEOUT_MS = 15_000
 
 /**
  * Every request, /admin/health and /metrics included, needs the bearer token (CONTRACT §5:
@@ -56,11 +61,13 @@ class AdminApp {
   readonly #token: BearerToken
   readonly #logger: Logger
   readonly #bodyLimit: number
+  readonly #timeoutMs: number
 
   constructor (deps: AdminDeps) {
     this.#token = new BearerToken(deps.adminToken)
     this.#logger = deps.logger
     this.#bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT
+    this.#timeoutMs = deps.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.#router = new Router<AdminHandler>()
     const routeDeps = {
       store: deps.store,
@@ -140,7 +147,9 @@ class AdminApp {
       if (body.code === 'payload_too_large') res.setHeader('Connection', 'close')
       return refuse(body.code, body.message)
     }
-    return await match.handler({ params, query: new URLSearchParams(rawQuery), body: body.value })
+    // a store that stops answering without closing anything would otherwise hold the call for
+    // as long as TCP keeps the connection
+    return await answerWithin(match.handler({ params, query: new URLSearchParams(rawQuery), body: body.value }), this.#timeoutMs, 'the stores')
   }
 
   #fromError (err: unknown, requestId: string, method: string, path: string): AdminReply {
@@ -152,6 +161,10 @@ class AdminApp {
     // Name, message and stack only: driver errors can carry query parameters (digests, ciphertext).
     const e = err instanceof Error ? err : new Error(String(err))
     this.#logger.error({ request_id: requestId, method, path, err: { type: e.name, message: e.message, stack: e.stack } }, 'admin request failed')
+    // A write may have reached the store before it stopped answering, and may still apply.
+    const maybeApplied = method === 'GET' || method === 'HEAD' ? '' : '; the change may still have been applied: read it back before retrying'
+    if (err instanceof GovernanceUnavailableError) return refuse(err.code, err.message + maybeApplied)
+    if (isStoreUnavailable(err)) return refuse('governance_unavailable', `the control store is unavailable (${storeErrorCode(err)})${maybeApplied}`)
     if (err instanceof RelayKeyError) return refuse(err.code, err.message)
     return refuse('internal_error', `internal error; the server log has the details under request id ${requestId}`)
   }

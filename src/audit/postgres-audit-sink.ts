@@ -17,7 +17,7 @@ import postgres from 'postgres'
 import type { ChainedAuditEvent } from './audit-event.js'
 import type { AuditSink } from './audit-sink.js'
 import { AUDIT_COLUMNS, CopyRowEncoder } from './audit-copy-text.js'
-import { noDelaySocket } from '../store/postgres/no-delay-socket.js'
+import { postgresSocket } from '../store/postgres/postgres-socket.js'
 
 const COLUMN_LIST = AUDIT_COLUMNS.join(', ')
 // ON COMMIT DELETE ROWS empties it at the end of every batch's transaction without a statement.
@@ -183,8 +183,9 @@ export function openPostgresAuditSink (databaseUrl: string, options: PostgresAud
     max_lifetime: null,
     idle_timeout: 0,
     onnotice: () => {},
-    // one round trip per batch step: Nagle's 40 ms would dominate (no-delay-socket.ts)
-    socket: noDelaySocket(),
+    // one round trip per batch step: Nagle's 40 ms would dominate (postgres-socket.ts); no stall
+    // watchdog: the server is silent while a COPY streams in, and the sink has its own deadlines
+    socket: postgresSocket({ stallMs: null }),
   } as postgres.Options<Record<string, postgres.PostgresType>>)
   return new PostgresAuditSink(open(), { reconnect: open, ...options })
 }

@@ -47,6 +47,10 @@ export interface Config {
   governanceTimeoutMs: number
   /** a key-cache miss the control store has not answered by then is refused (503) */
   keyLoadTimeoutMs: number
+  /** an admin call whose stores have not answered by then gets 503 governance_unavailable */
+  adminTimeoutMs: number
+  /** a control-store connection that has waited this long for any answer is closed and replaced */
+  pgStallMs: number
   /** share of forwarded requests that get an access-log line (refusals always do) */
   accessLogSample: number
   /** false only to measure audit's cost in a benchmark (RELAYKEY_AUDIT=off); never in production */
@@ -110,6 +114,8 @@ export function loadConfig (env: Env = process.env): Config {
     paymentBufferBytes: integer(env, 'RELAYKEY_PAYMENT_BUFFER_BYTES', 1024 * 1024, 0, 64 * 1024 * 1024),
     governanceTimeoutMs: integer(env, 'RELAYKEY_GOVERNANCE_TIMEOUT_MS', 250, 10, 60_000),
     keyLoadTimeoutMs: integer(env, 'RELAYKEY_KEY_LOAD_TIMEOUT_MS', 2_000, 50, 60_000),
+    adminTimeoutMs: integer(env, 'RELAYKEY_ADMIN_TIMEOUT_MS', 15_000, 100, 600_000),
+    pgStallMs: integer(env, 'RELAYKEY_PG_STALL_MS', 10_000, 100, 600_000),
     accessLogSample: fraction(env, 'RELAYKEY_ACCESS_LOG_SAMPLE', 1),
     auditEnabled: auditSwitch(env.RELAYKEY_AUDIT),
   }

@@ -4,7 +4,7 @@
 // the request closed (503) instead of holding it. A lookup older than the bound may be stuck on
 // a dead connection for good: the next request starts a fresh one. Nothing is cancelled; a late
 // answer still serves whoever shares it.
-import { GovernanceUnavailableError } from '../errors.js'
+import { answerWithin } from '../store/answer-within.js'
 
 export class SharedLookups<T> {
   readonly #timeoutMs: number
@@ -29,21 +29,11 @@ export class SharedLookups<T> {
       this.#inFlight.set(key, fresh)
       entry = fresh
     }
-    return withDeadline(entry.promise, this.#timeoutMs, this.#what)
+    return answerWithin(entry.promise, this.#timeoutMs, `the control store, asked for ${this.#what},`)
   }
 
   /** after a change: no later request joins a lookup that may have read the old state */
   clear (): void {
     this.#inFlight.clear()
   }
-}
-
-function withDeadline<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new GovernanceUnavailableError(`the control store did not answer ${what} within ${ms} ms`)), ms)
-    promise.then(
-      (value) => { clearTimeout(timer); resolve(value) },
-      (err: unknown) => { clearTimeout(timer); reject(err) },
-    )
-  })
 }

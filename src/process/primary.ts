@@ -56,6 +56,7 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     logger,
     metrics: clusterMetricsReader(),
     usage: { audit, budgets },
+    timeoutMs: config.adminTimeoutMs,
   })
   admin.listen(config.adminPort, config.adminHost)
   await once(admin, 'listening')

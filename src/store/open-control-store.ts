@@ -9,7 +9,7 @@ export const EMBEDDED_DB_FILE = 'relaykey.db'
 
 export function openControlStore (config: Config, options: { connections: number }): ControlStore {
   if (config.mode === 'distributed') {
-    return openPostgresControlStore(config.databaseUrl!, { max: options.connections })
+    return openPostgresControlStore(config.databaseUrl!, { max: options.connections, stallMs: config.pgStallMs })
   }
   return openSqliteControlStore(join(config.dataDir, EMBEDDED_DB_FILE))
 }

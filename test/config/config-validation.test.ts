@@ -55,6 +55,14 @@ describe('configuration', () => {
     assert.equal(refusal({ RELAYKEY_AUTO_MIGRATE: 'maybe' }).variable, 'RELAYKEY_AUTO_MIGRATE')
     assert.equal(refusal({ ...distributed, DATABASE_URL: 'mysql://x' }).variable, 'DATABASE_URL')
     assert.equal(refusal({ ...distributed, REDIS_URL: 'not a url' }).variable, 'REDIS_URL')
+    assert.equal(refusal({ RELAYKEY_ADMIN_TIMEOUT_MS: '50' }).variable, 'RELAYKEY_ADMIN_TIMEOUT_MS')
+    assert.equal(refusal({ RELAYKEY_PG_STALL_MS: 'soon' }).variable, 'RELAYKEY_PG_STALL_MS')
+  })
+
+  it('bounds admin calls and stalled store connections by default', () => {
+    const config = loadConfig({})
+    assert.equal(config.adminTimeoutMs, 15_000)
+    assert.equal(config.pgStallMs, 10_000)
   })
 
   it('takes a Redis Cluster as a list of seed hosts (CONTRACT §2), refusing a malformed one', () => {

@@ -21,7 +21,7 @@ const ALL_MIGRATIONS = [
 runControlStoreContract('postgres', async () => {
   const db = await createTestDatabase()
   await runMigrations(db.url)
-  const store = openPostgresControlStore(db.url)
+  const store = openPostgresControlStore(db.url, { max: 4, stallMs: 10_000 })
   return {
     store,
     async cleanup () {
@@ -35,7 +35,7 @@ describe('postgres migrations', () => {
   it('reads a partner stored before a setting existed with that setting\'s default', async (t) => {
     const db = await createTestDatabase()
     await runMigrations(db.url)
-    const store = openPostgresControlStore(db.url)
+    const store = openPostgresControlStore(db.url, { max: 4, stallMs: 10_000 })
     const sql = postgres(db.url, { max: 1, onnotice: () => {} })
     t.after(async () => { await store.close(); await sql.end(); await db.drop() })
     await store.createPartner(parsePartnerCreate({ slug: 'old', base_urls: { production: 'http://127.0.0.1:9' }, auth: { type: 'header', name: 'X-Key' } }))

@@ -6,6 +6,7 @@ import { ConflictError } from '../../errors.js'
 import { newId } from '../ids.js'
 import type { ControlStore, KeyFilter } from '../control-store.js'
 import { guarded, isForeignKeyViolation } from './constraint-errors.js'
+import { postgresSocket } from './postgres-socket.js'
 import {
   dateOrNull, isoOrNull, jsonParam, mapFirst, patchValues, toBinding, toCredential, toKey, toPartner, toPolicy,
   CREDENTIAL_COLUMNS, KEY_COLUMNS, PARTNER_COLUMNS, POLICY_COLUMNS, type PatchValues, type Row,
@@ -285,8 +286,15 @@ export class PostgresControlStore implements ControlStore {
   }
 }
 
-/** Opens a client for `url` that the returned store owns (close() ends it). */
-export function openPostgresControlStore (url: string, options: postgres.Options<{}> = {}): PostgresControlStore {
-  const sql = postgres(url, { max: 4, onnotice: () => {}, ...options })
+/**
+ * Opens a client for `url` that the returned store owns (close() ends it). A connection that
+ * waits `stallMs` for an answer is closed and replaced (postgres-socket.ts).
+ */
+export function openPostgresControlStore (url: string, options: { max: number; stallMs: number }): PostgresControlStore {
+  const sql = postgres(url, {
+    max: options.max,
+    onnotice: () => {},
+    socket: postgresSocket({ stallMs: options.stallMs }),
+  } as postgres.Options<Record<string, postgres.PostgresType>>)
   return new PostgresControlStore(sql, { ownsClient: true })
 }
