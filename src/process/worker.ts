@@ -10,6 +10,7 @@ import { EnvSecretProvider } from '../secrets/env-secret-provider.js'
 import { FileSecretProvider } from '../secrets/file-secret-provider.js'
 import { InlineSecretProvider } from '../secrets/inline-secret-provider.js'
 import { openControlStore } from '../store/open-control-store.js'
+import { answerWithin } from '../store/answer-within.js'
 import { KeyCache } from '../gateway/key-cache.js'
 import { KeyResolver } from '../gateway/key-resolver.js'
 import { PartnerDirectory } from '../gateway/partner-directory.js'
@@ -52,8 +53,9 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
   })
   const partners = new PartnerDirectory(store, config.keyCacheTtlMs, config.keyLoadTimeoutMs)
   const admission = await openAdmissionStore(config, logger, redis ?? undefined)
+  // a probe gets its 503 in the time a key lookup may take, not when a stalled connection gives up
   const ready = async (): Promise<void> => {
-    await Promise.all([store.ping(), admission.ping()])
+    await answerWithin(Promise.all([store.ping(), admission.ping()]), config.keyLoadTimeoutMs, 'the stores')
   }
   const audit = config.auditEnabled ? await startAuditPipeline(config, logger) : null
   const metrics = new GatewayMetrics({ keyCache: () => cache.stats(), reliability: () => reliability.snapshot(), audit: () => audit?.stats() ?? null })

@@ -221,3 +221,37 @@ describe('admin internal errors', () => {
     assert.ok(!admin.logs.join('\n').includes(secretInError))
   })
 })
+
+describe('admin when the control store cannot be reached', () => {
+  let admin: AdminHarness
+  const unreachable = (code: string) => async () => {
+    throw Object.assign(new Error(`connect ${code} 10.1.2.3:5432`), { code })
+  }
+  before(async () => {
+    admin = await startAdmin({
+      wrapStore: (store) => new Proxy(store, {
+        get (target, prop, receiver) {
+          if (prop === 'listPolicies') return unreachable('ECONNREFUSED')
+          if (prop === 'createPolicy') return unreachable('CONNECTION_CLOSED')
+          const value = Reflect.get(target, prop, receiver)
+          return typeof value === 'function' ? value.bind(target) : value
+        },
+      }),
+    })
+  })
+  after(async () => { await admin.close() })
+
+  it('answers 503 governance_unavailable naming the error code, never the address', async () => {
+    const reply = await admin.call('GET', '/admin/policies')
+    assertError(reply, 503, 'governance_unavailable')
+    const message = (reply.json as { error: { message: string } }).error.message
+    assert.equal(message, 'the control store is unavailable (ECONNREFUSED)')
+    assert.ok(!reply.text.includes('10.1.2.3'))
+  })
+
+  it('tells a writer that the change may still have been applied', async () => {
+    const reply = await admin.call('POST', '/admin/policies', { name: 'p' })
+    assertError(reply, 503, 'governance_unavailable')
+    assert.match((reply.json as { error: { message: string } }).error.message, /^the control store is unavailable \(CONNECTION_CLOSED\); the change may still have been applied/)
+  })
+})
