@@ -19,6 +19,12 @@ export interface Config {
   hmacSecret: Buffer | null
   masterKey: Buffer | null
   databaseUrl: string | null
+  /**
+   * where clients reach the proxy port (RELAYKEY_PUBLIC_URL: scheme, host and any path prefix,
+   * no trailing slash), for URLs RelayKey hands out — x402's resource.url. null: the request's
+   * own Host over http.
+   */
+  publicUrl: string | null
   redisUrl: string | null
   /** prefix of every Redis key and channel, so several deployments (or test runs) can share one Redis */
   redisPrefix: string
@@ -98,6 +104,7 @@ export function loadConfig (env: Env = process.env): Config {
     adminToken,
     hmacSecret,
     masterKey,
+    publicUrl: publicUrl(env.RELAYKEY_PUBLIC_URL),
     databaseUrl,
     redisUrl,
     redisPrefix: redisPrefix(env.RELAYKEY_REDIS_PREFIX),
@@ -151,6 +158,18 @@ function checkRedisUrl (value: string): void {
   } catch (err) {
     throw new ConfigError('REDIS_URL', (err as Error).message)
   }
+}
+
+function publicUrl (raw: string | undefined): string | null {
+  const value = nonEmpty(raw)
+  if (value === null) return null
+  checkUrl('RELAYKEY_PUBLIC_URL', value, ['http:', 'https:'])
+  const url = new URL(value)
+  if (url.search !== '' || url.hash !== '' || value.includes('?') || value.includes('#')) {
+    throw new ConfigError('RELAYKEY_PUBLIC_URL', 'must be scheme, host and an optional path prefix, without query or fragment')
+  }
+  if (url.username !== '' || url.password !== '') throw new ConfigError('RELAYKEY_PUBLIC_URL', 'must not carry credentials')
+  return url.origin + url.pathname.replace(/\/+$/, '')
 }
 
 function port (env: Env, variable: string, fallback: number): number {

@@ -252,7 +252,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       // read before any limit is spent: a request without a usable payment costs nothing
       const price = priceFor(payment, method, this.#path!.match)
       if (price !== null) {
-        const paid = new PaidExchange(this.#deps.payments, this.#deps.logger, payment, price, `http://${this.#host}${this.#req.url!}`)
+        const paid = new PaidExchange(this.#deps.payments, this.#deps.logger, payment, price, this.#deps.payments.resourceUrl(this.#host, this.#req.url!))
         this.#paid = paid
         const reason = paid.read(this.#paymentSignature, this.#xPayment)
         if (reason !== null) return this.#paymentRequired(reason)

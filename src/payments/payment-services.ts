@@ -18,6 +18,8 @@ export class PaymentServices {
   readonly replayGuard: PaymentReplayGuard
   /** largest upstream answer held back until its payment settles (RELAYKEY_PAYMENT_BUFFER_BYTES) */
   readonly responseBufferBytes: number
+  /** RELAYKEY_PUBLIC_URL, or null */
+  readonly #publicUrl: string | null
   readonly #sqlite: SqliteReplayGuard | null
   /** facilitator, scheme and network already checked against GET /supported by this worker */
   readonly #checked = new Set<string>()
@@ -26,6 +28,7 @@ export class PaymentServices {
   constructor (config: Config, logger: Logger, redis: RedisClient | null) {
     this.facilitators = new FacilitatorClient({ logger })
     this.responseBufferBytes = config.paymentBufferBytes
+    this.#publicUrl = config.publicUrl
     if (redis !== null) {
       this.#sqlite = null
       this.replayGuard = new RedisReplayGuard(redis, { prefix: config.redisPrefix })
@@ -33,6 +36,15 @@ export class PaymentServices {
       this.#sqlite = openSqliteReplayGuard(join(config.dataDir, EMBEDDED_DB_FILE), { busyTimeoutMs: config.governanceTimeoutMs })
       this.replayGuard = this.#sqlite
     }
+  }
+
+  /**
+   * The URL the client asked for, as a 402 names it (`resource.url`): RELAYKEY_PUBLIC_URL and
+   * the request target when set, else http:// and the request's Host — which behind a TLS
+   * terminator or a path-routing load balancer is not where the client went.
+   */
+  resourceUrl (host: string, target: string): string {
+    return this.#publicUrl === null ? `http://${host}${target}` : this.#publicUrl + target
   }
 
   /** a policy's payment settings, compiled for its key contexts; checks its facilitator once */

@@ -59,6 +59,15 @@ describe('configuration', () => {
     assert.equal(refusal({ RELAYKEY_PG_STALL_MS: 'soon' }).variable, 'RELAYKEY_PG_STALL_MS')
   })
 
+  it('takes a public URL with an optional path prefix, refusing query, fragment, credentials and other schemes', () => {
+    assert.equal(loadConfig({}).publicUrl, null)
+    assert.equal(loadConfig({ RELAYKEY_PUBLIC_URL: 'https://GW.example.com/' }).publicUrl, 'https://gw.example.com')
+    assert.equal(loadConfig({ RELAYKEY_PUBLIC_URL: 'https://gw.example.com:8443/relay//' }).publicUrl, 'https://gw.example.com:8443/relay')
+    for (const bad of ['gw.example.com', 'ftp://gw.example.com', 'https://gw.example.com/?a=1', 'https://gw.example.com/#x', 'https://u:p@gw.example.com']) {
+      assert.equal(refusal({ RELAYKEY_PUBLIC_URL: bad }).variable, 'RELAYKEY_PUBLIC_URL', bad)
+    }
+  })
+
   it('bounds admin calls and stalled store connections by default', () => {
     const config = loadConfig({})
     assert.equal(config.adminTimeoutMs, 15_000)

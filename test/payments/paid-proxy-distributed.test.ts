@@ -13,6 +13,7 @@ import { auditEventOf, call, eventually, header, paymentBody, v1OfferFrom } from
 import { payV1, payV2 } from './payer.js'
 
 const PARTNER_MARK = 'partner-report-body-51c2'
+const PUBLIC_URL_B = 'https://gateway.example.test/relay'
 
 describe('x402 through the proxy (distributed mode: PostgreSQL + Redis, 2 nodes × 2 workers)', () => {
   let db: TestDatabase
@@ -52,7 +53,11 @@ describe('x402 through the proxy (distributed mode: PostgreSQL + Redis, 2 nodes 
     })
     // a loaded test machine must not turn a slow Redis answer into a 503
     const env = distributedEnv(db.url, { extra: { RELAYKEY_LOG_LEVEL: 'debug', RELAYKEY_GOVERNANCE_TIMEOUT_MS: '2000' } })
-    ;[nodeA, nodeB] = await Promise.all([startRelayKey({ env, workers: 2 }), startRelayKey({ env, workers: 2 })])
+    // node B sits behind a TLS terminator that routes /relay/* to it
+    ;[nodeA, nodeB] = await Promise.all([
+      startRelayKey({ env, workers: 2 }),
+      startRelayKey({ env: { ...env, RELAYKEY_PUBLIC_URL: `${PUBLIC_URL_B}/` }, workers: 2 }),
+    ])
     setup = await setUpGovernedPartner(nodeA, { baseUrl: partner.url })
   })
 
@@ -71,11 +76,14 @@ describe('x402 through the proxy (distributed mode: PostgreSQL + Redis, 2 nodes 
     assert.equal(patched.status, 200, JSON.stringify(patched.body))
     assert.equal(patched.body.payment.facilitator_url, mock.url)
     await eventually('every worker asks for payment', () => everyWorkerAnswers('acme/reports/1', 402))
-    const res = await call(nodeB.proxyUrl, 'acme/reports/1', setup.key)
+    const res = await call(nodeB.proxyUrl, 'acme/reports/1?view=full', setup.key)
     assert.equal(res.json.error.code, 'payment_required')
     const decoded = decodePaymentRequiredHeader(header(res, 'payment-required')!)
     assert.equal(decoded.accepts[0]!.amount, '10000')
-    assert.equal(decoded.resource.url, `${nodeB.proxyUrl}/proxy/acme/reports/1`)
+    // node B names itself by RELAYKEY_PUBLIC_URL (the trailing slash dropped), node A by the Host it was asked on
+    assert.equal(decoded.resource.url, `${PUBLIC_URL_B}/proxy/acme/reports/1?view=full`)
+    const fromA = await call(nodeA.proxyUrl, 'acme/reports/1', setup.key)
+    assert.equal(decodePaymentRequiredHeader(header(fromA, 'payment-required')!).resource.url, `${nodeA.proxyUrl}/proxy/acme/reports/1`)
   })
 
   it('the first payment each worker takes is served: a fresh worker\'s replay claim does not fail for want of a Redis connection', async () => {
