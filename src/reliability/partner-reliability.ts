@@ -70,7 +70,8 @@ export class PartnerReliability {
     const share = Math.max(1, Math.ceil(breaker.max_in_flight / this.#workers))
     let guards = this.#partners.get(partnerId)
     if (guards === undefined || guards.slug !== slug) {
-      guards = Object.freeze({ slug, budget: new RetryBudget(budget), gate: guards?.gate ?? new InFlightGate(share) })
+      // a renamed partner keeps its state: only the label its metrics carry changes
+      guards = Object.freeze({ slug, budget: guards?.budget ?? new RetryBudget(budget), gate: guards?.gate ?? new InFlightGate(share) })
       this.#partners.set(partnerId, guards)
     }
     guards.budget.configure(budget)
