@@ -149,7 +149,7 @@ class AdminApp {
     }
     // a store that stops answering without closing anything would otherwise hold the call for
     // as long as TCP keeps the connection
-    return await answerWithin(match.handler({ params, query: new URLSearchParams(rawQuery), body: body.value }), this.#timeoutMs, 'the stores')
+    return await answerWithin(match.handler({ params, query: new URLSearchParams(rawQuery), body: body.value }), this.#timeoutMs, `the stores did not answer within ${this.#timeoutMs} ms`)
   }
 
   #fromError (err: unknown, requestId: string, method: string, path: string): AdminReply {

@@ -2,15 +2,18 @@
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import postgres from 'postgres'
+import type { Logger } from 'pino'
 import type { Config } from '../config/config.js'
 import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
+import { watchedPostgresSocket } from '../store/postgres/postgres-socket.js'
 import type { AuditQuery } from './audit-query.js'
 import { PostgresAuditQuery } from './postgres-audit-query.js'
 import { SqliteAuditQuery } from './sqlite-audit-query.js'
 
-export function openAuditQuery (config: Config): AuditQuery {
+export function openAuditQuery (config: Config, logger: Logger): AuditQuery {
   if (config.databaseUrl !== null) {
-    return new PostgresAuditQuery(postgres(config.databaseUrl, { max: 2, onnotice: () => {} }))
+    const socket = watchedPostgresSocket(config.pgStallMs, logger, 'audit query')
+    return new PostgresAuditQuery(postgres(config.databaseUrl, { max: 2, onnotice: () => {}, socket } as postgres.Options<Record<string, postgres.PostgresType>>))
   }
   const db = new Database(join(config.dataDir, EMBEDDED_DB_FILE), { readonly: true, fileMustExist: true })
   db.pragma('busy_timeout = 5000')

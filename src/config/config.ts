@@ -55,8 +55,8 @@ export interface Config {
   keyLoadTimeoutMs: number
   /** an admin call whose stores have not answered by then gets 503 governance_unavailable */
   adminTimeoutMs: number
-  /** a control-store connection that has waited this long for any answer is closed and replaced */
-  pgStallMs: number
+  /** a PostgreSQL connection (control store, usage queries) waiting this long for any answer is closed and replaced; null: never */
+  pgStallMs: number | null
   /** share of forwarded requests that get an access-log line (refusals always do) */
   accessLogSample: number
   /** false only to measure audit's cost in a benchmark (RELAYKEY_AUDIT=off); never in production */
@@ -122,7 +122,7 @@ export function loadConfig (env: Env = process.env): Config {
     governanceTimeoutMs: integer(env, 'RELAYKEY_GOVERNANCE_TIMEOUT_MS', 250, 10, 60_000),
     keyLoadTimeoutMs: integer(env, 'RELAYKEY_KEY_LOAD_TIMEOUT_MS', 2_000, 50, 60_000),
     adminTimeoutMs: integer(env, 'RELAYKEY_ADMIN_TIMEOUT_MS', 15_000, 100, 600_000),
-    pgStallMs: integer(env, 'RELAYKEY_PG_STALL_MS', 10_000, 100, 600_000),
+    pgStallMs: stallMs(env),
     accessLogSample: fraction(env, 'RELAYKEY_ACCESS_LOG_SAMPLE', 1),
     auditEnabled: auditSwitch(env.RELAYKEY_AUDIT),
   }
@@ -158,6 +158,14 @@ function checkRedisUrl (value: string): void {
   } catch (err) {
     throw new ConfigError('REDIS_URL', (err as Error).message)
   }
+}
+
+/** 0 turns the watchdog off; below a second it would close connections under ordinary queries */
+function stallMs (env: Env): number | null {
+  const ms = integer(env, 'RELAYKEY_PG_STALL_MS', 10_000, 0, 600_000)
+  if (ms === 0) return null
+  if (ms < 1_000) throw new ConfigError('RELAYKEY_PG_STALL_MS', 'must be 0 (off) or at least 1000')
+  return ms
 }
 
 function publicUrl (raw: string | undefined): string | null {

@@ -29,7 +29,7 @@ export class SharedLookups<T> {
       this.#inFlight.set(key, fresh)
       entry = fresh
     }
-    return answerWithin(entry.promise, this.#timeoutMs, `the control store, asked for ${this.#what},`)
+    return answerWithin(entry.promise, this.#timeoutMs, `the control store did not answer ${this.#what} within ${this.#timeoutMs} ms`)
   }
 
   /** after a change: no later request joins a lookup that may have read the old state */

@@ -27,9 +27,9 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     const applied = await runMigrations(config.databaseUrl!)
     if (applied.length > 0) logger.info({ applied }, 'migrations applied')
   }
-  const store = openControlStore(config, { connections: 8 })
+  const store = openControlStore(config, { connections: 8, logger })
   await store.ping()
-  const audit = openAuditQuery(config)
+  const audit = openAuditQuery(config, logger)
   const budgets = await openAdmissionStore(config, logger)
 
   const workers = new Set<Worker>()

@@ -27,7 +27,7 @@ import { ExchangeReporter } from '../gateway/exchange-report.js'
 import { isPrimaryToWorker } from './messages.js'
 
 export async function runWorker (config: Config, logger: Logger): Promise<void> {
-  const store = openControlStore(config, { connections: 4 })
+  const store = openControlStore(config, { connections: 4, logger })
   const pools = new UpstreamPools()
   // one data-plane Redis connection for limits and payment claims (distributed mode)
   const redis = config.redisUrl === null ? null : await openDataPlaneRedis(config, logger)
@@ -55,7 +55,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
   const admission = await openAdmissionStore(config, logger, redis ?? undefined)
   // a probe gets its 503 in the time a key lookup may take, not when a stalled connection gives up
   const ready = async (): Promise<void> => {
-    await answerWithin(Promise.all([store.ping(), admission.ping()]), config.keyLoadTimeoutMs, 'the stores')
+    await answerWithin(Promise.all([store.ping(), admission.ping()]), config.keyLoadTimeoutMs, `the stores did not answer within ${config.keyLoadTimeoutMs} ms`)
   }
   const audit = config.auditEnabled ? await startAuditPipeline(config, logger) : null
   const metrics = new GatewayMetrics({ keyCache: () => cache.stats(), reliability: () => reliability.snapshot(), audit: () => audit?.stats() ?? null })

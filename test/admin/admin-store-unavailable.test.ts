@@ -69,6 +69,16 @@ describe('the admin API when PostgreSQL stops answering', () => {
       assert.equal(created.status, 201)
       uncached.push(created.body.key)
     }
+    // open every pooled connection (queries at once need one each; /ready pings the worker's
+    // store), then leave them idle for longer than the stall bound: a watchdog that idleness
+    // set off must still be there when the next query goes out
+    const opened = await Promise.all(Array.from({ length: CONCURRENT }, async () => {
+      const res = await request(`${rk.proxyUrl}/ready`)
+      await res.body.dump()
+      return [(await admin(rk, 'GET', '/admin/policies')).status, res.statusCode]
+    }))
+    assert.deepEqual(new Set(opened.flat()), new Set([200]))
+    await sleep(STALL_MS + 500)
   })
 
   after(async () => {
@@ -107,11 +117,19 @@ describe('the admin API when PostgreSQL stops answering', () => {
     for (const r of reads) assert.equal(r.code, 'governance_unavailable')
     const lookups = await Promise.all(uncached.slice(0, CONCURRENT).map(async (key) => await proxied(rk, key)))
     assert.deepEqual(new Set(lookups), new Set([503]))
+    // and keep queries coming for twice the stall bound: more queries sent into a stalled
+    // connection must not keep it alive
+    const trickle: Array<Promise<unknown>> = []
+    for (let i = 0, until = Date.now() + STALL_MS * 2; Date.now() < until; i++) {
+      trickle.push(admin(rk, 'GET', '/admin/policies'), proxied(rk, uncached[i % CONCURRENT]!))
+      await sleep(100)
+    }
+    await Promise.all(trickle)
 
     proxy.pass()
-    // the stuck connections never hear back (the proxy dropped what they sent): only the stall
-    // watchdog frees their slots, STALL_MS after they last wrote
-    const deadline = Date.now() + STALL_MS * 4 + 5_000
+    // the stuck connections never hear back (the black hole lost what they sent): only the
+    // stall watchdog frees their slots, STALL_MS to 1.5 × STALL_MS after they first waited
+    const deadline = Date.now() + STALL_MS * 2 + 5_000
     let adminStatus = 0
     let keyStatus = 0
     while (Date.now() < deadline && (adminStatus !== 200 || keyStatus !== 200)) {

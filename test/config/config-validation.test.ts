@@ -57,6 +57,7 @@ describe('configuration', () => {
     assert.equal(refusal({ ...distributed, REDIS_URL: 'not a url' }).variable, 'REDIS_URL')
     assert.equal(refusal({ RELAYKEY_ADMIN_TIMEOUT_MS: '50' }).variable, 'RELAYKEY_ADMIN_TIMEOUT_MS')
     assert.equal(refusal({ RELAYKEY_PG_STALL_MS: 'soon' }).variable, 'RELAYKEY_PG_STALL_MS')
+    assert.equal(refusal({ RELAYKEY_PG_STALL_MS: '500' }).variable, 'RELAYKEY_PG_STALL_MS')
   })
 
   it('takes a public URL with an optional path prefix, refusing query, fragment, credentials and other schemes', () => {
@@ -72,6 +73,7 @@ describe('configuration', () => {
     const config = loadConfig({})
     assert.equal(config.adminTimeoutMs, 15_000)
     assert.equal(config.pgStallMs, 10_000)
+    assert.equal(loadConfig({ RELAYKEY_PG_STALL_MS: '0' }).pgStallMs, null, '0 turns the watchdog off')
   })
 
   it('takes a Redis Cluster as a list of seed hosts (CONTRACT §2), refusing a malformed one', () => {

@@ -1,6 +1,7 @@
 // A TCP proxy for tests that puts faults between a client and a server (PostgreSQL, Redis):
 // pass through, add latency to every chunk in both directions, black-hole (accept and never
-// forward), or reset every open connection.
+// forward; a connection that lost data to it stays silent for good), or reset every open
+// connection.
 //
 //   client ──► [ listen 127.0.0.1:port ] ──► per direction: a FIFO of { chunk, due } ──► target
 //
@@ -15,22 +16,34 @@ interface Pending {
   due: number
 }
 
+/**
+ * A connection's fate: once the black hole has swallowed a chunk of it, it carries nothing
+ * more in either direction, even after pass() — as when a firewall or NAT has lost the flow's
+ * state. A stream with a hole in it could only deliver garbage, which TCP never does.
+ */
+class Flow {
+  severed = false
+}
+
 /** one direction of one connection */
 class DelayedPipe {
   readonly #to: Socket
   readonly #proxy: TcpFaultProxy
+  readonly #flow: Flow
   readonly #queue: Pending[]
   #timer: NodeJS.Timeout | null
 
-  constructor (to: Socket, proxy: TcpFaultProxy) {
+  constructor (to: Socket, proxy: TcpFaultProxy, flow: Flow) {
     this.#to = to
     this.#proxy = proxy
+    this.#flow = flow
     this.#queue = []
     this.#timer = null
   }
 
   push (chunk: Buffer): void {
-    if (this.#proxy.mode === 'blackhole') return
+    if (this.#proxy.mode === 'blackhole') this.#flow.severed = true
+    if (this.#flow.severed) return
     this.#queue.push({ chunk, due: Date.now() + this.#proxy.latencyMs })
     this.#drain()
   }
@@ -101,7 +114,10 @@ export class TcpFaultProxy {
     this.latencyMs = ms
   }
 
-  /** new connections are accepted and never connected onward; open ones stop carrying data */
+  /**
+   * new connections are accepted and never connected onward; open ones stop carrying data, and
+   * one that loses a chunk to it stays silent after pass() (new connections then work again)
+   */
   blackhole (): void {
     this.mode = 'blackhole'
   }
@@ -132,8 +148,9 @@ export class TcpFaultProxy {
     }
     const upstream = connect(this.#target.port, this.#target.host)
     this.#track(upstream)
-    const toUpstream = new DelayedPipe(upstream, this)
-    const toClient = new DelayedPipe(client, this)
+    const flow = new Flow()
+    const toUpstream = new DelayedPipe(upstream, this, flow)
+    const toClient = new DelayedPipe(client, this, flow)
     client.on('data', (chunk: Buffer) => toUpstream.push(chunk))
     upstream.on('data', (chunk: Buffer) => toClient.push(chunk))
     const teardown = (): void => {

@@ -7,6 +7,7 @@ import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
+import { postgresSocket } from '../../src/store/postgres/postgres-socket.js'
 import { MIGRATIONS_DIR, runMigrations } from '../../src/store/postgres/migrate.js'
 import { openPostgresControlStore, PostgresControlStore } from '../../src/store/postgres/postgres-control-store.js'
 import { createTestDatabase } from '../helpers/postgres.js'
@@ -21,7 +22,7 @@ const ALL_MIGRATIONS = [
 runControlStoreContract('postgres', async () => {
   const db = await createTestDatabase()
   await runMigrations(db.url)
-  const store = openPostgresControlStore(db.url, { max: 4, stallMs: 10_000 })
+  const store = openPostgresControlStore(db.url, { max: 4, socket: postgresSocket({ stallMs: 10_000 }) })
   return {
     store,
     async cleanup () {
@@ -35,7 +36,7 @@ describe('postgres migrations', () => {
   it('reads a partner stored before a setting existed with that setting\'s default', async (t) => {
     const db = await createTestDatabase()
     await runMigrations(db.url)
-    const store = openPostgresControlStore(db.url, { max: 4, stallMs: 10_000 })
+    const store = openPostgresControlStore(db.url, { max: 4, socket: postgresSocket({ stallMs: 10_000 }) })
     const sql = postgres(db.url, { max: 1, onnotice: () => {} })
     t.after(async () => { await store.close(); await sql.end(); await db.drop() })
     await store.createPartner(parsePartnerCreate({ slug: 'old', base_urls: { production: 'http://127.0.0.1:9' }, auth: { type: 'header', name: 'X-Key' } }))

@@ -6,7 +6,7 @@ import { ConflictError } from '../../errors.js'
 import { newId } from '../ids.js'
 import type { ControlStore, KeyFilter } from '../control-store.js'
 import { guarded, isForeignKeyViolation } from './constraint-errors.js'
-import { postgresSocket } from './postgres-socket.js'
+import type { PostgresSocketFactory } from './postgres-socket.js'
 import {
   dateOrNull, isoOrNull, jsonParam, mapFirst, patchValues, toBinding, toCredential, toKey, toPartner, toPolicy,
   CREDENTIAL_COLUMNS, KEY_COLUMNS, PARTNER_COLUMNS, POLICY_COLUMNS, type PatchValues, type Row,
@@ -287,14 +287,14 @@ export class PostgresControlStore implements ControlStore {
 }
 
 /**
- * Opens a client for `url` that the returned store owns (close() ends it). A connection that
- * waits `stallMs` for an answer is closed and replaced (postgres-socket.ts).
+ * Opens a client for `url` that the returned store owns (close() ends it), on `socket`'s
+ * connections (postgres-socket.ts: watchedPostgresSocket closes and replaces stalled ones).
  */
-export function openPostgresControlStore (url: string, options: { max: number; stallMs: number }): PostgresControlStore {
+export function openPostgresControlStore (url: string, options: { max: number; socket: PostgresSocketFactory }): PostgresControlStore {
   const sql = postgres(url, {
     max: options.max,
     onnotice: () => {},
-    socket: postgresSocket({ stallMs: options.stallMs }),
+    socket: options.socket,
   } as postgres.Options<Record<string, postgres.PostgresType>>)
   return new PostgresControlStore(sql, { ownsClient: true })
 }

@@ -9,10 +9,11 @@
 // Stalls: postgres.js has no query timeout. A connection whose server stops answering without
 // closing anything (a black-holed route, a hung host) keeps its query waiting for as long as
 // TCP lets it, and with it the pool slot: a handful of such stalls and every later query of the
-// process queues behind them for good. The watchdog closes a connection that has written
-// something and heard nothing back for `stallMs`; postgres.js then fails the query (a
-// connection error) and opens a fresh connection for the next one.
+// process queues behind them for good. The watchdog closes a connection that has had output
+// without any answer for `stallMs`; postgres.js then fails its queries with CONNECTION_CLOSED
+// and opens a fresh connection for the next one.
 import net from 'node:net'
+import type { Logger } from 'pino'
 
 /** the part of postgres.js's parsed options its `socket` hook receives that is used here */
 interface SocketTarget {
@@ -21,17 +22,17 @@ interface SocketTarget {
   path?: string | false
 }
 
+/** what postgres.js's `socket` option takes */
+export type PostgresSocketFactory = (target: SocketTarget) => net.Socket
+
 export interface PostgresSocketOptions {
   /**
    * close a connection that has been waiting this long for any byte of an answer; null: never.
    * Not for COPY writers, whose server stays silent while it takes a long batch in.
    */
   stallMs: number | null
-}
-
-export class ConnectionStalledError extends Error {
-  override readonly name = 'ConnectionStalledError'
-  readonly code = 'CONNECTION_STALLED'
+  /** told when the watchdog closes a connection (for the log) */
+  onStall?: (stallMs: number) => void
 }
 
 /**
@@ -41,7 +42,7 @@ export class ConnectionStalledError extends Error {
  * connect_timeout runs from here on), which is also what makes it try the next host — each call
  * takes the next one in turn.
  */
-export function postgresSocket (options: PostgresSocketOptions): (target: SocketTarget) => net.Socket {
+export function postgresSocket (options: PostgresSocketOptions): PostgresSocketFactory {
   let next = 0
   return (target) => {
     let socket: net.Socket
@@ -51,22 +52,55 @@ export function postgresSocket (options: PostgresSocketOptions): (target: Socket
       const i = next++ % target.host.length
       socket = net.connect({ host: target.host[i], port: target.port[i] ?? target.port[0], noDelay: true })
     }
-    if (options.stallMs !== null) watchForStalls(socket, options.stallMs)
+    if (options.stallMs !== null) watchForStalls(socket, options.stallMs, options.onStall)
     return socket
   }
 }
 
-/**
- * Node's socket timeout fires after `stallMs` without traffic either way. An idle pooled
- * connection is quiet too, so it only counts as stalled when bytes went out after the last
- * byte came in: a query (or the start-up) is waiting for an answer.
- */
-function watchForStalls (socket: net.Socket, stallMs: number): void {
-  let writtenAtLastAnswer = 0
-  socket.on('data', () => { writtenAtLastAnswer = socket.bytesWritten })
-  socket.setTimeout(stallMs, () => {
-    if (socket.bytesWritten > writtenAtLastAnswer) {
-      socket.destroy(new ConnectionStalledError(`PostgreSQL sent nothing for ${stallMs} ms while a query waited; connection closed`))
-    }
+/** the sockets of a client that serves queries (not COPY): RELAYKEY_PG_STALL_MS, stalls logged */
+export function watchedPostgresSocket (stallMs: number | null, logger: Logger, client: string): PostgresSocketFactory {
+  return postgresSocket({
+    stallMs,
+    onStall: (ms) => logger.warn({ client, stall_ms: ms }, 'PostgreSQL sent nothing back while a query waited: connection closed, the next query opens a fresh one'),
   })
+}
+
+/**
+ * Polls the socket's byte counters, so it needs no listener on the socket: postgres.js removes
+ * every listener when it wraps the socket in TLS, and the raw counters keep counting the
+ * encrypted bytes. The connection is waiting while bytes have gone out since the last bytes came
+ * in; an idle pooled connection has nothing unanswered, and more queries sent into a stalled one
+ * do not restart the clock. The check runs four times per `stallMs`, so a stall is caught
+ * between `stallMs` and 1.25 × `stallMs` after it started. An answer that arrives in the same
+ * tick as the next query is written counts for it too; that query is then watched from the
+ * next write on.
+ */
+function watchForStalls (socket: net.Socket, stallMs: number, onStall: ((stallMs: number) => void) | undefined): void {
+  let read = 0
+  let writtenWhenLastRead = 0
+  let waitingSince = -1
+  const tick = setInterval(() => {
+    if (socket.destroyed) {
+      clearInterval(tick)
+      return
+    }
+    if (socket.bytesRead !== read) {
+      read = socket.bytesRead
+      writtenWhenLastRead = socket.bytesWritten
+      waitingSince = -1
+      return
+    }
+    if (socket.bytesWritten <= writtenWhenLastRead) return
+    const now = performance.now()
+    // first seen waiting: the write went out within the last tick, so the clock may start up
+    // to a tick late, never early
+    if (waitingSince < 0) waitingSince = now
+    if (now - waitingSince < stallMs) return
+    clearInterval(tick)
+    onStall?.(stallMs)
+    // without an error: postgres.js then rejects every query sent on it (CONNECTION_CLOSED);
+    // an 'error' first would strand a query routed here before the 'close'
+    socket.destroy()
+  }, Math.max(10, Math.floor(stallMs / 4)))
+  tick.unref()
 }
