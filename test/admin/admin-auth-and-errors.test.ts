@@ -192,19 +192,11 @@ describe('admin internal errors', () => {
   const secretInError = 'sk_live_do_not_log_me'
   before(async () => {
     admin = await startAdmin({
-      wrapStore: (store) => new Proxy(store, {
-        get (target, prop, receiver) {
-          if (prop === 'listPolicies') {
-            return async () => {
-              const err = new Error('database exploded')
-              Object.assign(err, { parameters: [secretInError] })
-              throw err
-            }
-          }
-          const value = Reflect.get(target, prop, receiver)
-          return typeof value === 'function' ? value.bind(target) : value
+      storeOverrides: {
+        async listPolicies () {
+          throw Object.assign(new Error('database exploded'), { parameters: [secretInError] })
         },
-      }),
+      },
     })
   })
   after(async () => { await admin.close() })
@@ -224,20 +216,11 @@ describe('admin internal errors', () => {
 
 describe('admin when the control store cannot be reached', () => {
   let admin: AdminHarness
-  const unreachable = (code: string) => async () => {
+  const unreachable = (code: string) => async (): Promise<never> => {
     throw Object.assign(new Error(`connect ${code} 10.1.2.3:5432`), { code })
   }
   before(async () => {
-    admin = await startAdmin({
-      wrapStore: (store) => new Proxy(store, {
-        get (target, prop, receiver) {
-          if (prop === 'listPolicies') return unreachable('ECONNREFUSED')
-          if (prop === 'createPolicy') return unreachable('CONNECTION_CLOSED')
-          const value = Reflect.get(target, prop, receiver)
-          return typeof value === 'function' ? value.bind(target) : value
-        },
-      }),
-    })
+    admin = await startAdmin({ storeOverrides: { listPolicies: unreachable('ECONNREFUSED'), createPolicy: unreachable('CONNECTION_CLOSED') } })
   })
   after(async () => { await admin.close() })
 

@@ -47,8 +47,8 @@ export interface CallOptions {
 export interface HarnessOptions {
   cipher?: boolean
   metrics?: () => Promise<string>
-  /** wraps the real store, e.g. to make one method fail */
-  wrapStore?: (store: ControlStore) => ControlStore
+  /** methods used instead of the real store's, e.g. to make one fail */
+  storeOverrides?: Partial<ControlStore>
   /** the audit query and limits store behind /admin/usage and /admin/audit; without it they are 404 */
   usage?: AdminDeps['usage']
 }
@@ -104,7 +104,7 @@ export class AdminHarness {
 export async function startAdmin (options: HarnessOptions = {}): Promise<AdminHarness> {
   const dir = await mkdtemp(join(tmpdir(), 'relaykey-admin-'))
   const real = openSqliteControlStore(join(dir, 'relaykey.db'))
-  const store = options.wrapStore === undefined ? real : options.wrapStore(real)
+  const store = options.storeOverrides === undefined ? real : overriding(real, options.storeOverrides)
   const codec = new VirtualKeyCodec(randomBytes(32))
   const cipher = options.cipher === false ? null : new InlineSecretCipher(randomBytes(32))
   const publisher = new RecordingPublisher()
@@ -173,4 +173,14 @@ export function assertConflict (reply: Reply, field: string): void {
   assertError(reply, 409, 'conflict')
   const message: string = reply.json.error.message
   assert.ok(message.startsWith(`${field}: `) || message.startsWith(`${field}.`), `message ${JSON.stringify(message)} should name ${field}`)
+}
+
+function overriding (store: ControlStore, overrides: Partial<ControlStore>): ControlStore {
+  return new Proxy(store, {
+    get (target, prop, receiver) {
+      if (Object.hasOwn(overrides, prop)) return overrides[prop as keyof ControlStore]
+      const value = Reflect.get(target, prop, receiver)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
 }

@@ -8,10 +8,9 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
-import { distributedEnv, setUpGovernedPartner, startRelayKey, type GovernedSetup, type RelayKeyProcess } from '../helpers/relaykey-process.js'
-import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
-import { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js'
+import { startRelayKeyBehindFaultProxy, type RelayKeyBehindFaultProxy } from '../helpers/relaykey-behind-fault-proxy.js'
+import type { RelayKeyProcess } from '../helpers/relaykey-process.js'
+import type { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js'
 
 const ADMIN_TIMEOUT_MS = 600
 const STALL_MS = 1_500
@@ -39,33 +38,21 @@ async function proxied (rk: RelayKeyProcess, key: string): Promise<number> {
 }
 
 describe('the admin API when PostgreSQL stops answering', () => {
-  let db: TestDatabase
+  let env: RelayKeyBehindFaultProxy
   let proxy: TcpFaultProxy
-  let partner: MockPartner
   let rk: RelayKeyProcess
-  let setup: GovernedSetup
   /** keys created before the outage and never used, so each needs a store lookup */
   const uncached: string[] = []
 
   before(async () => {
-    db = await createTestDatabase()
-    proxy = await TcpFaultProxy.start({ port: Number(new URL(db.url).port || 5432) })
-    const through = new URL(db.url)
-    through.port = String(proxy.port)
-    partner = await startMockPartner()
-    rk = await startRelayKey({
-      workers: 1,
-      env: distributedEnv(through.toString(), {
-        extra: {
-          RELAYKEY_ADMIN_TIMEOUT_MS: String(ADMIN_TIMEOUT_MS),
-          RELAYKEY_PG_STALL_MS: String(STALL_MS),
-          RELAYKEY_KEY_LOAD_TIMEOUT_MS: '500',
-        },
-      }),
+    env = await startRelayKeyBehindFaultProxy({
+      RELAYKEY_ADMIN_TIMEOUT_MS: String(ADMIN_TIMEOUT_MS),
+      RELAYKEY_PG_STALL_MS: String(STALL_MS),
+      RELAYKEY_KEY_LOAD_TIMEOUT_MS: '500',
     })
-    setup = await setUpGovernedPartner(rk, { baseUrl: partner.url })
+    ;({ proxy, rk } = env)
     for (let i = 0; i < CONCURRENT + 1; i++) {
-      const created = await rk.admin('POST', '/admin/keys', { name: `unused ${i}`, policy: setup.policyId, environment: 'production' })
+      const created = await rk.admin('POST', '/admin/keys', { name: `unused ${i}`, policy: env.setup.policyId, environment: 'production' })
       assert.equal(created.status, 201)
       uncached.push(created.body.key)
     }
@@ -81,13 +68,7 @@ describe('the admin API when PostgreSQL stops answering', () => {
     await sleep(STALL_MS + 500)
   })
 
-  after(async () => {
-    proxy.pass()
-    await rk.stop()
-    await partner.close()
-    await proxy.close()
-    await db.drop()
-  })
+  after(async () => { await env.close() })
 
   it('answers 503 governance_unavailable within the admin timeout; a write may still apply', async () => {
     proxy.blackhole()

@@ -6,10 +6,9 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
-import { distributedEnv, setUpGovernedPartner, startRelayKey, type GovernedSetup, type RelayKeyProcess } from '../helpers/relaykey-process.js'
-import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
-import { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js'
+import { startRelayKeyBehindFaultProxy, type RelayKeyBehindFaultProxy } from '../helpers/relaykey-behind-fault-proxy.js'
+import type { GovernedSetup, RelayKeyProcess } from '../helpers/relaykey-process.js'
+import type { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js'
 
 const LOAD_TIMEOUT_MS = 500
 
@@ -22,25 +21,15 @@ async function call (rk: RelayKeyProcess, key: string): Promise<{ status: number
 }
 
 describe('a key lookup the control store does not answer', () => {
-  let db: TestDatabase
+  let env: RelayKeyBehindFaultProxy
   let proxy: TcpFaultProxy
-  let partner: MockPartner
   let rk: RelayKeyProcess
   let setup: GovernedSetup
   let uncached: string
 
   before(async () => {
-    db = await createTestDatabase()
-    const port = Number(new URL(db.url).port || 5432)
-    proxy = await TcpFaultProxy.start({ port })
-    const through = new URL(db.url)
-    through.port = String(proxy.port)
-    partner = await startMockPartner()
-    rk = await startRelayKey({
-      workers: 1,
-      env: distributedEnv(through.toString(), { extra: { RELAYKEY_KEY_LOAD_TIMEOUT_MS: String(LOAD_TIMEOUT_MS) } }),
-    })
-    setup = await setUpGovernedPartner(rk, { baseUrl: partner.url })
+    env = await startRelayKeyBehindFaultProxy({ RELAYKEY_KEY_LOAD_TIMEOUT_MS: String(LOAD_TIMEOUT_MS) })
+    ;({ proxy, rk, setup } = env)
     const second = await rk.admin('POST', '/admin/keys', { name: 'not yet used', policy: setup.policyId, environment: 'production' })
     assert.equal(second.status, 201)
     uncached = second.body.key
@@ -48,13 +37,7 @@ describe('a key lookup the control store does not answer', () => {
     assert.equal((await call(rk, setup.key)).status, 200) // cached from now on
   })
 
-  after(async () => {
-    proxy.pass()
-    await rk.stop()
-    await partner.close()
-    await proxy.close()
-    await db.drop()
-  })
+  after(async () => { await env.close() })
 
   it('is refused with 503 governance_unavailable within the load timeout, while cached keys still work', async () => {
     proxy.blackhole()
