@@ -1,8 +1,10 @@
 // Audit sink write throughput, each scenario on a fresh store: PostgresAuditSink as it runs
 // (COPY straight into audit_events), its staging path alone (COPY into a temporary table, then
 // INSERT … ON CONFLICT DO NOTHING), a replay (every event already stored: the fallback path), the
-// plain alternative (one multi-row parameterised INSERT per batch), and SqliteAuditSink. Also the
-// chain hash's own cost, which the pipeline pays before a sink sees an event.
+// plain alternative (one multi-row parameterised INSERT per batch), and SqliteAuditSink — as it
+// is, and on files without the INSERT OR REPLACE guard trigger or without secondary indexes,
+// which prices what each costs an insert. Also the chain hash's own cost, which the
+// pipeline pays before a sink sees an event.
 // Run: npx tsc -p . && node dist/bench/audit-write.js [events] [batch sizes, comma-separated]
 // PostgreSQL: RELAYKEY_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres);
 // the sink logs in as relaykey_app, which needs local trust auth or a password in that URL.
@@ -11,6 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import Database from 'better-sqlite3'
 import postgres from 'postgres'
 import type { AuditEvent, ChainedAuditEvent } from '../src/audit/audit-event.js'
 import type { AuditSink } from '../src/audit/audit-sink.js'
@@ -25,6 +28,7 @@ import { treeCpuMicros } from './lib/process-cpu.js'
 const EVENTS = Number(process.argv[2] ?? 200_000)
 const BATCHES = (process.argv[3] ?? '1000,2000,5000').split(',').map(Number)
 const WRITERS = 4
+const SQLITE_SECONDARY_INDEXES = ['audit_events_key_ts_idx', 'audit_events_customer_ts_idx', 'audit_events_partner_ts_idx']
 const ROUNDS = 3
 
 /** A realistic mix: mostly forwarded and keyed, some refusals without a key, 4 writers. */
@@ -124,9 +128,15 @@ async function freshPostgres (kind: 'direct' | 'staging' | 'insert'): Promise<St
   return { sink, serverPid: backend?.pid ?? null, async done () { await sink.close(); await db.drop() } }
 }
 
-async function freshSqlite (): Promise<Store> {
+/** `drop`: SQL run on the fresh file before the clock starts, to price what it removes */
+async function freshSqlite (drop = ''): Promise<Store> {
   const dir = await mkdtemp(join(tmpdir(), 'relaykey-bench-'))
   const sink = openSqliteAuditSink(join(dir, 'relaykey.db'))
+  if (drop !== '') {
+    const db = new Database(join(dir, 'relaykey.db'))
+    db.exec(drop)
+    db.close()
+  }
   // embedded: the store works inside this process, so client CPU is all of it
   return { sink, serverPid: null, async done () { await sink.close(); await rm(dir, { recursive: true, force: true }) } }
 }
@@ -154,7 +164,11 @@ async function main (): Promise<void> {
     ['postgres sink, staging only     ', () => freshPostgres('staging'), false],
     ['postgres sink, replay (staging) ', () => freshPostgres('direct'), true],
     ['postgres multi-row INSERT       ', () => freshPostgres('insert'), false],
-    ['sqlite sink                     ', freshSqlite, false],
+    ['sqlite sink                     ', () => freshSqlite(), false],
+    ['sqlite, no REPLACE-guard trigger', () => freshSqlite('DROP TRIGGER audit_events_no_replace'), false],
+    ['sqlite, no (key_id, ts) index   ', () => freshSqlite('DROP INDEX audit_events_key_ts_idx'), false],
+    ['sqlite, no (customer, ts) index ', () => freshSqlite('DROP INDEX audit_events_customer_ts_idx'), false],
+    ['sqlite, no secondary indexes    ', () => freshSqlite(SQLITE_SECONDARY_INDEXES.map((i) => `DROP INDEX ${i};`).join(' ')), false],
   ]
   for (const batch of BATCHES) {
     // rounds interleave the scenarios, so a burst of load elsewhere spreads over all of them
