@@ -193,6 +193,8 @@ function send (res: ServerResponse, reply: AdminReply, requestId: string): numbe
       status = statusOf(reply.code)
       payload = errorBody(reply.code, reply.message, requestId)
       res.setHeader('Content-Type', 'application/json; charset=utf-8')
+      // a store that did not answer is usually back within seconds
+      if (status === 503) res.setHeader('Retry-After', '1')
       break
   }
   res.statusCode = status

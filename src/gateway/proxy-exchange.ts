@@ -839,9 +839,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   #governanceFailed (err: unknown): void {
     this.#deps.logger.error({ request_id: this.requestId, err: errorSummary(err) }, 'control-plane store failed')
-    this.#refuse('governance_unavailable', 'a store needed for this decision did not answer')
+    this.#refuse('governance_unavailable', 'a store needed for this decision did not answer', RETRY_SOON)
   }
 }
+
+/** a store that did not answer is usually back within seconds (RFC 9110 §10.2.3) */
+const RETRY_SOON = ['retry-after', '1']
 
 function onResponseDrain (this: ExchangeResponse): void {
   this[kExchange]?.resume()

@@ -230,6 +230,7 @@ describe('admin when the control store cannot be reached', () => {
     const message = (reply.json as { error: { message: string } }).error.message
     assert.equal(message, 'the control store is unavailable (ECONNREFUSED)')
     assert.ok(!reply.text.includes('10.1.2.3'))
+    assert.equal(reply.headers['retry-after'], '1')
   })
 
   it('tells a writer that the change may still have been applied', async () => {

@@ -9,13 +9,14 @@ import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
 
-async function call (rk: RelayKeyProcess, key: string): Promise<{ status: number; code?: string; ms: number }> {
+async function call (rk: RelayKeyProcess, key: string): Promise<{ status: number; code?: string; retryAfter?: string; ms: number }> {
   const started = Date.now()
   const res = await request(`${rk.proxyUrl}/proxy/acme/x`, { headers: { 'x-relaykey': key } })
   const text = await res.body.text()
   let code: string | undefined
   try { code = JSON.parse(text).error?.code } catch {}
-  return { status: res.statusCode, code, ms: Date.now() - started }
+  const retryAfter = res.headers['retry-after'] as string | undefined
+  return { status: res.statusCode, code, retryAfter, ms: Date.now() - started }
 }
 
 describe('governance store failures', () => {
@@ -58,6 +59,7 @@ describe('governance store failures', () => {
     const r = await call(rk, closed.key)
     assert.equal(r.code, 'governance_unavailable')
     assert.equal(r.status, 503)
+    assert.equal(r.retryAfter, '1')
     assert.ok(r.ms < 1500, `took ${r.ms} ms`)
     const open = await call(rk, openKey)
     assert.equal(open.status, 200, 'a fail-open policy forwards unmetered')
