@@ -185,7 +185,7 @@ async function credentialRoutes (credentials: Credential[], partner: Partner, de
       headerName: auth.type === 'header' ? auth.name.toLowerCase() : auth.type === 'bearer' ? 'authorization' : null,
       headerValue: auth.type === 'header' ? auth.prefix + secret : auth.type === 'bearer' ? `Bearer ${secret}` : '',
       queryPair: auth.type === 'query' ? `${encodeURIComponent(auth.name)}=${encodeURIComponent(secret)}` : null,
-      breaker: deps.reliability.credentialBreaker(credential.id, partner.slug, partner.circuit_breaker),
+      breaker: deps.reliability.credentialBreaker(credential.id, partner.id, partner.slug, partner.circuit_breaker),
     }))
   }
   return out

@@ -99,9 +99,20 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
       void shutdown('primary asked')
       return
     }
-    keys.invalidate(message.invalidation)
-    if (message.invalidation.kind === 'partner' || message.invalidation.kind === 'all') partners.clear()
+    const invalidation = message.invalidation
+    keys.invalidate(invalidation)
+    if (invalidation.kind === 'partner' || invalidation.kind === 'all') partners.clear()
+    if (invalidation.kind === 'partner') forgetIfDeleted(invalidation.id)
   })
+  // a deleted partner's breakers, budget and gate (and their metric series) would otherwise
+  // stay until the worker restarts; a failed lookup leaves them, as a restart would clear them
+  const forgetIfDeleted = (partnerId: string): void => {
+    store.getPartnerById(partnerId).then((partner) => {
+      if (partner === null) reliability.forgetPartner(partnerId)
+    }, (err: unknown) => {
+      logger.debug({ partner_id: partnerId, err: { type: (err as Error)?.name, code: (err as { code?: unknown })?.code } }, 'could not tell whether a changed partner still exists')
+    })
+  }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
   // the primary went away without telling us: stop rather than linger unmanaged

@@ -38,7 +38,7 @@ export interface ReliabilitySnapshot {
   retryBudgetExhausted: number
 }
 
-interface TrackedBreaker { slug: string; scope: 'partner' | 'credential'; breaker: CircuitBreaker }
+interface TrackedBreaker { partnerId: string; slug: string; scope: 'partner' | 'credential'; breaker: CircuitBreaker }
 
 const DEFAULT_REPLAY_BUFFER_BYTES = 64 * 1024
 
@@ -81,11 +81,21 @@ export class PartnerReliability {
 
   /** the breaker of one partner environment (a sandbox outage must not open production's) */
   environmentBreaker (partnerId: string, environment: string, slug: string, settings: CircuitBreakerSettings): CircuitBreaker {
-    return this.#breaker(`p ${partnerId} ${environment}`, slug, 'partner', settings)
+    return this.#breaker(`p ${partnerId} ${environment}`, partnerId, slug, 'partner', settings)
   }
 
-  credentialBreaker (credentialId: string, slug: string, settings: CircuitBreakerSettings): CircuitBreaker {
-    return this.#breaker(`c ${credentialId}`, slug, 'credential', settings)
+  credentialBreaker (credentialId: string, partnerId: string, slug: string, settings: CircuitBreakerSettings): CircuitBreaker {
+    return this.#breaker(`c ${credentialId}`, partnerId, slug, 'credential', settings)
+  }
+
+  /**
+   * A deleted partner: its guards and every breaker of its environments and credentials go,
+   * all at once, so its metric series disappear rather than any surviving counter going down.
+   * Requests still in flight keep the objects they hold.
+   */
+  forgetPartner (partnerId: string): void {
+    this.#partners.delete(partnerId)
+    for (const [id, tracked] of this.#breakers) if (tracked.partnerId === partnerId) this.#breakers.delete(id)
   }
 
   /** scrape time: per partner slug */
@@ -116,11 +126,11 @@ export class PartnerReliability {
     return [...bySlug.values()]
   }
 
-  #breaker (id: string, slug: string, scope: TrackedBreaker['scope'], settings: CircuitBreakerSettings): CircuitBreaker {
+  #breaker (id: string, partnerId: string, slug: string, scope: TrackedBreaker['scope'], settings: CircuitBreakerSettings): CircuitBreaker {
     const wanted: BreakerSettings = { failureThreshold: settings.failure_threshold, openMs: settings.open_ms }
     let tracked = this.#breakers.get(id)
     if (tracked === undefined) {
-      tracked = { slug, scope, breaker: new CircuitBreaker(wanted) }
+      tracked = { partnerId, slug, scope, breaker: new CircuitBreaker(wanted) }
       this.#breakers.set(id, tracked)
     } else {
       tracked.slug = slug

@@ -1,6 +1,7 @@
 // A worker's reliability state outlives the key contexts that borrow it: a partner's settings
 // change or its slug is renamed, and the retry budget, the concurrency gate and the breakers
-// carry on — only the metrics' partner label follows the new slug.
+// carry on — only the metrics' partner label follows the new slug. A deleted partner's state
+// goes, all of it, and nobody else's.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { PartnerReliability } from '../../src/reliability/partner-reliability.js'
@@ -25,5 +26,20 @@ describe('partner reliability state', () => {
     assert.equal(after.gate.inFlight, 1, 'the request in flight still counts')
     const snapshot = reliability.snapshot()
     assert.deepEqual(snapshot.map((s) => [s.partner, s.inFlight, s.retryBudgetExhausted]), [['acme-renamed', 1, 2]])
+  })
+
+  it('forgets a deleted partner: its guards and the breakers of its environments and credentials', () => {
+    const reliability = new PartnerReliability({ workers: 1 })
+    for (const [id, slug] of [['prt_gone', 'gone'], ['prt_kept', 'kept']]) {
+      reliability.partner(id, slug, retry, breaker).gate.tryEnter()
+      reliability.environmentBreaker(id, 'production', slug, breaker)
+      reliability.credentialBreaker(`cred_${slug}`, id, slug, breaker)
+    }
+    assert.deepEqual(reliability.snapshot().map((s) => s.partner).sort(), ['gone', 'kept'])
+
+    reliability.forgetPartner('prt_gone')
+    assert.deepEqual(reliability.snapshot().map((s) => [s.partner, s.inFlight]), [['kept', 1]])
+    // asked for again (a context built just before the deletion): it starts from nothing
+    assert.equal(reliability.partner('prt_gone', 'gone', retry, breaker).gate.inFlight, 0)
   })
 })
