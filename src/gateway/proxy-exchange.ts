@@ -829,11 +829,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#deps.reporter.report(this.#facts)
   }
 
+  /** the request is not charged: its cost leaves the audit (and so usage) even without a budget */
   #refund (): void {
+    this.#facts.cost = 0
     const reservation = this.#reservation
     if (reservation === null) return
     this.#reservation = null
-    this.#facts.cost = 0
     this.#deps.admission.refund(reservation).catch(logRefundFailure.bind(this.#deps.logger))
   }
 

@@ -70,7 +70,7 @@ async function must (rk: RelayKeyProcess, method: string, path: string, body: un
  * partner (`base`, one attempt, a breaker that stays closed) and to the healthy partner `healthy`.
  * Everything exists before the first proxied request, so no worker holds an older copy.
  */
-async function budgetedKey (rk: RelayKeyProcess, base: string, healthy: string): Promise<BudgetedKey> {
+async function budgetedKey (rk: RelayKeyProcess, base: string, healthy: string, options: { budget: boolean } = { budget: true }): Promise<BudgetedKey> {
   const slug = `faulty-${randomBytes(3).toString('hex')}`
   await must(rk, 'POST', '/admin/partners', {
     slug,
@@ -83,7 +83,7 @@ async function budgetedKey (rk: RelayKeyProcess, base: string, healthy: string):
   await must(rk, 'POST', `/admin/partners/${slug}/credentials`, { name: 'main', environment: 'production', secret: { provider: 'inline', value: 'faulty-secret' } })
   const policy = await must(rk, 'POST', '/admin/policies', {
     name: `${slug}-policy`,
-    budget: { monthly: BUDGET },
+    ...(options.budget ? { budget: { monthly: BUDGET } } : {}),
     costs: [{ method: 'GET', path: '/*', cost: COST }],
   })
   await must(rk, 'POST', '/admin/bindings', { policy: policy.id, partner: slug })
@@ -174,6 +174,23 @@ function refundScenarios (rk: () => RelayKeyProcess, partner: () => MockPartner)
   let healthy = ''
   before(async () => {
     healthy = await healthyPartner(rk(), partner().url)
+  })
+
+  it('without a budget, an unanswered request costs nothing in usage either', async () => {
+    // costs count in usage whether or not a budget is there to charge them to
+    const setup = await budgetedKey(rk(), `${partner().url}/close`, healthy, { budget: false })
+    for (let i = 0; i < 2; i++) assert.equal((await call(rk(), setup.key, `${setup.slug}/closed-${i}`)).status, 502)
+    assert.equal((await call(rk(), setup.key, `${healthy}/ok`)).status, 200)
+    const deadline = Date.now() + 10_000
+    let usage: any
+    do {
+      if (usage !== undefined) await sleep(100)
+      usage = (await rk().admin('GET', `/admin/usage?key_id=${setup.keyId}`)).body
+    } while (usage.requests !== 3 && Date.now() < deadline)
+    assert.equal(usage.requests, 3)
+    assert.equal(usage.upstream_errors, 2)
+    assert.equal(usage.cost, COST, 'only the answered request is charged')
+    assert.equal(usage.budget, undefined)
   })
 
   for (const fault of FAULTS) {
