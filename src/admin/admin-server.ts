@@ -116,7 +116,7 @@ class AdminApp {
       }
       reply = this.#fromError(err, requestId, method, path)
     }
-    const status = send(res, reply, requestId)
+    const status = send(res, reply, requestId, method)
     // Method, path and status only: bodies and headers may carry secrets and keys.
     this.#logger.info({ request_id: requestId, method, path, status, ms: Math.round(performance.now() - started) }, 'admin request')
   }
@@ -171,7 +171,7 @@ class AdminApp {
 }
 
 /** Writes `reply` and returns the status sent. */
-function send (res: ServerResponse, reply: AdminReply, requestId: string): number {
+function send (res: ServerResponse, reply: AdminReply, requestId: string, method: string): number {
   let status: number
   let payload: string | null
   switch (reply.kind) {
@@ -193,8 +193,9 @@ function send (res: ServerResponse, reply: AdminReply, requestId: string): numbe
       status = statusOf(reply.code)
       payload = errorBody(reply.code, reply.message, requestId)
       res.setHeader('Content-Type', 'application/json; charset=utf-8')
-      // a store that did not answer is usually back within seconds
-      if (status === 503) res.setHeader('Retry-After', '1')
+      // a store that did not answer is usually back within seconds; not on a write, which may
+      // have been applied and must be read back, not retried blindly
+      if (status === 503 && (method === 'GET' || method === 'HEAD')) res.setHeader('Retry-After', '1')
       break
   }
   res.statusCode = status

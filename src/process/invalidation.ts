@@ -4,7 +4,8 @@
 export type Invalidation =
   | { kind: 'key'; id: string }
   | { kind: 'policy'; id: string }
-  | { kind: 'partner'; id: string }
+  /** `deleted`: the partner is gone, and so is the workers' reliability state for it */
+  | { kind: 'partner'; id: string; deleted?: true }
   | { kind: 'all' }
 
 export interface InvalidationPublisher {
@@ -13,7 +14,8 @@ export interface InvalidationPublisher {
 
 export function isInvalidation (value: unknown): value is Invalidation {
   if (typeof value !== 'object' || value === null) return false
-  const v = value as { kind?: unknown; id?: unknown }
+  const v = value as { kind?: unknown; id?: unknown; deleted?: unknown }
   if (v.kind === 'all') return true
+  if (v.kind === 'partner' && v.deleted !== undefined && v.deleted !== true) return false
   return (v.kind === 'key' || v.kind === 'policy' || v.kind === 'partner') && typeof v.id === 'string'
 }

@@ -93,6 +93,17 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     process.exit(0)
   }
 
+  // messages may have been lost (the Redis relay reconnected): a deletion among them would
+  // leave its partner's breakers, budget and gate (and metric series) until a restart
+  const forgetDeletedPartners = async (): Promise<void> => {
+    for (const id of reliability.partnerIds()) {
+      try {
+        if (await store.getPartnerById(id) === null) reliability.forgetPartner(id)
+      } catch (err) {
+        logger.warn({ partner_id: id, err: { type: (err as Error)?.name, code: (err as { code?: unknown })?.code } }, 'could not tell whether a partner still exists; its reliability state stays')
+      }
+    }
+  }
   process.on('message', (message: unknown) => {
     if (!isPrimaryToWorker(message)) return
     if (message.type === 'shutdown') {
@@ -102,17 +113,9 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     const invalidation = message.invalidation
     keys.invalidate(invalidation)
     if (invalidation.kind === 'partner' || invalidation.kind === 'all') partners.clear()
-    if (invalidation.kind === 'partner') forgetIfDeleted(invalidation.id)
+    if (invalidation.kind === 'partner' && invalidation.deleted === true) reliability.forgetPartner(invalidation.id)
+    if (invalidation.kind === 'all') void forgetDeletedPartners()
   })
-  // a deleted partner's breakers, budget and gate (and their metric series) would otherwise
-  // stay until the worker restarts; a failed lookup leaves them, as a restart would clear them
-  const forgetIfDeleted = (partnerId: string): void => {
-    store.getPartnerById(partnerId).then((partner) => {
-      if (partner === null) reliability.forgetPartner(partnerId)
-    }, (err: unknown) => {
-      logger.debug({ partner_id: partnerId, err: { type: (err as Error)?.name, code: (err as { code?: unknown })?.code } }, 'could not tell whether a changed partner still exists')
-    })
-  }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
   // the primary went away without telling us: stop rather than linger unmanaged

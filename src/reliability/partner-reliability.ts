@@ -47,6 +47,8 @@ export class PartnerReliability {
   readonly #replayBufferBytes: number
   readonly #partners = new Map<string, PartnerGuards>()
   readonly #breakers = new Map<string, TrackedBreaker>()
+  /** deleted partners: a context built from a read taken before the deletion gets untracked state */
+  readonly #deleted = new Set<string>()
 
   constructor (options: { workers: number; replayBufferBytes?: number }) {
     this.#workers = Math.max(1, options.workers)
@@ -68,6 +70,7 @@ export class PartnerReliability {
     const budget = budgetSettings(retry)
     // this worker's share of the node's cap, never below one
     const share = Math.max(1, Math.ceil(breaker.max_in_flight / this.#workers))
+    if (this.#deleted.has(partnerId)) return Object.freeze({ slug, budget: new RetryBudget(budget), gate: new InFlightGate(share) })
     let guards = this.#partners.get(partnerId)
     if (guards === undefined || guards.slug !== slug) {
       // a renamed partner keeps its state: only the label its metrics carry changes
@@ -91,11 +94,20 @@ export class PartnerReliability {
   /**
    * A deleted partner: its guards and every breaker of its environments and credentials go,
    * all at once, so its metric series disappear rather than any surviving counter going down.
-   * Requests still in flight keep the objects they hold.
+   * Requests still in flight keep the objects they hold; a key context still being built from
+   * a read taken before the deletion gets state nobody tracks (ids are never reused).
    */
   forgetPartner (partnerId: string): void {
+    this.#deleted.add(partnerId)
     this.#partners.delete(partnerId)
     for (const [id, tracked] of this.#breakers) if (tracked.partnerId === partnerId) this.#breakers.delete(id)
+  }
+
+  /** the partners this worker holds state for, to check after messages may have been lost */
+  partnerIds (): string[] {
+    const ids = new Set(this.#partners.keys())
+    for (const tracked of this.#breakers.values()) ids.add(tracked.partnerId)
+    return [...ids]
   }
 
   /** scrape time: per partner slug */
@@ -128,6 +140,7 @@ export class PartnerReliability {
 
   #breaker (id: string, partnerId: string, slug: string, scope: TrackedBreaker['scope'], settings: CircuitBreakerSettings): CircuitBreaker {
     const wanted: BreakerSettings = { failureThreshold: settings.failure_threshold, openMs: settings.open_ms }
+    if (this.#deleted.has(partnerId)) return new CircuitBreaker(wanted)
     let tracked = this.#breakers.get(id)
     if (tracked === undefined) {
       tracked = { partnerId, slug, scope, breaker: new CircuitBreaker(wanted) }

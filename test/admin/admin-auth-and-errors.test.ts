@@ -237,5 +237,6 @@ describe('admin when the control store cannot be reached', () => {
     const reply = await admin.call('POST', '/admin/policies', { name: 'p' })
     assertError(reply, 503, 'governance_unavailable')
     assert.match((reply.json as { error: { message: string } }).error.message, /^the control store is unavailable \(CONNECTION_CLOSED\); the change may still have been applied/)
+    assert.equal(reply.headers['retry-after'], undefined, 'a write is read back, not retried blindly')
   })
 })

@@ -39,7 +39,12 @@ describe('partner reliability state', () => {
 
     reliability.forgetPartner('prt_gone')
     assert.deepEqual(reliability.snapshot().map((s) => [s.partner, s.inFlight]), [['kept', 1]])
-    // asked for again (a context built just before the deletion): it starts from nothing
+    // asked for again (a context built from a read taken before the deletion): it gets state
+    // that nobody tracks, so the partner does not come back in the metrics
     assert.equal(reliability.partner('prt_gone', 'gone', retry, breaker).gate.inFlight, 0)
+    reliability.environmentBreaker('prt_gone', 'production', 'gone', breaker)
+    reliability.credentialBreaker('cred_gone', 'prt_gone', 'gone', breaker)
+    assert.deepEqual(reliability.snapshot().map((s) => s.partner), ['kept'])
+    assert.deepEqual(reliability.partnerIds(), ['prt_kept'])
   })
 })

@@ -50,7 +50,7 @@ export function registerPartnerRoutes (router: Router<AdminHandler>, deps: Admin
   router.on('DELETE', '/admin/partners/:slug', async ({ params }) => {
     const deleted = await store.deletePartner(params[0])
     if (deleted === null) return notFound('partner', params[0])
-    invalidations.publish({ kind: 'partner', id: deleted.id })
+    invalidations.publish({ kind: 'partner', id: deleted.id, deleted: true })
     return noContent()
   })
 }
