@@ -4,23 +4,16 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ServerResponse } from 'node:http'
-import { startRelayKey, type RelayKeyProcess } from '../helpers/relaykey-process.js'
-import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
-import { call, metricsText, partnerWith, uniqueSlug } from './reliability-harness.js'
+import { ReliabilityBench, call, metricsText, partnerWith, uniqueSlug } from './reliability-harness.js'
 
 describe('concurrency cap', () => {
-  let rk: RelayKeyProcess
-  let p: MockPartner
-  before(async () => {
-    rk = await startRelayKey({ workers: 2 })
-    p = await startMockPartner()
-  })
-  after(async () => {
-    await rk.stop()
-    await p.close()
-  })
+  const bench = new ReliabilityBench({ workers: 2 })
+  before(async () => { await bench.start() })
+  after(async () => { await bench.stop() })
 
   it('answers 503 with Retry-After beyond max_in_flight per node, and serves again once answers end', async () => {
+    const rk = bench.rk
+    const p = await bench.partner()
     const held: ServerResponse[] = []
     p.handle((_req, res) => { held.push(res) })
     const s = uniqueSlug('cap')

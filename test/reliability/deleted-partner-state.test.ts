@@ -9,7 +9,7 @@ import { distributedEnv, startRelayKey, TEST_REDIS_URL, type RelayKeyProcess } f
 import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 import { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js'
-import { call, metricsText, partnerWith, uniqueSlug } from './reliability-harness.js'
+import { ReliabilityBench, call, metricsText, partnerWith, uniqueSlug } from './reliability-harness.js'
 
 const RELIABILITY_SERIES = /^relaykey_(circuit_open|circuit_openings_total|upstream_in_flight|concurrency_refusals_total|retry_budget_exhausted_total)\{/
 
@@ -34,18 +34,13 @@ async function scrapeUntilGone (rk: RelayKeyProcess, slug: string, timeoutMs: nu
 }
 
 describe('a deleted partner\'s reliability state', () => {
-  let rk: RelayKeyProcess
-  let p: MockPartner
-  before(async () => {
-    rk = await startRelayKey({ workers: 2 })
-    p = await startMockPartner()
-  })
-  after(async () => {
-    await rk.stop()
-    await p.close()
-  })
+  const bench = new ReliabilityBench({ workers: 2 })
+  before(async () => { await bench.start() })
+  after(async () => { await bench.stop() })
 
   it('is dropped from every worker, and its metric series with it', async () => {
+    const rk = bench.rk
+    const p = await bench.partner()
     const gone = uniqueSlug('gone')
     const kept = uniqueSlug('kept')
     const setups = [await partnerWith(rk, p.url, gone, {}), await partnerWith(rk, p.url, kept, {})]

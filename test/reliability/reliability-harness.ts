@@ -15,13 +15,18 @@ export interface Seen {
   elapsedMs: number
 }
 
-/** one RelayKey worker for a suite, and a fresh mock partner whenever a test wants one */
+/** one RelayKey (one worker unless told) for a suite, and a fresh mock partner whenever a test wants one */
 export class ReliabilityBench {
   rk!: RelayKeyProcess
+  readonly #workers: number
   readonly #partners: MockPartner[] = []
 
+  constructor (options: { workers?: number } = {}) {
+    this.#workers = options.workers ?? 1
+  }
+
   async start (): Promise<void> {
-    this.rk = await startRelayKey({ workers: 1 })
+    this.rk = await startRelayKey({ workers: this.#workers })
   }
 
   async partner (): Promise<MockPartner> {
