@@ -2,8 +2,9 @@
 // (COPY straight into audit_events), its staging path alone (COPY into a temporary table, then
 // INSERT … ON CONFLICT DO NOTHING), a replay (every event already stored: the fallback path), the
 // plain alternative (one multi-row parameterised INSERT per batch), and SqliteAuditSink — as it
-// is, and on files without the INSERT OR REPLACE guard trigger or without secondary indexes,
-// which prices what each costs an insert. Also the chain hash's own cost, which the
+// is, on files without the INSERT OR REPLACE guard trigger or without secondary indexes, which
+// prices what each costs an insert, and with SQLite's default checkpoint pace (every 1,000 WAL
+// pages) instead of the sink's. Also the chain hash's own cost, which the
 // pipeline pays before a sink sees an event.
 // Run: npx tsc -p . && node dist/bench/audit-write.js [events] [batch sizes, comma-separated]
 // PostgreSQL: RELAYKEY_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres);
@@ -13,14 +14,14 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import Database from 'better-sqlite3'
 import postgres from 'postgres'
 import type { AuditEvent, ChainedAuditEvent } from '../src/audit/audit-event.js'
 import type { AuditSink } from '../src/audit/audit-sink.js'
 import { chainHash, GENESIS_HASH } from '../src/audit/audit-chain.js'
 import { AUDIT_COLUMNS } from '../src/audit/audit-copy-text.js'
 import { openPostgresAuditSink } from '../src/audit/postgres-audit-sink.js'
-import { openSqliteAuditSink } from '../src/audit/sqlite-audit-sink.js'
+import { SqliteAuditSink } from '../src/audit/sqlite-audit-sink.js'
+import { AUDIT_WRITER_CHECKPOINT_PAGES, openSqliteDatabase } from '../src/store/sqlite/schema.js'
 import { runMigrations } from '../src/store/postgres/migrate.js'
 import { createTestDatabase } from '../test/helpers/postgres.js'
 import { treeCpuMicros } from './lib/process-cpu.js'
@@ -128,15 +129,16 @@ async function freshPostgres (kind: 'direct' | 'staging' | 'insert'): Promise<St
   return { sink, serverPid: backend?.pid ?? null, async done () { await sink.close(); await db.drop() } }
 }
 
-/** `drop`: SQL run on the fresh file before the clock starts, to price what it removes */
-async function freshSqlite (drop = ''): Promise<Store> {
+/**
+ * `drop`: SQL run on the fresh file before the clock starts, to price what it removes;
+ * `pragma`: a setting of the sink's own connection (checkpoint policy, for one)
+ */
+async function freshSqlite (drop = '', pragma = ''): Promise<Store> {
   const dir = await mkdtemp(join(tmpdir(), 'relaykey-bench-'))
-  const sink = openSqliteAuditSink(join(dir, 'relaykey.db'))
-  if (drop !== '') {
-    const db = new Database(join(dir, 'relaykey.db'))
-    db.exec(drop)
-    db.close()
-  }
+  const db = openSqliteDatabase(join(dir, 'relaykey.db'), { checkpointPages: AUDIT_WRITER_CHECKPOINT_PAGES })
+  if (drop !== '') db.exec(drop)
+  if (pragma !== '') db.pragma(pragma)
+  const sink = new SqliteAuditSink(db, { ownsDb: true })
   // embedded: the store works inside this process, so client CPU is all of it
   return { sink, serverPid: null, async done () { await sink.close(); await rm(dir, { recursive: true, force: true }) } }
 }
@@ -169,6 +171,7 @@ async function main (): Promise<void> {
     ['sqlite, no (key_id, ts) index   ', () => freshSqlite('DROP INDEX audit_events_key_ts_idx'), false],
     ['sqlite, no (customer, ts) index ', () => freshSqlite('DROP INDEX audit_events_customer_ts_idx'), false],
     ['sqlite, no secondary indexes    ', () => freshSqlite(SQLITE_SECONDARY_INDEXES.map((i) => `DROP INDEX ${i};`).join(' ')), false],
+    ['sqlite, checkpoint every 1000 pg', () => freshSqlite('', 'wal_autocheckpoint = 1000'), false],
   ]
   for (const batch of BATCHES) {
     // rounds interleave the scenarios, so a burst of load elsewhere spreads over all of them

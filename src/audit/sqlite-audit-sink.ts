@@ -1,7 +1,7 @@
 // The embedded-mode audit sink: the audit_events table in the same SQLite file as the control
 // store (schema.ts), one IMMEDIATE transaction of prepared INSERT OR IGNOREs per batch.
 import type Database from 'better-sqlite3'
-import { openSqliteDatabase } from '../store/sqlite/schema.js'
+import { AUDIT_WRITER_CHECKPOINT_PAGES, openSqliteDatabase } from '../store/sqlite/schema.js'
 import { isPaymentAmount, type ChainedAuditEvent } from './audit-event.js'
 import type { AuditSink } from './audit-sink.js'
 
@@ -55,7 +55,10 @@ export class SqliteAuditSink implements AuditSink {
   }
 }
 
-/** Opens the embedded file (RELAYKEY_DATA_DIR/relaykey.db) on a connection of the sink's own. */
+/**
+ * Opens the embedded file (RELAYKEY_DATA_DIR/relaykey.db) on a connection of the sink's own,
+ * the one that checkpoints the file (schema.ts, AUDIT_WRITER_CHECKPOINT_PAGES).
+ */
 export function openSqliteAuditSink (file: string): SqliteAuditSink {
-  return new SqliteAuditSink(openSqliteDatabase(file), { ownsDb: true })
+  return new SqliteAuditSink(openSqliteDatabase(file, { checkpointPages: AUDIT_WRITER_CHECKPOINT_PAGES }), { ownsDb: true })
 }
