@@ -8,6 +8,7 @@ import postgres from 'postgres'
 import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
 import { verifyChains, type ChainProblem, type VerifyResult, type WriterSummary } from './audit-chain.js'
 import { readPostgresAuditEvents, readSqliteAuditEvents } from './audit-event-readers.js'
+import { CLIENT_OPTIONS } from '../store/postgres/client-options.js'
 
 export const AUDIT_USAGE = 'audit verify   check the audit trail\'s hash chains (DATABASE_URL, else RELAYKEY_DATA_DIR)'
 
@@ -37,7 +38,7 @@ export async function runAuditCommand (args: string[], env: NodeJS.ProcessEnv = 
 }
 
 async function verifyPostgres (url: string): Promise<VerifyResult> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  const sql = postgres(url, { max: 1, ...CLIENT_OPTIONS })
   try {
     return await verifyChains(readPostgresAuditEvents(sql))
   } finally {

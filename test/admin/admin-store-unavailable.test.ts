@@ -124,7 +124,9 @@ describe('the admin API when PostgreSQL stops answering', () => {
 
   it('answers 503 governance_unavailable, never 500, when the database refuses connections', async () => {
     await proxy.close() // every connection reset, and nothing listens on the port any more
-    const refused = await admin(rk, 'GET', '/admin/partners')
+    const refused = await admin(rk, 'GET', '/admin/partners').catch((err: unknown) => {
+      throw new Error(`the admin port failed (${String(err)}); RelayKey's last output:\n${rk.output().slice(-3000)}`)
+    })
     assert.equal(refused.status, 503)
     assert.equal(refused.code, 'governance_unavailable')
     // at once when postgres.js reconnects right away; after the admin timeout when its
