@@ -217,12 +217,12 @@ describe('partner patch', () => {
     assert.deepEqual(reply.json, before.json)
   })
 
-  it('deletes a partner with 204, publishes its id, and then knows it no more', async () => {
+  it('deletes a partner with 204, publishes its id as deleted, and then knows it no more', async () => {
     const created = await admin.call('POST', '/admin/partners', partnerBody('doomed'))
     const reply = await admin.call('DELETE', '/admin/partners/doomed')
     assert.equal(reply.status, 204)
     assert.equal(reply.text, '')
-    assert.deepEqual(admin.publisher.published.at(-1), { kind: 'partner', id: created.json.id })
+    assert.deepEqual(admin.publisher.published.at(-1), { kind: 'partner', id: created.json.id, deleted: true })
     assertError(await admin.call('GET', '/admin/partners/doomed'), 404, 'not_found')
     assertError(await admin.call('DELETE', '/admin/partners/doomed'), 404, 'not_found')
   })
