@@ -108,3 +108,9 @@ export class ConfigError extends Error {
 export function errorBody (code: ErrorCode, message: string, requestId: string): string {
   return JSON.stringify({ error: { code, message, request_id: requestId } })
 }
+
+/** an error for a log line: its class and code only (messages can quote URLs with query secrets, hosts or parameters) */
+export function errorSummary (err: unknown): { type: string; code?: string } {
+  if (err instanceof Error) return { type: err.name, code: (err as { code?: string }).code }
+  return { type: typeof err }
+}

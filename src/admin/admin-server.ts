@@ -62,12 +62,14 @@ class AdminApp {
   readonly #logger: Logger
   readonly #bodyLimit: number
   readonly #timeoutMs: number
+  readonly #timeoutMessage: string
 
   constructor (deps: AdminDeps) {
     this.#token = new BearerToken(deps.adminToken)
     this.#logger = deps.logger
     this.#bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT
     this.#timeoutMs = deps.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    this.#timeoutMessage = `the stores did not answer within ${this.#timeoutMs} ms`
     this.#router = new Router<AdminHandler>()
     const routeDeps = {
       store: deps.store,
@@ -149,7 +151,7 @@ class AdminApp {
     }
     // a store that stops answering without closing anything would otherwise hold the call for
     // as long as TCP keeps the connection
-    return await answerWithin(match.handler({ params, query: new URLSearchParams(rawQuery), body: body.value }), this.#timeoutMs, `the stores did not answer within ${this.#timeoutMs} ms`)
+    return await answerWithin(match.handler({ params, query: new URLSearchParams(rawQuery), body: body.value }), this.#timeoutMs, this.#timeoutMessage)
   }
 
   #fromError (err: unknown, requestId: string, method: string, path: string): AdminReply {
@@ -162,12 +164,17 @@ class AdminApp {
     const e = err instanceof Error ? err : new Error(String(err))
     this.#logger.error({ request_id: requestId, method, path, err: { type: e.name, message: e.message, stack: e.stack } }, 'admin request failed')
     // A write may have reached the store before it stopped answering, and may still apply.
-    const maybeApplied = method === 'GET' || method === 'HEAD' ? '' : '; the change may still have been applied: read it back before retrying'
+    const maybeApplied = isRead(method) ? '' : '; the change may still have been applied: read it back before retrying'
     if (err instanceof GovernanceUnavailableError) return refuse(err.code, err.message + maybeApplied)
     if (isStoreUnavailable(err)) return refuse('governance_unavailable', `the control store is unavailable (${storeErrorCode(err)})${maybeApplied}`)
     if (err instanceof RelayKeyError) return refuse(err.code, err.message)
     return refuse('internal_error', `internal error; the server log has the details under request id ${requestId}`)
   }
+}
+
+/** a call that changes nothing, so it may be retried as it is */
+function isRead (method: string): boolean {
+  return method === 'GET' || method === 'HEAD'
 }
 
 /** Writes `reply` and returns the status sent. */
@@ -195,7 +202,7 @@ function send (res: ServerResponse, reply: AdminReply, requestId: string, method
       res.setHeader('Content-Type', 'application/json; charset=utf-8')
       // a store that did not answer is usually back within seconds; not on a write, which may
       // have been applied and must be read back, not retried blindly
-      if (status === 503 && (method === 'GET' || method === 'HEAD')) res.setHeader('Retry-After', '1')
+      if (status === 503 && isRead(method)) res.setHeader('Retry-After', '1')
       break
   }
   res.statusCode = status

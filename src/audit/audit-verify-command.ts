@@ -8,7 +8,7 @@ import postgres from 'postgres'
 import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
 import { verifyChains, type ChainProblem, type VerifyResult, type WriterSummary } from './audit-chain.js'
 import { readPostgresAuditEvents, readSqliteAuditEvents } from './audit-event-readers.js'
-import { CLIENT_OPTIONS } from '../store/postgres/client-options.js'
+import { clientOptions } from '../store/postgres/client-options.js'
 
 export const AUDIT_USAGE = 'audit verify   check the audit trail\'s hash chains (DATABASE_URL, else RELAYKEY_DATA_DIR)'
 
@@ -38,7 +38,7 @@ export async function runAuditCommand (args: string[], env: NodeJS.ProcessEnv = 
 }
 
 async function verifyPostgres (url: string): Promise<VerifyResult> {
-  const sql = postgres(url, { max: 1, ...CLIENT_OPTIONS })
+  const sql = postgres(url, clientOptions({ max: 1 }))
   try {
     return await verifyChains(readPostgresAuditEvents(sql))
   } finally {

@@ -17,7 +17,7 @@ import postgres from 'postgres'
 import type { ChainedAuditEvent } from './audit-event.js'
 import type { AuditSink } from './audit-sink.js'
 import { AUDIT_COLUMNS, CopyRowEncoder } from './audit-copy-text.js'
-import { CLIENT_OPTIONS } from '../store/postgres/client-options.js'
+import { clientOptions } from '../store/postgres/client-options.js'
 import { postgresSocket } from '../store/postgres/postgres-socket.js'
 
 const COLUMN_LIST = AUDIT_COLUMNS.join(', ')
@@ -178,16 +178,15 @@ export class PostgresAuditSink implements AuditSink {
 
 /** Opens the sink's own single connection to `databaseUrl` (the application role's URL). */
 export function openPostgresAuditSink (databaseUrl: string, options: PostgresAuditSinkOptions = {}): PostgresAuditSink {
-  const open = (): postgres.Sql => postgres(databaseUrl, {
+  const open = (): postgres.Sql => postgres(databaseUrl, clientOptions({
     max: 1,
     // a recycled connection loses the temp table; keep the one we have
     max_lifetime: null,
     idle_timeout: 0,
-    ...CLIENT_OPTIONS,
     // one round trip per batch step: Nagle's 40 ms would dominate (postgres-socket.ts); no stall
     // watchdog: the server is silent while a COPY streams in, and the sink has its own deadlines
     socket: postgresSocket({ stallMs: null }),
-  } as postgres.Options<Record<string, postgres.PostgresType>>)
+  }))
   return new PostgresAuditSink(open(), { reconnect: open, ...options })
 }
 

@@ -18,7 +18,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
-import { statusOf, type ErrorCode } from '../errors.js'
+import { errorSummary, statusOf, type ErrorCode } from '../errors.js'
 import type { GatewayMetrics } from '../telemetry/gateway-metrics.js'
 import { ExchangeFacts, type ExchangeReporter } from './exchange-report.js'
 import { checkProxyPath, withoutQueryParam, type CheckedPath } from './proxy-path.js'
@@ -981,8 +981,3 @@ function upstreamErrorCode (err: Error): ErrorCode {
   }
 }
 
-/** error class and code only: messages can quote URLs, and URLs can hold query secrets */
-function errorSummary (err: unknown): { type: string; code?: string } {
-  if (err instanceof Error) return { type: err.name, code: (err as { code?: string }).code }
-  return { type: typeof err }
-}

@@ -8,13 +8,13 @@ import { answerWithin } from '../store/answer-within.js'
 
 export class SharedLookups<T> {
   readonly #timeoutMs: number
-  /** names the lookup in the refusal's message, e.g. 'a key lookup' */
-  readonly #what: string
+  /** the refusal's message, naming the lookup */
+  readonly #timeoutMessage: string
   readonly #inFlight = new Map<string, { promise: Promise<T>; started: number }>()
 
   constructor (timeoutMs: number, what: string) {
     this.#timeoutMs = timeoutMs
-    this.#what = what
+    this.#timeoutMessage = `the control store did not answer ${what} within ${timeoutMs} ms`
   }
 
   /** the answer of the lookup in flight for `key` (starting `lookUp` if none is, or it is stale) */
@@ -29,7 +29,7 @@ export class SharedLookups<T> {
       this.#inFlight.set(key, fresh)
       entry = fresh
     }
-    return answerWithin(entry.promise, this.#timeoutMs, `the control store did not answer ${this.#what} within ${this.#timeoutMs} ms`)
+    return answerWithin(entry.promise, this.#timeoutMs, this.#timeoutMessage)
   }
 
   /** after a change: no later request joins a lookup that may have read the old state */

@@ -11,6 +11,7 @@ import { FileSecretProvider } from '../secrets/file-secret-provider.js'
 import { InlineSecretProvider } from '../secrets/inline-secret-provider.js'
 import { openControlStore } from '../store/open-control-store.js'
 import { answerWithin } from '../store/answer-within.js'
+import { errorSummary } from '../errors.js'
 import { KeyCache } from '../gateway/key-cache.js'
 import { KeyResolver } from '../gateway/key-resolver.js'
 import { PartnerDirectory } from '../gateway/partner-directory.js'
@@ -54,8 +55,9 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
   const partners = new PartnerDirectory(store, config.keyCacheTtlMs, config.keyLoadTimeoutMs)
   const admission = await openAdmissionStore(config, logger, redis ?? undefined)
   // a probe gets its 503 in the time a key lookup may take, not when a stalled connection gives up
+  const notReady = `the stores did not answer within ${config.keyLoadTimeoutMs} ms`
   const ready = async (): Promise<void> => {
-    await answerWithin(Promise.all([store.ping(), admission.ping()]), config.keyLoadTimeoutMs, `the stores did not answer within ${config.keyLoadTimeoutMs} ms`)
+    await answerWithin(Promise.all([store.ping(), admission.ping()]), config.keyLoadTimeoutMs, notReady)
   }
   const audit = config.auditEnabled ? await startAuditPipeline(config, logger) : null
   const metrics = new GatewayMetrics({ keyCache: () => cache.stats(), reliability: () => reliability.snapshot(), audit: () => audit?.stats() ?? null })
@@ -100,7 +102,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
       try {
         if (await store.getPartnerById(id) === null) reliability.forgetPartner(id)
       } catch (err) {
-        logger.warn({ partner_id: id, err: { type: (err as Error)?.name, code: (err as { code?: unknown })?.code } }, 'could not tell whether a partner still exists; its reliability state stays')
+        logger.warn({ partner_id: id, err: errorSummary(err) }, 'could not tell whether a partner still exists; its reliability state stays')
       }
     }
   }

@@ -5,7 +5,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import postgres from 'postgres'
-import { CLIENT_OPTIONS } from './client-options.js'
+import { clientOptions } from './client-options.js'
 
 // From dist/src/store/postgres/migrate.js (and src/store/postgres/migrate.ts) to the repo root:
 // the .sql files are not compiled, so both layouts share the one migrations/ folder.
@@ -45,7 +45,7 @@ async function allApplied (sql: postgres.Sql, files: string[]): Promise<boolean>
 
 /** Opens a short-lived client for `databaseUrl`, migrates, and closes it. */
 export async function runMigrations (databaseUrl: string, dir?: string): Promise<string[]> {
-  const sql = postgres(databaseUrl, { max: 1, ...CLIENT_OPTIONS })
+  const sql = postgres(databaseUrl, clientOptions({ max: 1 }))
   try {
     return await migrate(sql, dir)
   } finally {

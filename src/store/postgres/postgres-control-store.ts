@@ -6,7 +6,7 @@ import { ConflictError } from '../../errors.js'
 import { newId } from '../ids.js'
 import type { ControlStore, KeyFilter } from '../control-store.js'
 import { guarded, isForeignKeyViolation } from './constraint-errors.js'
-import { CLIENT_OPTIONS } from './client-options.js'
+import { clientOptions } from './client-options.js'
 import type { PostgresSocketFactory } from './postgres-socket.js'
 import {
   dateOrNull, isoOrNull, jsonParam, mapFirst, patchValues, toBinding, toCredential, toKey, toPartner, toPolicy,
@@ -292,10 +292,6 @@ export class PostgresControlStore implements ControlStore {
  * connections (postgres-socket.ts: watchedPostgresSocket closes and replaces stalled ones).
  */
 export function openPostgresControlStore (url: string, options: { max: number; socket: PostgresSocketFactory }): PostgresControlStore {
-  const sql = postgres(url, {
-    max: options.max,
-    ...CLIENT_OPTIONS,
-    socket: options.socket,
-  } as postgres.Options<Record<string, postgres.PostgresType>>)
+  const sql = postgres(url, clientOptions({ max: options.max, socket: options.socket }))
   return new PostgresControlStore(sql, { ownsClient: true })
 }

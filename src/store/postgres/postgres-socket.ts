@@ -71,7 +71,8 @@ export function watchedPostgresSocket (stallMs: number | null, logger: Logger, c
  * encrypted bytes. The connection is waiting while bytes have gone out since the last bytes came
  * in; an idle pooled connection has nothing unanswered, and more queries sent into a stalled one
  * do not restart the clock. The check runs four times per `stallMs`, so a stall is caught
- * between `stallMs` and 1.25 × `stallMs` after it started. An answer that arrives in the same
+ * between `stallMs` and 1.5 × `stallMs` after it started (the clock starts at the first
+ * check that sees it waiting, up to a quarter late, never early). An answer that arrives in the same
  * tick as the next query is written counts for it too; that query is then watched from the
  * next write on.
  */
