@@ -17,17 +17,26 @@ const REQUEST_ONLY = new Set([
   PAYMENT_SIGNATURE, X_PAYMENT,
 ])
 
-/** tokens of every `Connection` header, lowercased; null when there is none (the common case) */
+/**
+ * tokens of every `Connection` header, lowercased, minus the names dropped anyway; null when
+ * none is left: no Connection header, or only `keep-alive` (the common cases)
+ */
 export function connectionTokens (raw: string[]): Set<string> | null {
   let tokens: Set<string> | null = null
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     if (name.length !== 10 || name.toLowerCase() !== 'connection') continue
-    tokens ??= new Set()
-    for (const token of raw[i + 1]!.split(',')) {
-      const t = token.trim().toLowerCase()
-      if (t !== '') tokens.add(t)
-    }
+    tokens = addConnectionTokens(raw[i + 1]!, tokens)
+  }
+  return tokens
+}
+
+function addConnectionTokens (value: string, tokens: Set<string> | null): Set<string> | null {
+  // HOT PATH: most clients and partners send exactly this; nothing it names survives anyway
+  if (value.length === 10 && value.toLowerCase() === 'keep-alive') return tokens
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase()
+    if (t !== '' && !HOP_BY_HOP.has(t)) (tokens ??= new Set()).add(t)
   }
   return tokens
 }
@@ -57,8 +66,7 @@ export function responseHeaders (raw: Buffer[], requestId: string, credentialQue
   let named: Set<string> | null = null
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.length === 10 && raw[i]!.toString('latin1').toLowerCase() === 'connection') {
-      named ??= new Set()
-      for (const token of raw[i + 1]!.toString('latin1').split(',')) named.add(token.trim().toLowerCase())
+      named = addConnectionTokens(raw[i + 1]!.toString('latin1'), named)
     }
   }
   for (let i = 0; i < raw.length; i += 2) {

@@ -22,6 +22,14 @@ describe('header hygiene', () => {
     assert.deepEqual([...connectionTokens(['Connection', 'A, b', 'connection', ' C '])!], ['a', 'b', 'c'])
   })
 
+  it('leaves out Connection tokens that name headers dropped anyway', () => {
+    assert.equal(connectionTokens(['Connection', 'keep-alive']), null)
+    assert.equal(connectionTokens(['connection', 'Keep-Alive, Upgrade , TE']), null)
+    assert.deepEqual([...connectionTokens(['Connection', 'Keep-Alive', 'Connection', 'keep-alive, X-Hop'])!], ['x-hop'])
+    const raw = ['Connection', 'keep-alive', 'Keep-Alive', 'timeout=5', 'X-Kept', '1'].map((s) => Buffer.from(s, 'latin1'))
+    assert.deepEqual(responseHeaders(raw, 'rid'), ['X-Kept', '1', 'x-relaykey-request-id', 'rid'])
+  })
+
   it('drops hop-by-hop and Connection-named headers coming back and adds the request id', () => {
     const raw = ['Content-Type', 'text/plain', 'Connection', 'X-Internal', 'X-Internal', 'secret-ish',
       'Transfer-Encoding', 'chunked', 'Keep-Alive', 'timeout=5', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2',
