@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { chainHash, GENESIS_HASH } from './audit-chain.js'
-import type { AuditEvent, AuditRecorder, ChainedAuditEvent } from './audit-event.js'
+import { toChained, type AuditEvent, type AuditRecorder, type ChainedAuditEvent } from './audit-event.js'
 import type { AuditSink } from './audit-sink.js'
 import { EventQueue } from './event-queue.js'
 import { QueueDrain, type AuditPipelineHooks } from './queue-drain.js'
@@ -196,36 +196,4 @@ function checkOptions (options: AuditPipelineOptions): typeof DEFAULTS {
   }
   if (typeof options.spillDir !== 'string' || options.spillDir === '') throw new TypeError('audit pipeline: spillDir is required')
   return o
-}
-
-/** a copy with the chain fields, every field named so that all events share one object shape */
-function toChained (e: AuditEvent, writerId: string, seq: number, prevHash: string, hash: string): ChainedAuditEvent {
-  return {
-    id: e.id,
-    ts: e.ts,
-    request_id: e.request_id,
-    key_id: e.key_id,
-    customer: e.customer,
-    team: e.team,
-    service: e.service,
-    environment: e.environment,
-    partner: e.partner,
-    credential_id: e.credential_id,
-    method: e.method,
-    path: e.path,
-    status: e.status,
-    outcome: e.outcome,
-    attempts: e.attempts,
-    latency_ms: e.latency_ms,
-    upstream_latency_ms: e.upstream_latency_ms,
-    cost: e.cost,
-    bytes_in: e.bytes_in,
-    bytes_out: e.bytes_out,
-    payment_tx: e.payment_tx,
-    payment_amount: e.payment_amount,
-    writer_id: writerId,
-    seq,
-    prev_hash: prevHash,
-    hash,
-  }
 }
