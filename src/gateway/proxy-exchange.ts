@@ -297,6 +297,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.#deps.logger.warn({ request_id: this.requestId, key_id: this.#context!.keyId, err: errorSummary(err) }, 'limits store unavailable; policy fails open, forwarding unmetered')
       return this.#forward(this.#preferred!)
     }
+    // nothing was forwarded, so nothing is charged: usage then agrees with the budget (a Redis
+    // decision that timed out but ran after all keeps its units there; docs/limits-and-budgets.md)
+    this.#facts.cost = 0
     this.#governanceFailed(err)
   }
 

@@ -91,4 +91,15 @@ describe('governance store failures', () => {
     assert.equal(ready.statusCode, 200)
     await ready.body.dump()
   })
+
+  it('charges nothing for the requests it refused: usage cost is the forwarded requests only', async () => {
+    let usage: { forwarded: number; cost: number; blocked: Record<string, number> } | undefined
+    for (let i = 0; i < 50; i++) {
+      usage = (await rk.admin('GET', `/admin/usage?key_id=${closed.keyId}`)).body
+      if (usage!.forwarded >= 2 && (usage!.blocked.governance_unavailable ?? 0) >= 2) break
+      await sleep(200)
+    }
+    assert.ok((usage!.blocked.governance_unavailable ?? 0) >= 2, JSON.stringify(usage))
+    assert.equal(usage!.cost, usage!.forwarded, JSON.stringify(usage))
+  })
 })
