@@ -64,7 +64,14 @@ describe('keys', () => {
     assert.equal(moved.json.error.code, 'conflict')
     assert.match(moved.json.error.message, /^customer: /)
     assert.equal((await admin.call('PATCH', `/admin/keys/${id}`, { customer: 'cust-a', name: 'renamed' })).status, 200)
+    // nor by leaving the budgeted policy in the same patch
+    const leaving = await admin.call('PATCH', `/admin/keys/${id}`, { customer: 'cust-b', policy: policyId })
+    assert.equal(leaving.status, 409)
+    assert.match(leaving.json.error.message, /^customer: /)
+    assert.equal((await admin.call('GET', `/admin/keys/${id}`)).json.policy_id, budgeted)
+    // nor into a budgeted policy
     const { id: free } = await createKey({ name: 'f', policy: policyId, environment: 'production', customer: 'cust-a' })
+    assert.equal((await admin.call('PATCH', `/admin/keys/${free}`, { customer: 'cust-c', policy: budgeted })).status, 409)
     assert.equal((await admin.call('PATCH', `/admin/keys/${free}`, { customer: 'cust-b' })).status, 200)
   })
 

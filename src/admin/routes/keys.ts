@@ -73,10 +73,12 @@ export function registerKeyRoutes (router: Router<AdminHandler>, deps: AdminRout
     if (Object.keys(patch).length === 0) return ok(keyView(current, now()))
     if (patch.customer !== undefined && patch.customer !== current.customer) {
       // a key's budget counter lives with its customer's counters (one atomic decision, one
-      // Redis Cluster slot): moving the key would start its month over, a way around a hard budget
-      const policy = await store.getPolicy(patch.policy_id ?? current.policy_id)
-      if (policy?.budget != null) {
-        return refuse('conflict', "customer: a key whose policy has a budget cannot change customer (its month's spending would reset); issue a new key instead")
+      // Redis Cluster slot): moving the key would start its month over, a way around a hard
+      // budget — whether the budget is the key's policy's now or the one the same patch sets
+      for (const policyId of new Set([current.policy_id, patch.policy_id ?? current.policy_id])) {
+        if ((await store.getPolicy(policyId))?.budget != null) {
+          return refuse('conflict', "customer: a key whose policy has a budget cannot change customer (its month's spending would reset); issue a new key instead")
+        }
       }
     }
     const updated = await store.updateKey(current.id, patch)
