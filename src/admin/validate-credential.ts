@@ -13,6 +13,8 @@ const ENV_SECRET_FIELDS = new Set(['provider', 'ref'])
 const INLINE_SECRET_FIELDS = new Set(['provider', 'value'])
 const ENV_VAR = /^[A-Za-z_][A-Za-z0-9_]{0,254}$/
 const MAX_INLINE_SECRET = 64 * 1024
+/** control characters (tab is the one a header value may hold) and unpaired surrogates */
+const UNSENDABLE = /[\x00-\x08\x0a-\x1f\x7f]|\p{Cs}/u
 
 export function parseCredentialCreate (body: unknown, partner: Partner, cipher: SecretSealer | null): CredentialInput {
   const b = bodyObject(body)
@@ -72,6 +74,10 @@ function secret (value: unknown, cipher: SecretSealer | null): StoredSecret {
     case 'inline': {
       onlyFields(o, INLINE_SECRET_FIELDS, 'secret')
       const plaintext = string(o.value, child('secret', 'value'), MAX_INLINE_SECRET)
+      // no header or query string can carry these: every request would fail at the partner
+      if (UNSENDABLE.test(plaintext)) {
+        throw new ValidationError('secret.value', 'must not contain control characters (CR, LF, NUL, …) or unpaired surrogates')
+      }
       if (cipher === null) {
         throw new ValidationError('secret', 'inline secrets are encrypted at rest and need RELAYKEY_MASTER_KEY to be set; use the env or file provider otherwise')
       }

@@ -166,6 +166,11 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
   })
 }
 
+/** what node:http and undici accept in a header value (RFC 9110 field-value, obs-text included) */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
+/** what encodeURIComponent throws on */
+const UNPAIRED_SURROGATE = /\p{Cs}/u
+
 async function credentialRoutes (credentials: Credential[], partner: Partner, deps: CompileDeps): Promise<CredentialRoute[]> {
   const auth = partner.auth
   const out: CredentialRoute[] = []
@@ -176,6 +181,12 @@ async function credentialRoutes (credentials: Credential[], partner: Partner, de
     } catch (err) {
       // An unusable credential is left out of rotation; the message never holds the secret.
       deps.logger.error({ credential_id: credential.id, err: (err as Error).message }, 'credential secret unavailable')
+      continue
+    }
+    // an env or file secret, or one stored before the partner's auth type changed, that its
+    // auth cannot carry would fail every request at the HTTP client and open the breakers
+    if (auth.type === 'query' ? UNPAIRED_SURROGATE.test(secret) : !HEADER_VALUE.test(secret)) {
+      deps.logger.error({ credential_id: credential.id }, `credential secret has characters ${auth.type === 'query' ? 'a query string' : 'an HTTP header'} cannot carry; left out of rotation`)
       continue
     }
     out.push(Object.freeze({

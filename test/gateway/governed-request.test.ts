@@ -118,3 +118,35 @@ describe('governed request, embedded mode', () => {
     }
   })
 })
+
+describe('a credential secret the partner auth cannot carry', () => {
+  let rk: RelayKeyProcess
+  let partner: MockPartner
+
+  before(async () => {
+    partner = await startMockPartner()
+    // env secrets are not checked when stored (the variable is read when keys load)
+    rk = await startRelayKey({ workers: 1, env: { BROKEN_VENDOR_TOKEN: 'tok\r\nX-Injected: 1' } })
+  })
+  after(async () => {
+    assert.equal(await rk.stop(), 0)
+    await partner.close()
+  })
+
+  it('is left out of rotation with an error log, and the other credential serves every request', async () => {
+    const setup = await setUpGovernedPartner(rk, { baseUrl: partner.url, secret: { provider: 'env', ref: 'BROKEN_VENDOR_TOKEN' } })
+    const good = await rk.admin('POST', '/admin/partners/acme/credentials', {
+      name: 'good', environment: 'production', secret: { provider: 'inline', value: 'good-token' },
+    })
+    assert.equal(good.status, 201)
+    partner.received.length = 0
+    for (let i = 0; i < 8; i++) {
+      const res = await request(`${rk.proxyUrl}/proxy/acme/x`, { headers: { 'x-relaykey': setup.key } })
+      assert.equal(res.statusCode, 200, await res.body.text())
+    }
+    assert.deepEqual(new Set(partner.received.map((r) => r.headers['x-app-token'])), new Set(['good-token']))
+    assert.equal(partner.received.some((r) => r.headers['x-injected'] !== undefined), false)
+    assert.match(rk.output(), /credential secret has characters an HTTP header cannot carry; left out of rotation/)
+    assert.doesNotMatch(rk.output(), /tok\\r\\nX-Injected/)
+  })
+})
