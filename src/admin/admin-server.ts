@@ -11,6 +11,7 @@ import type { ControlStore } from '../store/control-store.js'
 import { isStoreUnavailable, storeErrorCode } from '../store/store-unavailable.js'
 import { BearerToken } from './bearer-auth.js'
 import { readJsonBody } from './json-body.js'
+import { NO_NUL } from './validate.js'
 import { LoggedPublisher } from './logged-publisher.js'
 import { refuse, type AdminHandler, type AdminReply } from './reply.js'
 import type { KeyIssuer, SecretSealer } from './route-deps.js'
@@ -140,6 +141,7 @@ class AdminApp {
     for (let i = 0; i < match.params.length; i++) {
       const value = decodeParam(match.params[i])
       if (value === null) return refuse('invalid_request', `${match.paramNames[i]}: malformed percent-encoding in the path`)
+      if (value.includes('\u0000')) return refuse('invalid_request', `${match.paramNames[i]}: ${NO_NUL}`)
       params.push(value)
     }
 

@@ -60,8 +60,12 @@ export function string (value: unknown, field: string, maxLength: number): strin
   if (typeof value !== 'string') throw new ValidationError(field, 'must be a string')
   if (value.length === 0) throw new ValidationError(field, 'must not be empty')
   if (value.length > maxLength) throw new ValidationError(field, `must be at most ${maxLength} characters`)
+  if (value.includes('\u0000')) throw new ValidationError(field, NO_NUL)
   return value
 }
+
+/** PostgreSQL text and jsonb cannot hold NUL; SQLite could, so both modes refuse it alike */
+export const NO_NUL = 'must not contain NUL characters'
 
 /**
  * An absolute http(s) URL without credentials (settings are readable over the admin API;
@@ -136,6 +140,7 @@ export function queryValue (query: URLSearchParams, name: string): string | null
   const value = query.get(name)
   if (value === null) return null
   if (value === '') throw new ValidationError(name, 'must not be empty')
+  if (value.includes('\u0000')) throw new ValidationError(name, NO_NUL)
   return value
 }
 

@@ -2,7 +2,7 @@
 // the admin API, the one place they enter. Everything downstream trusts the normalized value.
 import { ValidationError } from '../errors.js'
 import {
-  array, child, httpUrl, integer, item, label, matching, object, onlyFields, type JsonObject,
+  array, child, httpUrl, integer, item, label, matching, NO_NUL, object, onlyFields, type JsonObject,
 } from '../admin/validate.js'
 import { PAYMENT_AMOUNT } from '../audit/audit-event.js'
 import { endpointMethod, endpointPath } from '../admin/validate-endpoint.js'
@@ -97,6 +97,7 @@ function extra (value: unknown, field: string): JsonObject {
   const o = object(value, field)
   // it is repeated in every 402 answer and PAYMENT-REQUIRED header
   if (JSON.stringify(o).length > MAX_EXTRA_JSON) throw new ValidationError(field, `must be at most ${MAX_EXTRA_JSON} characters as JSON`)
+  if (holdsNul(o)) throw new ValidationError(field, NO_NUL)
   return o
 }
 
@@ -112,4 +113,12 @@ function prices (value: unknown, field: string): PriceRule[] {
       amount: matching(o.amount, child(f, 'amount'), PAYMENT_AMOUNT, 'a whole number of the smallest unit as a string of digits; "0" makes the endpoint free'),
     }
   })
+}
+
+/** a NUL in any member name or string, however deep (PostgreSQL's jsonb refuses it) */
+function holdsNul (value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000')
+  if (typeof value !== 'object' || value === null) return false
+  if (Array.isArray(value)) return value.some(holdsNul)
+  return Object.entries(value).some(([name, member]) => name.includes('\u0000') || holdsNul(member))
 }

@@ -9,7 +9,7 @@ import { budgetMonth } from '../../limits/budget-month.js'
 import { ownerGroup } from '../../limits/compile-limits.js'
 import type { ControlStore } from '../../store/control-store.js'
 import { notFound, ok, type AdminHandler } from '../reply.js'
-import { checkQuery, queryValue } from '../validate.js'
+import { checkQuery, queryValue, timestamp } from '../validate.js'
 
 export interface UsageRouteDeps {
   store: ControlStore
@@ -21,6 +21,8 @@ export interface UsageRouteDeps {
 const USAGE_QUERY = new Set(['key_id', 'customer', 'partner', 'month'])
 const AUDIT_QUERY = new Set(['key_id', 'limit', 'before'])
 const MAX_PAGE = 1000
+/** audit event ids are UUIDs (randomUUID), lowercase */
+const EVENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 export function registerUsageRoutes (router: Router<AdminHandler>, deps: UsageRouteDeps): void {
   const { store, audit, budgets } = deps
@@ -33,8 +35,10 @@ export function registerUsageRoutes (router: Router<AdminHandler>, deps: UsageRo
     const month = queryValue(query, 'month') ?? budgetMonth(deps.now())
     const match = /^(\d{4})-(0[1-9]|1[0-2])$/.exec(month)
     if (match === null) throw new ValidationError('month', 'must be YYYY-MM')
-    const from = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, 1))
-    const to = new Date(Date.UTC(Number(match[1]), Number(match[2]), 1))
+    // from text, not Date.UTC, which reads years 0–99 as 1900–1999
+    const from = new Date(`${month}-01T00:00:00Z`)
+    const to = new Date(from)
+    to.setUTCMonth(to.getUTCMonth() + 1)
 
     const key = keyId === null ? null : await store.getKey(keyId)
     if (keyId !== null && key === null) return notFound('key', keyId)
@@ -82,11 +86,10 @@ export function registerUsageRoutes (router: Router<AdminHandler>, deps: UsageRo
 function auditCursor (raw: string | null): AuditCursor | null {
   if (raw === null) return null
   const [time, id, extra] = raw.split('~')
-  const ts = new Date(time!)
-  if (Number.isNaN(ts.getTime()) || extra !== undefined || (id !== undefined && !/^[0-9a-f-]{36}$/.test(id))) {
+  if (extra !== undefined || (id !== undefined && !EVENT_ID.test(id))) {
     throw new ValidationError('before', 'must be an RFC 3339 time or a next_before value')
   }
-  return { ts, id: id ?? null }
+  return { ts: timestamp(time, 'before'), id: id ?? null }
 }
 
 /** the monthly customer budget set on the policies of the customer's keys (the largest, if several differ) */
