@@ -9,8 +9,10 @@ import { secondsToNextMonth } from './budget-month.js'
  *   ADMITTED        index = chosen credential (1-based, 0 = none asked), value = tightest limit
  *                   (1-based, 0 = none), remaining and resetMs of that limit
  *   RATE_LIMITED    index = refusing limit (1-based), value = ms until it fits, resetMs = its TAT ahead of now
- *   BUDGET_EXCEEDED index = refusing budget (1-based)
- *   QUOTA_EXCEEDED  value = ms until the soonest candidate credential fits
+ *   BUDGET_EXCEEDED index = refusing budget (1-based), value, remaining, resetMs as for ADMITTED
+ *   QUOTA_EXCEEDED  index = tightest limit, value = ms until the soonest candidate credential
+ *                   fits, remaining and resetMs of the tightest limit
+ * The tightest limit's remaining and resetMs are always as if the request had been taken.
  */
 export type AdmitReply = [number, number, number, number, number]
 
@@ -45,7 +47,7 @@ export function decodeAdmission (request: AdmissionRequest, month: string, reply
         code: 'budget_exceeded',
         name: request.budgets[index - 1]!.name,
         retryAfterSeconds: secondsToNextMonth(request.now),
-        tightest: null,
+        tightest: untakenState(request.limits, value, remaining, resetMs),
       }
     default:
       return {
@@ -53,7 +55,7 @@ export function decodeAdmission (request: AdmissionRequest, month: string, reply
         code: 'upstream_quota_exceeded',
         name: 'credential',
         retryAfterSeconds: Math.max(1, Math.ceil(value / 1000)),
-        tightest: null,
+        tightest: untakenState(request.limits, index, remaining, resetMs),
       }
   }
 }
@@ -67,4 +69,11 @@ function reservationOf (request: AdmissionRequest, month: string): Reservation |
 function tightestOf (limits: readonly RateLimitSpec[], index: number, remaining: number, resetMs: number): LimitState | null {
   if (index === 0) return null
   return { name: limits[index - 1]!.name, remaining, resetSeconds: Math.ceil(resetMs / 1000) }
+}
+
+/** a refused request takes nothing: one more request fits, and the limit frees one interval sooner */
+function untakenState (limits: readonly RateLimitSpec[], index: number, remaining: number, resetMs: number): LimitState | null {
+  if (index === 0) return null
+  const limit = limits[index - 1]!
+  return { name: limit.name, remaining: remaining + 1, resetSeconds: Math.max(0, Math.ceil((resetMs - limit.intervalMs) / 1000)) }
 }

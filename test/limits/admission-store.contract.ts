@@ -298,6 +298,19 @@ export function runAdmissionStoreContract (name: string, open: OpenAdmissionStor
           { name: 'key', remaining: 1, resetSeconds: 1 })
       })
 
+      it('reports the tightest rate limit on a budget refusal, as the last admitted request left it', async (t) => {
+        const { store, clock } = await setUp(t)
+        const c = caller()
+        const key = keyLimit(c, { requests: 10, per_seconds: 60 })
+        const customer = customerLimit(c, { requests: 100, per_seconds: 60 })
+        const req = (): AdmissionRequest => request(c, clock, { limits: [key, customer], budgets: [keyBudget(c, 2)], cost: 1 })
+        admitted(await store.admit(req()))
+        const last = admitted(await store.admit(req())).tightest
+        assert.deepEqual(last, { name: 'key', remaining: 8, resetSeconds: 12 })
+        // headers on the 429 must still say how much rate-limit room there is (CONTRACT §4)
+        assert.deepEqual(refused(await store.admit(req()), 'budget_exceeded', 'key').tightest, last)
+      })
+
       it('gives refunded units back, never below zero', async (t) => {
         const { store, clock } = await setUp(t)
         const c = caller()
@@ -364,12 +377,24 @@ export function runAdmissionStoreContract (name: string, open: OpenAdmissionStor
         const no = refused(await store.admit(req()), 'upstream_quota_exceeded', 'credential')
         // `fast` has room again in 2 s, `slow` only in 10 s
         assert.equal(no.retryAfterSeconds, 2)
-        assert.equal(no.tightest, null)
+        assert.equal(no.tightest, null, 'no rate limit of the key applies')
         clock.now += 2000
         assert.equal(admitted(await store.admit(req())).credential, 1)
         refused(await store.admit(req()), 'upstream_quota_exceeded', 'credential')
         clock.now += 8000
         assert.equal(admitted(await store.admit(req())).credential, 0)
+      })
+
+      it('reports the tightest rate limit on a quota refusal, and takes none of its room', async (t) => {
+        const { store, clock } = await setUp(t)
+        const c = caller()
+        const key = keyLimit(c, { requests: 10, per_seconds: 60 })
+        const only = credential(unique('cred'), { requests: 1, per_seconds: 60 })
+        const req = (): AdmissionRequest => request(c, clock, { limits: [key], credentials: [only] })
+        const last = admitted(await store.admit(req())).tightest
+        assert.deepEqual(last, { name: 'key', remaining: 9, resetSeconds: 6 })
+        assert.deepEqual(refused(await store.admit(req()), 'upstream_quota_exceeded', 'credential').tightest, last)
+        assert.deepEqual(refused(await store.admit(req()), 'upstream_quota_exceeded', 'credential').tightest, last)
       })
 
       it('shares a credential quota between callers of the partner, whatever their owner', async (t) => {

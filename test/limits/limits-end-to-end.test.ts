@@ -48,6 +48,19 @@ function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPart
     assert.ok(Number(limited.headers['retry-after']) >= 1 && Number(limited.headers['retry-after']) <= 6)
   })
 
+  it('a budget refusal still carries the rate limit\'s RateLimit headers', async () => {
+    const s = slug()
+    const setup = await setUpGovernedPartner(node(0), { slug: s, baseUrl: partner().url })
+    assert.equal((await node(0).admin('PATCH', `/admin/policies/${setup.policyId}`, { rate_limit: { requests: 100, per_seconds: 60 }, budget: { monthly: 1 } })).status, 200)
+    await sleep(300)
+    assert.equal((await callProxy(node(0), setup.key, `${s}/x`)).status, 200)
+    const over = await callProxy(node(1), setup.key, `${s}/x`)
+    assert.equal(over.code, 'budget_exceeded')
+    assert.equal(over.headers['ratelimit-policy'], '"key";q=100;w=60')
+    // the refused request took no room: 99 of the 100 are left
+    assert.match(String(over.headers.ratelimit), /^"key";r=99;t=\d+$/)
+  })
+
   it('a customer limit holds across all of the customer\'s keys', async () => {
     const s = slug()
     const customer = `cust-${randomBytes(3).toString('hex')}`

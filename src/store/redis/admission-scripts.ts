@@ -13,8 +13,11 @@
 // new TAT is at most burst × interval ahead of now. Reply:
 //   { 0, chosenCredential (1-based, 0 = none asked), tightestIndex, tightestRemaining, tightestResetMs }
 //   { 1, limitIndex, retryMs, 0, tatAheadMs }      rate limited
-//   { 2, budgetIndex, 0, 0, 0 }                    budget exceeded
-//   { 3, 0, retryMs, 0, 0 }                        every candidate credential's quota spent
+//   { 2, budgetIndex, tightestIndex, tightestRemaining, tightestResetMs }   budget exceeded
+//   { 3, tightestIndex, retryMs, tightestRemaining, tightestResetMs }      every candidate
+//                                                  credential's quota spent
+// (the tightest limit's figures always as if this request had been taken; a refusal takes
+// nothing, and the decoder adds it back)
 // One decision, its keys from KEYS[k + 1] and its arguments from ARGV[a + 1] on; returns the
 // reply and how many keys and arguments it used, so a batch can walk several decisions.
 const DECIDE = `
@@ -48,7 +51,7 @@ local function decide (k, a)
     local limit = tonumber(ARGV[p])
     p = p + 1
     local used = tonumber(redis.call('GET', KEYS[k + nR + i])) or 0
-    if used + cost > limit then return { 2, i, 0, 0, 0 }, nK, nA end
+    if used + cost > limit then return { 2, i, tightIndex, tightRemaining, tightReset }, nK, nA end
   end
   local chosen, chosenTat, soonest = 0, 0, -1
   for i = 1, nC do
@@ -69,7 +72,7 @@ local function decide (k, a)
     end
     if soonest < 0 or over < soonest then soonest = over end
   end
-  if nC > 0 and chosen == 0 then return { 3, 0, soonest, 0, 0 }, nK, nA end
+  if nC > 0 and chosen == 0 then return { 3, tightIndex, soonest, tightRemaining, tightReset }, nK, nA end
   for i = 1, nR do
     redis.call('SET', KEYS[k + i], tats[i], 'PX', math.ceil(tats[i] - now) + 1000)
   end

@@ -91,7 +91,10 @@ export class RedisAdmissionStore implements AdmissionStore {
         throw new GovernanceUnavailableError('Redis did not answer the limits decision', err)
       }
       if (credentials[0] !== 0) await this.#undoOwnerPart(request, month)
-      reply = credentials[0] === 0 ? [0, credentials[1], reply[2], reply[3], reply[4]] : credentials
+      // the tightest rate limit is the owner part's (the credentials' part has none)
+      reply = credentials[0] === 0
+        ? [0, credentials[1], reply[2], reply[3], reply[4]]
+        : [credentials[0], reply[2], credentials[2], reply[3], reply[4]]
     }
     return decodeAdmission(request, month, reply)
   }

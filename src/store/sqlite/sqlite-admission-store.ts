@@ -176,7 +176,7 @@ export class SqliteAdmissionStore implements AdmissionStore {
     for (let i = 0; i < budgets.length; i++) {
       const budget = budgets[i]!
       const used = this.#q.used.get(owner, budget.name, budget.subject, month) ?? 0
-      if (used + cost > budget.monthly) return [BUDGET_EXCEEDED, i + 1, 0, 0, 0]
+      if (used + cost > budget.monthly) return [BUDGET_EXCEEDED, i + 1, tightIndex, tightRemaining, Math.trunc(tightReset)]
     }
     let chosen = 0
     let chosenKey = ''
@@ -201,7 +201,7 @@ export class SqliteAdmissionStore implements AdmissionStore {
       }
       if (soonest < 0 || over < soonest) soonest = over
     }
-    if (credentials.length > 0 && chosen === 0) return [QUOTA_EXCEEDED, 0, Math.trunc(soonest), 0, 0]
+    if (credentials.length > 0 && chosen === 0) return [QUOTA_EXCEEDED, tightIndex, Math.trunc(soonest), tightRemaining, Math.trunc(tightReset)]
 
     for (let i = 0; i < limits.length; i++) this.#q.setTat.run(keys[i]!, tats[i]!, tats[i]! + RATE_KEEP_MS)
     for (let i = 0; i < budgets.length; i++) {
