@@ -111,6 +111,7 @@ describe('credentials', () => {
     ['rate limit not an object', { rate_limit: 10 }, 'rate_limit'],
     ['rate limit without requests', { rate_limit: { per_seconds: 1 } }, 'rate_limit.requests'],
     ['rate limit with zero requests', { rate_limit: { requests: 0, per_seconds: 1 } }, 'rate_limit.requests'],
+    ['rate limit faster than GCRA can keep exactly', { rate_limit: { requests: 200_001, per_seconds: 2 } }, 'rate_limit.requests'],
     ['rate limit without per_seconds', { rate_limit: { requests: 5 } }, 'rate_limit.per_seconds'],
     ['rate limit with zero burst', { rate_limit: { requests: 5, per_seconds: 1, burst: 0 } }, 'rate_limit.burst'],
     ['rate limit with an unknown member', { rate_limit: { requests: 5, per_seconds: 1, window: 'x' } }, 'rate_limit.window'],
