@@ -7,6 +7,7 @@ import { bodyObject, child, integer, label, matching, object, onlyFields, string
 import { ENVIRONMENT, ENVIRONMENT_SHAPE } from './validate-partner.js'
 import { rateLimit } from './validate-rate-limit.js'
 import type { SecretSealer } from './route-deps.js'
+import { isRelayKeySetting } from '../secrets/env-secret-provider.js'
 
 const FIELDS = new Set(['name', 'environment', 'secret', 'weight', 'rate_limit'])
 const ENV_SECRET_FIELDS = new Set(['provider', 'ref'])
@@ -64,7 +65,9 @@ function secret (value: unknown, cipher: SecretSealer | null): StoredSecret {
   switch (o.provider) {
     case 'env':
       onlyFields(o, ENV_SECRET_FIELDS, 'secret')
-      return { provider: 'env', ref: matching(o.ref, 'secret.ref', ENV_VAR, 'an environment variable name') }
+      const ref = matching(o.ref, 'secret.ref', ENV_VAR, 'an environment variable name')
+      if (isRelayKeySetting(ref)) throw new ValidationError('secret.ref', "names one of RelayKey's own settings (RELAYKEY_*, DATABASE_URL, REDIS_URL), which never go to a partner")
+      return { provider: 'env', ref }
     case 'file': {
       onlyFields(o, ENV_SECRET_FIELDS, 'secret')
       const ref = string(o.ref, 'secret.ref', 4096)

@@ -98,6 +98,8 @@ describe('credentials', () => {
     ['unknown provider', { secret: { provider: 'vault', ref: 'x' } }, 'secret.provider'],
     ['env secret without ref', { secret: { provider: 'env' } }, 'secret.ref'],
     ['env secret with an invalid variable name', { secret: { provider: 'env', ref: 'MY-VAR' } }, 'secret.ref'],
+    ["env secret naming RelayKey's HMAC pepper", { secret: { provider: 'env', ref: 'RELAYKEY_HMAC_SECRET' } }, 'secret.ref'],
+    ["env secret naming RelayKey's database URL", { secret: { provider: 'env', ref: 'DATABASE_URL' } }, 'secret.ref'],
     ['file secret with a relative path', { secret: { provider: 'file', ref: 'secrets/acme' } }, 'secret.ref'],
     ['inline secret with an empty value', { secret: { provider: 'inline', value: '' } }, 'secret.value'],
     ['inline secret with a non-string value', { secret: { provider: 'inline', value: 12345 } }, 'secret.value'],

@@ -39,6 +39,13 @@ describe('secret providers', () => {
     assert.throws(() => new InlineSecretCipher(randomBytes(32)).decrypt(a))
   })
 
+  it("never resolves RelayKey's own settings, even from a row stored before the admin API refused them", async () => {
+    const env = new EnvSecretProvider({ RELAYKEY_HMAC_SECRET: 'pepper', RELAYKEY_ADMIN_TOKEN: 'admin', DATABASE_URL: 'postgres://u:p@db/x', REDIS_URL: 'redis://r' })
+    for (const ref of ['RELAYKEY_HMAC_SECRET', 'RELAYKEY_ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL']) {
+      await assert.rejects(env.resolve({ provider: 'env', ref }), /RelayKey's own setting/)
+    }
+  })
+
   it('fails with messages that never contain the secret', async () => {
     await assert.rejects(resolver.resolve({ provider: 'env', ref: 'MISSING' }), /MISSING is not set/)
     await assert.rejects(resolver.resolve({ provider: 'file', ref: '/nonexistent/x' }), /cannot be read \(ENOENT\)/)
