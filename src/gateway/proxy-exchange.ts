@@ -24,7 +24,7 @@ import { ExchangeFacts, type ExchangeReporter } from './exchange-report.js'
 import { checkProxyPath, withoutQueryParam, type CheckedPath } from './proxy-path.js'
 import { connectionTokens, copyRequestHeaders, responseHeaders } from './header-rules.js'
 import { findEndpoint } from './endpoint-pattern.js'
-import { sendError, sendJson } from './respond.js'
+import { breakConnection, sendError, sendJson } from './respond.js'
 import type { CredentialOrder, CredentialRoute, KeyContext, UpstreamTarget } from './key-context.js'
 import type { Admission, AdmissionStore, CredentialCandidate, LimitState, Reservation } from '../limits/admission.js'
 import { costOf } from '../limits/compile-limits.js'
@@ -327,8 +327,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   /** decide how the body travels, then send the first attempt */
   #send (): void {
-    if (this.#res.destroyed) return this.clientClosed()
-    this.#res.on('close', onResponseClose)
+    const res = this.#res
+    const socket = this.#req.socket
+    if (res.destroyed || socket.destroyed) return this.clientClosed()
+    res.on('close', onResponseClose)
+    // Pipelined behind a response still going out: this one has no socket yet and gets no
+    // 'close' if the client leaves, but its request is destroyed when the connection closes.
+    if (res.socket === null) {
+      this.#req[kExchange] = this
+      this.#req.on('close', onPipelinedRequestClose)
+    }
     const upstream = this.#upstream!
     const retry = upstream.retry
     upstream.guards.budget.recordRequest(this.#facts.ts)
@@ -535,7 +543,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       // mid-body: the only honest signal left is a broken response
       this.#settled = true
       this.#deps.logger.warn({ request_id: this.requestId, err: errorSummary(err) }, 'upstream failed mid-response')
-      res.destroy()
+      breakConnection(res)
       this.#facts.outcome = 'forwarded'
       this.#report()
       return
@@ -574,7 +582,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   stalled (): void {
     this.#stallTimer = null
     this.#deps.logger.info({ request_id: this.requestId }, 'client stopped reading the response; connection closed')
-    this.#res.destroy()
+    breakConnection(this.#res)
   }
 
   #clearStall (): void {
@@ -858,6 +866,11 @@ function onResponseClose (this: ExchangeResponse): void {
   this[kExchange]?.clientClosed()
 }
 
+/** a request also closes when it was read to the end: only a lost connection ends the exchange */
+function onPipelinedRequestClose (this: ExchangeRequest): void {
+  if (this.socket.destroyed) this[kExchange]?.clientClosed()
+}
+
 function onRequestData (this: ExchangeRequest, chunk: Buffer): void {
   this[kExchange]!.bodyChunk(chunk)
 }
@@ -882,7 +895,7 @@ function deadlineReached (exchange: ProxyExchange): void {
 const MAX_DRAIN_BYTES = 64 * 1024
 
 function destroyIfUnfinished (res: ServerResponse): void {
-  if (!res.writableFinished) res.destroy()
+  if (!res.writableFinished) breakConnection(res)
 }
 
 class DrainTooLongError extends Error {

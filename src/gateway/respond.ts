@@ -8,7 +8,7 @@ import { errorBody, statusOf, type ErrorCode } from '../errors.js'
  */
 export function sendError (res: ServerResponse, code: ErrorCode, message: string, requestId: string, extraHeaders?: string[]): number {
   if (res.headersSent) {
-    res.destroy()
+    breakConnection(res)
     return 0
   }
   return sendJson(res, statusOf(code), errorBody(code, message, requestId), requestId, extraHeaders)
@@ -29,4 +29,14 @@ export function sendJson (res: ServerResponse, status: number, body: string, req
   res.writeHead(status, headers)
   res.end(body)
   return length
+}
+
+/**
+ * Ends the client's connection under a response that cannot be finished honestly. A pipelined
+ * response still queued behind an earlier one has no socket yet, and res.destroy() would wait
+ * for one that a client no longer reading never frees: its request's socket goes instead.
+ */
+export function breakConnection (res: ServerResponse): void {
+  if (res.socket !== null) res.destroy()
+  else res.req.socket.destroy()
 }
