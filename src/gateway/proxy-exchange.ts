@@ -475,10 +475,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     pushRateLimitHeaders(headers, this.#context!.limits.policyHeader, this.#limitState)
     if (this.#paid !== null && statusCode < 400) {
       // served, so to be paid for: held until the payment settles
-      if (!this.#paid.hold(statusCode, statusText, headers, contentLengthOf(rawHeaders))) this.#paidAnswerTooLarge()
+      if (!this.#paid.hold(statusCode, reasonPhrase(statusText), headers, contentLengthOf(rawHeaders))) this.#paidAnswerTooLarge()
       return true
     }
-    if (statusText !== '') res.writeHead(statusCode, statusText, headers)
+    const reason = reasonPhrase(statusText)
+    if (reason !== '') res.writeHead(statusCode, reason, headers)
     else res.writeHead(statusCode, headers)
     return true
   }
@@ -857,6 +858,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
 /** a store that did not answer is usually back within seconds (RFC 9110 §10.2.3) */
 const RETRY_SOON = ['retry-after', '1']
+
+/**
+ * The partner's reason phrase when node:http can send it as is (printable ASCII), else '' for
+ * node's standard one: writeHead throws on anything else (undici hands over non-ASCII bytes
+ * decoded), which left the client without an answer.
+ */
+function reasonPhrase (statusText: string): string {
+  return PRINTABLE_ASCII.test(statusText) ? statusText : ''
+}
+
+const PRINTABLE_ASCII = /^[\t\x20-\x7e]*$/
 
 function onResponseDrain (this: ExchangeResponse): void {
   this[kExchange]?.resume()

@@ -4,6 +4,8 @@ import { connect } from 'node:net'
 
 export interface RawResponse {
   status: number
+  /** the reason phrase, as the bytes arrived (latin1) */
+  statusText: string
   headers: Record<string, string>
   body: string
 }
@@ -24,7 +26,7 @@ export function rawRequest (port: number, request: string): Promise<RawResponse>
         headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim()
       }
       const body = data.slice(head.length + 4)
-      resolve({ status: Number(statusLine?.split(' ')[1]), headers, body: headers['transfer-encoding'] === 'chunked' ? dechunk(body) : body })
+      resolve({ status: Number(statusLine?.split(' ')[1]), statusText: statusLine?.split(' ').slice(2).join(' ') ?? '', headers, body: headers['transfer-encoding'] === 'chunked' ? dechunk(body) : body })
     })
     socket.write(request.includes('Connection:') ? request : request.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'))
   })
