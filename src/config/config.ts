@@ -114,8 +114,7 @@ export function loadConfig (env: Env = process.env): Config {
     keyCacheTtlMs: integer(env, 'RELAYKEY_KEY_CACHE_TTL_MS', 30_000, 100, 3_600_000),
     keyCacheMax: integer(env, 'RELAYKEY_KEY_CACHE_MAX', 100_000, 1, 10_000_000),
     shutdownGraceMs: integer(env, 'RELAYKEY_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
-    clientHeadersTimeoutMs: integer(env, 'RELAYKEY_CLIENT_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
-    clientRequestTimeoutMs: integer(env, 'RELAYKEY_CLIENT_REQUEST_TIMEOUT_MS', 300_000, 100, 3_600_000),
+    ...clientTimeouts(env),
     clientIdleTimeoutMs: integer(env, 'RELAYKEY_CLIENT_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),
     retryBufferBytes: integer(env, 'RELAYKEY_RETRY_BUFFER_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
     paymentBufferBytes: integer(env, 'RELAYKEY_PAYMENT_BUFFER_BYTES', 1024 * 1024, 0, 64 * 1024 * 1024),
@@ -126,6 +125,16 @@ export function loadConfig (env: Env = process.env): Config {
     accessLogSample: fraction(env, 'RELAYKEY_ACCESS_LOG_SAMPLE', 1),
     auditEnabled: auditSwitch(env.RELAYKEY_AUDIT),
   }
+}
+
+/** node:http refuses a request timeout shorter than the headers timeout (the workers would die) */
+function clientTimeouts (env: Env): { clientHeadersTimeoutMs: number; clientRequestTimeoutMs: number } {
+  const headers = integer(env, 'RELAYKEY_CLIENT_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000)
+  const request = integer(env, 'RELAYKEY_CLIENT_REQUEST_TIMEOUT_MS', 300_000, 100, 3_600_000)
+  if (request < headers) {
+    throw new ConfigError('RELAYKEY_CLIENT_REQUEST_TIMEOUT_MS', `must be at least RELAYKEY_CLIENT_HEADERS_TIMEOUT_MS (${headers}): the whole request includes its headers`)
+  }
+  return { clientHeadersTimeoutMs: headers, clientRequestTimeoutMs: request }
 }
 
 function redisPrefix (raw: string | undefined): string {

@@ -20,6 +20,8 @@ describe('start-up refuses bad configuration', () => {
     [{ DATABASE_URL: 'postgres://x@127.0.0.1/x' }, 'REDIS_URL'],
     [{ REDIS_URL: 'redis://127.0.0.1:6379' }, 'DATABASE_URL'],
     [{ RELAYKEY_PORT: 'abc' }, 'RELAYKEY_PORT'],
+    // valid on its own, but node:http would make every worker die at start, again and again
+    [{ RELAYKEY_CLIENT_REQUEST_TIMEOUT_MS: '1000' }, 'RELAYKEY_CLIENT_REQUEST_TIMEOUT_MS'],
     [{ DATABASE_URL: 'postgres://x@127.0.0.1/x', REDIS_URL: 'redis://127.0.0.1:6379' }, 'RELAYKEY_ADMIN_TOKEN'],
   ] as Array<[Record<string, string>, string]>) {
     it(`names ${variable}`, () => {
