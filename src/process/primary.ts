@@ -92,7 +92,9 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     admin.close()
     admin.closeIdleConnections()
     const exits = [...workers].map((w) => once(w, 'exit'))
-    broadcast({ type: 'shutdown' })
+    // a signal, not a message: a worker still loading has no message listener yet, and one
+    // that has not installed its handler yet has nothing to drain and simply ends
+    for (const worker of workers) worker.process.kill('SIGTERM')
     const deadline = setTimeout(() => {
       for (const worker of workers) worker.process.kill('SIGKILL')
     }, config.shutdownGraceMs + 5_000)
@@ -112,6 +114,7 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
   for (let i = 0; i < config.workers; i++) fork()
   // a worker that dies before listening is replaced by fork(); its replacement is what we wait for
   await Promise.all([...workers].map((w) => Promise.race([once(w, 'listening'), once(w, 'exit')])))
+  if (stopping) return
   logger.info({ mode: config.mode, port: config.port, admin_port: config.adminPort, workers: config.workers }, 'RelayKey ready')
 
 }

@@ -28,6 +28,20 @@ import { ExchangeReporter } from '../gateway/exchange-report.js'
 import { isPrimaryToWorker } from './messages.js'
 
 export async function runWorker (config: Config, logger: Logger): Promise<void> {
+  // A stop asked for while the worker is still starting (opening stores, replaying spill files)
+  // is kept and honoured once there is something to drain: the primary's SIGTERM (or a
+  // disconnect) must never be lost, or it waits out the grace period and kills the worker.
+  let stop: ((reason: string) => void) | null = null
+  let stopAsked: string | null = null
+  const askStop = (reason: string): void => {
+    if (stop !== null) stop(reason)
+    else stopAsked ??= reason
+  }
+  process.on('SIGTERM', () => askStop('SIGTERM'))
+  process.on('SIGINT', () => askStop('SIGINT'))
+  // the primary went away without telling us: stop rather than linger unmanaged
+  process.on('disconnect', () => askStop('primary disconnected'))
+
   const store = openControlStore(config, { connections: 4, logger })
   const pools = new UpstreamPools()
   // one data-plane Redis connection for limits and payment claims (distributed mode)
@@ -108,20 +122,14 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
   }
   process.on('message', (message: unknown) => {
     if (!isPrimaryToWorker(message)) return
-    if (message.type === 'shutdown') {
-      void shutdown('primary asked')
-      return
-    }
     const invalidation = message.invalidation
     keys.invalidate(invalidation)
     if (invalidation.kind === 'partner' || invalidation.kind === 'all') partners.clear()
     if (invalidation.kind === 'partner' && invalidation.deleted === true) reliability.forgetPartner(invalidation.id)
     if (invalidation.kind === 'all') void forgetDeletedPartners()
   })
-  process.on('SIGTERM', () => void shutdown('SIGTERM'))
-  process.on('SIGINT', () => void shutdown('SIGINT'))
-  // the primary went away without telling us: stop rather than linger unmanaged
-  process.on('disconnect', () => void shutdown('primary disconnected'))
+  stop = (reason) => void shutdown(reason)
+  if (stopAsked !== null) return stop(stopAsked)
 
   server.listen(config.port, config.host)
   await once(server, 'listening')

@@ -4,8 +4,13 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { startRelayKey, setUpGovernedPartner } from '../helpers/relaykey-process.js'
 import { startMockPartner } from '../helpers/mock-partner.js'
+import { freePort } from '../helpers/ports.js'
 import { childPids, commandLine } from '../helpers/process-tree.js'
 
 describe('cluster lifecycle', () => {
@@ -57,4 +62,45 @@ describe('cluster lifecycle', () => {
     await assert.rejects(request(`${rk.proxyUrl}/health`))
     await partner.close()
   })
+
+  // The grace period is 10 s here: a stop that reached no worker would take 15 s (grace + 5 s,
+  // then SIGKILL), one that did takes well under one.
+  for (const delayMs of [0, 150, 400]) {
+    it(`SIGTERM ${delayMs} ms after the workers were forked, while they start, exits 0 at once`, async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'relaykey-early-stop-'))
+      const child = spawn(process.execPath, [new URL('../../src/cli.js', import.meta.url).pathname, 'serve'], {
+        cwd: dataDir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          PATH: process.env.PATH ?? '',
+          RELAYKEY_HOST: '127.0.0.1',
+          RELAYKEY_PORT: String(await freePort()),
+          RELAYKEY_ADMIN_PORT: String(await freePort()),
+          RELAYKEY_WORKERS: '2',
+          RELAYKEY_DATA_DIR: dataDir,
+          RELAYKEY_SHUTDOWN_GRACE_MS: '10000',
+        },
+      })
+      let output = ''
+      child.stdout.on('data', (c: Buffer) => { output += c.toString() })
+      child.stderr.on('data', (c: Buffer) => { output += c.toString() })
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+      try {
+        for (let i = 0; i < 400 && childPids(child.pid!).length === 0; i++) await sleep(10)
+        assert.ok(childPids(child.pid!).length > 0, `no worker was forked:\n${output}`)
+        await sleep(delayMs)
+        const signalled = performance.now()
+        child.kill('SIGTERM')
+        assert.equal(await exited, 0, output)
+        const took = performance.now() - signalled
+        assert.ok(took < 5_000, `took ${Math.round(took)} ms to stop:\n${output}`)
+        const stopping = output.indexOf('shutting down')
+        assert.ok(stopping !== -1, output)
+        assert.equal(output.indexOf('RelayKey ready', stopping), -1, 'not reported ready after stopping')
+      } finally {
+        child.kill('SIGKILL')
+        rmSync(dataDir, { recursive: true, force: true })
+      }
+    })
+  }
 })
