@@ -37,9 +37,10 @@ export function createGatewayServer (deps: GatewayDeps, timeouts: ClientTimeouts
     // Node enforces both only when it sweeps its connections (every 30 s by default)
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(timeouts.headersTimeoutMs / 2))),
     keepAliveTimeout: 65_000,
-  }, function onRequest (req, res) {
+  }, function onRequest (this: Server, req, res) {
     // HOT PATH: route on the raw URL; the query string is split off once and never parsed.
     const requestId = randomUUID()
+    if (!this.listening) res.shouldKeepAlive = false // draining: see closeIfDraining
     const url = req.url!
     if (url.charCodeAt(0) !== 47 /* / */) return sendError(res, 'bad_request', 'absolute-form request targets are not accepted', requestId)
     const q = url.indexOf('?')

@@ -24,7 +24,7 @@ import { ExchangeFacts, type ExchangeReporter } from './exchange-report.js'
 import { checkProxyPath, withoutQueryParam, type CheckedPath } from './proxy-path.js'
 import { connectionTokens, copyRequestHeaders, responseHeaders } from './header-rules.js'
 import { findEndpoint } from './endpoint-pattern.js'
-import { breakConnection, sendError, sendJson } from './respond.js'
+import { breakConnection, closeIfDraining, sendError, sendJson } from './respond.js'
 import type { CredentialOrder, CredentialRoute, KeyContext, UpstreamTarget } from './key-context.js'
 import type { Admission, AdmissionStore, CredentialCandidate, LimitState, Reservation } from '../limits/admission.js'
 import { costOf } from '../limits/compile-limits.js'
@@ -479,6 +479,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return true
     }
     const reason = reasonPhrase(statusText)
+    closeIfDraining(res)
     if (reason !== '') res.writeHead(statusCode, reason, headers)
     else res.writeHead(statusCode, headers)
     return true
@@ -815,6 +816,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     headers.push(...paymentResponseHeaders(paid.version, outcome.response))
     const body = paid.body()
     facts.bytesOut = body.length
+    closeIfDraining(res)
     if (held.statusText !== '') res.writeHead(held.status, held.statusText, headers)
     else res.writeHead(held.status, headers)
     res.end(body)

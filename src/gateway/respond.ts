@@ -1,5 +1,6 @@
 // Writing RelayKey's own answers on the proxy port: JSON refusals and the small health bodies.
-import type { ServerResponse } from 'node:http'
+import type { Server, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import { errorBody, statusOf, type ErrorCode } from '../errors.js'
 
 /**
@@ -39,4 +40,13 @@ export function sendJson (res: ServerResponse, status: number, body: string, req
 export function breakConnection (res: ServerResponse): void {
   if (res.socket !== null) res.destroy()
   else res.req.socket.destroy()
+}
+
+/**
+ * While the worker drains (its server no longer listening), every response says
+ * `Connection: close`: a kept-alive client would otherwise send its next request into a
+ * socket that is closed as soon as it goes idle, and get a reset it cannot retry safely.
+ */
+export function closeIfDraining (res: ServerResponse): void {
+  if ((res.req.socket as Socket & { server?: Server }).server?.listening === false) res.shouldKeepAlive = false
 }
