@@ -77,9 +77,10 @@ function refuseConnect (_req: IncomingMessage, socket: Socket): void {
 
 function refuseMalformed (err: NodeJS.ErrnoException, socket: Socket): void {
   if (!socket.writable || (err.code === 'ECONNRESET')) return void socket.destroy()
-  // a response already on its way (the partner answered while the upload stalled): no second
-  // status line in the middle of its body; Node's own handler checks the same field
-  if ((socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true) return void socket.destroy()
+  // a request still being answered on this connection (its upload stalled, or garbage was
+  // pipelined behind it): a raw refusal now would reach its client as that request's answer,
+  // or land in the middle of its body, so the connection just goes
+  if ((socket as Socket & { _httpMessage?: unknown })._httpMessage != null) return void socket.destroy()
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     // RELAYKEY_CLIENT_HEADERS_TIMEOUT_MS / _REQUEST_TIMEOUT_MS: a slow or stalled client
     return void socket.end(rawRefusal(408, 'Request Timeout', 'the request did not arrive in time'))

@@ -10,7 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { setUpGovernedPartner, startRelayKey, type GovernedSetup, type RelayKeyProcess } from '../helpers/relaykey-process.js'
 import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
 
-const BIG = 8 * 1024 * 1024
+// far more than socket buffers hold: an answer is only ever finished if RelayKey reads it all
+const BIG = 32 * 1024 * 1024
 
 describe('pipelined requests', () => {
   let rk: RelayKeyProcess
@@ -66,6 +67,16 @@ describe('pipelined requests', () => {
     const closed = new Promise((resolve) => socket.on('close', resolve))
     socket.resume()
     await closed
+  })
+
+  it('closes the connection when garbage follows a request still being answered, rather than answer 400 in its place', { timeout: 15_000 }, async () => {
+    const socket = connect(Number(new URL(rk.proxyUrl).port), '127.0.0.1')
+    let received = ''
+    socket.on('data', (chunk) => { received += chunk.toString('latin1') })
+    socket.on('error', () => {})
+    socket.write(pipeline(['/slow']) + 'GARBAGE\x01 / HTTP/1.1\r\n\r\n')
+    await new Promise((resolve) => socket.on('close', resolve))
+    assert.doesNotMatch(received, /^HTTP\/1\.1 400/, 'a 400 would read as the answer to the first request')
   })
 
   async function auditCount (): Promise<number> {
