@@ -16,6 +16,7 @@
 // budget allows it and `timeouts.request_ms` (counted over all attempts) leaves time. A retried
 // attempt's response is drained, never shown to the client.
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
 import { errorSummary, statusOf, type ErrorCode } from '../errors.js'
@@ -65,6 +66,8 @@ type RetryReason = 'connection' | 'status' | 'credential_rejected'
 export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly #deps: ExchangeDeps
   readonly #req: ExchangeRequest
+  /** the client's connection; undici clears req.socket once it has read the body */
+  readonly #socket: ClientSocket
   readonly #res: ExchangeResponse
   readonly requestId: string
   #partnerSlug = ''
@@ -130,6 +133,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#deps = deps
     this.#req = req
     this.#res = res
+    this.#socket = req.socket
     this.requestId = requestId
     this.#facts = new ExchangeFacts(requestId, req.method!)
     this.#res[kExchange] = this
@@ -328,15 +332,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   /** decide how the body travels, then send the first attempt */
   #send (): void {
     const res = this.#res
-    const socket = this.#req.socket
-    if (res.destroyed || socket.destroyed) return this.clientClosed()
+    if (res.destroyed || this.#socket.destroyed) return this.clientClosed()
     res.on('close', onResponseClose)
     // Pipelined behind a response still going out: this one has no socket yet and gets no
-    // 'close' if the client leaves, but its request is destroyed when the connection closes.
-    if (res.socket === null) {
-      this.#req[kExchange] = this
-      this.#req.on('close', onPipelinedRequestClose)
-    }
+    // 'close' if the client leaves, so the connection itself is watched.
+    if (res.socket === null) watchQueued(this.#socket, this)
     const upstream = this.#upstream!
     const retry = upstream.retry
     upstream.guards.budget.recordRequest(this.#facts.ts)
@@ -479,7 +479,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return true
     }
     const reason = reasonPhrase(statusText)
-    closeIfDraining(res)
+    closeIfDraining(res, this.#socket)
     if (reason !== '') res.writeHead(statusCode, reason, headers)
     else res.writeHead(statusCode, headers)
     return true
@@ -545,7 +545,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       // mid-body: the only honest signal left is a broken response
       this.#settled = true
       this.#deps.logger.warn({ request_id: this.requestId, err: errorSummary(err) }, 'upstream failed mid-response')
-      breakConnection(res)
+      breakConnection(res, this.#socket)
       this.#facts.outcome = 'forwarded'
       this.#report()
       return
@@ -584,7 +584,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   stalled (): void {
     this.#stallTimer = null
     this.#deps.logger.info({ request_id: this.requestId }, 'client stopped reading the response; connection closed')
-    breakConnection(this.#res)
+    breakConnection(this.#res, this.#socket)
   }
 
   #clearStall (): void {
@@ -816,12 +816,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     headers.push(...paymentResponseHeaders(paid.version, outcome.response))
     const body = paid.body()
     facts.bytesOut = body.length
-    closeIfDraining(res)
+    closeIfDraining(res, this.#socket)
     if (held.statusText !== '') res.writeHead(held.status, held.statusText, headers)
     else res.writeHead(held.status, headers)
     res.end(body)
     // a client that paid but does not read is cut like any other stalled reader
-    if (!res.writableFinished) setTimeout(destroyIfUnfinished, this.#deps.clientStallMs, res).unref()
+    if (!res.writableFinished) setTimeout(destroyIfUnfinished, this.#deps.clientStallMs, res, this.#socket).unref()
     facts.outcome = 'forwarded'
     this.#report()
   }
@@ -837,6 +837,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #report (): void {
     if (this.#reported) return
     this.#reported = true
+    this.#socket[kQueued]?.delete(this)
     this.#clearDeadline()
     this.#clearStall()
     if (this.#inGate) this.#upstream!.guards.gate.leave()
@@ -881,8 +882,23 @@ function onResponseClose (this: ExchangeResponse): void {
 }
 
 /** a request also closes when it was read to the end: only a lost connection ends the exchange */
-function onPipelinedRequestClose (this: ExchangeRequest): void {
-  if (this.socket.destroyed) this[kExchange]?.clientClosed()
+/** exchanges whose responses wait behind another on the same connection */
+const kQueued = Symbol('relaykey.queued')
+type ClientSocket = Socket & { [kQueued]?: Set<ProxyExchange> }
+
+function watchQueued (socket: ClientSocket, exchange: ProxyExchange): void {
+  let queued = socket[kQueued]
+  if (queued === undefined) {
+    queued = socket[kQueued] = new Set()
+    socket.once('close', onQueuedSocketClose)
+  }
+  queued.add(exchange)
+}
+
+function onQueuedSocketClose (this: ClientSocket): void {
+  const queued = this[kQueued]
+  if (queued === undefined) return
+  for (const exchange of [...queued]) exchange.clientClosed()
 }
 
 function onRequestData (this: ExchangeRequest, chunk: Buffer): void {
@@ -908,8 +924,8 @@ function deadlineReached (exchange: ProxyExchange): void {
 /** a retried attempt's answer larger than this is not drained: its connection is dropped */
 const MAX_DRAIN_BYTES = 64 * 1024
 
-function destroyIfUnfinished (res: ServerResponse): void {
-  if (!res.writableFinished) breakConnection(res)
+function destroyIfUnfinished (res: ServerResponse, socket: Socket): void {
+  if (!res.writableFinished) breakConnection(res, socket)
 }
 
 class DrainTooLongError extends Error {

@@ -35,11 +35,13 @@ export function sendJson (res: ServerResponse, status: number, body: string, req
 /**
  * Ends the client's connection under a response that cannot be finished honestly. A pipelined
  * response still queued behind an earlier one has no socket yet, and res.destroy() would wait
- * for one that a client no longer reading never frees: its request's socket goes instead.
+ * for one that a client no longer reading never frees: the connection's socket goes instead.
+ * `socket` is the client's, kept from the start: undici clears `req.socket` once it has read
+ * a request body.
  */
-export function breakConnection (res: ServerResponse): void {
-  if (res.socket !== null) res.destroy()
-  else res.req.socket.destroy()
+export function breakConnection (res: ServerResponse, socket: Socket | null = res.req.socket): void {
+  if (res.socket !== null || socket === null) res.destroy()
+  else socket.destroy()
 }
 
 /**
@@ -47,6 +49,6 @@ export function breakConnection (res: ServerResponse): void {
  * `Connection: close`: a kept-alive client would otherwise send its next request into a
  * socket that is closed as soon as it goes idle, and get a reset it cannot retry safely.
  */
-export function closeIfDraining (res: ServerResponse): void {
-  if ((res.req.socket as Socket & { server?: Server }).server?.listening === false) res.shouldKeepAlive = false
+export function closeIfDraining (res: ServerResponse, socket: Socket | null = res.req.socket): void {
+  if ((socket as (Socket & { server?: Server }) | null)?.server?.listening === false) res.shouldKeepAlive = false
 }
