@@ -37,6 +37,8 @@ export function createGatewayServer (deps: GatewayDeps, timeouts: ClientTimeouts
     // Node enforces both only when it sweeps its connections (every 30 s by default)
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(timeouts.headersTimeoutMs / 2))),
     keepAliveTimeout: 65_000,
+    // a missing Host is refused by the exchange, with the contract's JSON and a request id
+    requireHostHeader: false,
   }, function onRequest (this: Server, req, res) {
     // HOT PATH: route on the raw URL; the query string is split off once and never parsed.
     const requestId = randomUUID()
@@ -49,6 +51,9 @@ export function createGatewayServer (deps: GatewayDeps, timeouts: ClientTimeouts
     if (match === null) return sendError(res, 'not_found', 'no such route', requestId)
     match.handler(deps, req, res, match.params, q === -1 ? '' : url.slice(q + 1), requestId)
   })
+  // an Expect other than 100-continue: Node would answer a bare 417; RelayKey never forwards
+  // Expect, so the request is served as if it had none
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => server.emit('request', req, res))
   // CONNECT never reaches 'request'; without this listener Node would just drop the socket
   server.on('connect', refuseConnect)
   // requests Node's parser rejects (malformed, header overflow) still get the contract's JSON

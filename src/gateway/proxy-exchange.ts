@@ -188,6 +188,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       }
     }
     if (hosts > 1) return this.#refuse('bad_request', 'more than one Host header')
+    // RFC 9112 §3.2 (node:http is told not to answer this itself, which it does without JSON or a request id)
+    if (hosts === 0 && this.#req.httpVersionMinor === 1) return this.#refuse('bad_request', 'an HTTP/1.1 request needs a Host header')
     if (key === undefined || key === '') return this.#refuse('missing_key', 'send your virtual key in the X-RelayKey header')
 
     const digest = this.#deps.keys.digestOf(key)

@@ -132,6 +132,26 @@ describe('refusals', () => {
     assert.match(connectReq.headers['x-relaykey-request-id'] ?? '', /^[0-9a-f-]{36}$/)
   })
 
+  it('400 bad_request as JSON, with a request id, for an HTTP/1.1 request without Host', async () => {
+    const port = Number(new URL(rk.proxyUrl).port)
+    const res = await rawRequest(port, `GET /proxy/acme/resources/applicants/1 HTTP/1.1\r\nX-RelayKey: ${setup.key}\r\n\r\n`)
+    assert.equal(res.status, 400)
+    const body = JSON.parse(res.body)
+    assert.equal(body.error.code, 'bad_request')
+    assert.match(body.error.message, /Host/)
+    assert.equal(body.error.request_id, res.headers['x-relaykey-request-id'])
+  })
+
+  it('serves a request with an Expect it does not know as if it had none (no bare 417), and never forwards Expect', async () => {
+    partner.received.length = 0
+    const port = Number(new URL(rk.proxyUrl).port)
+    const res = await rawRequest(port, `GET /proxy/acme/resources/applicants/1 HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\nX-RelayKey: ${setup.key}\r\n\r\n`)
+    assert.equal(res.status, 200)
+    assert.match(res.headers['x-relaykey-request-id'] ?? '', /^[0-9a-f-]{36}$/)
+    assert.equal(partner.received.length, 1)
+    assert.equal(partner.received[0]!.headers.expect, undefined)
+  })
+
   it('400 bad_request as JSON for requests Node cannot parse', async () => {
     const port = Number(new URL(rk.proxyUrl).port)
     const malformed = await rawRequest(port, `GET /proxy/acme/x HTTP/1.1\r\nHost: a\r\nthis is not a header\r\n\r\n`)
