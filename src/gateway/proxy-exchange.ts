@@ -823,7 +823,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     else res.writeHead(held.status, headers)
     res.end(body)
     // a client that paid but does not read is cut like any other stalled reader
-    if (!res.writableFinished) setTimeout(destroyIfUnfinished, this.#deps.clientStallMs, res, this.#socket).unref()
+    if (!res.writableFinished) {
+      // cleared once the answer is out, so the timer does not hold the response for clientStallMs
+      const cut = setTimeout(destroyIfUnfinished, this.#deps.clientStallMs, res, this.#socket).unref()
+      res.once('finish', () => clearTimeout(cut))
+    }
     facts.outcome = 'forwarded'
     this.#report()
   }
