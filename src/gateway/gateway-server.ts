@@ -5,7 +5,7 @@ import type { Socket } from 'node:net'
 import { randomUUID } from 'node:crypto'
 import { Router } from '../http/router.js'
 import { errorBody } from '../errors.js'
-import { sendError, sendJson } from './respond.js'
+import { noteLatestRequest, sendError, sendJson } from './respond.js'
 import { ProxyExchange, type ExchangeDeps } from './proxy-exchange.js'
 
 export interface GatewayDeps extends ExchangeDeps {
@@ -39,10 +39,10 @@ export function createGatewayServer (deps: GatewayDeps, timeouts: ClientTimeouts
     keepAliveTimeout: 65_000,
     // a missing Host is refused by the exchange, with the contract's JSON and a request id
     requireHostHeader: false,
-  }, function onRequest (this: Server, req, res) {
+  }, function onRequest (req, res) {
     // HOT PATH: route on the raw URL; the query string is split off once and never parsed.
     const requestId = randomUUID()
-    if (!this.listening) res.shouldKeepAlive = false // draining: see closeIfDraining
+    noteLatestRequest(req)
     const url = req.url!
     if (url.charCodeAt(0) !== 47 /* / */) return sendError(res, 'bad_request', 'absolute-form request targets are not accepted', requestId)
     const q = url.indexOf('?')
@@ -82,10 +82,14 @@ function refuseConnect (_req: IncomingMessage, socket: Socket): void {
 
 function refuseMalformed (err: NodeJS.ErrnoException, socket: Socket): void {
   if (!socket.writable || (err.code === 'ECONNRESET')) return void socket.destroy()
+  const answering = (socket as Socket & { _httpMessage?: unknown })._httpMessage != null
+  // bytes after a request that said Connection: close (or HTTP/1.0): they are ignored, and the
+  // request being answered still gets its answer before Node closes the connection
+  if (answering && err.code === 'HPE_CLOSED_CONNECTION') return
   // a request still being answered on this connection (its upload stalled, or garbage was
   // pipelined behind it): a raw refusal now would reach its client as that request's answer,
   // or land in the middle of its body, so the connection just goes
-  if ((socket as Socket & { _httpMessage?: unknown })._httpMessage != null) return void socket.destroy()
+  if (answering) return void socket.destroy()
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     // RELAYKEY_CLIENT_HEADERS_TIMEOUT_MS / _REQUEST_TIMEOUT_MS: a slow or stalled client
     return void socket.end(rawRefusal(408, 'Request Timeout', 'the request did not arrive in time'))

@@ -25,7 +25,7 @@ import { ExchangeFacts, type ExchangeReporter } from './exchange-report.js'
 import { checkProxyPath, withoutQueryParam, type CheckedPath } from './proxy-path.js'
 import { connectionTokens, copyRequestHeaders, responseHeaders } from './header-rules.js'
 import { findEndpoint } from './endpoint-pattern.js'
-import { breakConnection, closeIfDraining, sendError, sendJson } from './respond.js'
+import { closeIfDraining, sendError, sendJson } from './respond.js'
 import type { CredentialOrder, CredentialRoute, KeyContext, UpstreamTarget } from './key-context.js'
 import type { Admission, AdmissionStore, CredentialCandidate, LimitState, Reservation } from '../limits/admission.js'
 import { costOf } from '../limits/compile-limits.js'
@@ -547,7 +547,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       // mid-body: the only honest signal left is a broken response
       this.#settled = true
       this.#deps.logger.warn({ request_id: this.requestId, err: errorSummary(err) }, 'upstream failed mid-response')
-      breakConnection(res, this.#socket)
+      // (queued behind another answer, it goes once it gets the connection: the earlier answer
+      // finishes first)
+      res.destroy()
       this.#facts.outcome = 'forwarded'
       this.#report()
       return
@@ -584,9 +586,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   /** the client has not read for clientStallMs: its connection goes, and 'close' ends the exchange */
   stalled (): void {
+    if (this.#res.socket === null) {
+      // queued behind an earlier answer on the connection: that one is what the client is (or
+      // is not) reading, and its own timer judges it; this one waits its turn
+      this.#stallTimer = setTimeout(clientStalled, this.#deps.clientStallMs, this)
+      return
+    }
     this.#stallTimer = null
     this.#deps.logger.info({ request_id: this.requestId }, 'client stopped reading the response; connection closed')
-    breakConnection(this.#res, this.#socket)
+    this.#res.destroy()
   }
 
   #clearStall (): void {
@@ -808,7 +816,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     }
     facts.paymentTx = outcome.response.transaction
     facts.paymentAmount = paid.amount
-    if (res.destroyed) {
+    if (res.destroyed || this.#socket.destroyed) {
       this.#deps.logger.warn({ request_id: this.requestId, payment_tx: facts.paymentTx }, 'client left before its paid answer was sent')
       facts.status = 499
       facts.outcome = 'client_closed'
@@ -825,7 +833,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // a client that paid but does not read is cut like any other stalled reader
     if (!res.writableFinished) {
       // cleared once the answer is out, so the timer does not hold the response for clientStallMs
-      const cut = setTimeout(destroyIfUnfinished, this.#deps.clientStallMs, res, this.#socket).unref()
+      const cut = setTimeout(destroyIfUnfinished, this.#deps.clientStallMs, res).unref()
       res.once('finish', () => clearTimeout(cut))
     }
     facts.outcome = 'forwarded'
@@ -880,14 +888,19 @@ function reasonPhrase (statusText: string): string {
 const PRINTABLE_ASCII = /^[\t\x20-\x7e]*$/
 
 function onResponseDrain (this: ExchangeResponse): void {
-  this[kExchange]?.resume()
+  // not now: a pipelined response is flushed, and drains, when the one before it ends, inside
+  // that exchange's undici callback; undici cannot resume another parser from there
+  process.nextTick(resumeExchange, this)
+}
+
+function resumeExchange (res: ExchangeResponse): void {
+  res[kExchange]?.resume()
 }
 
 function onResponseClose (this: ExchangeResponse): void {
   this[kExchange]?.clientClosed()
 }
 
-/** a request also closes when it was read to the end: only a lost connection ends the exchange */
 /** exchanges whose responses wait behind another on the same connection */
 const kQueued = Symbol('relaykey.queued')
 type ClientSocket = Socket & { [kQueued]?: Set<ProxyExchange> }
@@ -930,8 +943,8 @@ function deadlineReached (exchange: ProxyExchange): void {
 /** a retried attempt's answer larger than this is not drained: its connection is dropped */
 const MAX_DRAIN_BYTES = 64 * 1024
 
-function destroyIfUnfinished (res: ServerResponse, socket: Socket): void {
-  if (!res.writableFinished) breakConnection(res, socket)
+function destroyIfUnfinished (res: ServerResponse): void {
+  if (!res.writableFinished) res.destroy()
 }
 
 class DrainTooLongError extends Error {

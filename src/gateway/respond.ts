@@ -1,5 +1,5 @@
 // Writing RelayKey's own answers on the proxy port: JSON refusals and the small health bodies.
-import type { Server, ServerResponse } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { errorBody, statusOf, type ErrorCode } from '../errors.js'
 
@@ -9,7 +9,7 @@ import { errorBody, statusOf, type ErrorCode } from '../errors.js'
  */
 export function sendError (res: ServerResponse, code: ErrorCode, message: string, requestId: string, extraHeaders?: string[]): number {
   if (res.headersSent) {
-    breakConnection(res)
+    res.destroy()
     return 0
   }
   return sendJson(res, statusOf(code), errorBody(code, message, requestId), requestId, extraHeaders)
@@ -27,28 +27,31 @@ export function sendJson (res: ServerResponse, status: number, body: string, req
   if (extraHeaders !== undefined) {
     for (let i = 0; i < extraHeaders.length; i++) headers.push(extraHeaders[i]!)
   }
+  closeIfDraining(res)
   res.writeHead(status, headers)
   res.end(body)
   return length
 }
 
-/**
- * Ends the client's connection under a response that cannot be finished honestly. A pipelined
- * response still queued behind an earlier one has no socket yet, and res.destroy() would wait
- * for one that a client no longer reading never frees: the connection's socket goes instead.
- * `socket` is the client's, kept from the start: undici clears `req.socket` once it has read
- * a request body.
- */
-export function breakConnection (res: ServerResponse, socket: Socket | null = res.req.socket): void {
-  if (res.socket !== null || socket === null) res.destroy()
-  else socket.destroy()
+/** the newest request a connection has brought: the one whose answer may end it */
+const kLatest = Symbol('relaykey.latestRequest')
+type ClientSocket = Socket & { server?: Server; [kLatest]?: IncomingMessage }
+
+/** HOT PATH: once per request, on arrival */
+export function noteLatestRequest (req: IncomingMessage): void {
+  (req.socket as ClientSocket)[kLatest] = req
 }
 
 /**
- * While the worker drains (its server no longer listening), every response says
- * `Connection: close`: a kept-alive client would otherwise send its next request into a
- * socket that is closed as soon as it goes idle, and get a reset it cannot retry safely.
+ * While the worker drains (its server no longer listening), the answer to a connection's
+ * newest request says `Connection: close`: a kept-alive client would otherwise send its next
+ * request into a socket that is closed as soon as it goes idle, and get a reset it cannot
+ * retry safely. Answers to requests pipelined before it keep the connection, or the requests
+ * behind them, already received and forwarded, would go unanswered.
+ * `socket` is the client's, kept from the start: undici clears `req.socket` once it has read
+ * a request body.
  */
 export function closeIfDraining (res: ServerResponse, socket: Socket | null = res.req.socket): void {
-  if ((socket as (Socket & { server?: Server }) | null)?.server?.listening === false) res.shouldKeepAlive = false
+  const client = socket as ClientSocket | null
+  if (client?.server?.listening === false && client[kLatest] === res.req) res.shouldKeepAlive = false
 }

@@ -27,6 +27,29 @@ describe('pipelined requests', () => {
         setTimeout(() => res.end('slow'), 500)
         return
       }
+      if (req.url!.includes('/lines')) {
+        // a stream the client reads as it comes, for longer than the idle timeout (1 s)
+        res.writeHead(200, { 'content-type': 'text/plain' })
+        let line = 0
+        const timer = setInterval(() => {
+          res.write(`line ${line}\n`)
+          if (++line === 20) {
+            clearInterval(timer)
+            res.end('done\n')
+          }
+        }, 100)
+        return
+      }
+      if (req.url!.includes('/medium')) {
+        res.end('m'.repeat(256 * 1024))
+        return
+      }
+      if (req.url!.includes('/breaks')) {
+        res.writeHead(200, { 'content-length': '1000' })
+        res.write('x'.repeat(100))
+        setTimeout(() => res.destroy(), 200)
+        return
+      }
       res.on('close', () => { if (!res.writableFinished) cutOff++ })
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(BIG) })
       writeBig(res, BIG)
@@ -80,6 +103,38 @@ describe('pipelined requests', () => {
     await new Promise((resolve) => socket.on('close', resolve))
     assert.doesNotMatch(received, /^HTTP\/1\.1 400/, 'a 400 would read as the answer to the first request')
   })
+
+  it('lets an answer queued behind a slow stream wait its turn, without cutting the stream the client is reading', { timeout: 15_000 }, async () => {
+    for (const behind of ['/medium', '/breaks']) {
+      const answers = await readAll(pipeline(['/lines', behind]))
+      assert.match(answers, /line 19\r?\n(.|\r|\n)*done/, `${behind}: the stream in front was cut: ${answers.slice(-200)}`)
+      if (behind === '/medium') assert.ok(answers.includes('m'.repeat(256 * 1024)), 'the queued answer arrived whole')
+    }
+  })
+
+  it('answers a request that said Connection: close, ignoring bytes the client sent after it', { timeout: 15_000 }, async () => {
+    const answers = await readAll(pipeline(['/slow']).replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n') + pipeline(['/slow']))
+    assert.match(answers, /^HTTP\/1\.1 200 OK\r\n/)
+    assert.match(answers, /slow$/)
+  })
+
+  /** writes `requests` on a new connection and reads until the server closes it */
+  async function readAll (requests: string): Promise<string> {
+    const socket = connect(Number(new URL(rk.proxyUrl).port), '127.0.0.1')
+    let received = ''
+    socket.on('data', (chunk) => { received += chunk.toString('latin1') })
+    socket.on('error', () => {})
+    socket.write(requests)
+    // a kept-alive connection stays open: give up waiting once nothing has come for 2 s
+    let last = received.length
+    for (;;) {
+      const closed = await Promise.race([new Promise((resolve) => socket.once('close', () => resolve(true))), sleep(2000).then(() => false)])
+      if (closed || received.length === last) break
+      last = received.length
+    }
+    socket.destroy()
+    return received
+  }
 
   async function auditCount (): Promise<number> {
     const page = await rk.admin('GET', `/admin/audit?key_id=${setup.keyId}&limit=1000`)

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { spawn } from 'node:child_process'
+import { connect } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -62,6 +63,30 @@ describe('cluster lifecycle', () => {
     for (const r of results) assert.deepEqual(r, { status: 200, body: 'slow but complete', connection: 'close' })
     assert.equal(await exit, 0)
     await assert.rejects(request(`${rk.proxyUrl}/health`))
+    await partner.close()
+  })
+
+  it('SIGTERM answers every request a connection pipelined before the drain, and closes it after the last', async () => {
+    const partner = await startMockPartner()
+    partner.handle((req, res) => { setTimeout(() => res.end(`answer for ${req.url}`), 500) })
+    const rk = await startRelayKey({ workers: 1 })
+    const setup = await setUpGovernedPartner(rk, { baseUrl: partner.url })
+    const socket = connect(Number(new URL(rk.proxyUrl).port), '127.0.0.1')
+    let received = ''
+    socket.on('data', (chunk) => { received += chunk.toString('latin1') })
+    const closed = new Promise((resolve) => socket.on('close', resolve))
+    const post = (path: string): string => `POST /proxy/acme/${path} HTTP/1.1\r\nHost: x\r\nX-RelayKey: ${setup.key}\r\nContent-Length: 2\r\n\r\nhi`
+    socket.write(post('one') + post('two') + post('three'))
+    await sleep(100)
+    const exit = rk.stop('SIGTERM')
+    await closed
+    assert.equal(await exit, 0)
+    // the partner ran all three: the client must hear about all three
+    assert.deepEqual(partner.received.map((r) => r.url), ['/one', '/two', '/three'])
+    for (const path of ['one', 'two', 'three']) assert.ok(received.includes(`answer for /${path}`), `no answer for /${path}:\n${received}`)
+    const heads = received.split('\r\n\r\n').filter((part) => part.includes('HTTP/1.1 200'))
+    assert.equal(heads.length, 3)
+    assert.deepEqual(heads.map((h) => /connection: close/i.test(h)), [false, false, true])
     await partner.close()
   })
 
