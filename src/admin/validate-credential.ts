@@ -63,11 +63,12 @@ function secret (value: unknown, cipher: SecretSealer | null): StoredSecret {
   if (value === undefined || value === null) throw new ValidationError('secret', 'is required')
   const o = object(value, 'secret')
   switch (o.provider) {
-    case 'env':
+    case 'env': {
       onlyFields(o, ENV_SECRET_FIELDS, 'secret')
       const ref = matching(o.ref, 'secret.ref', ENV_VAR, 'an environment variable name')
       if (isRelayKeySetting(ref)) throw new ValidationError('secret.ref', "names one of RelayKey's own settings (RELAYKEY_*, DATABASE_URL, REDIS_URL), which never go to a partner")
       return { provider: 'env', ref }
+    }
     case 'file': {
       onlyFields(o, ENV_SECRET_FIELDS, 'secret')
       const ref = string(o.ref, 'secret.ref', 4096)
