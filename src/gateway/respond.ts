@@ -51,7 +51,7 @@ export function noteLatestRequest (req: IncomingMessage): void {
  * `socket` is the client's, kept from the start: undici clears `req.socket` once it has read
  * a request body.
  */
-export function closeIfDraining (res: ServerResponse, socket: Socket | null = res.req.socket): void {
+export function closeIfDraining (res: ServerResponse, socket: Socket | null = res.socket ?? res.req.socket): void {
   const client = socket as ClientSocket | null
   if (client?.server?.listening === false && client[kLatest] === res.req) res.shouldKeepAlive = false
 }

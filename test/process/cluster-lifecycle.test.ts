@@ -90,6 +90,27 @@ describe('cluster lifecycle', () => {
     await partner.close()
   })
 
+  it('SIGTERM: a POST whose partner fails during the drain is told Connection: close with its 502', async () => {
+    const partner = await startMockPartner()
+    partner.handle((req) => { setTimeout(() => req.socket.destroy(), 400) })
+    const rk = await startRelayKey({ workers: 1 })
+    const setup = await setUpGovernedPartner(rk, { baseUrl: partner.url })
+    await rk.admin('PATCH', '/admin/partners/acme', { retry: { max_attempts: 1 } })
+    const socket = connect(Number(new URL(rk.proxyUrl).port), '127.0.0.1')
+    let received = ''
+    socket.on('data', (chunk) => { received += chunk.toString('latin1') })
+    const closed = new Promise((resolve) => socket.on('close', resolve))
+    // the body is read by undici (which then clears req.socket) long before the answer
+    socket.write(`POST /proxy/acme/p HTTP/1.1\r\nHost: x\r\nX-RelayKey: ${setup.key}\r\nContent-Length: 2\r\n\r\nhi`)
+    await sleep(100)
+    const exit = rk.stop('SIGTERM')
+    await closed
+    assert.equal(await exit, 0)
+    assert.match(received, /^HTTP\/1\.1 502 /)
+    assert.match(received, /\r\nconnection: close\r\n/i)
+    await partner.close()
+  })
+
   // The grace period is 10 s here: a stop that reached no worker would take 15 s (grace + 5 s,
   // then SIGKILL), one that did takes well under one.
   for (const delayMs of [0, 150, 400]) {
