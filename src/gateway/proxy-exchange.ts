@@ -250,7 +250,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return this.#circuitOpen(soonestRetryMs(upstream.routes, now), `every credential of partner ${route.slug} is failing`)
     }
     if (!upstream.guards.gate.tryEnter()) {
-      return this.#refuse('circuit_open', `partner ${route.slug} has too many requests in flight`, ['retry-after', '1'])
+      return this.#refuse('circuit_open', `partner ${route.slug} has too many requests in flight`, RETRY_SOON)
     }
     this.#inGate = true
     const payment = context.policy.payment
@@ -303,9 +303,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.#deps.logger.warn({ request_id: this.requestId, key_id: this.#context!.keyId, err: errorSummary(err) }, 'limits store unavailable; policy fails open, forwarding unmetered')
       return this.#forward(this.#preferred!)
     }
-    // nothing was forwarded, so nothing is charged: usage then agrees with the budget (a Redis
-    // decision that timed out but ran after all keeps its units there; docs/limits-and-budgets.md)
-    this.#facts.cost = 0
     this.#governanceFailed(err)
   }
 
@@ -868,12 +865,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   #governanceFailed (err: unknown): void {
+    // nothing was forwarded, so nothing is charged: usage then agrees with the budget (a Redis
+    // decision that timed out but ran after all keeps its units there; docs/limits-and-budgets.md)
+    this.#facts.cost = 0
     this.#deps.logger.error({ request_id: this.requestId, err: errorSummary(err) }, 'control-plane store failed')
     this.#refuse('governance_unavailable', 'a store needed for this decision did not answer', RETRY_SOON)
   }
 }
 
-/** a store that did not answer is usually back within seconds (RFC 9110 §10.2.3) */
+/** a store that did not answer, or a partner's full concurrency cap, is usually free again within seconds (RFC 9110 §10.2.3) */
 const RETRY_SOON = ['retry-after', '1']
 
 /**
