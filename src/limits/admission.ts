@@ -1,7 +1,9 @@
 // Steps 4–5 of the request flow as one decision: every rate limit (key, customer), every
 // budget (key, customer) and the vendor quota of the credential, checked and taken together
 // or not at all. Implementations: Redis (Lua, distributed mode) and SQLite (embedded mode);
-// both run test/limits/admission-store.contract.ts.
+// both run test/limits/admission-store.contract.ts. A decision may also grant leases (units a
+// worker then admits locally, see leased-admission.ts); the stores only move units, the worker
+// decides how many to ask for.
 
 /** GCRA parameters of one limit, precomputed from a RateLimit when the key context compiles. */
 export interface RateLimitSpec {
@@ -50,6 +52,11 @@ export interface AdmissionRequest {
    * holds the quotas of the partner's credentials.
    */
   readonly groups: { readonly owner: string; readonly partner: string }
+  /**
+   * Lease top-ups to grant if the request is admitted, by position: the limits, then the
+   * budgets, then the credentials (only the chosen one's counts). null: none asked.
+   */
+  readonly wants?: readonly number[] | null
 }
 
 /** What the client is told about a limit in the RateLimit headers. */
@@ -69,6 +76,13 @@ export type Admission =
     tightest: LimitState | null
     /** what to give back if the upstream gives no response or answers 5xx */
     reservation: Reservation | null
+    /**
+     * Lease units granted on top of the request, laid out as AdmissionRequest.wants; null when
+     * none were asked. Already taken from the shared counters: the worker now holds them.
+     */
+    grants: readonly number[] | null
+    /** each rate limit's remaining room as this decision left it (before its grants), by position */
+    remaining: readonly number[] | null
   }
   | {
     ok: false
@@ -94,9 +108,42 @@ export interface BudgetUsage {
   remaining: number
 }
 
+/**
+ * One limit as a lease names it: a rate limit or vendor quota (GCRA room, in emission
+ * intervals) or a budget of one month (units), in its consistency group.
+ */
+export type LeaseSubject =
+  /** `group`: 'o:<owner group>' for key and customer limits, 'p:<partner id>' for vendor quotas */
+  | { readonly kind: 'rate'; readonly group: string; readonly spec: RateLimitSpec }
+  /** `owner`: the owner group, as in AdmissionRequest.groups */
+  | { readonly kind: 'budget'; readonly owner: string; readonly spec: BudgetSpec; readonly month: string }
+
+export interface LeaseTopUp {
+  readonly subject: LeaseSubject
+  readonly want: number
+}
+
+export interface LeaseTopUpResult {
+  readonly granted: number
+  /** rate limits: the room left after the grant; budgets: 0 */
+  readonly remaining: number
+}
+
+export interface LeaseReturn {
+  readonly subject: LeaseSubject
+  readonly units: number
+}
+
 export interface AdmissionStore {
   /** one atomic decision; rejects (GovernanceUnavailableError) when the store does not answer in time */
   admit (request: AdmissionRequest): Promise<Admission>
+  /**
+   * Lease top-ups outside any request: each subject independently gets what it can, up to its
+   * `want` and a share of its room (see LEASE_SHARE). Rejects like admit.
+   */
+  topUp (items: readonly LeaseTopUp[], now: number): Promise<LeaseTopUpResult[]>
+  /** units of leases given back: budget units to the month's counter, rate room to the limit */
+  giveBack (items: readonly LeaseReturn[], now: number): Promise<void>
   /** gives the reserved units back; best effort, failures are logged by the caller */
   refund (reservation: Reservation): Promise<void>
   /** units used of a budget in a month; `owner` is the budget's consistency group */
@@ -104,3 +151,11 @@ export interface AdmissionStore {
   ping (): Promise<void>
   close (): Promise<void>
 }
+
+/**
+ * The most of its room a single grant may take: a lease is never more than this share of a
+ * budget's remainder (1/32) or of a rate limit's room (1/8), and a grant under MIN_GRANT is not
+ * made. Near the edge every holder is thus back to one exact decision per request.
+ */
+export const LEASE_SHARE = { budget: 32, rate: 8 } as const
+export const MIN_GRANT = 2

@@ -132,7 +132,7 @@ export function runAdmissionStoreContract (name: string, open: OpenAdmissionStor
     it('answers ping, and admits a request with nothing to check', async (t) => {
       const { store, clock } = await setUp(t)
       await store.ping()
-      assert.deepEqual(await store.admit(request(caller(), clock, {})), { ok: true, credential: -1, tightest: null, reservation: null })
+      assert.deepEqual(await store.admit(request(caller(), clock, {})), { ok: true, credential: -1, tightest: null, reservation: null, grants: null, remaining: null })
     })
 
     describe('rate limits (GCRA)', () => {
@@ -485,6 +485,80 @@ export function runAdmissionStoreContract (name: string, open: OpenAdmissionStor
         const results = await fire(store, 400, request(c, clock, { budgets: [budget], cost: 1, credentials: [only] }))
         assert.equal(countOk(results), 20)
         assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 20)
+      })
+    })
+
+    describe('leases', () => {
+      it('grants lease units on top of an admitted decision: at most 1/32 of a budget\'s remainder, counted as used at once', async (t) => {
+        const { store, clock } = await setUp(t)
+        const c = caller()
+        const budget = keyBudget(c, 1000)
+        const a = admitted(await store.admit({ ...request(c, clock, { budgets: [budget], cost: 1 }), wants: [500] }))
+        // (1000 - 1) / 32 = 31
+        assert.deepEqual(a.grants, [31])
+        assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 32)
+        // no more than asked, either
+        assert.deepEqual(admitted(await store.admit({ ...request(c, clock, { budgets: [budget], cost: 1 }), wants: [5] })).grants, [5])
+        assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 38)
+      })
+
+      it('grants nothing near the edge (under 2 units) and nothing with a refusal', async (t) => {
+        const { store, clock } = await setUp(t)
+        const c = caller()
+        const budget = keyBudget(c, 40)
+        // (40 - 1) / 32 = 1: under the least grant
+        assert.deepEqual(admitted(await store.admit({ ...request(c, clock, { budgets: [budget], cost: 1 }), wants: [500] })).grants, [0])
+        assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 1)
+        const limit = keyLimit(c, { requests: 1, per_seconds: 60 })
+        admitted(await store.admit(request(c, clock, { limits: [limit] })))
+        refused(await store.admit({ ...request(c, clock, { limits: [limit], budgets: [budget] }), wants: [10, 10] }), 'rate_limited', 'key')
+        assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 1)
+      })
+
+      it('grants a rate limit at most 1/8 of its room, which then stays taken until given back', async (t) => {
+        const { store, clock } = await setUp(t)
+        const c = caller()
+        const limit = keyLimit(c, { requests: 80, per_seconds: 60 })
+        const a = admitted(await store.admit({ ...request(c, clock, { limits: [limit] }), wants: [100] }))
+        // room 79 after the request: 79 / 8 = 9
+        assert.deepEqual(a.grants, [9])
+        assert.deepEqual(a.remaining, [79])
+        for (let i = 0; i < 70; i++) admitted(await store.admit(request(c, clock, { limits: [limit] })))
+        refused(await store.admit(request(c, clock, { limits: [limit] })), 'rate_limited', 'key')
+        await store.giveBack([{ subject: { kind: 'rate', group: `o:${c.owner}`, spec: limit }, units: 4 }], clock.now)
+        for (let i = 0; i < 4; i++) admitted(await store.admit(request(c, clock, { limits: [limit] })))
+        refused(await store.admit(request(c, clock, { limits: [limit] })), 'rate_limited', 'key')
+      })
+
+      it('tops up leases outside any request, each subject on its own, across consistency groups', async (t) => {
+        const { store, clock } = await setUp(t)
+        const c = caller()
+        const budget = keyBudget(c, 3200)
+        const spent = keyBudget(c, 0)
+        const quota = rate('credential', unique('cred'), { requests: 160, per_seconds: 60 })
+        const results = await store.topUp([
+          { subject: { kind: 'budget', owner: c.owner, spec: budget, month: '2026-03' }, want: 1000 },
+          { subject: { kind: 'rate', group: `p:${c.partner}`, spec: quota }, want: 1000 },
+          { subject: { kind: 'budget', owner: c.owner, spec: { ...spent, subject: unique('empty') }, month: '2026-03' }, want: 1000 },
+        ], clock.now)
+        assert.deepEqual(results, [{ granted: 100, remaining: 0 }, { granted: 20, remaining: 140 }, { granted: 0, remaining: 0 }])
+        assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 100)
+        // the quota's 20 leased requests are gone from its room: 140 left for decisions
+        const only = { id: quota.subject, quota }
+        for (let i = 0; i < 140; i++) admitted(await store.admit(request(c, clock, { credentials: [only] })))
+        refused(await store.admit(request(c, clock, { credentials: [only] })), 'upstream_quota_exceeded', 'credential')
+      })
+
+      it('takes back a lease\'s unspent budget units, never below zero', async (t) => {
+        const { store, clock } = await setUp(t)
+        const c = caller()
+        const budget = keyBudget(c, 3200)
+        const subject = { kind: 'budget', owner: c.owner, spec: budget, month: '2026-03' } as const
+        assert.deepEqual(await store.topUp([{ subject, want: 50 }], clock.now), [{ granted: 50, remaining: 0 }])
+        await store.giveBack([{ subject, units: 30 }], clock.now)
+        assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 20)
+        await store.giveBack([{ subject, units: 30 }], clock.now)
+        assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 0)
       })
     })
 

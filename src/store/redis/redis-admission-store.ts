@@ -3,17 +3,23 @@
 // Cluster a batch would mix hash slots, so each decision is its own call, and the key/customer
 // group and the partner's credential quotas live in different slots: a request that needs a
 // credential quota takes two calls (owner first, then credentials) and gives the owner's budget
-// units and rate-limit room back if no credential has room.
+// units and rate-limit room back if no credential has room. Lease top-ups and returns go in one
+// call per consistency group (one call in all on a single Redis).
 import type { Cluster, Redis } from 'ioredis'
 import { GovernanceUnavailableError } from '../../errors.js'
-import type { Admission, AdmissionRequest, AdmissionStore, BudgetSpec, CredentialCandidate, RateLimitSpec, Reservation } from '../../limits/admission.js'
-import { decodeAdmission, type AdmitReply } from '../../limits/admission-reply.js'
+import type {
+  Admission, AdmissionRequest, AdmissionStore, BudgetSpec, CredentialCandidate, LeaseReturn, LeaseSubject,
+  LeaseTopUp, LeaseTopUpResult, RateLimitSpec, Reservation,
+} from '../../limits/admission.js'
+import { decodeAdmission, replyLength, type AdmitReply } from '../../limits/admission-reply.js'
 import { budgetMonth, secondsToNextMonth } from '../../limits/budget-month.js'
-import { ADMIT_BATCH_LUA, ADMIT_LUA, REFUND_LUA } from './admission-scripts.js'
+import { ADMIT_BATCH_LUA, ADMIT_LUA, GIVE_BACK_LUA, REFUND_LUA, TOP_UP_LUA } from './admission-scripts.js'
 
 interface ScriptClient {
   relaykeyAdmit (numKeys: number, keysAndArgs: Array<string | number>): Promise<AdmitReply>
   relaykeyAdmitBatch (numKeys: number, keysAndArgs: Array<string | number>): Promise<number[]>
+  relaykeyTopUp (numKeys: number, keysAndArgs: Array<string | number>): Promise<number[]>
+  relaykeyGiveBack (numKeys: number, keysAndArgs: Array<string | number>): Promise<number>
   relaykeyRefund (numKeys: number, ...args: Array<string | number>): Promise<number>
   get (key: string): Promise<string | null>
   ping (): Promise<string>
@@ -61,6 +67,8 @@ export class RedisAdmissionStore implements AdmissionStore {
     redis.defineCommand('relaykeyAdmit', { lua: ADMIT_LUA })
     redis.defineCommand('relaykeyRefund', { lua: REFUND_LUA })
     redis.defineCommand('relaykeyAdmitBatch', { lua: ADMIT_BATCH_LUA })
+    redis.defineCommand('relaykeyTopUp', { lua: TOP_UP_LUA })
+    redis.defineCommand('relaykeyGiveBack', { lua: GIVE_BACK_LUA })
     this.#client = redis as unknown as ScriptClient
     this.#prefix = options.prefix
     this.#cluster = options.cluster
@@ -87,16 +95,78 @@ export class RedisAdmissionStore implements AdmissionStore {
       try {
         credentials = await this.#call(request, month, false, true)
       } catch (err) {
-        await this.#undoOwnerPart(request, month)
+        await this.#undoOwnerPart(request, month, reply)
         throw new GovernanceUnavailableError('Redis did not answer the limits decision', err)
       }
-      if (credentials[0] !== 0) await this.#undoOwnerPart(request, month)
-      // the tightest rate limit is the owner part's (the credentials' part has none)
-      reply = credentials[0] === 0
-        ? [0, credentials[1], reply[2], reply[3], reply[4]]
-        : [credentials[0], reply[2], credentials[2], reply[3], reply[4]]
+      if (credentials[0] !== 0) await this.#undoOwnerPart(request, month, reply)
+      reply = mergeSplitReplies(request, reply, credentials)
+    } else if (split) {
+      reply = mergeSplitReplies(request, reply, null)
     }
     return decodeAdmission(request, month, reply)
+  }
+
+  async topUp (items: readonly LeaseTopUp[], now: number): Promise<LeaseTopUpResult[]> {
+    const out = new Array<LeaseTopUpResult>(items.length)
+    const calls: Array<Promise<void>> = []
+    for (const indices of this.#bySlot(items)) {
+      const keys: Array<string | number> = []
+      const args: Array<string | number> = [this.#fixedClock ? now : '']
+      for (const i of indices) {
+        const { subject, want } = items[i]!
+        keys.push(this.#subjectKey(subject))
+        if (subject.kind === 'rate') args.push(1, subject.spec.intervalMs, subject.spec.burst, want)
+        else args.push(2, subject.spec.monthly, this.#budgetTtl(now), want)
+      }
+      calls.push(this.#client.relaykeyTopUp(keys.length, keys.concat(args)).then((reply) => {
+        for (let j = 0; j < indices.length; j++) out[indices[j]!] = { granted: reply[2 * j]!, remaining: reply[2 * j + 1]! }
+      }))
+    }
+    try {
+      await Promise.all(calls)
+    } catch (err) {
+      throw new GovernanceUnavailableError('Redis did not answer the lease top-up', err)
+    }
+    return out
+  }
+
+  async giveBack (items: readonly LeaseReturn[], now: number): Promise<void> {
+    const calls: Array<Promise<number>> = []
+    for (const indices of this.#bySlot(items)) {
+      const keys: Array<string | number> = []
+      const args: Array<string | number> = [this.#fixedClock ? now : '']
+      for (const i of indices) {
+        const { subject, units } = items[i]!
+        keys.push(this.#subjectKey(subject))
+        args.push(subject.kind === 'rate' ? 1 : 2, units, subject.kind === 'rate' ? subject.spec.intervalMs : 0)
+      }
+      calls.push(this.#client.relaykeyGiveBack(keys.length, keys.concat(args)))
+    }
+    try {
+      await Promise.all(calls)
+    } catch (err) {
+      throw new GovernanceUnavailableError('Redis did not take the lease return', err)
+    }
+  }
+
+  /** positions of `items` grouped by hash slot group: one group (one call) on a single Redis */
+  #bySlot (items: ReadonlyArray<{ subject: LeaseSubject }>): number[][] {
+    if (!this.#cluster) return [items.map((_, i) => i)]
+    const groups = new Map<string, number[]>()
+    for (let i = 0; i < items.length; i++) {
+      const subject = items[i]!.subject
+      const group = subject.kind === 'rate' ? subject.group : `o:${subject.owner}`
+      let list = groups.get(group)
+      if (list === undefined) groups.set(group, list = [])
+      list.push(i)
+    }
+    return [...groups.values()]
+  }
+
+  #subjectKey (subject: LeaseSubject): string {
+    return subject.kind === 'rate'
+      ? this.#rateKey(subject.group, subject.spec)
+      : this.#budgetKey(subject.owner, subject.spec, subject.month)
   }
 
   async refund (reservation: Reservation): Promise<void> {
@@ -117,14 +187,27 @@ export class RedisAdmissionStore implements AdmissionStore {
     }
   }
 
-  /** gives back what the owner's part of a split decision took: budget units and rate-limit room */
-  async #undoOwnerPart (request: AdmissionRequest, month: string): Promise<void> {
+  /**
+   * gives back what the owner's part of a split decision took: budget units and rate-limit
+   * room, and any lease units it granted
+   */
+  async #undoOwnerPart (request: AdmissionRequest, month: string, ownerReply: AdmitReply): Promise<void> {
     const owner = `o:${request.groups.owner}`
     const budgetKeys = request.budgets.map((b) => this.#budgetKey(request.groups.owner, b, month))
     const rateKeys = request.limits.map((l) => this.#rateKey(owner, l))
+    const grants: LeaseReturn[] = []
+    for (let i = 0; i < request.limits.length; i++) {
+      const g = ownerReply[5 + i]!
+      if (g > 0) grants.push({ subject: { kind: 'rate', group: owner, spec: request.limits[i]! }, units: g })
+    }
+    for (let i = 0; i < request.budgets.length; i++) {
+      const g = ownerReply[5 + request.limits.length + i]!
+      if (g > 0) grants.push({ subject: { kind: 'budget', owner: request.groups.owner, spec: request.budgets[i]!, month }, units: g })
+    }
     try {
       await this.#client.relaykeyRefund(budgetKeys.length + rateKeys.length, ...budgetKeys, ...rateKeys,
         request.cost, budgetKeys.length, this.#fixedClock ? request.now : '', ...request.limits.map((l) => l.intervalMs))
+      if (grants.length > 0) await this.giveBack(grants, request.now)
     } catch {
       // best effort: the refusal stands either way; the units stay spent
     }
@@ -159,14 +242,17 @@ export class RedisAdmissionStore implements AdmissionStore {
     for (let i = 0; i < budgets.length; i++) keys.push(this.#monthlyBudgetKey(request.groups.owner, budgets[i] as BudgetSpec, month))
     for (let i = 0; i < candidates.length; i++) keys.push(this.#credentialKey(request.groups.partner, candidates[i] as CredentialCandidate))
     args.push(this.#fixedClock ? request.now : '', limits.length, budgets.length, candidates.length, request.cost, this.#budgetTtl(request.now))
+    const wants = request.wants ?? null
     for (let i = 0; i < limits.length; i++) {
       const limit = limits[i] as RateLimitSpec
-      args.push(limit.intervalMs, limit.burst)
+      args.push(limit.intervalMs, limit.burst, wants === null ? 0 : wants[i]!)
     }
-    for (let i = 0; i < budgets.length; i++) args.push((budgets[i] as BudgetSpec).monthly)
+    const nR = request.limits.length
+    for (let i = 0; i < budgets.length; i++) args.push((budgets[i] as BudgetSpec).monthly, wants === null ? 0 : wants[nR + i]!)
+    const nRB = nR + request.budgets.length
     for (let i = 0; i < candidates.length; i++) {
       const quota = (candidates[i] as CredentialCandidate).quota
-      args.push(quota === null ? 0 : quota.intervalMs, quota === null ? 0 : quota.burst)
+      args.push(quota === null ? 0 : quota.intervalMs, quota === null ? 0 : quota.burst, wants === null ? 0 : wants[nRB + i]!)
     }
   }
 
@@ -191,10 +277,11 @@ export class RedisAdmissionStore implements AdmissionStore {
     const args: Array<string | number> = [batch.length]
     for (const p of batch) this.#appendDecision(keys, args, p.request, p.month, true, true)
     this.#client.relaykeyAdmitBatch(keys.length, keys.concat(args)).then((replies) => {
+      let at = 0
       for (let i = 0; i < batch.length; i++) {
         const p = batch[i]!
-        const o = i * 5
-        p.resolve(decodeAdmission(p.request, p.month, [replies[o]!, replies[o + 1]!, replies[o + 2]!, replies[o + 3]!, replies[o + 4]!]))
+        p.resolve(decodeAdmission(p.request, p.month, replies, at))
+        at += replyLength(p.request)
       }
     }, (err: unknown) => {
       const failure = new GovernanceUnavailableError('Redis did not answer the limits decision', err)
@@ -256,4 +343,33 @@ export class RedisAdmissionStore implements AdmissionStore {
   #budgetKey (owner: string, budget: Pick<BudgetSpec, 'name' | 'subject'>, month: string): string {
     return `${this.#prefix}:{o:${owner}}:budget:${budget.name}:${budget.subject}:${month}`
   }
+}
+
+/**
+ * Redis Cluster: the owner part's reply (rate limits and budgets, no credentials) and the
+ * credentials part's (or null when it was not asked because the owner part refused), as the
+ * one reply an unsplit decision would have given.
+ */
+function mergeSplitReplies (request: AdmissionRequest, owner: AdmitReply, credentials: AdmitReply | null): AdmitReply {
+  const nR = request.limits.length
+  const nB = request.budgets.length
+  const nC = request.credentials.length
+  const out = new Array<number>(replyLength(request)).fill(0)
+  // the tightest rate limit is the owner part's (the credentials' part has none)
+  if (credentials === null || credentials[0] === 0) {
+    out[0] = owner[0]!
+    out[1] = credentials === null ? owner[1]! : credentials[1]!
+    out[2] = owner[2]!
+  } else {
+    out[0] = credentials[0]!
+    out[1] = owner[2]!
+    out[2] = credentials[2]!
+  }
+  out[3] = owner[3]!
+  out[4] = owner[4]!
+  if (out[0] !== 0) return out
+  for (let i = 0; i < nR + nB; i++) out[5 + i] = owner[5 + i]!
+  for (let i = 0; i < nC; i++) out[5 + nR + nB + i] = credentials![5 + i]!
+  for (let i = 0; i < nR; i++) out[5 + nR + nB + nC + i] = owner[5 + nR + nB + i]!
+  return out
 }

@@ -4,11 +4,13 @@
 // read, so two workers can never both see the same room and both take it.
 import Database from 'better-sqlite3'
 import { GovernanceUnavailableError } from '../../errors.js'
-import type {
-  Admission, AdmissionRequest, AdmissionStore, BudgetSpec, Reservation,
+import {
+  LEASE_SHARE, MIN_GRANT,
+  type Admission, type AdmissionRequest, type AdmissionStore, type BudgetSpec, type LeaseReturn,
+  type LeaseTopUp, type LeaseTopUpResult, type Reservation,
 } from '../../limits/admission.js'
 import {
-  decodeAdmission, ADMITTED, BUDGET_EXCEEDED, QUOTA_EXCEEDED, RATE_LIMITED, type AdmitReply,
+  decodeAdmission, replyLength, ADMITTED, BUDGET_EXCEEDED, QUOTA_EXCEEDED, RATE_LIMITED, type AdmitReply,
 } from '../../limits/admission-reply.js'
 import { configureSqliteConnection } from './schema.js'
 import { budgetMonth } from '../../limits/budget-month.js'
@@ -71,9 +73,13 @@ export class SqliteAdmissionStore implements AdmissionStore {
   readonly #q: Statements
   readonly #admit: Database.Transaction<(request: AdmissionRequest, now: number, month: string) => AdmitReply>
   readonly #refund: Database.Transaction<(reservation: Reservation) => void>
+  readonly #topUp: Database.Transaction<(items: readonly LeaseTopUp[], now: number) => LeaseTopUpResult[]>
+  readonly #giveBack: Database.Transaction<(items: readonly LeaseReturn[], now: number) => void>
   /** rate-limit keys of the decision in progress; decisions never interleave (synchronous) */
   readonly #keys: string[]
   readonly #tats: number[]
+  /** the budgets' used units as the decision in progress read them */
+  readonly #used: number[]
   #purgeAt: number
 
   /** `db` should be in WAL mode with a busy timeout (see openSqliteAdmissionStore) */
@@ -98,9 +104,14 @@ export class SqliteAdmissionStore implements AdmissionStore {
       ping: db.prepare<[], number>('SELECT 1').pluck(),
     }
     this.#admit = db.transaction((request: AdmissionRequest, now: number, month: string) => this.#decide(request, now, month))
-    this.#refund = db.transaction((reservation: Reservation) => this.#giveBack(reservation))
+    this.#refund = db.transaction((reservation: Reservation) => this.#refundUnits(reservation))
+    this.#topUp = db.transaction((items: readonly LeaseTopUp[], now: number) => items.map((item) => this.#grantOne(item, now)))
+    this.#giveBack = db.transaction((items: readonly LeaseReturn[], now: number) => {
+      for (const item of items) this.#returnOne(item, now)
+    })
     this.#keys = []
     this.#tats = []
+    this.#used = []
     this.#purgeAt = 0
   }
 
@@ -126,6 +137,22 @@ export class SqliteAdmissionStore implements AdmissionStore {
     }
   }
 
+  async topUp (items: readonly LeaseTopUp[], _now: number): Promise<LeaseTopUpResult[]> {
+    try {
+      return this.#topUp.immediate(items, this.#now())
+    } catch (err) {
+      throw new GovernanceUnavailableError('SQLite did not answer the lease top-up', err)
+    }
+  }
+
+  async giveBack (items: readonly LeaseReturn[], _now: number): Promise<void> {
+    try {
+      this.#giveBack.immediate(items, this.#now())
+    } catch (err) {
+      throw new GovernanceUnavailableError('SQLite did not take the lease return', err)
+    }
+  }
+
   async budgetUsed (owner: string, budget: Pick<BudgetSpec, 'name' | 'subject'>, month: string): Promise<number> {
     try {
       return this.#q.used.get(owner, budget.name, budget.subject, month) ?? 0
@@ -147,49 +174,59 @@ export class SqliteAdmissionStore implements AdmissionStore {
   }
 
   // HOT PATH: runs inside the IMMEDIATE transaction. Same steps, same integer replies as
-  // ADMIT_LUA: check every rate limit, every budget, then pick a credential; write only when
-  // all passed. Keep the two in step.
+  // ADMIT_LUA (grants included): check every rate limit, every budget, then pick a credential;
+  // write only when all passed. Keep the two in step.
   #decide (request: AdmissionRequest, now: number, month: string): AdmitReply {
     const { limits, budgets, credentials, cost } = request
+    const wants = request.wants ?? null
     const owner = request.groups.owner
     const keys = this.#keys
     const tats = this.#tats
+    const reply = new Array<number>(replyLength(request)).fill(0)
+    const nR = limits.length
+    const nB = budgets.length
+    const nC = credentials.length
     let tightIndex = 0
     let tightRemaining = -1
     let tightReset = 0
-    for (let i = 0; i < limits.length; i++) {
+    for (let i = 0; i < nR; i++) {
       const limit = limits[i]!
       const interval = limit.intervalMs
-      keys[i] = `o:${owner}:${limit.name}:${limit.subject}`
+      keys[i] = rateRow(`o:${owner}`, limit.name, limit.subject)
       const tat = this.#tatOf(keys[i]!, now)
       const nextTat = tat + interval
       const over = nextTat - now - limit.burst * interval
-      if (over > 0) return [RATE_LIMITED, i + 1, Math.trunc(over), 0, Math.trunc(tat - now)]
+      if (over > 0) return head(reply, RATE_LIMITED, i + 1, Math.trunc(over), 0, Math.trunc(tat - now))
       tats[i] = nextTat
       const remaining = Math.floor((limit.burst * interval - (nextTat - now)) / interval)
+      reply[5 + nR + nB + nC + i] = remaining
       if (tightRemaining < 0 || remaining < tightRemaining) {
         tightIndex = i + 1
         tightRemaining = remaining
         tightReset = nextTat - now
       }
     }
-    for (let i = 0; i < budgets.length; i++) {
+    const used = this.#used
+    for (let i = 0; i < nB; i++) {
       const budget = budgets[i]!
-      const used = this.#q.used.get(owner, budget.name, budget.subject, month) ?? 0
-      if (used + cost > budget.monthly) return [BUDGET_EXCEEDED, i + 1, tightIndex, tightRemaining, Math.trunc(tightReset)]
+      used[i] = this.#q.used.get(owner, budget.name, budget.subject, month) ?? 0
+      if (used[i]! + cost > budget.monthly) {
+        return head(reply, BUDGET_EXCEEDED, i + 1, tightIndex, tightRemaining, Math.trunc(tightReset))
+      }
     }
     let chosen = 0
     let chosenKey = ''
     let chosenTat = 0
+    let chosenRoom = 0
     let soonest = -1
-    for (let i = 0; i < credentials.length; i++) {
+    for (let i = 0; i < nC; i++) {
       const quota = credentials[i]!.quota
       // a credential without quota (Lua: interval 0) is always taken
       if (quota === null || quota.intervalMs === 0) {
         chosen = i + 1
         break
       }
-      const key = `p:${request.groups.partner}:credential:${credentials[i]!.id}`
+      const key = rateRow(`p:${request.groups.partner}`, 'credential', credentials[i]!.id)
       const tat = this.#tatOf(key, now)
       const nextTat = tat + quota.intervalMs
       const over = nextTat - now - quota.burst * quota.intervalMs
@@ -197,19 +234,65 @@ export class SqliteAdmissionStore implements AdmissionStore {
         chosen = i + 1
         chosenKey = key
         chosenTat = nextTat
+        chosenRoom = Math.floor((quota.burst * quota.intervalMs - (nextTat - now)) / quota.intervalMs)
         break
       }
       if (soonest < 0 || over < soonest) soonest = over
     }
-    if (credentials.length > 0 && chosen === 0) return [QUOTA_EXCEEDED, tightIndex, Math.trunc(soonest), tightRemaining, Math.trunc(tightReset)]
+    if (nC > 0 && chosen === 0) return head(reply, QUOTA_EXCEEDED, tightIndex, Math.trunc(soonest), tightRemaining, Math.trunc(tightReset))
 
-    for (let i = 0; i < limits.length; i++) this.#q.setTat.run(keys[i]!, tats[i]!, tats[i]! + RATE_KEEP_MS)
-    for (let i = 0; i < budgets.length; i++) {
-      const budget = budgets[i]!
-      this.#q.addUsed.run(owner, budget.name, budget.subject, month, cost)
+    for (let i = 0; i < nR; i++) {
+      const g = wants === null ? 0 : grant(wants[i]!, reply[5 + nR + nB + nC + i]!, LEASE_SHARE.rate)
+      const tat = tats[i]! + g * limits[i]!.intervalMs
+      this.#q.setTat.run(keys[i]!, tat, tat + RATE_KEEP_MS)
+      reply[5 + i] = g
     }
-    if (chosenTat > 0) this.#q.setTat.run(chosenKey, chosenTat, chosenTat + RATE_KEEP_MS)
-    return [ADMITTED, chosen, tightIndex, tightRemaining, Math.trunc(tightReset)]
+    for (let i = 0; i < nB; i++) {
+      const budget = budgets[i]!
+      const g = wants === null ? 0 : grant(wants[nR + i]!, budget.monthly - used[i]! - cost, LEASE_SHARE.budget)
+      this.#q.addUsed.run(owner, budget.name, budget.subject, month, cost + g)
+      reply[5 + nR + i] = g
+    }
+    if (chosenTat > 0) {
+      const quota = credentials[chosen - 1]!.quota!
+      const g = wants === null ? 0 : grant(wants[nR + nB + chosen - 1]!, chosenRoom, LEASE_SHARE.rate)
+      chosenTat += g * quota.intervalMs
+      this.#q.setTat.run(chosenKey, chosenTat, chosenTat + RATE_KEEP_MS)
+      reply[5 + nR + nB + chosen - 1] = g
+    }
+    return head(reply, ADMITTED, chosen, tightIndex, tightRemaining, Math.trunc(tightReset))
+  }
+
+  #grantOne ({ subject, want }: LeaseTopUp, now: number): LeaseTopUpResult {
+    if (subject.kind === 'rate') {
+      const { spec } = subject
+      const key = rateRow(subject.group, spec.name, spec.subject)
+      let tat = this.#tatOf(key, now)
+      const room = Math.floor((spec.burst * spec.intervalMs - (tat - now)) / spec.intervalMs)
+      const g = grant(want, room, LEASE_SHARE.rate)
+      if (g > 0) {
+        tat += g * spec.intervalMs
+        this.#q.setTat.run(key, tat, tat + RATE_KEEP_MS)
+      }
+      return { granted: g, remaining: room - g }
+    }
+    const { spec } = subject
+    const used = this.#q.used.get(subject.owner, spec.name, spec.subject, subject.month) ?? 0
+    const g = grant(want, spec.monthly - used, LEASE_SHARE.budget)
+    if (g > 0) this.#q.addUsed.run(subject.owner, spec.name, spec.subject, subject.month, g)
+    return { granted: g, remaining: 0 }
+  }
+
+  #returnOne ({ subject, units }: LeaseReturn, now: number): void {
+    if (subject.kind === 'budget') {
+      this.#q.refund.run(units, subject.owner, subject.spec.name, subject.spec.subject, subject.month)
+      return
+    }
+    const key = rateRow(subject.group, subject.spec.name, subject.spec.subject)
+    const tat = this.#q.tat.get(key)
+    if (tat === undefined || tat <= now) return
+    const back = Math.max(now, tat - units * subject.spec.intervalMs)
+    this.#q.setTat.run(key, back, back + RATE_KEEP_MS)
   }
 
   /** the stored TAT, or now when there is none or it lies in the past */
@@ -218,7 +301,7 @@ export class SqliteAdmissionStore implements AdmissionStore {
     return tat === undefined || tat < now ? now : tat
   }
 
-  #giveBack (reservation: Reservation): void {
+  #refundUnits (reservation: Reservation): void {
     for (const budget of reservation.budgets) {
       this.#q.refund.run(reservation.cost, reservation.owner, budget.name, budget.subject, reservation.month)
     }
@@ -238,6 +321,29 @@ export class SqliteAdmissionStore implements AdmissionStore {
       // counters stay correct without the sweep; only the file grows until the next one
     }
   }
+}
+
+/** the row of a rate limit or quota: `o:<owner>:key:<id>`, `p:<partner>:credential:<id>` */
+function rateRow (group: string, name: string, subject: string): string {
+  return `${group}:${name}:${subject}`
+}
+
+/** a lease grant: at most `want`, at most 1/share of the room, none under MIN_GRANT (as in the Lua) */
+function grant (want: number, room: number, share: number): number {
+  if (want <= 0) return 0
+  const g = Math.min(want, Math.floor(room / share))
+  return g < MIN_GRANT ? 0 : g
+}
+
+/** the five head numbers of a reply; an admission's grants and rooms are in place, a refusal has none */
+function head (reply: AdmitReply, status: number, index: number, value: number, remaining: number, resetMs: number): AdmitReply {
+  if (status !== ADMITTED) reply.fill(0, 5)
+  reply[0] = status
+  reply[1] = index
+  reply[2] = value
+  reply[3] = remaining
+  reply[4] = resetMs
+  return reply
 }
 
 /**
