@@ -61,6 +61,8 @@ export interface Config {
   accessLogSample: number
   /** false only to measure audit's cost in a benchmark (RELAYKEY_AUDIT=off); never in production */
   auditEnabled: boolean
+  /** workers admit hot keys from leases (RELAYKEY_LEASES=off: one store decision per request) */
+  leasesEnabled: boolean
 }
 
 type Env = Record<string, string | undefined>
@@ -123,7 +125,8 @@ export function loadConfig (env: Env = process.env): Config {
     adminTimeoutMs: integer(env, 'RELAYKEY_ADMIN_TIMEOUT_MS', 15_000, 100, 600_000),
     pgStallMs: stallMs(env),
     accessLogSample: fraction(env, 'RELAYKEY_ACCESS_LOG_SAMPLE', 1),
-    auditEnabled: auditSwitch(env.RELAYKEY_AUDIT),
+    auditEnabled: onOff(env, 'RELAYKEY_AUDIT'),
+    leasesEnabled: onOff(env, 'RELAYKEY_LEASES'),
   }
 }
 
@@ -202,11 +205,12 @@ function integer (env: Env, variable: string, fallback: number, min: number, max
   return value
 }
 
-function auditSwitch (raw: string | undefined): boolean {
-  const value = nonEmpty(raw)
+/** a switch that is on unless set to off */
+function onOff (env: Env, variable: string): boolean {
+  const value = nonEmpty(env[variable])
   if (value === null || value === 'on') return true
   if (value === 'off') return false
-  throw new ConfigError('RELAYKEY_AUDIT', 'must be on or off')
+  throw new ConfigError(variable, 'must be on or off')
 }
 
 function fraction (env: Env, variable: string, fallback: number): number {

@@ -27,7 +27,7 @@ import { connectionTokens, copyRequestHeaders, responseHeaders } from './header-
 import { findEndpoint } from './endpoint-pattern.js'
 import { closeIfDraining, sendError, sendJson } from './respond.js'
 import type { CredentialOrder, CredentialRoute, KeyContext, UpstreamTarget } from './key-context.js'
-import type { Admission, AdmissionStore, CredentialCandidate, LimitState, Reservation } from '../limits/admission.js'
+import type { Admission, AdmissionRequest, AdmissionStore, CredentialCandidate, LimitState, Reservation } from '../limits/admission.js'
 import { costOf } from '../limits/compile-limits.js'
 import { pushRateLimitHeaders } from '../limits/rate-limit-headers.js'
 import type { KeyResolver } from './key-resolver.js'
@@ -42,7 +42,8 @@ import type { SettleOutcome } from '../payments/facilitator-answers.js'
 export interface ExchangeDeps {
   keys: KeyResolver
   partners: PartnerDirectory
-  admission: AdmissionStore
+  /** the store's decisions, and this worker's leases for the keys hot enough to have them */
+  admission: AdmissionStore & { admitLocally (request: AdmissionRequest): Admission | null }
   payments: PaymentServices
   /** a client that stops reading the response for this long is cut off (RELAYKEY_CLIENT_IDLE_TIMEOUT_MS) */
   clientStallMs: number
@@ -270,17 +271,21 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (limits.limits.length === 0 && limits.budgets.length === 0 && upstream.orders === null) {
       return this.#forward(preferred)
     }
-    // One store round trip decides every limit, budget and vendor quota together.
+    // Every limit, budget and vendor quota is decided together: from this worker's leases when
+    // they cover the request, else by one store round trip.
     this.#preferred = preferred
     this.#order = upstream.orders === null ? null : usableOrder(upstream.orders[preferred.index]!, now)
-    this.#deps.admission.admit({
+    const request: AdmissionRequest = {
       limits: limits.limits,
       budgets: limits.budgets,
       cost,
       credentials: this.#order === null ? NO_CANDIDATES : this.#order.candidates,
       now,
       groups: route.groups,
-    }).then(
+    }
+    const local = this.#deps.admission.admitLocally(request)
+    if (local !== null) return this.#admitted(local)
+    this.#deps.admission.admit(request).then(
       (admission) => this.#admitted(admission),
       (err: unknown) => this.#admissionFailed(err),
     )
@@ -663,7 +668,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const order = usableOrder(this.#upstream!.orders![credential.index]!, Date.now(), spent)
     if (order.candidates.every((c) => c.quota === null)) return this.#attemptNow()
     this.#order = order
-    this.#deps.admission.admit({ limits: [], budgets: [], cost: 0, credentials: order.candidates, now: Date.now(), groups: this.#groups! }).then(
+    const request: AdmissionRequest = { limits: [], budgets: [], cost: 0, credentials: order.candidates, now: Date.now(), groups: this.#groups! }
+    const local = this.#deps.admission.admitLocally(request)
+    if (local !== null) return this.#failoverAdmitted(local)
+    this.#deps.admission.admit(request).then(
       (admission) => this.#failoverAdmitted(admission),
       (err: unknown) => this.#failoverAdmitted(null, err),
     )

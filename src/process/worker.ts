@@ -20,6 +20,7 @@ import { PartnerReliability } from '../reliability/partner-reliability.js'
 import { PaymentServices } from '../payments/payment-services.js'
 import { createGatewayServer } from '../gateway/gateway-server.js'
 import { openAdmissionStore, openDataPlaneRedis } from '../limits/open-admission-store.js'
+import { LeasedAdmission } from '../limits/leased-admission.js'
 import { startAuditPipeline } from '../audit/start-audit-pipeline.js'
 import { GatewayMetrics } from '../telemetry/gateway-metrics.js'
 import { serveWorkerMetrics } from '../telemetry/cluster-metrics.js'
@@ -67,14 +68,14 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     },
   })
   const partners = new PartnerDirectory(store, config.keyCacheTtlMs, config.keyLoadTimeoutMs)
-  const admission = await openAdmissionStore(config, logger, redis ?? undefined)
+  const admission = new LeasedAdmission(await openAdmissionStore(config, logger, redis ?? undefined), { logger, enabled: config.leasesEnabled })
   // a probe gets its 503 in the time a key lookup may take, not when a stalled connection gives up
   const notReady = `the stores did not answer within ${config.keyLoadTimeoutMs} ms`
   const ready = async (): Promise<void> => {
     await answerWithin(Promise.all([store.ping(), admission.ping()]), config.keyLoadTimeoutMs, notReady)
   }
   const audit = config.auditEnabled ? await startAuditPipeline(config, logger) : null
-  const metrics = new GatewayMetrics({ keyCache: () => cache.stats(), reliability: () => reliability.snapshot(), audit: () => audit?.stats() ?? null })
+  const metrics = new GatewayMetrics({ keyCache: () => cache.stats(), reliability: () => reliability.snapshot(), audit: () => audit?.stats() ?? null, leases: admission })
   serveWorkerMetrics(metrics.registry)
   const reporter = new ExchangeReporter({ audit, metrics, access: new AccessLog(logger, config.accessLogSample) })
   const server = createGatewayServer({
@@ -124,6 +125,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     if (!isPrimaryToWorker(message)) return
     const invalidation = message.invalidation
     keys.invalidate(invalidation)
+    admission.invalidate(invalidation)
     if (invalidation.kind === 'partner' || invalidation.kind === 'all') partners.clear()
     if (invalidation.kind === 'partner' && invalidation.deleted === true) reliability.forgetPartner(invalidation.id)
     if (invalidation.kind === 'all') void forgetDeletedPartners()

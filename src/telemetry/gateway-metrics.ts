@@ -6,6 +6,8 @@ import { Counter, Gauge, Registry } from 'prom-client'
 import { LabelledCounter } from './labelled-counter.js'
 import { LabelledHistogram } from './labelled-histogram.js'
 import type { ReliabilitySnapshot } from '../reliability/partner-reliability.js'
+import type { LeaseStats } from '../limits/lease-stats.js'
+import type { LeaseKind } from '../limits/lease.js'
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx']
@@ -14,6 +16,8 @@ export interface MetricSources {
   keyCache (): { hits: number; misses: number; size: number }
   reliability (): ReliabilitySnapshot[]
   audit (): { queueDepth: number; spilledEvents: number; spillBytes: number; written: number; dropped: number } | null
+  /** absent where a worker has no limits store (unit tests) */
+  leases?: { readonly stats: LeaseStats; heldUnits (): Map<LeaseKind, number> }
 }
 
 // The per-request series are LabelledCounter/LabelledHistogram rather than prom-client's
@@ -45,6 +49,7 @@ export class GatewayMetrics {
     counterFrom(registry, 'relaykey_audit_spilled_events_total', 'Audit events written to a spill file because the database was down or slow.', () => sources.audit()?.spilledEvents ?? 0)
     counterFrom(registry, 'relaykey_audit_written_events_total', 'Audit events stored in the database.', () => sources.audit()?.written ?? 0)
     reliabilityMetrics(registry, sources.reliability)
+    if (sources.leases !== undefined) leaseMetrics(registry, sources.leases)
     counterFrom(registry, 'relaykey_audit_dropped_events_total', 'Audit events lost (must stay 0; alert on any increase).', () => sources.audit()?.dropped ?? 0)
   }
 
@@ -118,6 +123,66 @@ function reliabilityMetrics (registry: Registry, read: () => ReliabilitySnapshot
     collect () {
       this.reset()
       for (const s of read()) this.set({ partner: s.partner }, s.inFlight)
+    },
+  })
+}
+
+/** admission by lease (src/limits/leased-admission.ts), read from the worker's LeaseStats */
+function leaseMetrics (registry: Registry, leases: NonNullable<MetricSources['leases']>): void {
+  const stats = leases.stats
+  new Counter({
+    name: 'relaykey_admissions_total',
+    help: 'Limit decisions, by where they were taken: local (from a lease, no store call) or store.',
+    labelNames: ['path'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      this.inc({ path: 'local' }, stats.local)
+      this.inc({ path: 'store' }, stats.store)
+    },
+  })
+  new Counter({
+    name: 'relaykey_lease_calls_total',
+    help: 'Store calls made for leases outside any request: background top-ups and returns.',
+    labelNames: ['call'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      this.inc({ call: 'top_up' }, stats.topUpCalls)
+      this.inc({ call: 'return' }, stats.returnCalls)
+    },
+  })
+  perKindCounter(registry, 'relaykey_lease_grants_total', 'Lease grants received, by limit kind.', ['kind'], stats.grants)
+  perKindCounter(registry, 'relaykey_lease_granted_units_total', 'Units received in lease grants, by limit kind.', ['kind'], stats.grantedUnits)
+  perKindCounter(registry, 'relaykey_lease_returns_total', 'Leases given back with units left, by limit kind and reason (idle, expired, invalidated, shutdown).', ['kind', 'reason'], stats.returns)
+  perKindCounter(registry, 'relaykey_lease_returned_units_total', 'Unspent lease units given back, by limit kind and reason.', ['kind', 'reason'], stats.returnedUnits)
+  new Gauge({
+    name: 'relaykey_leased_units',
+    help: 'Units workers hold in leases now (counted as used in the store until spent or given back), by limit kind.',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const [kind, units] of leases.heldUnits()) this.set({ kind }, units)
+    },
+  })
+}
+
+/** a counter kept in a Map keyed by its label values, space-separated */
+function perKindCounter (registry: Registry, name: string, help: string, labelNames: string[], counts: Map<string, number>): void {
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const [key, value] of counts) {
+        const values = key.split(' ')
+        const labels: Record<string, string> = {}
+        for (let i = 0; i < labelNames.length; i++) labels[labelNames[i]!] = values[i]!
+        this.inc(labels, value)
+      }
     },
   })
 }
