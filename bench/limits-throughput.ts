@@ -1,7 +1,8 @@
 // Scenario: the governed path with limits on, in distributed mode, next to a bare pass-through.
-// Every governed request runs the Redis Lua admission (one EVALSHA deciding the key's rate limit
-// and budget); the limits are set so high that nothing is refused, so this prices the check,
-// not the refusals. Run: npm run bench:limits [-- --help]
+// Every governed request is admitted against the key's rate limit and budget kept in Redis (by
+// the Lua admission scripts, called per request or, from a worker's leases, far less often); the
+// limits are set so high that nothing is refused, so this prices the check, not the refusals.
+// Run: npm run bench:limits [-- --help]
 //
 //   autocannon (this process) ──▶ bare-proxy (cluster) ──┐
 //                              └─▶ RelayKey  (cluster) ──┴─▶ upstream-server (own process)
@@ -11,13 +12,15 @@
 //
 // Targets: bare; redis-hot-key (every request with one key: one set of Redis counters);
 // redis-10k-keys (X-RelayKey rotates over 10,000 keys: 10,000 sets of counters, 10,000 cached
-// key contexts). All three build every request through the same setupRequest, so the driver
-// does the same work for each. The measured runs must be key-cache hits: the cache TTL is set
-// above the benchmark's length and the 10k warm-up first touches every key; a miss in a
-// measured run, or a governed response that did not reserve its budget unit in Redis, fails
-// the run. Besides the usual table it prints what the stores did per run: responses per script
-// call (decisions are batched per event-loop turn) and Lua time (INFO commandstats), Redis CPU
-// (INFO cpu) and the CPU of this run's PostgreSQL backends (/proc).
+// key contexts); redis-zipf-10k (the same 10,000 keys, each request's drawn from a Zipf
+// distribution, s = 1.1: a few hot keys and a long tail, as real callers are spread). All four
+// build every request through the same setupRequest, so the driver does the same work for
+// each. The measured runs must be key-cache hits: the cache TTL is set above the benchmark's
+// length and the warm-up of whichever 10,000-key target comes first touches every key; a miss
+// in a measured run, or governed responses whose budget units Redis did not count, fail the
+// run. Besides the usual table it prints what the stores did per run: script calls per
+// response and Lua time (INFO commandstats), Redis CPU (INFO cpu) and the CPU of this run's
+// PostgreSQL backends (/proc).
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -38,8 +41,8 @@ import { startBareProxy } from './lib/start-bare-proxy.js'
 import { startRelayKey, type RelayKey } from './lib/start-relaykey.js'
 import { startUpstream } from './lib/start-upstream.js'
 import { UPSTREAM_BODY } from './lib/upstream-body.js'
+import { zipfSequence } from './lib/zipf-sequence.js'
 
-const CONNECTIONS = 50
 const PIPELINING = 1
 const RATIO_TARGET = 0.8
 const PATH = '/proxy/bench/resources/items/42?view=full'
@@ -52,6 +55,26 @@ const LIMITS = {
 }
 /** the cache safety-net TTL (default 30 s) must outlast the benchmark, or 10,000 keys expire mid-run */
 const KEY_CACHE_TTL_MS = 3_600_000
+/**
+ * redis-zipf-10k's keys: 2^20 draws, more than a 10 s run at this machine's rates sends (so a
+ * run does not replay its own pattern), and enough that nearly every tail key comes up
+ */
+const ZIPF = { exponent: 1.1, length: 2 ** 20, seed: 1 }
+/** the targets over the 10,000 keys; the first of them to warm up touches every key */
+const SPREAD_TARGETS = new Set(['redis-10k-keys', 'redis-zipf-10k'])
+/**
+ * The every-key touch runs on this many connections whatever --connections says: node:cluster
+ * hands each new connection to the next worker, and one connection would load one worker's cache.
+ */
+const TOUCH_CONNECTIONS = 50
+/**
+ * Pause before every measured run. Workers return leased but unspent budget units to Redis
+ * within a second after the load stops; a run's budget snapshot taken before they are back
+ * would see them come back during the run, and count fewer units than the run used.
+ */
+const LEASE_RETURN_MS = 1_500
+/** the most budget units a worker holds leased and unspent, per budget subject */
+const LEASE_UNITS_PER_WORKER = 1024
 
 interface Extra {
   target: string
@@ -98,58 +121,81 @@ async function scenario (settings: BenchSettings): Promise<void> {
     await sleep(1_000)
 
     const headers = { 'x-relaykey': partner.key, accept: 'application/json' }
+    const zipfKeys = zipfSequence(keys, ZIPF)
     const targets: LoadTarget[] = [
       // bare ignores the key; it rotates anyway so the driver builds requests exactly as for 10k keys
       { name: 'bare', url: bare.url + PATH, headers, pid: bare.service.pid, setupRequest: new HeaderRotation('x-relaykey', keys).setupRequest },
       { name: 'redis-hot-key', url: relaykey.proxyUrl + PATH, headers, pid: relaykey.service.pid, setupRequest: new HeaderRotation('x-relaykey', [partner.key]).setupRequest },
       { name: 'redis-10k-keys', url: relaykey.proxyUrl + PATH, headers, pid: relaykey.service.pid, setupRequest: new HeaderRotation('x-relaykey', keys).setupRequest },
+      { name: 'redis-zipf-10k', url: relaykey.proxyUrl + PATH, headers, pid: relaykey.service.pid, setupRequest: new HeaderRotation('x-relaykey', zipfKeys).setupRequest },
     ]
+    const [bareTarget, hotKey, uniform, zipf] = targets as [LoadTarget, LoadTarget, LoadTarget, LoadTarget]
     const governedHeaders = ['x-relaykey-request-id', 'ratelimit', 'ratelimit-policy']
-    await checkTarget(targets[0]!, { status: 200, body: UPSTREAM_BODY })
-    await checkTarget(targets[1]!, { status: 200, body: UPSTREAM_BODY, headers: governedHeaders })
-    await checkTarget({ ...targets[2]!, headers: { ...headers, 'x-relaykey': keys[KEY_COUNT - 1]! } }, { status: 200, body: UPSTREAM_BODY, headers: governedHeaders })
+    await checkTarget(bareTarget, { status: 200, body: UPSTREAM_BODY })
+    await checkTarget(hotKey, { status: 200, body: UPSTREAM_BODY, headers: governedHeaders })
+    await checkTarget({ ...uniform, headers: { ...headers, 'x-relaykey': keys[KEY_COUNT - 1]! } }, { status: 200, body: UPSTREAM_BODY, headers: governedHeaders })
+    await checkTarget({ ...zipf, headers: { ...headers, 'x-relaykey': keys[0]! } }, { status: 200, body: UPSTREAM_BODY, headers: governedHeaders })
 
-    const measured: LoadSettings = { connections: CONNECTIONS, pipelining: PIPELINING, durationSeconds: settings.durationSeconds }
+    const measured: LoadSettings = { connections: settings.connections, pipelining: PIPELINING, durationSeconds: settings.durationSeconds }
     const warmup: LoadSettings = { ...measured, durationSeconds: settings.warmupSeconds }
     const runs: MeasuredRun[] = []
     const extras: Extra[] = []
     const problems: string[] = []
     const warmed = new Set<string>()
+    let everyKeyTouched = false
     for (let round = 1; round <= settings.rounds; round++) {
       for (const target of roundOrder(targets, round)) {
-        if (!warmed.has(target.name)) await warmUp(target, warmup, target.name === 'redis-10k-keys' ? settings.workers : 0, stores, problems)
-        warmed.add(target.name)
+        if (!warmed.has(target.name)) {
+          // a Zipf draw leaves tail keys out, so the touch always goes through the uniform rotation
+          if (SPREAD_TARGETS.has(target.name) && !everyKeyTouched) {
+            await touchEveryKey(uniform, warmup, settings.workers, stores, problems)
+            everyKeyTouched = true
+          }
+          await warmUp(target, warmup)
+          warmed.add(target.name)
+        }
+        await sleep(LEASE_RETURN_MS)
         progress(`round ${round}  ${target.name} (${measured.durationSeconds} s)`)
         const governed = target.name !== 'bare'
         const missesBefore = governed ? await cacheMisses(relaykey) : null
         const backends = await stores.databaseBackends()
         const postgresBefore = pidsCpuMicros(backends)
-        const unitsBefore = governed ? await budgetUnits(stores) : 0
+        const countersBefore = governed ? await budgetCounters(stores) : null
         const redisBefore = await sampleRedis(stores.redis)
         const run = await measuredRun(round, target, measured, upstream.service.pid)
         const redis = redisUsage(redisBefore, await sampleRedis(stores.redis))
-        const reserved = governed ? await budgetUnits(stores) - unitsBefore : 0
+        const budget = countersBefore === null ? null : budgetChange(countersBefore, await budgetCounters(stores))
         const postgresAfter = pidsCpuMicros(backends)
         const postgresMicros = postgresBefore === null || postgresAfter === null ? null : postgresAfter - postgresBefore
         const misses = missesBefore === null ? null : await cacheMisses(relaykey) - missesBefore
+        const responses = run.result.responses
         runs.push(run)
-        extras.push({ target: target.name, round, misses, redis, postgresMicros, responses: run.result.responses })
+        extras.push({ target: target.name, round, misses, redis, postgresMicros, responses })
         problems.push(...problemsOf(run.result))
         if (misses !== null && misses > 0) problems.push(`${target.name}: ${misses} key-cache misses in a run meant to be all hits`)
-        // every forwarded request reserved its 1 budget unit in Redis, through the Lua admission;
-        // requests the driver cut off at the end of the run may have reserved one without a
-        // counted response (at most one per connection)
-        if (governed && (reserved < run.result.responses || reserved > run.result.responses + CONNECTIONS)) {
-          problems.push(`${target.name}: ${reserved} budget units reserved in Redis for ${run.result.responses} responses (expected one each)`)
+        // Every forwarded request's budget unit is counted in Redis, by an admission script or
+        // as part of a worker's lease, whose units count as used from the moment Redis grants
+        // them: the counters must grow by at least the responses, or requests went out without
+        // budget accounting. They may grow by more: requests the driver cut off at the end of
+        // the run (at most one per connection), and units leased but not yet spent when the run
+        // ended, at most LEASE_UNITS_PER_WORKER per worker and budget subject outstanding (twice
+        // that here, for a top-up granted before the previous lease ran out). Those go back to
+        // Redis within a second after the load stops, before the next run's snapshot.
+        const leaseAllowance = budget === null ? 0 : budget.subjects * settings.workers * LEASE_UNITS_PER_WORKER * 2
+        if (budget !== null && (budget.reserved < responses || budget.reserved > responses + settings.connections + leaseAllowance)) {
+          problems.push(`${target.name}: ${budget.reserved} budget units reserved in Redis over ${budget.subjects} budget subjects for ` +
+            `${responses} responses (expected at least one each, at most ${settings.connections + leaseAllowance} more)`)
         }
       }
     }
 
     printReport({
       title: 'limits-throughput: RelayKey with Redis limits and budgets (distributed mode) vs bare pass-through',
-      settings: `workers ${settings.workers}, connections ${CONNECTIONS}, pipelining ${PIPELINING}, ` +
+      settings: `workers ${settings.workers}, connections ${settings.connections}, pipelining ${PIPELINING}, ` +
         `${settings.durationSeconds} s per run after a ${settings.warmupSeconds} s warm-up per target ` +
-        `(redis-10k-keys: first one pass per worker over every key, twice), ${settings.rounds} round(s), ` +
+        `(before the first 10,000-key target's: one pass per worker over every key, twice, on ${TOUCH_CONNECTIONS} connections), ` +
+        `${LEASE_RETURN_MS} ms pause before each run, ${settings.rounds} round(s), ` +
+        `redis-zipf-10k: ${describeZipf(zipfKeys, keys)}, ` +
         `GET ${PATH} → ${UPSTREAM_BODY.length}-byte JSON, policy ${JSON.stringify(LIMITS)}` +
         (pinning === null ? '' : `, pinned: driver + upstream on CPU ${pinning.driver}, proxies on CPU ${pinning.proxy} (Redis, PostgreSQL unpinned)`),
       loadAtStart,
@@ -158,6 +204,7 @@ async function scenario (settings: BenchSettings): Promise<void> {
       comparisons: [
         { subject: 'redis-hot-key', baseline: 'bare', target: RATIO_TARGET },
         { subject: 'redis-10k-keys', baseline: 'bare', target: RATIO_TARGET },
+        { subject: 'redis-zipf-10k', baseline: 'bare', target: RATIO_TARGET },
       ],
     })
     printRedisTable(extras)
@@ -167,30 +214,52 @@ async function scenario (settings: BenchSettings): Promise<void> {
 }
 
 /**
- * The discarded warm-up. For the 10k target it first sends 2 × workers × KEY_COUNT requests, so
- * every worker has loaded (cache miss, PostgreSQL) and admitted (Redis) every key before the
- * timed warm-up; the Redis budget counters then show that every key went through the script.
+ * Before the first 10,000-key target warms up: 2 × workers × KEY_COUNT requests rotating over
+ * every key, so every worker has loaded (cache miss, PostgreSQL) and admitted (Redis) every key;
+ * the Redis budget counters then show that every key went through the admission.
  */
-async function warmUp (target: LoadTarget, warmup: LoadSettings, keyPasses: number, stores: DistributedStores, problems: string[]): Promise<void> {
-  if (keyPasses > 0) {
-    const amount = 2 * keyPasses * KEY_COUNT
-    progress(`warm-up  ${target.name} (${amount} requests: every key, twice per worker)`)
-    const touch = problemsOf(await runLoad(target, { ...warmup, amount }))
-    if (touch.length > 0) throw new Error(`during warm-up: ${touch.join('; ')}`)
-    // the hot key and the 10,000 keys: one budget counter each
-    const counters = await stores.countKeys('*:budget:*')
-    progress(`Redis holds ${counters} budget counters under ${stores.prefix}:`)
-    if (counters < KEY_COUNT) problems.push(`${target.name}: only ${counters} of ${KEY_COUNT} keys have a budget counter after the warm-up`)
-  }
+async function touchEveryKey (uniform: LoadTarget, warmup: LoadSettings, workers: number, stores: DistributedStores, problems: string[]): Promise<void> {
+  const amount = 2 * workers * KEY_COUNT
+  progress(`warm-up  every key (${amount} requests through ${uniform.name}: every key, twice per worker)`)
+  const touch = problemsOf(await runLoad(uniform, { ...warmup, connections: TOUCH_CONNECTIONS, amount }))
+  if (touch.length > 0) throw new Error(`during warm-up: ${touch.join('; ')}`)
+  // the hot key and the 10,000 keys: one budget counter each
+  const counters = await stores.countKeys('*:budget:*')
+  progress(`Redis holds ${counters} budget counters under ${stores.prefix}:`)
+  if (counters < KEY_COUNT) problems.push(`${uniform.name}: only ${counters} of ${KEY_COUNT} keys have a budget counter after the warm-up`)
+}
+
+/** the discarded, timed warm-up */
+async function warmUp (target: LoadTarget, warmup: LoadSettings): Promise<void> {
   if (warmup.durationSeconds === 0) return
   progress(`warm-up  ${target.name} (${warmup.durationSeconds} s)`)
   const warm = problemsOf(await runLoad(target, warmup))
   if (warm.length > 0) throw new Error(`during warm-up: ${warm.join('; ')}`)
 }
 
-/** budget units reserved so far by every key of the run (each request costs 1) */
-async function budgetUnits (stores: DistributedStores): Promise<number> {
-  return await stores.sumKeys('*:budget:*')
+/** the budget counters of every key of the run (units used this month, leased units included) */
+async function budgetCounters (stores: DistributedStores): Promise<Map<string, number>> {
+  return await stores.readKeys('*:budget:*')
+}
+
+/** units the counters grew by over a run, and how many budget subjects' counters moved */
+function budgetChange (before: Map<string, number>, after: Map<string, number>): { reserved: number; subjects: number } {
+  let reserved = 0
+  let subjects = 0
+  for (const [key, value] of after) {
+    const change = value - (before.get(key) ?? 0)
+    reserved += change
+    if (change !== 0) subjects++
+  }
+  return { reserved, subjects }
+}
+
+/** what the Zipf table holds, for the settings line */
+function describeZipf (drawn: readonly string[], keys: readonly string[]): string {
+  let hottest = 0
+  for (const key of drawn) if (key === keys[0]) hottest++
+  return `rank r drawn with probability ∝ r^-${ZIPF.exponent} (a cyclic table of ${drawn.length} draws, seed ${ZIPF.seed}: ` +
+    `rank 1 in ${(100 * hottest / drawn.length).toFixed(1)} % of requests, ${new Set(drawn).size} of ${keys.length} keys present)`
 }
 
 async function cacheMisses (relaykey: RelayKey): Promise<number> {
@@ -202,15 +271,18 @@ async function cacheMisses (relaykey: RelayKey): Promise<number> {
 
 function printRedisTable (extras: Extra[]): void {
   console.log('The stores during each measured run (Redis is shared: its counters include other clients; PostgreSQL: the backends of this run\'s database):\n')
-  console.log('| target | round | responses / script call | Lua µs / call | Redis CPU (µs/req) | PostgreSQL CPU (µs/req) | key-cache misses |')
-  console.log('|---|---:|---:|---:|---:|---:|---:|')
+  console.log('| target | round | responses / script call | Lua µs / call | Redis CPU (µs/req) | store calls / request | PostgreSQL CPU (µs/req) | key-cache misses |')
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|')
   for (const e of extras) {
     const per = e.responses === 0 ? 0 : 1 / e.responses
-    // RelayKey batches the decisions of one event-loop turn into one EVALSHA; during bare, the
-    // few calls are other clients' and say nothing about ours
-    const ours = e.target !== 'bare' && e.redis.microsPerCall !== null
+    // during bare, the few calls are other clients' and say nothing about ours
+    const governed = e.target !== 'bare'
+    const ours = governed && e.redis.microsPerCall !== null
+    // every EVALSHA and EVAL, whatever the script (decision, lease top-up, return): how often
+    // a request still needed the store
+    const storeCalls = governed ? (e.redis.scriptCalls * per).toFixed(4) : 'n/a'
     console.log(`| ${e.target} | ${e.round} | ${ours ? (e.responses / e.redis.scriptCalls).toFixed(1) : 'n/a'} | ` +
-      `${ours ? e.redis.microsPerCall!.toFixed(1) : 'n/a'} | ${(e.redis.cpuMicros * per).toFixed(1)} | ` +
+      `${ours ? e.redis.microsPerCall!.toFixed(1) : 'n/a'} | ${(e.redis.cpuMicros * per).toFixed(1)} | ${storeCalls} | ` +
       `${e.postgresMicros === null ? 'n/a' : (e.postgresMicros * per).toFixed(1)} | ` +
       `${e.misses === null ? 'n/a' : e.misses} |`)
   }

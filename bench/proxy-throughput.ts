@@ -29,7 +29,6 @@ import { startRelayKey } from './lib/start-relaykey.js'
 import { startUpstream } from './lib/start-upstream.js'
 import { UPSTREAM_BODY } from './lib/upstream-body.js'
 
-const CONNECTIONS = 50
 const PIPELINING = 1
 const RATIO_TARGET = 0.9
 /** audit on must cost at most 5 % of the governed throughput */
@@ -77,7 +76,7 @@ async function scenario (settings: BenchSettings): Promise<void> {
     await checkTarget(targets[1]!, { status: 200, body: UPSTREAM_BODY, headers: ['x-relaykey-request-id'] })
     await checkTarget(targets[2]!, { status: 200, body: UPSTREAM_BODY, headers: ['x-relaykey-request-id'] })
 
-    const measured: LoadSettings = { connections: CONNECTIONS, pipelining: PIPELINING, durationSeconds: settings.durationSeconds }
+    const measured: LoadSettings = { connections: settings.connections, pipelining: PIPELINING, durationSeconds: settings.durationSeconds }
     const warmup: LoadSettings = { ...measured, durationSeconds: settings.warmupSeconds }
     const runs: MeasuredRun[] = []
     const problems: string[] = []
@@ -99,7 +98,7 @@ async function scenario (settings: BenchSettings): Promise<void> {
 
     printReport({
       title: 'proxy-throughput: governed (RelayKey) vs bare pass-through',
-      settings: `workers ${settings.workers}, connections ${CONNECTIONS}, pipelining ${PIPELINING}, ` +
+      settings: `workers ${settings.workers}, connections ${settings.connections}, pipelining ${PIPELINING}, ` +
         `${settings.durationSeconds} s per run after a ${settings.warmupSeconds} s warm-up per target, ` +
         `${settings.rounds} round(s), GET ${PATH} → ${UPSTREAM_BODY.length}-byte JSON` +
         (pinning === null ? '' : `, pinned: driver + upstream on CPU ${pinning.driver}, proxies on CPU ${pinning.proxy}`) +

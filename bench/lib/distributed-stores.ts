@@ -19,8 +19,8 @@ export interface DistributedStores {
   redis: Redis
   /** how many keys of this run match `${prefix}:${pattern}` (SCAN, so safe on a shared server) */
   countKeys (pattern: string): Promise<number>
-  /** the sum of the integer values of this run's keys matching `${prefix}:${pattern}` */
-  sumKeys (pattern: string): Promise<number>
+  /** the integer values of this run's keys matching `${prefix}:${pattern}`, by key */
+  readKeys (pattern: string): Promise<Map<string, number>>
   /** the pids of the PostgreSQL backends connected to this run's database (their CPU is ours) */
   databaseBackends (): Promise<number[]>
 }
@@ -69,12 +69,13 @@ export async function openDistributedStores (group: ServiceGroup): Promise<Distr
       await eachKeyBatch(redis, `${prefix}:${pattern}`, (keys) => { n += keys.length })
       return n
     },
-    async sumKeys (pattern) {
-      let sum = 0
+    async readKeys (pattern) {
+      const read = new Map<string, number>()
       await eachKeyBatch(redis, `${prefix}:${pattern}`, async (keys) => {
-        for (const value of await redis.mget(...keys)) sum += Number(value ?? 0)
+        const values = await redis.mget(...keys)
+        for (let i = 0; i < keys.length; i++) read.set(keys[i]!, Number(values[i] ?? 0))
       })
-      return sum
+      return read
     },
   }
 }

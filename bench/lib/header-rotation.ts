@@ -1,7 +1,8 @@
 // Cycles one request header over a list of values, one value per request, for autocannon's
-// setupRequest: how a scenario spreads its load over many virtual keys. The cursor is shared by
-// every connection, so consecutive requests (whichever connection sends them) get consecutive
-// values and one pass over the list touches each value once.
+// setupRequest: how a scenario spreads its load over many virtual keys (evenly, or skewed when
+// the list is a sequence drawn beforehand, see zipf-sequence.ts). The cursor is shared by every
+// connection, so consecutive requests (whichever connection sends them) get consecutive values
+// and one pass over the list touches each value once.
 import type autocannon from 'autocannon'
 
 export class HeaderRotation {

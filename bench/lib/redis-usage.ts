@@ -1,7 +1,8 @@
 // What the Redis server did while a load run lasted, read from its own counters (INFO): script
 // calls and the time spent running them (commandstats), and the CPU the whole server used. The
-// server may be shared, so the numbers include everyone's traffic; the script calls per
-// response show how much of it was ours (a governed run should make exactly one per response).
+// server may be shared, so the numbers include everyone's traffic. Script calls count every
+// EVALSHA and EVAL, whatever the script: per response, they are how often a governed request
+// needed the store (a decision each, or far fewer when workers admit from leases).
 import type { Redis } from 'ioredis'
 
 export interface RedisSample {

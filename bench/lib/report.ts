@@ -1,6 +1,7 @@
 // Prints a scenario's runs twice: an aligned table for the terminal and a markdown table ready
 // to paste into docs/benchmarks.md, each followed by the ratios the scenario asks for: the
-// median of the per-round ratios (what a target is judged on) and the ratio of the means.
+// median of the per-round ratios (what a target is judged on) and the ratio of the means, and
+// beside them the ratios of the mean p50 and p99 latencies.
 import { cpus, loadavg } from 'node:os'
 import type { MeasuredRun } from './measured-run.js'
 
@@ -58,6 +59,8 @@ export function printReport (input: ReportInput): void {
       cpu: subject.cpuTarget === null || baseline.cpuTarget === null ? null : subject.cpuTarget / baseline.cpuTarget,
       perRound,
       median: median(perRound),
+      subjectRow: subject,
+      baselineRow: baseline,
     }
   })
   const load = (values: number[]): string => values.map((v) => v.toFixed(2)).join(' ')
@@ -84,6 +87,12 @@ export function printReport (input: ReportInput): void {
     const rounds = r.perRound.length > 1 ? `, rounds ${r.perRound.map((x) => x.toFixed(2)).join(' ')}` : ''
     console.log(`${r.subject} / ${r.baseline} req/s: median of rounds ${r.median.toFixed(3)}${rounds}; of the means ${r.rps.toFixed(3)} ` +
       `(target ≥ ${r.target.toFixed(2)}: ${verdict})${cpu}`)
+    // what a request waits, beside what the proxy can take: with one connection (no queue in
+    // front of the proxy) this is the governed path's own latency over bare's
+    const subject = r.subjectRow
+    const baseline = r.baselineRow
+    console.log(`  latency ${r.subject} / ${r.baseline} (means): p50 ${fmtMs(subject.p50)} / ${fmtMs(baseline.p50)} ms (${fmtTimes(subject.p50, baseline.p50)}), ` +
+      `p99 ${fmtMs(subject.p99)} / ${fmtMs(baseline.p99)} ms (${fmtTimes(subject.p99, baseline.p99)})`)
   }
 
   console.log('\nmarkdown:\n')
@@ -91,7 +100,8 @@ export function printReport (input: ReportInput): void {
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|')
   for (const c of cells) console.log(`| ${c.slice(0, 8).join(' | ')} |`)
   for (const r of ratios) {
-    console.log(`| **${r.subject} / ${r.baseline}** | median of rounds | **${r.median.toFixed(3)}** | | | | | ${r.cpu === null ? '' : `${r.cpu.toFixed(2)}×`} |`)
+    console.log(`| **${r.subject} / ${r.baseline}** | median of rounds | **${r.median.toFixed(3)}** | ` +
+      `${fmtTimes(r.subjectRow.p50, r.baselineRow.p50)} | ${fmtTimes(r.subjectRow.p99, r.baselineRow.p99)} | | | ${r.cpu === null ? '' : `${r.cpu.toFixed(2)}×`} |`)
   }
   console.log('')
 }
@@ -139,8 +149,13 @@ function rowOf (round: string, runs: MeasuredRun[]): Row {
   }
 }
 
+/** three significant digits, as the latency histogram keeps: 0.312, 3.41, 12.3, 153 */
 function fmtMs (ms: number): string {
-  return Number.isInteger(ms) ? String(ms) : ms.toFixed(1)
+  return ms >= 100 ? ms.toFixed(0) : ms.toPrecision(3)
+}
+
+function fmtTimes (subject: number, baseline: number): string {
+  return baseline === 0 ? 'n/a' : `${(subject / baseline).toFixed(2)}×`
 }
 
 function fmtCpu (micros: number | null): string {

@@ -11,6 +11,8 @@ export interface BenchSettings {
   warmupSeconds: number
   /** how many measured runs per target, the targets' order rotating each round */
   rounds: number
+  /** the driver's concurrent connections, each with one request in flight (1: sequential requests) */
+  connections: number
   /** when set, RelayKey and the bare proxy run with --cpu-prof and write their profiles under it */
   cpuProfDir: string | null
   /** driver and upstream on CPU 0, the proxies on the other CPUs */
@@ -24,6 +26,7 @@ const INTEGERS = {
   duration: { env: 'BENCH_DURATION', fallback: 10, min: 1, max: 3600 },
   warmup: { env: 'BENCH_WARMUP', fallback: 3, min: 0, max: 600 },
   rounds: { env: 'BENCH_ROUNDS', fallback: 1, min: 1, max: 100 },
+  connections: { env: 'BENCH_CONNECTIONS', fallback: 50, min: 1, max: 10_000 },
 } as const
 
 export const SETTINGS_USAGE = `options (flag, or the environment variable):
@@ -31,6 +34,8 @@ export const SETTINGS_USAGE = `options (flag, or the environment variable):
   --duration S       BENCH_DURATION        seconds per measured run (default 10)
   --warmup S         BENCH_WARMUP          seconds of discarded warm-up per target (default 3)
   --rounds N         BENCH_ROUNDS          measured runs per target, in rotating order (default 1)
+  --connections N    BENCH_CONNECTIONS     driver connections, one request in flight on each (default 50);
+                                           1 measures sequential requests: latency with no queue in front
   --cpu-prof-dir D   BENCH_CPU_PROF_DIR    node --cpu-prof RelayKey and the bare proxy into D/relaykey, D/bare
   --pin              BENCH_PIN=1           driver + upstream on CPU 0, the proxies on the rest (Linux, taskset)
   --distributed      BENCH_DISTRIBUTED=1   proxy-throughput: RelayKey on the local PostgreSQL and Redis, audit by COPY
@@ -44,6 +49,7 @@ export function loadSettings (argv: string[] = process.argv.slice(2), env: NodeJ
       duration: { type: 'string' },
       warmup: { type: 'string' },
       rounds: { type: 'string' },
+      connections: { type: 'string' },
       'cpu-prof-dir': { type: 'string' },
       pin: { type: 'boolean' },
       distributed: { type: 'boolean' },
@@ -61,6 +67,7 @@ export function loadSettings (argv: string[] = process.argv.slice(2), env: NodeJ
     durationSeconds: integer('duration', values.duration, env),
     warmupSeconds: integer('warmup', values.warmup, env),
     rounds: integer('rounds', values.rounds, env),
+    connections: integer('connections', values.connections, env),
     cpuProfDir: dir === undefined || dir === '' ? null : dir,
     pin: values.pin === true || env.BENCH_PIN === '1' || env.BENCH_PIN === 'true',
     distributed: values.distributed === true || env.BENCH_DISTRIBUTED === '1' || env.BENCH_DISTRIBUTED === 'true',
