@@ -81,6 +81,8 @@ interface Extra {
   round: number
   /** null for bare, which has no key cache */
   misses: number | null
+  /** share of this run's limit decisions RelayKey took from its workers' leases; null for bare */
+  localShare: number | null
   redis: RedisUsage
   /** CPU µs the backends of this run's database used during the run (audit writes, mostly) */
   postgresMicros: number | null
@@ -157,7 +159,7 @@ async function scenario (settings: BenchSettings): Promise<void> {
         await sleep(LEASE_RETURN_MS)
         progress(`round ${round}  ${target.name} (${measured.durationSeconds} s)`)
         const governed = target.name !== 'bare'
-        const missesBefore = governed ? await cacheMisses(relaykey) : null
+        const countsBefore = governed ? await relayKeyCounts(relaykey) : null
         const backends = await stores.databaseBackends()
         const postgresBefore = pidsCpuMicros(backends)
         const countersBefore = governed ? await budgetCounters(stores) : null
@@ -167,10 +169,14 @@ async function scenario (settings: BenchSettings): Promise<void> {
         const budget = countersBefore === null ? null : budgetChange(countersBefore, await budgetCounters(stores))
         const postgresAfter = pidsCpuMicros(backends)
         const postgresMicros = postgresBefore === null || postgresAfter === null ? null : postgresAfter - postgresBefore
-        const misses = missesBefore === null ? null : await cacheMisses(relaykey) - missesBefore
+        const countsAfter = countsBefore === null ? null : await relayKeyCounts(relaykey)
+        const misses = countsBefore === null ? null : countsAfter!.misses - countsBefore.misses
+        const local = countsBefore === null ? 0 : countsAfter!.local - countsBefore.local
+        const decided = countsBefore === null ? 0 : local + countsAfter!.store - countsBefore.store
+        const localShare = countsBefore === null || decided === 0 ? null : local / decided
         const responses = run.result.responses
         runs.push(run)
-        extras.push({ target: target.name, round, misses, redis, postgresMicros, responses })
+        extras.push({ target: target.name, round, misses, localShare, redis, postgresMicros, responses })
         problems.push(...problemsOf(run.result))
         if (misses !== null && misses > 0) problems.push(`${target.name}: ${misses} key-cache misses in a run meant to be all hits`)
         // Every forwarded request's budget unit is counted in Redis, by an admission script or
@@ -262,17 +268,25 @@ function describeZipf (drawn: readonly string[], keys: readonly string[]): strin
     `rank 1 in ${(100 * hottest / drawn.length).toFixed(1)} % of requests, ${new Set(drawn).size} of ${keys.length} keys present)`
 }
 
-async function cacheMisses (relaykey: RelayKey): Promise<number> {
+/** key-cache misses, and limit decisions taken from leases (local) or by Redis (store), so far */
+async function relayKeyCounts (relaykey: RelayKey): Promise<{ misses: number; local: number; store: number }> {
   const text = await relaykey.metrics()
-  const line = /^relaykey_key_cache_misses_total (\d+)/m.exec(text)
-  if (line === null) throw new Error('RelayKey /metrics has no relaykey_key_cache_misses_total')
-  return Number(line[1])
+  const read = (pattern: RegExp, name: string): number => {
+    const line = pattern.exec(text)
+    if (line === null) throw new Error(`RelayKey /metrics has no ${name}`)
+    return Number(line[1])
+  }
+  return {
+    misses: read(/^relaykey_key_cache_misses_total (\d+)/m, 'relaykey_key_cache_misses_total'),
+    local: read(/^relaykey_admissions_total\{path="local"\} (\d+)/m, 'relaykey_admissions_total'),
+    store: read(/^relaykey_admissions_total\{path="store"\} (\d+)/m, 'relaykey_admissions_total'),
+  }
 }
 
 function printRedisTable (extras: Extra[]): void {
   console.log('The stores during each measured run (Redis is shared: its counters include other clients; PostgreSQL: the backends of this run\'s database):\n')
-  console.log('| target | round | responses / script call | Lua µs / call | Redis CPU (µs/req) | store calls / request | PostgreSQL CPU (µs/req) | key-cache misses |')
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|')
+  console.log('| target | round | admitted from leases | responses / script call | Lua µs / call | Redis CPU (µs/req) | store calls / request | PostgreSQL CPU (µs/req) | key-cache misses |')
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const e of extras) {
     const per = e.responses === 0 ? 0 : 1 / e.responses
     // during bare, the few calls are other clients' and say nothing about ours
@@ -281,7 +295,7 @@ function printRedisTable (extras: Extra[]): void {
     // every EVALSHA and EVAL, whatever the script (decision, lease top-up, return): how often
     // a request still needed the store
     const storeCalls = governed ? (e.redis.scriptCalls * per).toFixed(4) : 'n/a'
-    console.log(`| ${e.target} | ${e.round} | ${ours ? (e.responses / e.redis.scriptCalls).toFixed(1) : 'n/a'} | ` +
+    console.log(`| ${e.target} | ${e.round} | ${e.localShare === null ? 'n/a' : `${(100 * e.localShare).toFixed(1)} %`} | ${ours ? (e.responses / e.redis.scriptCalls).toFixed(1) : 'n/a'} | ` +
       `${ours ? e.redis.microsPerCall!.toFixed(1) : 'n/a'} | ${(e.redis.cpuMicros * per).toFixed(1)} | ${storeCalls} | ` +
       `${e.postgresMicros === null ? 'n/a' : (e.postgresMicros * per).toFixed(1)} | ` +
       `${e.misses === null ? 'n/a' : e.misses} |`)

@@ -2,12 +2,20 @@
 // admits requests against locally, with the demand estimate that sizes its next top-up.
 import { MIN_GRANT, type LeaseSubject } from './admission.js'
 
-/** a lease is sized to cover this much of its subject's observed traffic on this worker */
+/** a lease is sized to cover this much of its subject's observed traffic on this worker… */
 export const LEASE_HORIZON_MS = 100
+/**
+ * …and a slower subject's lease (one that would get fewer units that way): what it sees in
+ * 80 % of SLOW_LEASE_LIFETIME_MS, at most this many units. A key with a request every second or
+ * two then makes one store call per lease rather than one per request.
+ */
+const SLOW_LEASE_MAX = 8
 /** the most units one worker holds on one subject, whatever the traffic */
 export const LEASE_MAX_UNITS = 1024
 /** a lease is not used longer than this after its last grant: the most a Redis blip is bridged */
 export const LEASE_LIFETIME_MS = 1000
+/** …except a slow subject's few units (at most SLOW_LEASE_MAX), which may last this long */
+export const SLOW_LEASE_LIFETIME_MS = 5000
 /** unused this long (or four of its usual gaps between requests, if longer), a lease goes back */
 export const LEASE_IDLE_MS = 20
 /** the demand estimate takes a new sample once this much time has passed */
@@ -32,6 +40,8 @@ export class Lease {
   rate: number
   /** a grant is on its way: no other top-up is asked meanwhile */
   pending: boolean
+  /** the last want was a slow subject's: a longer lifetime, and no top-up asked in advance */
+  slow: boolean
   /** the last grant's size: the next top-up is asked when a quarter of it is left */
   lastGrant: number
   /** rate limits, for the RateLimit header: the room the store reported at the last grant… */
@@ -53,6 +63,7 @@ export class Lease {
     this.sampleStart = now
     this.rate = 0
     this.pending = false
+    this.slow = false
     this.lastGrant = 0
     this.room = 0
     this.takenSinceGrant = 0
@@ -71,14 +82,18 @@ export class Lease {
     return this.units >= units && now < this.expiresAt
   }
 
-  /** HOT PATH: the next top-up is due (a quarter of the last grant left, none asked yet) */
+  /**
+   * HOT PATH: the next top-up is due: a quarter of the last grant left, none asked yet. A slow
+   * subject's next request asks for it instead: ahead of time it would be a store call of its own.
+   */
   low (): boolean {
-    return !this.pending && this.units * 4 <= this.lastGrant
+    return !this.pending && !this.slow && this.units * 4 <= this.lastGrant
   }
 
   /**
-   * How many units to ask for: the observed rate over the horizon, up to the cap; 0 when that
-   * is under a useful lease (a slow key stays on one decision per request, as without leases).
+   * How many units to ask for: the observed rate over the horizon, up to the cap (a slower
+   * subject: what it sees in most of a lifetime, up to SLOW_LEASE_MAX); 0 when that is under a
+   * useful lease (a key with a request a second or less stays on one decision per request).
    */
   want (now: number): number {
     const elapsed = now - this.sampleStart
@@ -88,7 +103,10 @@ export class Lease {
       this.seen = 0
       this.sampleStart = now
     }
-    const want = Math.min(Math.ceil(this.rate * LEASE_HORIZON_MS), LEASE_MAX_UNITS - this.units)
+    let want = Math.ceil(this.rate * LEASE_HORIZON_MS)
+    this.slow = want < SLOW_LEASE_MAX
+    if (this.slow) want = Math.min(Math.floor(this.rate * SLOW_LEASE_LIFETIME_MS * 0.8), SLOW_LEASE_MAX)
+    want = Math.min(want, LEASE_MAX_UNITS - this.units)
     return want < MIN_GRANT ? 0 : want
   }
 
@@ -96,7 +114,7 @@ export class Lease {
   granted (units: number, room: number, fullMs: number, now: number): void {
     this.units += units
     this.lastGrant = units
-    this.expiresAt = now + LEASE_LIFETIME_MS
+    this.expiresAt = now + (this.slow ? SLOW_LEASE_LIFETIME_MS : LEASE_LIFETIME_MS)
     this.room = room
     this.takenSinceGrant = 0
     this.fullAt = now + fullMs
@@ -105,6 +123,6 @@ export class Lease {
   /** unused for longer than its idle bound: four usual gaps between requests, at least LEASE_IDLE_MS */
   idle (now: number): boolean {
     const gap = this.rate === 0 ? 0 : 4 / this.rate
-    return now - this.lastSeen > (gap > LEASE_IDLE_MS ? Math.min(gap, LEASE_LIFETIME_MS) : LEASE_IDLE_MS)
+    return now - this.lastSeen > (gap > LEASE_IDLE_MS ? gap : LEASE_IDLE_MS)
   }
 }

@@ -29,8 +29,11 @@ import { budgetMonth } from './budget-month.js'
 import { Lease, type LeaseKind } from './lease.js'
 import { LeaseStats } from './lease-stats.js'
 
-/** how often held leases are checked for idleness, lifetime and month */
-const SWEEP_MS = 10
+/**
+ * how often held leases are checked for idleness, lifetime and month: the returns of one check
+ * go in one store call, and a round trip costs the store more than the returns in it
+ */
+const SWEEP_MS = 25
 /** a lease with nothing held and no request for this long is forgotten */
 const FORGET_MS = 10_000
 
