@@ -42,6 +42,7 @@ import { startRelayKey, type RelayKey } from './lib/start-relaykey.js'
 import { startUpstream } from './lib/start-upstream.js'
 import { UPSTREAM_BODY } from './lib/upstream-body.js'
 import { zipfSequence } from './lib/zipf-sequence.js'
+import { LEASE_MAX_UNITS, SLOW_LEASE_LIFETIME_MS } from '../src/limits/lease.js'
 
 const PIPELINING = 1
 const RATIO_TARGET = 0.8
@@ -69,12 +70,13 @@ const SPREAD_TARGETS = new Set(['redis-10k-keys', 'redis-zipf-10k'])
 const TOUCH_CONNECTIONS = 50
 /**
  * Pause before every measured run. Workers return leased but unspent budget units to Redis
- * within a second after the load stops; a run's budget snapshot taken before they are back
- * would see them come back during the run, and count fewer units than the run used.
+ * when a lease idles or reaches its lifetime (a slow key's: SLOW_LEASE_LIFETIME_MS); a run's
+ * budget snapshot taken before they are back would see them come back during the run, and
+ * count fewer units than the run used.
  */
-const LEASE_RETURN_MS = 1_500
+const LEASE_RETURN_MS = SLOW_LEASE_LIFETIME_MS + 1_000
 /** the most budget units a worker holds leased and unspent, per budget subject */
-const LEASE_UNITS_PER_WORKER = 1024
+const LEASE_UNITS_PER_WORKER = LEASE_MAX_UNITS
 
 interface Extra {
   target: string

@@ -61,8 +61,11 @@ export class LeasedAdmission implements AdmissionStore {
   readonly #flushTopUps = (): void => this.#sendTopUps()
   readonly #sweepNow = (): void => this.#sweep()
   #sweepTimer: NodeJS.Timeout | null = null
+  /** background top-up calls not answered yet: close() waits for them, so their grants go back too */
+  readonly #topUpCalls = new Set<Promise<void>>()
   /** bumped by every admin change: grants asked before one are given straight back */
   #generation = 0
+  #closed = false
   #second = -1
   #month = ''
   #forgetAt = 0
@@ -87,7 +90,7 @@ export class LeasedAdmission implements AdmissionStore {
     const month = this.#monthOf(request.now)
     let enough = true
     for (let i = 0; i < limits.length; i++) {
-      const lease = this.#rateLease(limits[i]!, 'o:' + request.groups.owner, now)
+      const lease = this.#rateLease(limits[i]!, 'o:', request.groups.owner, now)
       lease.see(now)
       if (!lease.has(1, now)) enough = false
     }
@@ -99,7 +102,7 @@ export class LeasedAdmission implements AdmissionStore {
     // only the first candidate (the round-robin pick) is tried here; the store tries the rest
     const quota = request.credentials.length === 0 ? null : request.credentials[0]!.quota
     if (quota !== null) {
-      const lease = this.#rateLease(quota, 'p:' + request.groups.partner, now)
+      const lease = this.#rateLease(quota, 'p:', request.groups.partner, now)
       lease.see(now)
       if (!lease.has(1, now)) enough = false
     }
@@ -141,11 +144,11 @@ export class LeasedAdmission implements AdmissionStore {
     const asked: Array<Lease | null> = new Array(nR + nB + request.credentials.length).fill(null)
     const wants = new Array<number>(asked.length).fill(0)
     let any = false
-    for (let i = 0; i < nR; i++) any = this.#ask(this.#rateLease(request.limits[i]!, 'o:' + request.groups.owner, now), 1, i, asked, wants, now) || any
+    for (let i = 0; i < nR; i++) any = this.#ask(this.#rateLease(request.limits[i]!, 'o:', request.groups.owner, now), 1, i, asked, wants, now) || any
     for (let i = 0; i < nB; i++) any = this.#ask(this.#budgetLease(request.budgets[i]!, request.groups.owner, month, now), Math.max(1, request.cost), nR + i, asked, wants, now) || any
     for (let i = 0; i < request.credentials.length; i++) {
       const quota = request.credentials[i]!.quota
-      if (quota !== null) any = this.#ask(this.#rateLease(quota, 'p:' + request.groups.partner, now), 1, nR + nB + i, asked, wants, now) || any
+      if (quota !== null) any = this.#ask(this.#rateLease(quota, 'p:', request.groups.partner, now), 1, nR + nB + i, asked, wants, now) || any
     }
     const generation = this.#generation
     let admission: Admission
@@ -212,8 +215,10 @@ export class LeasedAdmission implements AdmissionStore {
 
   /** gives back every unit held, then closes the store */
   async close (): Promise<void> {
+    this.#closed = true
     if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer)
     this.#sweepTimer = null
+    await Promise.all(this.#topUpCalls)
     const returns: LeaseReturn[] = []
     for (const lease of this.#holding) this.#giveUp(lease, 'shutdown', returns)
     if (returns.length > 0) {
@@ -305,7 +310,7 @@ export class LeasedAdmission implements AdmissionStore {
     if (items.length === 0) return
     this.stats.topUpCalls++
     const generation = this.#generation
-    this.#store.topUp(items, Date.now()).then((results) => {
+    const call: Promise<void> = this.#store.topUp(items, Date.now()).then((results) => {
       const at = performance.now()
       const stale: LeaseReturn[] = []
       for (let i = 0; i < asked.length; i++) {
@@ -324,12 +329,13 @@ export class LeasedAdmission implements AdmissionStore {
       for (const lease of asked) lease.pending = false
       // the leases run dry and their requests go to the store, which fails them closed
       this.#logger.debug({ err: errorSummary(err) }, 'lease top-up failed')
-    })
+    }).finally(() => this.#topUpCalls.delete(call))
+    this.#topUpCalls.add(call)
   }
 
   #hold (lease: Lease): void {
     this.#holding.add(lease)
-    if (this.#sweepTimer === null) {
+    if (this.#sweepTimer === null && !this.#closed) {
       this.#sweepTimer = setInterval(this.#sweepNow, SWEEP_MS)
       this.#sweepTimer.unref()
     }
@@ -383,9 +389,11 @@ export class LeasedAdmission implements AdmissionStore {
     })
   }
 
-  #rateLease (spec: RateLimitSpec, group: string, now: number): Lease {
+  /** `scope` + `name` is the consistency group ('o:' and the owner, or 'p:' and the partner) */
+  #rateLease (spec: RateLimitSpec, scope: 'o:' | 'p:', name: string, now: number): Lease {
     const known = this.#bySpec.get(spec)
     if (known !== undefined && known.live) return known
+    const group = scope + name
     const id = `r|${group}|${spec.name}|${spec.subject}`
     let lease = this.#leases.get(id)
     if (lease === undefined) {
