@@ -61,8 +61,11 @@ export class LeasedAdmission implements AdmissionStore {
   readonly #flushTopUps = (): void => this.#sendTopUps()
   readonly #sweepNow = (): void => this.#sweep()
   #sweepTimer: NodeJS.Timeout | null = null
-  /** background top-up calls not answered yet: close() waits for them, so their grants go back too */
-  readonly #topUpCalls = new Set<Promise<void>>()
+  /**
+   * background top-ups and returns not answered yet: close() waits for them, so their grants go
+   * back too and their returns are sent before the connection closes
+   */
+  readonly #calls = new Set<Promise<void>>()
   /** bumped by every admin change: grants asked before one are given straight back */
   #generation = 0
   #closed = false
@@ -190,9 +193,10 @@ export class LeasedAdmission implements AdmissionStore {
       if (invalidation.kind === 'key' && !(lease.subject.spec.name === 'key' && lease.subject.spec.subject === invalidation.id)) continue
       this.#giveUp(lease, 'invalidated', returns)
     }
-    if (invalidation.kind !== 'key') {
-      for (const lease of this.#leases.values()) lease.live = false
-      this.#leases.clear()
+    for (const [id, lease] of this.#leases) {
+      if (invalidation.kind === 'key' && !(lease.subject.spec.name === 'key' && lease.subject.spec.subject === invalidation.id)) continue
+      lease.live = false
+      this.#leases.delete(id)
     }
     this.#sendReturns(returns)
   }
@@ -218,7 +222,7 @@ export class LeasedAdmission implements AdmissionStore {
     this.#closed = true
     if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer)
     this.#sweepTimer = null
-    await Promise.all(this.#topUpCalls)
+    while (this.#calls.size > 0) await Promise.all(this.#calls)
     const returns: LeaseReturn[] = []
     for (const lease of this.#holding) this.#giveUp(lease, 'shutdown', returns)
     if (returns.length > 0) {
@@ -329,8 +333,8 @@ export class LeasedAdmission implements AdmissionStore {
       for (const lease of asked) lease.pending = false
       // the leases run dry and their requests go to the store, which fails them closed
       this.#logger.debug({ err: errorSummary(err) }, 'lease top-up failed')
-    }).finally(() => this.#topUpCalls.delete(call))
-    this.#topUpCalls.add(call)
+    }).finally(() => this.#calls.delete(call))
+    this.#calls.add(call)
   }
 
   #hold (lease: Lease): void {
@@ -384,9 +388,10 @@ export class LeasedAdmission implements AdmissionStore {
     if (returns.length === 0) return
     this.stats.returnCalls++
     // not retried: a return that timed out may have been applied, and twice would overspend
-    this.#store.giveBack(returns, Date.now()).catch((err: unknown) => {
+    const call: Promise<void> = this.#store.giveBack(returns, Date.now()).catch((err: unknown) => {
       this.#logger.warn({ err: errorSummary(err), leases: returns.length }, 'could not give leased units back; they stay counted as used')
-    })
+    }).finally(() => this.#calls.delete(call))
+    this.#calls.add(call)
   }
 
   /** `scope` + `name` is the consistency group ('o:' and the owner, or 'p:' and the partner) */
@@ -396,6 +401,7 @@ export class LeasedAdmission implements AdmissionStore {
     const group = scope + name
     const id = `r|${group}|${spec.name}|${spec.subject}`
     let lease = this.#leases.get(id)
+    if (lease !== undefined && lease.subject.kind === 'rate' && !sameRate(lease.subject.spec, spec)) lease = this.#retire(id, lease)
     if (lease === undefined) {
       lease = new Lease({ kind: 'rate', group, spec }, spec.name === 'key' ? 'key_rate' : spec.name === 'customer' ? 'customer_rate' : 'credential_quota', now)
       this.#leases.set(id, lease)
@@ -409,12 +415,26 @@ export class LeasedAdmission implements AdmissionStore {
     if (known !== undefined && known.live && known.subject.kind === 'budget' && known.subject.month === month) return known
     const id = `b|${owner}|${spec.name}|${spec.subject}|${month}`
     let lease = this.#leases.get(id)
+    if (lease !== undefined && lease.subject.kind === 'budget' && lease.subject.spec.monthly !== spec.monthly) lease = this.#retire(id, lease)
     if (lease === undefined) {
       lease = new Lease({ kind: 'budget', owner, spec, month }, spec.name === 'key' ? 'key_budget' : 'customer_budget', now)
       this.#leases.set(id, lease)
     }
     this.#bySpec.set(spec, lease)
     return lease
+  }
+
+  /**
+   * A limit changed under a lease (a recompiled key context brings other numbers for the same
+   * subject): the units granted under the old numbers go back, and a new lease starts.
+   */
+  #retire (id: string, lease: Lease): undefined {
+    const returns: LeaseReturn[] = []
+    this.#giveUp(lease, 'invalidated', returns)
+    lease.live = false
+    this.#leases.delete(id)
+    this.#sendReturns(returns)
+    return undefined
   }
 
   /** the budget month of `epochMs`, worked out once a second */
@@ -426,4 +446,8 @@ export class LeasedAdmission implements AdmissionStore {
     }
     return this.#month
   }
+}
+
+function sameRate (a: RateLimitSpec, b: RateLimitSpec): boolean {
+  return a.intervalMs === b.intervalMs && a.burst === b.burst
 }

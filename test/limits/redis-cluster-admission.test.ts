@@ -4,6 +4,7 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { createRedisClient } from '../../src/store/redis/redis-client.js'
 import { RedisAdmissionStore } from '../../src/store/redis/redis-admission-store.js'
 import { redisCommand, type RespValue } from '../helpers/redis-command.js'
@@ -45,6 +46,36 @@ runAdmissionStoreContract('redis cluster', async (clock) => {
       }
     },
   }
+})
+
+describe('redis cluster admission, many owners at once', () => {
+  it('decides requests of owners on different masters made in one event-loop turn (auto-pipelining grouped them by the key count and failed them all)', async () => {
+    const prefix = `rk-test-${randomBytes(5).toString('hex')}`
+    // a data-plane client, as the workers open it: no offline queue, so first wait until it is ready
+    const client = createRedisClient(cluster.url, { commandTimeoutMs: 2000 })
+    await once(client, 'ready')
+    const store = new RedisAdmissionStore(client, { prefix, cluster: true })
+    try {
+      const decisions = Array.from({ length: 24 }, (_, i) => store.admit({
+        limits: [],
+        budgets: [{ name: 'key', subject: `k${i}`, monthly: 10 }],
+        cost: 1,
+        credentials: [],
+        now: Date.now(),
+        groups: { owner: `key:k${i}`, partner: 'p' },
+      }))
+      const results = await Promise.all(decisions)
+      assert.equal(results.filter((r) => r.ok).length, 24)
+      const topUps = await store.topUp(Array.from({ length: 24 }, (_, i) => ({
+        subject: { kind: 'budget' as const, owner: `key:t${i}`, spec: { name: 'key' as const, subject: `t${i}`, monthly: 3200 }, month: '2026-12' },
+        want: 10,
+      })), Date.now())
+      assert.deepEqual(topUps.map((r) => r.granted), Array.from({ length: 24 }, () => 10))
+    } finally {
+      await deletePrefix(prefix)
+      await store.close()
+    }
+  })
 })
 
 describe('redis cluster admission keys', () => {

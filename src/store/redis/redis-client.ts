@@ -5,6 +5,9 @@ import { Cluster, Redis } from 'ioredis'
 
 export type RedisClient = Redis | Cluster
 
+/** the admission scripts (defineCommand names, src/store/redis/redis-admission-store.ts) */
+const SCRIPT_COMMANDS = ['relaykeyAdmit', 'relaykeyAdmitBatch', 'relaykeyTopUp', 'relaykeyGiveBack', 'relaykeyRefund']
+
 export interface RedisClientOptions {
   lazyConnect?: boolean
   /**
@@ -26,6 +29,10 @@ export function createRedisClient (url: string, options: RedisClientOptions = {}
     return new Cluster(hosts, {
       lazyConnect: common.lazyConnect,
       enableAutoPipelining: true,
+      // ioredis groups an auto-pipeline by the slot of a command's first argument, which for a
+      // script is its key count: decisions for owners on different masters made in one turn
+      // went out as one pipeline and all failed. Scripts go alone, each to its keys' node.
+      autoPipeliningIgnoredCommands: SCRIPT_COMMANDS,
       enableOfflineQueue: !dataPlane,
       redisOptions: { ...common, username, password },
     })
