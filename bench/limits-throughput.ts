@@ -109,7 +109,7 @@ async function scenario (settings: BenchSettings): Promise<void> {
       workers: settings.workers,
       cpuProfDir: profiles === null ? null : join(profiles, 'relaykey'),
       cpus: pinning?.proxy,
-      env: { ...stores.env, RELAYKEY_KEY_CACHE_TTL_MS: String(KEY_CACHE_TTL_MS) },
+      env: { ...stores.env, RELAYKEY_KEY_CACHE_TTL_MS: String(KEY_CACHE_TTL_MS), RELAYKEY_LEASES: settings.leases ? 'on' : 'off' },
     })
     const partner = await createGovernedPartner(relaykey, {
       slug: 'bench',
@@ -199,7 +199,7 @@ async function scenario (settings: BenchSettings): Promise<void> {
 
     printReport({
       title: 'limits-throughput: RelayKey with Redis limits and budgets (distributed mode) vs bare pass-through',
-      settings: `workers ${settings.workers}, connections ${settings.connections}, pipelining ${PIPELINING}, ` +
+      settings: `leases ${settings.leases ? 'on' : 'off (RELAYKEY_LEASES=off)'}, workers ${settings.workers}, connections ${settings.connections}, pipelining ${PIPELINING}, ` +
         `${settings.durationSeconds} s per run after a ${settings.warmupSeconds} s warm-up per target ` +
         `(before the first 10,000-key target's: one pass per worker over every key, twice, on ${TOUCH_CONNECTIONS} connections), ` +
         `${LEASE_RETURN_MS} ms pause before each run, ${settings.rounds} round(s), ` +

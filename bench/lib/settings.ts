@@ -19,6 +19,8 @@ export interface BenchSettings {
   pin: boolean
   /** proxy-throughput: RelayKey with PostgreSQL and Redis instead of SQLite (bench:limits always is) */
   distributed: boolean
+  /** false: RelayKey runs with RELAYKEY_LEASES=off, one store decision per limited request */
+  leases: boolean
 }
 
 const INTEGERS = {
@@ -39,7 +41,9 @@ export const SETTINGS_USAGE = `options (flag, or the environment variable):
   --cpu-prof-dir D   BENCH_CPU_PROF_DIR    node --cpu-prof RelayKey and the bare proxy into D/relaykey, D/bare
   --pin              BENCH_PIN=1           driver + upstream on CPU 0, the proxies on the rest (Linux, taskset)
   --distributed      BENCH_DISTRIBUTED=1   proxy-throughput: RelayKey on the local PostgreSQL and Redis, audit by COPY
-                                           (bench:limits always runs that way)`
+                                           (bench:limits always runs that way)
+  --no-leases        BENCH_LEASES=off      bench:limits: RelayKey with RELAYKEY_LEASES=off (a store decision per request),
+                                           to compare with a run that has them`
 
 export function loadSettings (argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): BenchSettings {
   const { values } = parseArgs({
@@ -53,6 +57,7 @@ export function loadSettings (argv: string[] = process.argv.slice(2), env: NodeJ
       'cpu-prof-dir': { type: 'string' },
       pin: { type: 'boolean' },
       distributed: { type: 'boolean' },
+      'no-leases': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -71,6 +76,7 @@ export function loadSettings (argv: string[] = process.argv.slice(2), env: NodeJ
     cpuProfDir: dir === undefined || dir === '' ? null : dir,
     pin: values.pin === true || env.BENCH_PIN === '1' || env.BENCH_PIN === 'true',
     distributed: values.distributed === true || env.BENCH_DISTRIBUTED === '1' || env.BENCH_DISTRIBUTED === 'true',
+    leases: values['no-leases'] !== true && env.BENCH_LEASES !== 'off',
   }
 }
 
