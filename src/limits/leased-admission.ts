@@ -111,15 +111,21 @@ export class LeasedAdmission implements AdmissionStore {
     }
     if (!enough) return null
 
-    let tightest: LimitState | null = null
+    // the RateLimit header's limit: the one with the least room as this worker last heard it
+    let tightIndex = -1
+    let tightRemaining = 0
     for (let i = 0; i < limits.length; i++) {
       const lease = this.#bySpec.get(limits[i]!)!
       this.#take(lease, 1, now)
       const remaining = Math.max(0, lease.room - lease.takenSinceGrant)
-      if (tightest === null || remaining < tightest.remaining) {
-        tightest = { name: limits[i]!.name, remaining, resetSeconds: Math.max(0, Math.ceil((lease.fullAt - now) / 1000)) }
+      if (tightIndex === -1 || remaining < tightRemaining) {
+        tightIndex = i
+        tightRemaining = remaining
       }
     }
+    const tightest: LimitState | null = tightIndex === -1
+      ? null
+      : { name: limits[tightIndex]!.name, remaining: tightRemaining, resetSeconds: Math.max(0, Math.ceil((this.#bySpec.get(limits[tightIndex]!)!.fullAt - now) / 1000)) }
     if (cost > 0) for (let i = 0; i < budgets.length; i++) this.#take(this.#bySpec.get(budgets[i]!)!, cost, now)
     if (quota !== null) this.#take(this.#bySpec.get(quota)!, 1, now)
     this.stats.local++
