@@ -22,6 +22,7 @@ import type { Logger } from 'pino'
 import { errorSummary, statusOf, type ErrorCode } from '../errors.js'
 import type { GatewayMetrics } from '../telemetry/gateway-metrics.js'
 import { ExchangeFacts, type ExchangeReporter } from './exchange-report.js'
+import { boundedPartner, boundedPath } from '../audit/bounded-fields.js'
 import { checkProxyPath, withoutQueryParam, type CheckedPath } from './proxy-path.js'
 import { connectionTokens, copyRequestHeaders, responseHeaders } from './header-rules.js'
 import { findEndpoint } from './endpoint-pattern.js'
@@ -144,8 +145,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   start (partnerSlug: string, rest: string, query: string): void {
     this.#partnerSlug = partnerSlug
     this.#query = query
-    this.#facts.requestedPartner = partnerSlug
-    this.#facts.path = '/' + rest
+    // the client's own text, bounded before it reaches its audit event and the access log
+    this.#facts.requestedPartner = boundedPartner(partnerSlug)
+    this.#facts.path = boundedPath('/' + rest)
     // checked now, refused once the key is known, so a probing key shows up in its own audit trail
     this.#path = checkProxyPath(rest)
 
