@@ -34,6 +34,11 @@ import { LeaseStats } from './lease-stats.js'
  * go in one store call, and a round trip costs the store more than the returns in it
  */
 const SWEEP_MS = 25
+/**
+ * a slow subject's lease idles in no less than four of its gaps between requests (hundreds of
+ * ms): looking at it every sweep would cost more than it saves
+ */
+const SLOW_SWEEP_EVERY = 10
 /** a lease with nothing held and no request for this long is forgotten */
 const FORGET_MS = 10_000
 
@@ -52,8 +57,11 @@ export class LeasedAdmission implements AdmissionStore {
   readonly stats: LeaseStats
   /** every lease by its subject's storage name */
   readonly #leases = new Map<string, Lease>()
-  /** leases holding units: the ones the sweep looks at */
+  /** leases holding units: the ones the sweep looks at… */
   readonly #holding = new Set<Lease>()
+  /** …every time for these (hot subjects' leases), every SLOW_SWEEP_EVERY-th time for the rest */
+  readonly #holdingFast = new Set<Lease>()
+  #sweeps = 0
   /** spec object → its lease, so the hot path builds no names */
   readonly #bySpec = new WeakMap<object, Lease>()
   /** background top-ups asked in this event-loop turn */
@@ -345,6 +353,7 @@ export class LeasedAdmission implements AdmissionStore {
 
   #hold (lease: Lease): void {
     this.#holding.add(lease)
+    if (!lease.slow) this.#holdingFast.add(lease)
     if (this.#sweepTimer === null && !this.#closed) {
       this.#sweepTimer = setInterval(this.#sweepNow, SWEEP_MS)
       this.#sweepTimer.unref()
@@ -356,9 +365,10 @@ export class LeasedAdmission implements AdmissionStore {
     const now = performance.now()
     const month = this.#monthOf(Date.now())
     const returns: LeaseReturn[] = []
-    for (const lease of this.#holding) {
+    for (const lease of ++this.#sweeps % SLOW_SWEEP_EVERY === 0 ? this.#holding : this.#holdingFast) {
       if (lease.units <= 0) {
         this.#holding.delete(lease)
+        this.#holdingFast.delete(lease)
       } else if (now >= lease.expiresAt) {
         this.#giveUp(lease, 'expired', returns)
       } else if (lease.idle(now) || (lease.subject.kind === 'budget' && lease.subject.month !== month)) {
@@ -388,6 +398,7 @@ export class LeasedAdmission implements AdmissionStore {
     }
     lease.units = 0
     this.#holding.delete(lease)
+    this.#holdingFast.delete(lease)
   }
 
   #sendReturns (returns: LeaseReturn[]): void {

@@ -37,5 +37,6 @@ export function createRedisClient (url: string, options: RedisClientOptions = {}
       redisOptions: { ...common, username, password },
     })
   }
-  return new Redis(url, { ...common, enableAutoPipelining: true })
+  // the scripts batch their own decisions; an auto-pipeline around one call only adds its cost
+  return new Redis(url, { ...common, enableAutoPipelining: true, autoPipeliningIgnoredCommands: SCRIPT_COMMANDS })
 }
