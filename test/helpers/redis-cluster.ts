@@ -161,3 +161,15 @@ async function waitForClusterOk (procs: readonly RedisProcess[], deadline: numbe
   }
   throw new Error(`cluster not ok in time: ${procs.map((p, i) => `${p.port}=${states[i]}`).join(' ')}`)
 }
+
+/** deletes every key under `prefix:` on every master; SCAN is per node in a cluster */
+export async function deleteClusterPrefix (cluster: RedisCluster, prefix: string): Promise<void> {
+  for (const { port } of cluster.nodes) {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redisCommand(port, ['SCAN', cursor, 'MATCH', `${prefix}:*`, 'COUNT', '1000']) as [string, string[]]
+      for (const key of keys) await redisCommand(port, ['DEL', key])
+      cursor = next
+    } while (cursor !== '0')
+  }
+}

@@ -35,8 +35,7 @@ import { LeasedAdmission } from '../../src/limits/leased-admission.js'
 import { createRedisClient, type RedisClient } from '../../src/store/redis/redis-client.js'
 import { RedisAdmissionStore } from '../../src/store/redis/redis-admission-store.js'
 import type { Invalidation } from '../../src/process/invalidation.js'
-import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
-import { redisCommand } from '../helpers/redis-command.js'
+import { deleteClusterPrefix, startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
 import { deleteKeys } from '../helpers/redis-keys.js'
 import { TEST_REDIS_URL } from '../helpers/relaykey-process.js'
 import {
@@ -735,14 +734,7 @@ describe('admission by lease, randomized model: 2 nodes × 2 workers against a s
         name: 'Redis Cluster',
         url: cluster.url,
         async cleanup (prefix) {
-          for (const { port } of cluster.nodes) {
-            let cursor = '0'
-            do {
-              const [next, keys] = await redisCommand(port, ['SCAN', cursor, 'MATCH', `${prefix}:*`, 'COUNT', '1000']) as [string, string[]]
-              for (const key of keys) await redisCommand(port, ['DEL', key])
-              cursor = next
-            } while (cursor !== '0')
-          }
+          await deleteClusterPrefix(cluster, prefix)
         },
       })
     })

@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import { createRedisClient } from '../../src/store/redis/redis-client.js'
 import { RedisAdmissionStore } from '../../src/store/redis/redis-admission-store.js'
 import { redisCommand, type RespValue } from '../helpers/redis-command.js'
-import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
+import { deleteClusterPrefix, startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
 import { runAdmissionStoreContract } from './admission-store.contract.js'
 
 let cluster: RedisCluster
@@ -21,18 +21,6 @@ after(async () => {
   await cluster?.stop()
 })
 
-/** deletes every key under `prefix` on every master; SCAN is per node in a cluster */
-async function deletePrefix (prefix: string): Promise<void> {
-  for (const { port } of cluster.nodes) {
-    let cursor = '0'
-    do {
-      const [next, keys] = await redisCommand(port, ['SCAN', cursor, 'MATCH', `${prefix}:*`, 'COUNT', '1000']) as [string, string[]]
-      for (const key of keys) await redisCommand(port, ['DEL', key])
-      cursor = next
-    } while (cursor !== '0')
-  }
-}
-
 runAdmissionStoreContract('redis cluster', async (clock) => {
   const prefix = `rk-test-${randomBytes(5).toString('hex')}`
   const store = new RedisAdmissionStore(createRedisClient(cluster.url), { prefix, cluster: true, now: () => clock.now })
@@ -40,7 +28,7 @@ runAdmissionStoreContract('redis cluster', async (clock) => {
     store,
     async cleanup () {
       try {
-        await deletePrefix(prefix)
+        await deleteClusterPrefix(cluster, prefix)
       } finally {
         await store.close()
       }
@@ -72,7 +60,7 @@ describe('redis cluster admission, many owners at once', () => {
       })), Date.now())
       assert.deepEqual(topUps.map((r) => r.granted), Array.from({ length: 24 }, () => 10))
     } finally {
-      await deletePrefix(prefix)
+      await deleteClusterPrefix(cluster, prefix)
       await store.close()
     }
   })
