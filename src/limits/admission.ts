@@ -121,6 +121,8 @@ export type LeaseSubject =
 export interface LeaseTopUp {
   readonly subject: LeaseSubject
   readonly want: number
+  /** budgets: grants are a whole number of this (the requests' cost), so no unit is left over */
+  readonly step: number
 }
 
 export interface LeaseTopUpResult {
@@ -154,8 +156,11 @@ export interface AdmissionStore {
 
 /**
  * The most of its room a single grant may take: a lease is never more than this share of a
- * budget's remainder (1/32) or of a rate limit's room (1/8), and a grant under MIN_GRANT is not
- * made. Near the edge every holder is thus back to one exact decision per request.
+ * budget's remainder (1/32) or of a rate limit's room (1/8), a grant under MIN_GRANT is not
+ * made, and a budget with fewer than BUDGET_LEASE_FLOOR units left is not leased at all. Near
+ * the edge every holder is thus back to one exact decision per request: concurrent requests
+ * against a small remainder are decided as they were without leases, none of it held elsewhere.
  */
 export const LEASE_SHARE = { budget: 32, rate: 8 } as const
 export const MIN_GRANT = 2
+export const BUDGET_LEASE_FLOOR = 1024

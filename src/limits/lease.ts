@@ -35,6 +35,8 @@ export class Lease {
   lastSeen: number
   /** requests seen since `sampleStart` */
   seen: number
+  /** budgets: the cost of the last request seen, which a lease is sized in (rate limits: 1) */
+  cost: number
   sampleStart: number
   /** requests per ms on this worker, smoothed; 0 until the first sample */
   rate: number
@@ -60,6 +62,7 @@ export class Lease {
     this.expiresAt = 0
     this.lastSeen = now
     this.seen = 0
+    this.cost = 1
     this.sampleStart = now
     this.rate = 0
     this.pending = false
@@ -71,10 +74,11 @@ export class Lease {
     this.live = true
   }
 
-  /** HOT PATH: a request needs this subject */
-  see (now: number): void {
+  /** HOT PATH: a request needs this subject, `cost` units of it */
+  see (now: number, cost: number): void {
     this.seen++
     this.lastSeen = now
+    this.cost = cost
   }
 
   /** HOT PATH: `units` (at least 1) can be admitted here, now */
@@ -103,14 +107,20 @@ export class Lease {
       this.seen = 0
       this.sampleStart = now
     }
+    if (this.cost <= 0) return 0
     let want = Math.ceil(this.rate * LEASE_HORIZON_MS)
     this.slow = want < SLOW_LEASE_MAX
     if (this.slow) want = Math.min(Math.floor(this.rate * SLOW_LEASE_LIFETIME_MS * 0.8), SLOW_LEASE_MAX)
-    want = Math.min(want, LEASE_MAX_UNITS - this.units)
-    return want < MIN_GRANT ? 0 : want
+    // in units: a budget's requests cost `cost` each; a lease that cannot cover two is no use
+    want = Math.min(want * this.cost, LEASE_MAX_UNITS - this.units)
+    return want < MIN_GRANT * this.cost ? 0 : want
   }
 
-  /** granted units arrive; `room` is what the store saw before the grant, `fullMs` how far ahead the limit is then */
+  /**
+   * granted units arrive; `room` is what the store saw before the grant, `fullMs` how far ahead
+   * the limit is then. The caller gives back units past their lifetime first: a grant never
+   * makes them usable again.
+   */
   granted (units: number, room: number, fullMs: number, now: number): void {
     this.units += units
     this.lastGrant = units

@@ -39,6 +39,8 @@ const SWEEP_MS = 25
  * ms): looking at it every sweep would cost more than it saves
  */
 const SLOW_SWEEP_EVERY = 10
+/** after a lease call failed, the time before leases are asked for again */
+const ASK_AGAIN_AFTER_MS = 1000
 /** a lease with nothing held and no request for this long is forgotten */
 const FORGET_MS = 10_000
 
@@ -76,6 +78,12 @@ export class LeasedAdmission implements AdmissionStore {
   readonly #calls = new Set<Promise<void>>()
   /** bumped by every admin change: grants asked before one are given straight back */
   #generation = 0
+  /**
+   * performance.now() before which no lease is asked for: a store call that failed or timed out
+   * may still have granted what it asked, and those units stay counted as used, so a slow store
+   * is not asked again at once
+   */
+  #askFrom = 0
   #closed = false
   #second = -1
   #month = ''
@@ -102,19 +110,19 @@ export class LeasedAdmission implements AdmissionStore {
     let enough = true
     for (let i = 0; i < limits.length; i++) {
       const lease = this.#rateLease(limits[i]!, 'o:', request.groups.owner, now)
-      lease.see(now)
+      lease.see(now, 1)
       if (!lease.has(1, now)) enough = false
     }
     for (let i = 0; i < budgets.length; i++) {
       const lease = this.#budgetLease(budgets[i]!, request.groups.owner, month, now)
-      lease.see(now)
+      lease.see(now, cost)
       if (cost > 0 && !lease.has(cost, now)) enough = false
     }
     // only the first candidate (the round-robin pick) is tried here; the store tries the rest
     const quota = request.credentials.length === 0 ? null : request.credentials[0]!.quota
     if (quota !== null) {
       const lease = this.#rateLease(quota, 'p:', request.groups.partner, now)
-      lease.see(now)
+      lease.see(now, 1)
       if (!lease.has(1, now)) enough = false
     }
     if (!enough) return null
@@ -161,21 +169,37 @@ export class LeasedAdmission implements AdmissionStore {
     const asked: Array<Lease | null> = new Array(nR + nB + request.credentials.length).fill(null)
     const wants = new Array<number>(asked.length).fill(0)
     let any = false
-    for (let i = 0; i < nR; i++) any = this.#ask(this.#rateLease(request.limits[i]!, 'o:', request.groups.owner, now), 1, i, asked, wants, now) || any
-    for (let i = 0; i < nB; i++) any = this.#ask(this.#budgetLease(request.budgets[i]!, request.groups.owner, month, now), Math.max(1, request.cost), nR + i, asked, wants, now) || any
-    for (let i = 0; i < request.credentials.length; i++) {
-      const quota = request.credentials[i]!.quota
-      if (quota !== null) any = this.#ask(this.#rateLease(quota, 'p:', request.groups.partner, now), 1, nR + nB + i, asked, wants, now) || any
+    if (now >= this.#askFrom) {
+      for (let i = 0; i < nR; i++) any = this.#ask(this.#rateLease(request.limits[i]!, 'o:', request.groups.owner, now), 1, i, asked, wants, now) || any
+      if (request.cost > 0) {
+        for (let i = 0; i < nB; i++) any = this.#ask(this.#budgetLease(request.budgets[i]!, request.groups.owner, month, now), request.cost, nR + i, asked, wants, now) || any
+      }
+      for (let i = 0; i < request.credentials.length; i++) {
+        const quota = request.credentials[i]!.quota
+        if (quota !== null) any = this.#ask(this.#rateLease(quota, 'p:', request.groups.partner, now), 1, nR + nB + i, asked, wants, now) || any
+      }
+    }
+    if (!any) {
+      const admission = await this.#store.admit(request)
+      return admission.ok ? admission : this.admitLocally(request) ?? admission
     }
     const generation = this.#generation
+    // tracked like a background call: close() waits for it, so what it grants goes back too
+    let settle!: () => void
+    const call = new Promise<void>((resolve) => { settle = resolve })
+    this.#calls.add(call)
     let admission: Admission
     try {
-      admission = await this.#store.admit(any ? { ...request, wants } : request)
+      admission = await this.#store.admit({ ...request, wants })
     } catch (err) {
       for (const lease of asked) if (lease !== null) lease.pending = false
+      this.#askLater()
       throw err
+    } finally {
+      this.#calls.delete(call)
+      settle()
     }
-    if (any) this.#applyGrants(request, admission, asked, generation)
+    this.#applyGrants(request, admission, asked, generation)
     if (admission.ok) return admission
     return this.admitLocally(request) ?? admission
   }
@@ -260,13 +284,17 @@ export class LeasedAdmission implements AdmissionStore {
   #take (lease: Lease, units: number, now: number): void {
     lease.units -= units
     lease.takenSinceGrant++
-    if (lease.low()) {
+    if (lease.low() && now >= this.#askFrom) {
       const want = lease.want(now)
       if (want > 0) {
         lease.pending = true
         if (this.#topUps.push(lease) === 1) setImmediate(this.#flushTopUps)
       }
     }
+  }
+
+  #askLater (): void {
+    this.#askFrom = performance.now() + ASK_AGAIN_AFTER_MS
   }
 
   /** marks `lease` to be topped up by a decision when it cannot cover `need` here */
@@ -291,7 +319,7 @@ export class LeasedAdmission implements AdmissionStore {
       lease.pending = false
       const units = grants === null ? 0 : grants[i]!
       if (units === 0) continue
-      if (generation !== this.#generation || !lease.live) {
+      if (generation !== this.#generation || !lease.live || this.#closed) {
         stale.push({ subject: lease.subject, units })
         continue
       }
@@ -303,9 +331,16 @@ export class LeasedAdmission implements AdmissionStore {
   }
 
   #granted (lease: Lease, units: number, room: number, spec: RateLimitSpec | null, now: number): void {
+    if (lease.units > 0 && now >= lease.expiresAt) {
+      // past their lifetime and not swept yet: they go back rather than live on with the grant
+      const returns: LeaseReturn[] = []
+      this.#giveUp(lease, 'expired', returns)
+      this.#sendReturns(returns)
+    }
     // the limit is full again once its room (less the grant) has come back: (burst - room + units) intervals
     const fullMs = spec === null ? 0 : (spec.burst - room + units) * spec.intervalMs
-    lease.granted(units, room, fullMs, now)
+    // the client's room includes what this worker still holds, which the store counts as taken
+    lease.granted(units, room + lease.units, fullMs, now)
     this.stats.granted(lease.kind, units)
     this.#hold(lease)
   }
@@ -322,7 +357,7 @@ export class LeasedAdmission implements AdmissionStore {
         lease.pending = false
         continue
       }
-      items.push({ subject: lease.subject, want })
+      items.push({ subject: lease.subject, want, step: lease.subject.kind === 'budget' ? Math.max(1, lease.cost) : 1 })
       asked.push(lease)
     }
     if (items.length === 0) return
@@ -336,7 +371,7 @@ export class LeasedAdmission implements AdmissionStore {
         lease.pending = false
         const { granted, remaining } = results[i]!
         if (granted === 0) continue
-        if (generation !== this.#generation || !lease.live) {
+        if (generation !== this.#generation || !lease.live || this.#closed) {
           stale.push({ subject: lease.subject, units: granted })
           continue
         }
@@ -345,6 +380,7 @@ export class LeasedAdmission implements AdmissionStore {
       if (stale.length > 0) this.#sendReturns(stale)
     }, (err: unknown) => {
       for (const lease of asked) lease.pending = false
+      this.#askLater()
       // the leases run dry and their requests go to the store, which fails them closed
       this.#logger.debug({ err: errorSummary(err) }, 'lease top-up failed')
     }).finally(() => this.#calls.delete(call))
@@ -354,6 +390,11 @@ export class LeasedAdmission implements AdmissionStore {
   #hold (lease: Lease): void {
     this.#holding.add(lease)
     if (!lease.slow) this.#holdingFast.add(lease)
+    this.#sweepSoon()
+  }
+
+  /** the sweep runs while any lease is known: held ones go back, forgotten ones are dropped */
+  #sweepSoon (): void {
     if (this.#sweepTimer === null && !this.#closed) {
       this.#sweepTimer = setInterval(this.#sweepNow, SWEEP_MS)
       this.#sweepTimer.unref()
@@ -385,7 +426,7 @@ export class LeasedAdmission implements AdmissionStore {
         }
       }
     }
-    if (this.#holding.size === 0 && this.#sweepTimer !== null) {
+    if (this.#leases.size === 0 && this.#holding.size === 0 && this.#sweepTimer !== null) {
       clearInterval(this.#sweepTimer)
       this.#sweepTimer = null
     }
@@ -416,12 +457,14 @@ export class LeasedAdmission implements AdmissionStore {
     const known = this.#bySpec.get(spec)
     if (known !== undefined && known.live) return known
     const group = scope + name
-    const id = `r|${group}|${spec.name}|${spec.subject}`
+    // the limit's numbers are part of the name: a recompiled context with other numbers gets a
+    // lease of its own, and the old one, no longer used, idles and goes back
+    const id = `r|${group}|${spec.name}|${spec.subject}|${spec.intervalMs}|${spec.burst}`
     let lease = this.#leases.get(id)
-    if (lease !== undefined && lease.subject.kind === 'rate' && !sameRate(lease.subject.spec, spec)) lease = this.#retire(id, lease)
     if (lease === undefined) {
       lease = new Lease({ kind: 'rate', group, spec }, spec.name === 'key' ? 'key_rate' : spec.name === 'customer' ? 'customer_rate' : 'credential_quota', now)
       this.#leases.set(id, lease)
+      this.#sweepSoon()
     }
     this.#bySpec.set(spec, lease)
     return lease
@@ -430,28 +473,15 @@ export class LeasedAdmission implements AdmissionStore {
   #budgetLease (spec: BudgetSpec, owner: string, month: string, now: number): Lease {
     const known = this.#bySpec.get(spec)
     if (known !== undefined && known.live && known.subject.kind === 'budget' && known.subject.month === month) return known
-    const id = `b|${owner}|${spec.name}|${spec.subject}|${month}`
+    const id = `b|${owner}|${spec.name}|${spec.subject}|${month}|${spec.monthly}`
     let lease = this.#leases.get(id)
-    if (lease !== undefined && lease.subject.kind === 'budget' && lease.subject.spec.monthly !== spec.monthly) lease = this.#retire(id, lease)
     if (lease === undefined) {
       lease = new Lease({ kind: 'budget', owner, spec, month }, spec.name === 'key' ? 'key_budget' : 'customer_budget', now)
       this.#leases.set(id, lease)
+      this.#sweepSoon()
     }
     this.#bySpec.set(spec, lease)
     return lease
-  }
-
-  /**
-   * A limit changed under a lease (a recompiled key context brings other numbers for the same
-   * subject): the units granted under the old numbers go back, and a new lease starts.
-   */
-  #retire (id: string, lease: Lease): undefined {
-    const returns: LeaseReturn[] = []
-    this.#giveUp(lease, 'invalidated', returns)
-    lease.live = false
-    this.#leases.delete(id)
-    this.#sendReturns(returns)
-    return undefined
   }
 
   /** the budget month of `epochMs`, worked out once a second */
@@ -465,6 +495,3 @@ export class LeasedAdmission implements AdmissionStore {
   }
 }
 
-function sameRate (a: RateLimitSpec, b: RateLimitSpec): boolean {
-  return a.intervalMs === b.intervalMs && a.burst === b.burst
-}

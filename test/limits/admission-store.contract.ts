@@ -492,21 +492,21 @@ export function runAdmissionStoreContract (name: string, open: OpenAdmissionStor
       it('grants lease units on top of an admitted decision: at most 1/32 of a budget\'s remainder, counted as used at once', async (t) => {
         const { store, clock } = await setUp(t)
         const c = caller()
-        const budget = keyBudget(c, 1000)
-        const a = admitted(await store.admit({ ...request(c, clock, { budgets: [budget], cost: 1 }), wants: [500] }))
-        // (1000 - 1) / 32 = 31
-        assert.deepEqual(a.grants, [31])
-        assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 32)
+        const budget = keyBudget(c, 20_000)
+        const a = admitted(await store.admit({ ...request(c, clock, { budgets: [budget], cost: 1 }), wants: [5000] }))
+        // (20000 - 1) / 32 = 624
+        assert.deepEqual(a.grants, [624])
+        assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 625)
         // no more than asked, either
         assert.deepEqual(admitted(await store.admit({ ...request(c, clock, { budgets: [budget], cost: 1 }), wants: [5] })).grants, [5])
-        assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 38)
+        assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 631)
       })
 
-      it('grants nothing near the edge (under 2 units) and nothing with a refusal', async (t) => {
+      it('grants nothing near the edge (a budget with under 1,024 units left) and nothing with a refusal', async (t) => {
         const { store, clock } = await setUp(t)
         const c = caller()
-        const budget = keyBudget(c, 40)
-        // (40 - 1) / 32 = 1: under the least grant
+        // 1,000 units left after the request: 31 would be 1/32, but the remainder is too small to lease
+        const budget = keyBudget(c, 1001)
         assert.deepEqual(admitted(await store.admit({ ...request(c, clock, { budgets: [budget], cost: 1 }), wants: [500] })).grants, [0])
         assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 1)
         const limit = keyLimit(c, { requests: 1, per_seconds: 60 })
@@ -537,9 +537,9 @@ export function runAdmissionStoreContract (name: string, open: OpenAdmissionStor
         const spent = keyBudget(c, 0)
         const quota = rate('credential', unique('cred'), { requests: 160, per_seconds: 60 })
         const results = await store.topUp([
-          { subject: { kind: 'budget', owner: c.owner, spec: budget, month: '2026-03' }, want: 1000 },
-          { subject: { kind: 'rate', group: `p:${c.partner}`, spec: quota }, want: 1000 },
-          { subject: { kind: 'budget', owner: c.owner, spec: { ...spent, subject: unique('empty') }, month: '2026-03' }, want: 1000 },
+          { subject: { kind: 'budget', owner: c.owner, spec: budget, month: '2026-03' }, want: 1000, step: 1 },
+          { subject: { kind: 'rate', group: `p:${c.partner}`, spec: quota }, want: 1000, step: 1 },
+          { subject: { kind: 'budget', owner: c.owner, spec: { ...spent, subject: unique('empty') }, month: '2026-03' }, want: 1000, step: 1 },
         ], clock.now)
         assert.deepEqual(results, [{ granted: 100, remaining: 0 }, { granted: 20, remaining: 140 }, { granted: 0, remaining: 0 }])
         assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 100)
@@ -554,7 +554,10 @@ export function runAdmissionStoreContract (name: string, open: OpenAdmissionStor
         const c = caller()
         const budget = keyBudget(c, 3200)
         const subject = { kind: 'budget', owner: c.owner, spec: budget, month: '2026-03' } as const
-        assert.deepEqual(await store.topUp([{ subject, want: 50 }], clock.now), [{ granted: 50, remaining: 0 }])
+        assert.deepEqual(await store.topUp([{ subject, want: 50, step: 1 }], clock.now), [{ granted: 50, remaining: 0 }])
+        // a budget's grant is a whole number of its requests' cost: 3150 left, 1/32 is 98, 14 × 7
+        assert.deepEqual(await store.topUp([{ subject, want: 1000, step: 7 }], clock.now), [{ granted: 98, remaining: 0 }])
+        await store.giveBack([{ subject, units: 98 }], clock.now)
         await store.giveBack([{ subject, units: 30 }], clock.now)
         assert.equal(await store.budgetUsed(c.owner, budget, '2026-03'), 20)
         await store.giveBack([{ subject, units: 30 }], clock.now)

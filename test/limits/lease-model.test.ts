@@ -166,7 +166,8 @@ function makeWorld (rng: Rng): World {
   // keys without customer (each its own consistency group): one with a budget, one with a tight
   // rate limit only (no budget ever stops its traffic: its rate limit is what refuses it)
   keys.push({ id: 'solo', owner: 'key:solo', limits: [rateLimit('key', 'solo', 200, 2_000)], budgets: [{ name: 'key', subject: 'solo', monthly: monthly() }] })
-  keys.push({ id: 'paced', owner: 'key:paced', limits: [rateLimit('key', 'paced', 200, 2_000)], budgets: [] })
+  // (tight enough that a loaded machine, whose drivers send fewer requests, still goes over it)
+  keys.push({ id: 'paced', owner: 'key:paced', limits: [rateLimit('key', 'paced', 40, 150)], budgets: [] })
 
   // a random order of heat, but the rate-limited key always third
   const ranks = keys.map((_, i) => i).filter((i) => keys[i]!.id !== 'paced').sort(() => rng.next() - 0.5)

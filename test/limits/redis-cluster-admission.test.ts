@@ -57,6 +57,7 @@ describe('redis cluster admission, many owners at once', () => {
       const topUps = await store.topUp(Array.from({ length: 24 }, (_, i) => ({
         subject: { kind: 'budget' as const, owner: `key:t${i}`, spec: { name: 'key' as const, subject: `t${i}`, monthly: 3200 }, month: '2026-12' },
         want: 10,
+        step: 1,
       })), Date.now())
       assert.deepEqual(topUps.map((r) => r.granted), Array.from({ length: 24 }, () => 10))
     } finally {

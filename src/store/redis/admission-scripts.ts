@@ -24,9 +24,10 @@
 // (the tightest limit's figures always as if this request had been taken, without grants; a
 // refusal takes nothing, and the decoder adds it back)
 //
-// A grant is at most 1/32 of a budget's remainder and 1/8 of a rate limit's room, and none
-// under 2 units is made (LEASE_SHARE and MIN_GRANT in src/limits/admission.ts): near the edge
-// every request is one exact decision again.
+// A grant is at most 1/32 of a budget's remainder and 1/8 of a rate limit's room, none under 2
+// units is made, and no budget with under 1,024 units left is leased at all (LEASE_SHARE,
+// MIN_GRANT and BUDGET_LEASE_FLOOR in src/limits/admission.ts): near the edge every request is
+// one exact decision again.
 const PRELUDE = `
 local clock = nil
 local function now_ms (arg)
@@ -39,10 +40,12 @@ local function now_ms (arg)
   return clock
 end
 
-local function lease (want, room, share)
-  if want <= 0 then return 0 end
+-- a budget's grant is a whole number of its requests' cost (step), so none is left over
+local function lease (want, room, share, step)
+  if want <= 0 or (share == 32 and room < 1024) then return 0 end
   local g = math.floor(room / share)
   if g > want then g = want end
+  if step > 1 then g = g - g % step end
   if g < 2 then return 0 end
   return g
 end
@@ -111,13 +114,13 @@ local function decide (k, a)
   if nC > 0 and chosen == 0 then return refusal(3, tightIndex, soonest, tightRemaining, tightReset, nOut), nK, nA end
   local out = { 0, chosen, tightIndex, tightRemaining, tightReset }
   for i = 1, nR do
-    local g = lease(wants[i], rooms[i], 8)
+    local g = lease(wants[i], rooms[i], 8, 1)
     local tat = tats[i] + g * intervals[i]
     redis.call('SET', KEYS[k + i], tat, 'PX', math.ceil(tat - now) + 1000)
     out[5 + i] = g
   end
   for i = 1, nB do
-    local g = lease(budgetWants[i], limits[i] - useds[i] - cost, 32)
+    local g = lease(budgetWants[i], limits[i] - useds[i] - cost, 32, cost)
     local take = cost + g
     -- the counter's lifetime is set once, when this month's first request creates it
     if redis.call('INCRBY', KEYS[k + nR + i], take) == take then redis.call('EXPIRE', KEYS[k + nR + i], ttl) end
@@ -125,7 +128,7 @@ local function decide (k, a)
   end
   for i = 1, nC do out[5 + nR + nB + i] = 0 end
   if chosenTat > 0 then
-    local g = lease(chosenWant, chosenRoom, 8)
+    local g = lease(chosenWant, chosenRoom, 8, 1)
     chosenTat = chosenTat + g * chosenInterval
     redis.call('SET', KEYS[k + nR + nB + chosen], chosenTat, 'PX', math.ceil(chosenTat - now) + 1000)
     out[5 + nR + nB + chosen] = g
@@ -157,28 +160,29 @@ return out
 // TOP_UP grants lease units outside any request, each subject on its own (a subject with no
 // room gets 0; nothing else is refused).
 //   KEYS = [ subject … ]
-//   ARGV = [ now_ms or '', per subject: kind (1 rate, 2 budget), a, b, want ]
-//          rate: a = intervalMs, b = burst; budget: a = monthly limit, b = counter TTL seconds
+//   ARGV = [ now_ms or '', per subject: kind (1 rate, 2 budget), a, b, want, step ]
+//          rate: a = intervalMs, b = burst; budget: a = monthly limit, b = counter TTL seconds;
+//          step: grants are a whole number of it (a budget's cost per request; 1 for rate limits)
 //   reply = per subject: granted, room left after the grant (rate limits; 0 for budgets)
 export const TOP_UP_LUA = PRELUDE + `
 local now = now_ms(ARGV[1])
 local out = {}
 for i = 1, #KEYS do
-  local p = 2 + (i - 1) * 4
-  local kind, x, y, want = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
+  local p = 2 + (i - 1) * 5
+  local kind, x, y, want, step = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3]), tonumber(ARGV[p + 4])
   local g, left = 0, 0
   if kind == 1 then
     local tat = tonumber(redis.call('GET', KEYS[i])) or now
     if tat < now then tat = now end
     local room = math.floor((y * x - (tat - now)) / x)
-    g = lease(want, room, 8)
+    g = lease(want, room, 8, 1)
     if g > 0 then
       tat = tat + g * x
       redis.call('SET', KEYS[i], tat, 'PX', math.ceil(tat - now) + 1000)
     end
     left = room - g
   else
-    g = lease(want, x - (tonumber(redis.call('GET', KEYS[i])) or 0), 32)
+    g = lease(want, x - (tonumber(redis.call('GET', KEYS[i])) or 0), 32, step)
     if g > 0 and redis.call('INCRBY', KEYS[i], g) == g then redis.call('EXPIRE', KEYS[i], y) end
   end
   out[#out + 1] = g

@@ -28,6 +28,7 @@ interface ScriptClient {
 /** budget counters outlive their month long enough for last month's usage to be read */
 const BUDGET_KEEP_SECONDS = 40 * 86_400
 const NONE: readonly never[] = Object.freeze([])
+const NO_GRANT: LeaseTopUpResult = Object.freeze({ granted: 0, remaining: 0 })
 /** decisions per ADMIT_BATCH call at most */
 const MAX_BATCH = 256
 
@@ -107,25 +108,27 @@ export class RedisAdmissionStore implements AdmissionStore {
   }
 
   async topUp (items: readonly LeaseTopUp[], now: number): Promise<LeaseTopUpResult[]> {
-    const out = new Array<LeaseTopUpResult>(items.length)
+    const out = new Array<LeaseTopUpResult>(items.length).fill(NO_GRANT)
     const calls: Array<Promise<void>> = []
     for (const indices of this.#bySlot(items)) {
       const keys: Array<string | number> = []
       const args: Array<string | number> = [this.#fixedClock ? now : '']
       for (const i of indices) {
-        const { subject, want } = items[i]!
+        const { subject, want, step } = items[i]!
         keys.push(this.#subjectKey(subject))
-        if (subject.kind === 'rate') args.push(1, subject.spec.intervalMs, subject.spec.burst, want)
-        else args.push(2, subject.spec.monthly, this.#budgetTtl(now), want)
+        if (subject.kind === 'rate') args.push(1, subject.spec.intervalMs, subject.spec.burst, want, 1)
+        else args.push(2, subject.spec.monthly, this.#budgetTtl(now), want, step)
       }
       calls.push(this.#client.relaykeyTopUp(keys.length, keys.concat(args)).then((reply) => {
         for (let j = 0; j < indices.length; j++) out[indices[j]!] = { granted: reply[2 * j]!, remaining: reply[2 * j + 1]! }
       }))
     }
-    try {
-      await Promise.all(calls)
-    } catch (err) {
-      throw new GovernanceUnavailableError('Redis did not answer the lease top-up', err)
+    // on Redis Cluster one group's call may fail while another's was applied: the applied grants
+    // are kept (the worker holds them, and gives them back), the failed ones count as none
+    const settled = await Promise.allSettled(calls)
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed !== undefined && settled.every((r) => r.status === 'rejected')) {
+      throw new GovernanceUnavailableError('Redis did not answer the lease top-up', failed.reason)
     }
     return out
   }

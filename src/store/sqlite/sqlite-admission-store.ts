@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3'
 import { GovernanceUnavailableError } from '../../errors.js'
 import {
-  LEASE_SHARE, MIN_GRANT,
+  BUDGET_LEASE_FLOOR, LEASE_SHARE, MIN_GRANT,
   type Admission, type AdmissionRequest, type AdmissionStore, type BudgetSpec, type LeaseReturn,
   type LeaseTopUp, type LeaseTopUpResult, type Reservation,
 } from '../../limits/admission.js'
@@ -242,20 +242,20 @@ export class SqliteAdmissionStore implements AdmissionStore {
     if (nC > 0 && chosen === 0) return head(reply, QUOTA_EXCEEDED, tightIndex, Math.trunc(soonest), tightRemaining, Math.trunc(tightReset))
 
     for (let i = 0; i < nR; i++) {
-      const g = wants === null ? 0 : grant(wants[i]!, reply[5 + nR + nB + nC + i]!, LEASE_SHARE.rate)
+      const g = wants === null ? 0 : grant(wants[i]!, reply[5 + nR + nB + nC + i]!, LEASE_SHARE.rate, 1)
       const tat = tats[i]! + g * limits[i]!.intervalMs
       this.#q.setTat.run(keys[i]!, tat, tat + RATE_KEEP_MS)
       reply[5 + i] = g
     }
     for (let i = 0; i < nB; i++) {
       const budget = budgets[i]!
-      const g = wants === null ? 0 : grant(wants[nR + i]!, budget.monthly - used[i]! - cost, LEASE_SHARE.budget)
+      const g = wants === null ? 0 : grant(wants[nR + i]!, budget.monthly - used[i]! - cost, LEASE_SHARE.budget, cost)
       this.#q.addUsed.run(owner, budget.name, budget.subject, month, cost + g)
       reply[5 + nR + i] = g
     }
     if (chosenTat > 0) {
       const quota = credentials[chosen - 1]!.quota!
-      const g = wants === null ? 0 : grant(wants[nR + nB + chosen - 1]!, chosenRoom, LEASE_SHARE.rate)
+      const g = wants === null ? 0 : grant(wants[nR + nB + chosen - 1]!, chosenRoom, LEASE_SHARE.rate, 1)
       chosenTat += g * quota.intervalMs
       this.#q.setTat.run(chosenKey, chosenTat, chosenTat + RATE_KEEP_MS)
       reply[5 + nR + nB + chosen - 1] = g
@@ -263,13 +263,13 @@ export class SqliteAdmissionStore implements AdmissionStore {
     return head(reply, ADMITTED, chosen, tightIndex, tightRemaining, Math.trunc(tightReset))
   }
 
-  #grantOne ({ subject, want }: LeaseTopUp, now: number): LeaseTopUpResult {
+  #grantOne ({ subject, want, step }: LeaseTopUp, now: number): LeaseTopUpResult {
     if (subject.kind === 'rate') {
       const { spec } = subject
       const key = rateRow(subject.group, spec.name, spec.subject)
       let tat = this.#tatOf(key, now)
       const room = Math.floor((spec.burst * spec.intervalMs - (tat - now)) / spec.intervalMs)
-      const g = grant(want, room, LEASE_SHARE.rate)
+      const g = grant(want, room, LEASE_SHARE.rate, 1)
       if (g > 0) {
         tat += g * spec.intervalMs
         this.#q.setTat.run(key, tat, tat + RATE_KEEP_MS)
@@ -278,7 +278,7 @@ export class SqliteAdmissionStore implements AdmissionStore {
     }
     const { spec } = subject
     const used = this.#q.used.get(subject.owner, spec.name, spec.subject, subject.month) ?? 0
-    const g = grant(want, spec.monthly - used, LEASE_SHARE.budget)
+    const g = grant(want, spec.monthly - used, LEASE_SHARE.budget, step)
     if (g > 0) this.#q.addUsed.run(subject.owner, spec.name, spec.subject, subject.month, g)
     return { granted: g, remaining: 0 }
   }
@@ -328,10 +328,14 @@ function rateRow (group: string, name: string, subject: string): string {
   return `${group}:${name}:${subject}`
 }
 
-/** a lease grant: at most `want`, at most 1/share of the room, none under MIN_GRANT (as in the Lua) */
-function grant (want: number, room: number, share: number): number {
-  if (want <= 0) return 0
-  const g = Math.min(want, Math.floor(room / share))
+/**
+ * a lease grant: at most `want`, at most 1/share of the room, a whole number of `step`, none
+ * under MIN_GRANT, no budget under BUDGET_LEASE_FLOOR (as in the Lua)
+ */
+function grant (want: number, room: number, share: number, step: number): number {
+  if (want <= 0 || (share === LEASE_SHARE.budget && room < BUDGET_LEASE_FLOOR)) return 0
+  let g = Math.min(want, Math.floor(room / share))
+  if (step > 1) g -= g % step
   return g < MIN_GRANT ? 0 : g
 }
 
