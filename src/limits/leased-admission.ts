@@ -339,8 +339,9 @@ export class LeasedAdmission implements AdmissionStore {
     }
     // the limit is full again once its room (less the grant) has come back: (burst - room + units) intervals
     const fullMs = spec === null ? 0 : (spec.burst - room + units) * spec.intervalMs
-    // the client's room includes what this worker still holds, which the store counts as taken
-    lease.granted(units, room + lease.units, fullMs, now)
+    // the client's room includes what this worker still holds, which the store may count as
+    // taken; never more than the burst (held units from a window that has passed are not)
+    lease.granted(units, spec === null ? room : Math.min(spec.burst, room + lease.units), fullMs, now)
     this.stats.granted(lease.kind, units)
     this.#hold(lease)
   }
