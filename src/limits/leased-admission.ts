@@ -66,6 +66,8 @@ export class LeasedAdmission implements AdmissionStore {
   #sweeps = 0
   /** spec object → its lease, so the hot path builds no names */
   readonly #bySpec = new WeakMap<object, Lease>()
+  /** admitLocally's leases of the request in hand (it never runs twice at once: synchronous) */
+  readonly #picked: Lease[] = []
   /** background top-ups asked in this event-loop turn */
   #topUps: Lease[] = []
   readonly #flushTopUps = (): void => this.#sendTopUps()
@@ -107,16 +109,20 @@ export class LeasedAdmission implements AdmissionStore {
     const budgets = request.budgets
     const cost = request.cost
     const month = this.#monthOf(request.now)
+    // the leases looked up by the check, reused by the take (one WeakMap lookup each)
+    const picked = this.#picked
     let enough = true
     for (let i = 0; i < limits.length; i++) {
       const lease = this.#rateLease(limits[i]!, 'o:', request.groups.owner, now)
       lease.see(now, 1)
       if (!lease.has(1, now)) enough = false
+      picked[i] = lease
     }
     for (let i = 0; i < budgets.length; i++) {
       const lease = this.#budgetLease(budgets[i]!, request.groups.owner, month, now)
       lease.see(now, cost)
       if (cost > 0 && !lease.has(cost, now)) enough = false
+      picked[limits.length + i] = lease
     }
     // only the first candidate (the round-robin pick) is tried here; the store tries the rest
     const quota = request.credentials.length === 0 ? null : request.credentials[0]!.quota
@@ -124,26 +130,33 @@ export class LeasedAdmission implements AdmissionStore {
       const lease = this.#rateLease(quota, 'p:', request.groups.partner, now)
       lease.see(now, 1)
       if (!lease.has(1, now)) enough = false
+      picked[limits.length + budgets.length] = lease
     }
-    if (!enough) return null
+    if (!enough) {
+      picked.length = 0
+      return null
+    }
 
     // the RateLimit header's limit: the one with the least room as this worker last heard it
+    let tight: Lease | null = null
     let tightIndex = -1
     let tightRemaining = 0
     for (let i = 0; i < limits.length; i++) {
-      const lease = this.#bySpec.get(limits[i]!)!
+      const lease = picked[i]!
       this.#take(lease, 1, now)
       const remaining = Math.max(0, lease.room - lease.takenSinceGrant)
-      if (tightIndex === -1 || remaining < tightRemaining) {
+      if (tight === null || remaining < tightRemaining) {
+        tight = lease
         tightIndex = i
         tightRemaining = remaining
       }
     }
-    const tightest: LimitState | null = tightIndex === -1
+    const tightest: LimitState | null = tight === null
       ? null
-      : { name: limits[tightIndex]!.name, remaining: tightRemaining, resetSeconds: Math.max(0, Math.ceil((this.#bySpec.get(limits[tightIndex]!)!.fullAt - now) / 1000)) }
-    if (cost > 0) for (let i = 0; i < budgets.length; i++) this.#take(this.#bySpec.get(budgets[i]!)!, cost, now)
-    if (quota !== null) this.#take(this.#bySpec.get(quota)!, 1, now)
+      : { name: limits[tightIndex]!.name, remaining: tightRemaining, resetSeconds: Math.max(0, Math.ceil((tight.fullAt - now) / 1000)) }
+    if (cost > 0) for (let i = 0; i < budgets.length; i++) this.#take(picked[limits.length + i]!, cost, now)
+    if (quota !== null) this.#take(picked[limits.length + budgets.length]!, 1, now)
+    picked.length = 0
     this.stats.local++
     return {
       ok: true,
@@ -184,20 +197,17 @@ export class LeasedAdmission implements AdmissionStore {
       return admission.ok ? admission : this.admitLocally(request) ?? admission
     }
     const generation = this.#generation
+    const decided = this.#store.admit({ ...request, wants })
     // tracked like a background call: close() waits for it, so what it grants goes back too
-    let settle!: () => void
-    const call = new Promise<void>((resolve) => { settle = resolve })
+    const call = decided.then(noop, noop).finally(() => this.#calls.delete(call))
     this.#calls.add(call)
     let admission: Admission
     try {
-      admission = await this.#store.admit({ ...request, wants })
+      admission = await decided
     } catch (err) {
       for (const lease of asked) if (lease !== null) lease.pending = false
       this.#askLater()
       throw err
-    } finally {
-      this.#calls.delete(call)
-      settle()
     }
     this.#applyGrants(request, admission, asked, generation)
     if (admission.ok) return admission
@@ -227,12 +237,9 @@ export class LeasedAdmission implements AdmissionStore {
   invalidate (invalidation: Invalidation): void {
     this.#generation++
     const returns: LeaseReturn[] = []
-    for (const lease of this.#holding) {
-      if (invalidation.kind === 'key' && !(lease.subject.spec.name === 'key' && lease.subject.spec.subject === invalidation.id)) continue
-      this.#giveUp(lease, 'invalidated', returns)
-    }
+    for (const lease of this.#holding) if (touchedBy(lease, invalidation)) this.#giveUp(lease, 'invalidated', returns)
     for (const [id, lease] of this.#leases) {
-      if (invalidation.kind === 'key' && !(lease.subject.spec.name === 'key' && lease.subject.spec.subject === invalidation.id)) continue
+      if (!touchedBy(lease, invalidation)) continue
       lease.live = false
       this.#leases.delete(id)
     }
@@ -319,7 +326,7 @@ export class LeasedAdmission implements AdmissionStore {
       lease.pending = false
       const units = grants === null ? 0 : grants[i]!
       if (units === 0) continue
-      if (generation !== this.#generation || !lease.live || this.#closed) {
+      if (this.#stale(lease, generation)) {
         stale.push({ subject: lease.subject, units })
         continue
       }
@@ -328,6 +335,11 @@ export class LeasedAdmission implements AdmissionStore {
       this.#granted(lease, units, room, spec, now)
     }
     if (stale.length > 0) this.#sendReturns(stale)
+  }
+
+  /** a grant asked before an admin change, for a dropped lease, or arriving after close goes straight back */
+  #stale (lease: Lease, generation: number): boolean {
+    return generation !== this.#generation || !lease.live || this.#closed
   }
 
   #granted (lease: Lease, units: number, room: number, spec: RateLimitSpec | null, now: number): void {
@@ -372,7 +384,7 @@ export class LeasedAdmission implements AdmissionStore {
         lease.pending = false
         const { granted, remaining } = results[i]!
         if (granted === 0) continue
-        if (generation !== this.#generation || !lease.live || this.#closed) {
+        if (this.#stale(lease, generation)) {
           stale.push({ subject: lease.subject, units: granted })
           continue
         }
@@ -496,3 +508,9 @@ export class LeasedAdmission implements AdmissionStore {
   }
 }
 
+/** a key's change touches that key's own leases; any other change touches every lease */
+function touchedBy (lease: Lease, invalidation: Invalidation): boolean {
+  return invalidation.kind !== 'key' || (lease.subject.spec.name === 'key' && lease.subject.spec.subject === invalidation.id)
+}
+
+function noop (): void {}
