@@ -21,6 +21,7 @@ import { registerKeyRoutes } from './routes/keys.js'
 import { registerPartnerRoutes } from './routes/partners.js'
 import { registerPolicyRoutes } from './routes/policies.js'
 import { registerSystemRoutes } from './routes/system.js'
+import { registerAuditRoutes } from './routes/audit.js'
 import { registerUsageRoutes, type UsageRouteDeps } from './routes/usage.js'
 
 export interface AdminDeps {
@@ -85,7 +86,10 @@ class AdminApp {
     registerPolicyRoutes(this.#router, routeDeps)
     registerBindingRoutes(this.#router, routeDeps)
     registerKeyRoutes(this.#router, routeDeps)
-    if (deps.usage !== undefined) registerUsageRoutes(this.#router, { ...deps.usage, store: deps.store, now: routeDeps.now })
+    if (deps.usage !== undefined) {
+      registerUsageRoutes(this.#router, { ...deps.usage, store: deps.store, now: routeDeps.now })
+      registerAuditRoutes(this.#router, deps.usage.audit)
+    }
     this.listener = (req, res) => {
       this.#serve(req, res).catch((err: unknown) => { this.#lastResort(err, res) })
     }

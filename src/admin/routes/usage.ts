@@ -1,15 +1,14 @@
-// GET /admin/usage and GET /admin/audit: what keys, customers and partners did, from the audit
-// table (requests, outcomes, cost, x402 payments) and the limits store (budget used this month).
+// GET /admin/usage: what keys, customers and partners did, from the audit table (requests,
+// outcomes, cost, x402 payments) and the limits store (budget used this month).
 import type { Router } from '../../http/router.js'
 import { ValidationError } from '../../errors.js'
-import type { AuditCursor, AuditQuery } from '../../audit/audit-query.js'
-import type { ChainedAuditEvent } from '../../audit/audit-event.js'
+import type { AuditQuery } from '../../audit/audit-query.js'
 import type { AdmissionStore, BudgetUsage } from '../../limits/admission.js'
 import { budgetMonth } from '../../limits/budget-month.js'
 import { ownerGroup } from '../../limits/compile-limits.js'
 import type { ControlStore } from '../../store/control-store.js'
 import { notFound, ok, type AdminHandler } from '../reply.js'
-import { checkQuery, queryValue, timestamp } from '../validate.js'
+import { checkQuery, queryValue } from '../validate.js'
 
 export interface UsageRouteDeps {
   store: ControlStore
@@ -19,10 +18,6 @@ export interface UsageRouteDeps {
 }
 
 const USAGE_QUERY = new Set(['key_id', 'customer', 'partner', 'month'])
-const AUDIT_QUERY = new Set(['key_id', 'limit', 'before'])
-const MAX_PAGE = 1000
-/** audit event ids are UUIDs (randomUUID), lowercase */
-const EVENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 export function registerUsageRoutes (router: Router<AdminHandler>, deps: UsageRouteDeps): void {
   const { store, audit, budgets } = deps
@@ -61,35 +56,6 @@ export function registerUsageRoutes (router: Router<AdminHandler>, deps: UsageRo
     }
     return ok({ month, key_id: keyId, customer, partner, ...counts, ...(budget === undefined ? {} : { budget }) })
   })
-
-  router.on('GET', '/admin/audit', async ({ query }) => {
-    checkQuery(query, AUDIT_QUERY)
-    const keyId = queryValue(query, 'key_id')
-    const rawLimit = queryValue(query, 'limit') ?? '100'
-    if (!/^\d+$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > MAX_PAGE) {
-      throw new ValidationError('limit', `must be a whole number from 1 to ${MAX_PAGE}`)
-    }
-    const before = auditCursor(queryValue(query, 'before'))
-    const limit = Number(rawLimit)
-    const events = await audit.list(keyId, limit, before)
-    const last = events.at(-1)
-    return ok({
-      events: events.map(eventView),
-      // the next page's `before`: the last event's time and id, so events sharing a millisecond
-      // across a page boundary are neither skipped nor repeated
-      next_before: events.length === limit && last !== undefined ? `${new Date(last.ts).toISOString()}~${last.id}` : null,
-    })
-  })
-}
-
-/** `before`: an RFC 3339 time, or a `next_before` cursor (`<time>~<event id>`) from the previous page */
-function auditCursor (raw: string | null): AuditCursor | null {
-  if (raw === null) return null
-  const [time, id, extra] = raw.split('~')
-  if (extra !== undefined || (id !== undefined && !EVENT_ID.test(id))) {
-    throw new ValidationError('before', 'must be an RFC 3339 time or a next_before value')
-  }
-  return { ts: timestamp(time, 'before'), id: id ?? null }
 }
 
 /** the monthly customer budget set on the policies of the customer's keys (the largest, if several differ) */
@@ -101,8 +67,4 @@ async function customerBudget (store: ControlStore, customer: string): Promise<n
     if (monthly !== undefined && (limit === null || monthly > limit)) limit = monthly
   }
   return limit
-}
-
-function eventView (event: ChainedAuditEvent): Record<string, unknown> {
-  return { ...event, ts: new Date(event.ts).toISOString() }
 }
