@@ -47,10 +47,20 @@ export interface AuditCursor {
   id: string | null
 }
 
+/** which events GET /admin/audit lists: every non-null field must match (AND) */
+export interface AuditFilter extends UsageFilter {
+  /** 'forwarded' or a refusal's error code, exactly */
+  outcome: string | null
+  /** inclusive */
+  from: Date | null
+  /** exclusive */
+  to: Date | null
+}
+
 export interface AuditQuery {
   usage (filter: UsageFilter, from: Date, to: Date): Promise<UsageCounts>
   /** newest first (ts, then id, descending), strictly before the cursor when given */
-  list (keyId: string | null, limit: number, before: AuditCursor | null): Promise<ChainedAuditEvent[]>
+  list (filter: AuditFilter, limit: number, before: AuditCursor | null): Promise<ChainedAuditEvent[]>
   close (): Promise<void>
 }
 

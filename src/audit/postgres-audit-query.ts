@@ -1,7 +1,7 @@
 // AuditQuery over PostgreSQL (distributed mode).
 import type postgres from 'postgres'
 import type { ChainedAuditEvent } from './audit-event.js'
-import { foldUsage, type AuditCursor, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
+import { foldUsage, type AuditCursor, type AuditFilter, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
 
 export class PostgresAuditQuery implements AuditQuery {
   readonly #sql: postgres.Sql
@@ -30,12 +30,18 @@ export class PostgresAuditQuery implements AuditQuery {
     return foldUsage(rows)
   }
 
-  async list (keyId: string | null, limit: number, before: AuditCursor | null): Promise<ChainedAuditEvent[]> {
+  async list (filter: AuditFilter, limit: number, before: AuditCursor | null): Promise<ChainedAuditEvent[]> {
     const sql = this.#sql
+    // only the conditions asked for, so the planner sees each combination as it is
     const rows = await sql`
       SELECT * FROM audit_events
        WHERE true
-         ${keyId === null ? sql`` : sql`AND key_id = ${keyId}`}
+         ${filter.key_id === null ? sql`` : sql`AND key_id = ${filter.key_id}`}
+         ${filter.customer === null ? sql`` : sql`AND customer = ${filter.customer}`}
+         ${filter.partner === null ? sql`` : sql`AND partner = ${filter.partner}`}
+         ${filter.outcome === null ? sql`` : sql`AND outcome = ${filter.outcome}`}
+         ${filter.from === null ? sql`` : sql`AND ts >= ${filter.from}`}
+         ${filter.to === null ? sql`` : sql`AND ts < ${filter.to}`}
          ${before === null ? sql`` : before.id === null ? sql`AND ts < ${before.ts}` : sql`AND (ts, id) < (${before.ts}, ${before.id}::uuid)`}
        ORDER BY ts DESC, id DESC
        LIMIT ${limit}`

@@ -1,12 +1,16 @@
 // AuditQuery over the embedded SQLite file (ts is stored as RFC 3339 text, which sorts in time order).
 import type Database from 'better-sqlite3'
 import type { ChainedAuditEvent } from './audit-event.js'
-import { foldUsage, type AuditCursor, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
+import { foldUsage, type AuditCursor, type AuditFilter, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
+
+/** AuditFilter's exact-match fields: column names, fixed here, never taken from a request */
+const MATCHED = ['key_id', 'customer', 'partner', 'outcome'] as const
 
 export class SqliteAuditQuery implements AuditQuery {
   readonly #db: Database.Database
   readonly #usage: Database.Statement
-  readonly #list: Database.Statement
+  /** list statements by their SQL text: one per combination of conditions, prepared on first use */
+  readonly #lists: Map<string, Database.Statement>
 
   constructor (db: Database.Database) {
     this.#db = db
@@ -32,12 +36,7 @@ export class SqliteAuditQuery implements AuditQuery {
          AND (@customer IS NULL OR customer = @customer)
          AND (@partner IS NULL OR partner = @partner)
        GROUP BY outcome`)
-    this.#list = db.prepare(`
-      SELECT * FROM audit_events
-       WHERE (@key_id IS NULL OR key_id = @key_id)
-         AND (@before IS NULL OR ts < @before OR (ts = @before AND @before_id IS NOT NULL AND id < @before_id))
-       ORDER BY ts DESC, id DESC
-       LIMIT @limit`)
+    this.#lists = new Map()
   }
 
   async usage (filter: UsageFilter, from: Date, to: Date): Promise<UsageCounts> {
@@ -45,11 +44,47 @@ export class SqliteAuditQuery implements AuditQuery {
     return foldUsage(rows)
   }
 
-  async list (keyId: string | null, limit: number, before: AuditCursor | null): Promise<ChainedAuditEvent[]> {
-    const rows = this.#list.all({
-      key_id: keyId, before: before === null ? null : before.ts.toISOString(), before_id: before?.id ?? null, limit,
-    }) as Array<ChainedAuditEvent & { ts: string }>
+  async list (filter: AuditFilter, limit: number, before: AuditCursor | null): Promise<ChainedAuditEvent[]> {
+    const where: string[] = []
+    const params: Record<string, string | number> = { limit }
+    for (const column of MATCHED) {
+      const value = filter[column]
+      if (value !== null) {
+        where.push(`${column} = @${column}`)
+        params[column] = value
+      }
+    }
+    if (filter.from !== null) {
+      where.push('ts >= @from')
+      params.from = filter.from.toISOString()
+    }
+    if (filter.to !== null) {
+      where.push('ts < @to')
+      params.to = filter.to.toISOString()
+    }
+    if (before !== null) {
+      params.before = before.ts.toISOString()
+      if (before.id === null) {
+        where.push('ts < @before')
+      } else {
+        where.push('(ts, id) < (@before, @before_id)')
+        params.before_id = before.id
+      }
+    }
+    const rows = this.#listStatement(where).all(params) as Array<ChainedAuditEvent & { ts: string }>
     return rows.map((r) => ({ ...r, ts: Date.parse(r.ts) }))
+  }
+
+  // SQLite plans a statement once, when it is prepared: a condition written to switch itself off
+  // (`@x IS NULL OR x = @x`) can use no index, so each combination gets its own text
+  #listStatement (where: readonly string[]): Database.Statement {
+    const text = `SELECT * FROM audit_events ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')} `}ORDER BY ts DESC, id DESC LIMIT @limit`
+    let statement = this.#lists.get(text)
+    if (statement === undefined) {
+      statement = this.#db.prepare(text)
+      this.#lists.set(text, statement)
+    }
+    return statement
   }
 
   async close (): Promise<void> {

@@ -1,12 +1,13 @@
-// GET /admin/audit: the audit trail itself, newest events first, a page at a time.
+// GET /admin/audit: the audit trail itself, newest events first, a page at a time, narrowed by
+// key, customer, partner, outcome and a time range.
 import type { Router } from '../../http/router.js'
 import { ValidationError } from '../../errors.js'
-import type { AuditCursor, AuditQuery } from '../../audit/audit-query.js'
+import type { AuditCursor, AuditFilter, AuditQuery } from '../../audit/audit-query.js'
 import type { ChainedAuditEvent } from '../../audit/audit-event.js'
 import { ok, type AdminHandler } from '../reply.js'
 import { checkQuery, queryValue, timestamp } from '../validate.js'
 
-const AUDIT_QUERY = new Set(['key_id', 'limit', 'before'])
+const AUDIT_QUERY = new Set(['key_id', 'customer', 'partner', 'outcome', 'code', 'from', 'to', 'limit', 'before'])
 const MAX_PAGE = 1000
 /** audit event ids are UUIDs (randomUUID), lowercase */
 const EVENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -14,14 +15,14 @@ const EVENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$
 export function registerAuditRoutes (router: Router<AdminHandler>, audit: AuditQuery): void {
   router.on('GET', '/admin/audit', async ({ query }) => {
     checkQuery(query, AUDIT_QUERY)
-    const keyId = queryValue(query, 'key_id')
+    const filter = auditFilter(query)
     const rawLimit = queryValue(query, 'limit') ?? '100'
     if (!/^\d+$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > MAX_PAGE) {
       throw new ValidationError('limit', `must be a whole number from 1 to ${MAX_PAGE}`)
     }
     const before = auditCursor(queryValue(query, 'before'))
     const limit = Number(rawLimit)
-    const events = await audit.list(keyId, limit, before)
+    const events = await audit.list(filter, limit, before)
     const last = events.at(-1)
     return ok({
       events: events.map(eventView),
@@ -30,6 +31,31 @@ export function registerAuditRoutes (router: Router<AdminHandler>, audit: AuditQ
       next_before: events.length === limit && last !== undefined ? `${new Date(last.ts).toISOString()}~${last.id}` : null,
     })
   })
+}
+
+/** every filter the query names; `code` is another name for `outcome` (the refusals' error code) */
+function auditFilter (query: URLSearchParams): AuditFilter {
+  const outcome = queryValue(query, 'outcome')
+  const code = queryValue(query, 'code')
+  if (outcome !== null && code !== null && outcome !== code) {
+    throw new ValidationError('code', 'is another name for outcome; give one of them, or both with the same value')
+  }
+  const from = optionalTimestamp(query, 'from')
+  const to = optionalTimestamp(query, 'to')
+  if (from !== null && to !== null && from > to) throw new ValidationError('from', 'must not be after to')
+  return {
+    key_id: queryValue(query, 'key_id'),
+    customer: queryValue(query, 'customer'),
+    partner: queryValue(query, 'partner'),
+    outcome: outcome ?? code,
+    from,
+    to,
+  }
+}
+
+function optionalTimestamp (query: URLSearchParams, name: string): Date | null {
+  const raw = queryValue(query, name)
+  return raw === null ? null : timestamp(raw, name)
 }
 
 /** `before`: an RFC 3339 time, or a `next_before` cursor (`<time>~<event id>`) from the previous page */
