@@ -68,9 +68,18 @@ export function isPaymentAmount (amount: string): boolean {
   return PAYMENT_AMOUNT.test(amount)
 }
 
-/** What the data plane calls for every request; never blocks, never throws. */
+/** a request whose answer waits until its audit event is in the local log */
+export interface AuditWaiter {
+  auditLogged (): void
+}
+
+/**
+ * What the data plane calls for every request; never blocks, never throws. `waiter` hears
+ * once the event is in the local log (later in this event-loop turn); the request's answer
+ * ends then.
+ */
 export interface AuditRecorder {
-  record (event: AuditEvent): void
+  record (event: AuditEvent, waiter?: AuditWaiter | null): void
 }
 
 /** a copy with the chain fields, every field named so that all events share one object shape */

@@ -1,40 +1,48 @@
-// One per worker process: gives every audit event its place in this writer's hash chain, queues
-// it in memory, and lets the drain move it to the sink — or to disk — so that none is lost.
+// One per worker process: gives every audit event its place in this writer's hash chain, writes
+// it to the writer's local log before its request's answer ends, and lets the drain ship it to
+// the sink.
 //
-//   record() ──► [ ring queue ] ──► drain ──► sink.write(batch)    one write at a time
-//      │ queue full: its oldest      │ rejected / timed out: sink down
-//      ▼ batch, synchronously        ▼
-//   [ spill files in seq order ] ◄── append; while down every batch follows
-//      └── sink back (probe) or start() claims dead processes' files:
-//          replay oldest first, delete each once its rows are in ──► sink.write(chunk)
+//   record(event, waiter) ──► log line ──► [ this turn ] ──one write()──► segment files
+//      │                                                    └─► waiters: the answers end
+//      └──► [ ring queue ] ──► drain ──► sink.write(batch)     one write at a time
+//            live only: a failed write or a full queue drops it, and the drain reads the same
+//            events back from the log; start() ships dead processes' logs first
 //
-// Per writer, everything on disk is older than everything in the queue and files sort by first
-// seq, so replaying every file before writing from the queue again keeps the sink in seq order.
+// A segment is deleted once every event in it is in the sink. Nothing an answered request
+// recorded can be lost to a crash of the process: its line was written before the answer ended.
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
-import { chainHash, GENESIS_HASH } from './audit-chain.js'
+import { canonicalEvent, GENESIS_HASH, hashCanonical } from './audit-chain.js'
 import { toChained, type AuditEvent, type AuditRecorder, type ChainedAuditEvent } from './audit-event.js'
+import { AuditLog, type FsyncPolicy, type LogWaiter } from './audit-log.js'
 import type { AuditSink } from './audit-sink.js'
 import { EventQueue } from './event-queue.js'
-import { QueueDrain, type AuditPipelineHooks } from './queue-drain.js'
-import { SpillDir } from './spill-dir.js'
-import { isValidWriterId } from './spill-name.js'
+import { LeftoverLogs } from './leftover-logs.js'
+import { LogDrain, type AuditPipelineHooks } from './log-drain.js'
+import { isValidWriterId, newOwner } from './log-file-name.js'
+import { logLine } from './log-line.js'
 
-export type { AuditPipelineHooks } from './queue-drain.js'
+export type { AuditPipelineHooks } from './log-drain.js'
 
 export interface AuditPipelineOptions {
   sink: AuditSink
-  /** where spill files go; shared by the workers of a node (RELAYKEY_DATA_DIR/audit-spill) */
-  spillDir: string
+  /** where the log segments go; shared by the workers of a node (RELAYKEY_DATA_DIR/audit-log) */
+  logDir: string
+  /** more directories whose leftovers to ship at start: older releases' spill files */
+  legacyDirs?: string[]
+  /** RELAYKEY_AUDIT_FSYNC: 'always', 'never' or an interval in ms (default 1000) */
+  fsync?: FsyncPolicy
   /** names this writer's hash chain; a fresh uuid per process unless given. [A-Za-z0-9_-]{1,64} */
   writerId?: string
   batchSize?: number
   flushIntervalMs?: number
-  /** events held in memory; beyond it the oldest batch goes to disk */
+  /** events held in memory; beyond it the drain reads them back from the log instead */
   maxQueued?: number
-  /** bytes of spill files this pipeline holds; beyond it events are dropped (and counted) */
-  maxSpillBytes?: number
-  /** a write taking longer counts as failed: its batch is spilled and the sink marked down */
+  /** bytes of log this writer may hold; beyond it events are not logged (and lost if not shipped from memory) */
+  maxLogBytes?: number
+  /** a log segment rolls over at this size */
+  segmentBytes?: number
+  /** a write taking longer counts as failed: the sink is marked down, its events stay in the log */
   writeTimeoutMs?: number
   /** first retry of a down sink, doubling up to probeMaxMs */
   probeMinMs?: number
@@ -45,12 +53,14 @@ export interface AuditPipelineOptions {
 
 export interface AuditPipelineStats {
   queueDepth: number
-  /** events ever appended to a spill file */
-  spilledEvents: number
-  /** bytes in the spill files waiting for the sink */
-  spillBytes: number
-  spillFiles: number
-  /** events the sink acknowledged, live and replayed */
+  /** events shipped from a log on disk rather than from memory */
+  replayedEvents: number
+  /** bytes of log segments on disk: this writer's and the leftovers it is shipping */
+  logBytes: number
+  logFiles: number
+  /** events that could not be written to the log (disk full, its bound reached) */
+  logWriteFailures: number
+  /** events the sink acknowledged, from memory and from disk */
   written: number
   /** events lost; must stay 0 */
   dropped: number
@@ -61,7 +71,8 @@ const DEFAULTS = {
   batchSize: 1000,
   flushIntervalMs: 100,
   maxQueued: 100_000,
-  maxSpillBytes: 1024 ** 3,
+  maxLogBytes: 1024 ** 3,
+  segmentBytes: 8 * 1024 ** 2,
   writeTimeoutMs: 2000,
   probeMinMs: 100,
   probeMaxMs: 5000,
@@ -71,13 +82,16 @@ export class AuditPipeline implements AuditRecorder {
   readonly #writerId: string
   readonly #batchSize: number
   readonly #flushIntervalMs: number
-  readonly #log: Logger
+  readonly #logger: Logger
   readonly #queue: EventQueue<ChainedAuditEvent>
-  readonly #spill: SpillDir
-  readonly #drain: QueueDrain
+  readonly #log: AuditLog
+  readonly #leftovers: LeftoverLogs
+  readonly #drain: LogDrain
   readonly #tickBound: () => void
   #seq: number
   #prevHash: string
+  #logWriteFailures: number
+  #lastFailureLog: number
   #timer: NodeJS.Timeout | null
   #closed: Promise<void> | null
 
@@ -86,23 +100,37 @@ export class AuditPipeline implements AuditRecorder {
     this.#writerId = options.writerId ?? randomUUID()
     this.#batchSize = o.batchSize
     this.#flushIntervalMs = o.flushIntervalMs
-    this.#log = options.logger.child({ component: 'audit', writer_id: this.#writerId })
+    this.#logger = options.logger.child({ component: 'audit', writer_id: this.#writerId })
     this.#queue = new EventQueue(o.maxQueued)
-    this.#spill = new SpillDir({ dir: options.spillDir, writerId: this.#writerId, maxBytes: o.maxSpillBytes })
-    this.#drain = new QueueDrain({
+    const owner = newOwner()
+    this.#log = new AuditLog({
+      dir: options.logDir,
+      writerId: this.#writerId,
+      owner,
+      maxBytes: o.maxLogBytes,
+      segmentBytes: o.segmentBytes,
+      fsync: options.fsync ?? 1000,
+      onWriteFailed: this.#logWriteFailed.bind(this),
+    })
+    this.#leftovers = new LeftoverLogs([...(options.legacyDirs ?? []), options.logDir], owner)
+    this.#drain = new LogDrain({
       queue: this.#queue,
-      spill: this.#spill,
+      log: this.#log,
+      leftovers: this.#leftovers,
       sink: options.sink,
+      recordedSeq: () => this.#seq,
       batchSize: o.batchSize,
       writeTimeoutMs: o.writeTimeoutMs,
       probeMinMs: o.probeMinMs,
       probeMaxMs: o.probeMaxMs,
-      logger: this.#log,
+      logger: this.#logger,
       hooks: options.onMetrics ?? {},
     })
     this.#tickBound = this.#drain.tick.bind(this.#drain)
     this.#seq = 0
     this.#prevHash = GENESIS_HASH
+    this.#logWriteFailures = 0
+    this.#lastFailureLog = 0
     this.#timer = null
     this.#closed = null
   }
@@ -111,49 +139,57 @@ export class AuditPipeline implements AuditRecorder {
     return this.#writerId
   }
 
-  /** claims the spill files of dead processes (replayed before anything new) and starts flushing */
+  /** claims the logs of dead processes (shipped before anything new) and starts flushing */
   async start (): Promise<void> {
-    const { files, bytes, errors } = await this.#spill.claimLeftovers()
-    if (files > 0) this.#log.warn({ files, bytes }, 'replaying audit spill files left by stopped processes')
-    for (const err of errors) this.#log.error({ err }, 'an audit spill file left by a stopped process could not be claimed')
+    const { files, bytes, errors } = await this.#leftovers.claim()
+    if (files > 0) this.#logger.warn({ files, bytes }, 'shipping audit logs left by stopped processes')
+    for (const err of errors) this.#logger.error({ err }, 'an audit log left by a stopped process could not be claimed')
     this.#timer ??= setInterval(this.#tickBound, this.#flushIntervalMs).unref()
     this.#drain.run()
   }
 
-  /** HOT PATH: one call per request. Synchronous, O(1) amortised, never throws. */
-  record (event: AuditEvent): void {
+  /**
+   * HOT PATH: one call per request. Synchronous, O(1) amortised, never throws. `waiter` is told
+   * once the event is in the log (at the end of this event-loop turn): the request's answer
+   * ends then, not before.
+   */
+  record (event: AuditEvent, waiter: LogWaiter | null = null): void {
+    let chained: ChainedAuditEvent
+    let line: string
     try {
-      const hash = chainHash(this.#prevHash, event)
-      const chained = toChained(event, this.#writerId, this.#seq + 1, this.#prevHash, hash)
-      this.#seq++
+      const canonical = canonicalEvent(event)
+      const prevHash = this.#prevHash
+      const hash = hashCanonical(prevHash, canonical)
+      const seq = this.#seq + 1
+      chained = toChained(event, this.#writerId, seq, prevHash, hash)
+      line = logLine(seq, prevHash, hash, canonical)
+      this.#seq = seq
       this.#prevHash = hash
-      if (this.#closed !== null) {
-        // nothing drains the queue any more: straight to disk, for the next process to replay
-        this.#drain.spillNow([chained])
-        return
-      }
-      if (!this.#queue.push(chained)) {
-        // full: the oldest batch goes to disk — newer than anything there, older than the rest
-        // of the queue, so the order holds — and one synchronous append per batchSize events
-        // keeps this O(1) amortised
-        this.#drain.spillNow(this.#queue.take(this.#batchSize))
-        this.#queue.push(chained)
-      }
-      if (this.#queue.length >= this.#batchSize) this.#drain.kick()
     } catch (err) {
       this.#drain.drop(1, err as Error, 'audit event could not be recorded')
+      waiter?.auditLogged()
+      return
     }
+    this.#log.append(chained.seq, line, waiter)
+    if (this.#closed !== null) {
+      // nothing ships any more: into the log now, for the next process to ship
+      this.#log.flush()
+      return
+    }
+    if (!this.#drain.live) return
+    if (!this.#queue.push(chained)) return this.#drain.fallBehind()
+    if (this.#queue.length >= this.#batchSize) this.#drain.kick()
   }
 
-  /** resolves once everything recorded so far is in the sink, or on disk while the sink is down */
+  /** resolves once everything recorded so far is in the sink, or (sink down) in the log */
   flush (): Promise<void> {
     return this.#drain.flush()
   }
 
   /**
-   * Flushes and stops; the worker calls it on SIGTERM. Spill files still waiting for the sink
-   * stay on disk, and the queue joins them if there are any, rather than holding up shutdown: the
-   * next process to start replays them. Closing the sink is the caller's business.
+   * Ships what memory holds and stops; the worker calls it on SIGTERM. What the sink cannot take
+   * now stays in the log rather than holding up shutdown: the next process to start ships it.
+   * Closing the sink is the caller's business.
    */
   close (): Promise<void> {
     this.#closed ??= this.#close()
@@ -163,9 +199,10 @@ export class AuditPipeline implements AuditRecorder {
   stats (): AuditPipelineStats {
     return {
       queueDepth: this.#queue.length,
-      spilledEvents: this.#drain.spilled,
-      spillBytes: this.#spill.bytes,
-      spillFiles: this.#spill.fileCount,
+      replayedEvents: this.#drain.replayed,
+      logBytes: this.#log.bytes + this.#leftovers.bytes,
+      logFiles: this.#log.segmentCount + this.#leftovers.count,
+      logWriteFailures: this.#logWriteFailures,
       written: this.#drain.written,
       dropped: this.#drain.dropped,
       sinkUp: this.#drain.up,
@@ -176,6 +213,19 @@ export class AuditPipeline implements AuditRecorder {
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
     await this.#drain.close()
+    const shipped = this.#drain.live && this.#queue.length === 0 ? this.#seq : this.#drain.committed
+    await this.#log.close(shipped)
+  }
+
+  #logWriteFailed (events: number, firstSeq: number, err: Error | null): void {
+    this.#logWriteFailures += events
+    this.#drain.logWriteFailed(firstSeq, firstSeq + events - 1)
+    // an alarm, not a flood: a full disk would otherwise log once per turn
+    const now = Date.now()
+    if (now - this.#lastFailureLog < 1000) return
+    this.#lastFailureLog = now
+    const why = err === null ? 'the audit log is at its size bound (maxLogBytes)' : 'the audit log could not be written'
+    this.#logger.error({ err, events, first_seq: firstSeq, failures: this.#logWriteFailures }, `${why}; those events are lost if the process stops before they are shipped`)
   }
 }
 
@@ -194,6 +244,10 @@ function checkOptions (options: AuditPipelineOptions): typeof DEFAULTS {
   if (options.writerId !== undefined && !isValidWriterId(options.writerId)) {
     throw new TypeError(`audit pipeline: writerId must match [A-Za-z0-9_-]{1,64}, got ${JSON.stringify(options.writerId)}`)
   }
-  if (typeof options.spillDir !== 'string' || options.spillDir === '') throw new TypeError('audit pipeline: spillDir is required')
+  if (typeof options.logDir !== 'string' || options.logDir === '') throw new TypeError('audit pipeline: logDir is required')
+  const fsync = options.fsync
+  if (fsync !== undefined && fsync !== 'always' && fsync !== 'never' && !(Number.isSafeInteger(fsync) && fsync >= 1)) {
+    throw new TypeError(`audit pipeline: fsync must be 'always', 'never' or a positive number of ms, got ${String(fsync)}`)
+  }
   return o
 }

@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { ChainedAuditEvent } from './audit-event.js'
 import type { AuditSink } from './audit-sink.js'
-import type { AuditPipelineHooks } from './queue-drain.js'
+import type { AuditPipelineHooks } from './log-drain.js'
 
 const TIMED_OUT = Symbol('timed out')
 /** an abandoned write still pending after this long means a wedged sink client: raise an alarm */

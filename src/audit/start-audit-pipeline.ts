@@ -1,5 +1,6 @@
-// A worker's audit pipeline: its own writer (hash chain), its mode's sink, spill files under
-// RELAYKEY_DATA_DIR/audit-spill, and a replay of whatever an earlier process left there.
+// A worker's audit pipeline: its own writer (hash chain), its mode's sink, its log under
+// RELAYKEY_DATA_DIR/audit-log, and shipping whatever an earlier process left there (or, from
+// older releases, in RELAYKEY_DATA_DIR/audit-spill).
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { Config } from '../config/config.js'
@@ -11,7 +12,7 @@ import { openThreadedSqliteAuditSink } from './threaded-sqlite-audit-sink.js'
 
 export interface WorkerAudit extends AuditRecorder {
   stats (): AuditPipelineStats
-  /** flushes every event (to the database, or a spill file) and closes the sink */
+  /** ships what it can, leaves the rest in the log for the next start, and closes the sink */
   close (): Promise<void>
 }
 
@@ -19,10 +20,16 @@ export async function startAuditPipeline (config: Config, logger: Logger): Promi
   const sink = config.databaseUrl !== null
     ? openPostgresAuditSink(config.databaseUrl)
     : await openThreadedSqliteAuditSink(join(config.dataDir, EMBEDDED_DB_FILE))
-  const pipeline = new AuditPipeline({ sink, spillDir: join(config.dataDir, 'audit-spill'), logger })
+  const pipeline = new AuditPipeline({
+    sink,
+    logDir: join(config.dataDir, 'audit-log'),
+    legacyDirs: [join(config.dataDir, 'audit-spill')],
+    fsync: config.auditFsync,
+    logger,
+  })
   await pipeline.start()
   return {
-    record: (event) => pipeline.record(event),
+    record: (event, waiter) => pipeline.record(event, waiter),
     stats: () => pipeline.stats(),
     async close () {
       await pipeline.close()

@@ -61,6 +61,8 @@ export interface Config {
   accessLogSample: number
   /** false only to measure audit's cost in a benchmark (RELAYKEY_AUDIT=off); never in production */
   auditEnabled: boolean
+  /** how often the local audit log is fdatasynced: 'always' (before each answer ends), an interval in ms, or 'never' */
+  auditFsync: 'always' | 'never' | number
   /** workers admit hot keys from leases (RELAYKEY_LEASES=off: one store decision per request) */
   leasesEnabled: boolean
 }
@@ -126,6 +128,7 @@ export function loadConfig (env: Env = process.env): Config {
     pgStallMs: stallMs(env),
     accessLogSample: fraction(env, 'RELAYKEY_ACCESS_LOG_SAMPLE', 1),
     auditEnabled: onOff(env, 'RELAYKEY_AUDIT'),
+    auditFsync: fsyncPolicy(env, 'RELAYKEY_AUDIT_FSYNC'),
     leasesEnabled: onOff(env, 'RELAYKEY_LEASES'),
   }
 }
@@ -211,6 +214,15 @@ function onOff (env: Env, variable: string): boolean {
   if (value === null || value === 'on') return true
   if (value === 'off') return false
   throw new ConfigError(variable, 'must be on or off')
+}
+
+/** like Redis' appendfsync: always, never, or an interval in ms (default 1000) */
+function fsyncPolicy (env: Env, variable: string): 'always' | 'never' | number {
+  const raw = nonEmpty(env[variable])
+  if (raw === 'always' || raw === 'never') return raw
+  const hint = 'must be always, never, or an interval in ms from 1 to 60000'
+  if (raw !== null && !/^\d+$/.test(raw)) throw new ConfigError(variable, hint)
+  return integer(env, variable, 1000, 1, 60_000)
 }
 
 function fraction (env: Env, variable: string, fallback: number): number {

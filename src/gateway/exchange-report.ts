@@ -1,7 +1,7 @@
 // What happened to one request, reported once when it is over: an audit event, metrics and
 // an access-log line, all from the same facts so they always agree.
 import { randomUUID } from 'node:crypto'
-import { auditPaymentAmount, type AuditRecorder } from '../audit/audit-event.js'
+import { auditPaymentAmount, type AuditRecorder, type AuditWaiter } from '../audit/audit-event.js'
 import type { GatewayMetrics } from '../telemetry/gateway-metrics.js'
 import type { AccessLog } from '../telemetry/access-log.js'
 import type { KeyContext } from './key-context.js'
@@ -50,12 +50,17 @@ export class ExchangeReporter {
     this.#access = deps.access
   }
 
-  /** HOT PATH: once per request */
-  report (f: ExchangeFacts): void {
+  /**
+   * HOT PATH: once per request. `waiter` (the answer still to end) hears once the audit event
+   * is in the local log, later in this event-loop turn; at once when audit is off.
+   */
+  report (f: ExchangeFacts, waiter: AuditWaiter | null): void {
     const latencyMs = performance.now() - f.started
     const context = f.context
     const keyId = context === null ? null : context.keyId
-    this.#audit?.record({
+    const audit = this.#audit
+    if (audit === null) waiter?.auditLogged()
+    else audit.record({
       id: randomUUID(),
       ts: f.ts,
       request_id: f.requestId,
@@ -78,7 +83,7 @@ export class ExchangeReporter {
       bytes_out: f.bytesOut,
       payment_tx: f.paymentTx,
       payment_amount: auditPaymentAmount(f.paymentAmount),
-    })
+    }, waiter)
     this.#metrics.requestFinished(f.partner, f.outcome, latencyMs / 1000)
     this.#access.write({
       request_id: f.requestId,

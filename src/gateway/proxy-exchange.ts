@@ -19,14 +19,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Dispatcher } from 'undici'
 import type { Logger } from 'pino'
-import { errorSummary, statusOf, type ErrorCode } from '../errors.js'
+import { errorBody, errorSummary, statusOf, type ErrorCode } from '../errors.js'
 import type { GatewayMetrics } from '../telemetry/gateway-metrics.js'
 import { ExchangeFacts, type ExchangeReporter } from './exchange-report.js'
 import { boundedPartner, boundedPath } from '../audit/bounded-fields.js'
 import { checkProxyPath, withoutQueryParam, type CheckedPath } from './proxy-path.js'
 import { connectionTokens, copyRequestHeaders, responseHeaders } from './header-rules.js'
 import { findEndpoint } from './endpoint-pattern.js'
-import { closeIfDraining, sendError, sendJson } from './respond.js'
+import { closeIfDraining, sendJson } from './respond.js'
 import type { CredentialOrder, CredentialRoute, KeyContext, UpstreamTarget } from './key-context.js'
 import type { Admission, AdmissionRequest, AdmissionStore, CredentialCandidate, LimitState, Reservation } from '../limits/admission.js'
 import { costOf } from '../limits/compile-limits.js'
@@ -64,6 +64,9 @@ const PROBE_PARTNER = 1
 const PROBE_CREDENTIAL = 2
 
 type RetryReason = 'connection' | 'status' | 'credential_rejected'
+
+/** how the answer ends once the audit event is in the log */
+const enum Finish { None, End, Json }
 
 export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly #deps: ExchangeDeps
@@ -129,6 +132,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   /** the upstream finished or failed; nothing more may happen */
   #settled = false
   #reported = false
+  /**
+   * What ends the answer once the audit event is in the local log (auditLogged): nothing, a
+   * res.end() (with #heldChunk, the body's last bytes held back), or a JSON answer of RelayKey's
+   */
+  #finish: Finish = Finish.None
+  #heldChunk: Buffer | null = null
+  #jsonStatus = 0
+  #jsonBody = ''
+  #jsonHeaders: string[] | undefined = undefined
+  /** the partner answer's Content-Length, -1 without one: its last bytes wait for the audit log */
+  #answerLength = -1
   readonly #facts: ExchangeFacts
 
   constructor (deps: ExchangeDeps, req: IncomingMessage, res: ServerResponse, requestId: string) {
@@ -484,6 +498,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       if (!this.#paid.hold(statusCode, reasonPhrase(statusText), headers, contentLengthOf(rawHeaders))) this.#paidAnswerTooLarge()
       return true
     }
+    this.#answerLength = contentLengthOf(rawHeaders)
     const reason = reasonPhrase(statusText)
     closeIfDraining(res, this.#socket)
     if (reason !== '') res.writeHead(statusCode, reason, headers)
@@ -502,7 +517,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       if (!this.#paid.add(chunk)) this.#paidAnswerTooLarge()
       return true
     }
-    this.#facts.bytesOut += chunk.length
+    const facts = this.#facts
+    facts.bytesOut += chunk.length
+    if (this.#answerLength >= 0 && facts.bytesOut >= this.#answerLength) {
+      // the answer's last bytes: with a Content-Length they complete it for the client, so they
+      // wait until its audit event is in the log (auditLogged)
+      this.#heldChunk = chunk
+      return true
+    }
     const res = this.#res
     if (res.write(chunk)) return true
     res.once('drain', onResponseDrain)
@@ -521,7 +543,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       )
       return
     }
-    this.#res.end()
+    this.#finish = Finish.End
     this.#facts.outcome = 'forwarded'
     this.#report()
   }
@@ -609,7 +631,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   /** the client went away (or the response finished) */
   clientClosed (): void {
-    if (this.#settled) return
+    // reported: its answer is written or waiting for the audit log; nothing left to undo
+    if (this.#settled || this.#reported) return
     this.#settled = true
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
     this.#abort?.()
@@ -796,7 +819,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     facts.status = 402
     facts.outcome = 'payment_required'
     facts.bytesOut = Buffer.byteLength(answer.body)
-    if (!this.#res.destroyed) sendJson(this.#res, 402, answer.body, this.requestId, headers)
+    this.#answerJson(402, answer.body, headers)
     this.#report()
   }
 
@@ -836,13 +859,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     closeIfDraining(res, this.#socket)
     if (held.statusText !== '') res.writeHead(held.status, held.statusText, headers)
     else res.writeHead(held.status, headers)
-    res.end(body)
-    // a client that paid but does not read is cut like any other stalled reader
-    if (!res.writableFinished) {
-      // cleared once the answer is out, so the timer does not hold the response for clientStallMs
-      const cut = setTimeout(destroyIfUnfinished, this.#deps.clientStallMs, res).unref()
-      res.once('finish', () => clearTimeout(cut))
-    }
+    this.#heldChunk = body
+    this.#finish = Finish.End
     facts.outcome = 'forwarded'
     this.#report()
   }
@@ -851,8 +869,24 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const facts = this.#facts
     facts.status = statusOf(code)
     facts.outcome = code
-    facts.bytesOut = sendError(this.#res, code, message, this.requestId, headers)
+    if (this.#res.headersSent) {
+      // mid-answer: the only honest signal left is a broken response
+      this.#res.destroy()
+      facts.bytesOut = 0
+    } else {
+      const body = errorBody(code, message, this.requestId)
+      facts.bytesOut = Buffer.byteLength(body)
+      this.#answerJson(facts.status, body, headers)
+    }
     this.#report()
+  }
+
+  /** RelayKey's own answer, sent once the request's audit event is in the log */
+  #answerJson (status: number, body: string, headers: string[] | undefined): void {
+    this.#finish = Finish.Json
+    this.#jsonStatus = status
+    this.#jsonBody = body
+    this.#jsonHeaders = headers
   }
 
   #report (): void {
@@ -862,7 +896,30 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#clearDeadline()
     this.#clearStall()
     if (this.#inGate) this.#upstream!.guards.gate.leave()
-    this.#deps.reporter.report(this.#facts)
+    // an answer to end waits for the event to be in the log; a broken or abandoned one does not
+    this.#deps.reporter.report(this.#facts, this.#finish === Finish.None ? null : this)
+  }
+
+  /** the audit event is in the local log: the client may have the end of its answer now */
+  auditLogged (): void {
+    const res = this.#res
+    const finish = this.#finish
+    this.#finish = Finish.None
+    if (res.destroyed) return
+    if (finish === Finish.Json) {
+      sendJson(res, this.#jsonStatus, this.#jsonBody, this.requestId, this.#jsonHeaders)
+      return
+    }
+    const held = this.#heldChunk
+    this.#heldChunk = null
+    if (held === null) res.end()
+    else res.end(held)
+    // a client that paid but does not read is cut like any other stalled reader
+    if (this.#paid !== null && !res.writableFinished) {
+      // cleared once the answer is out, so the timer does not hold the response for clientStallMs
+      const cut = setTimeout(destroyIfUnfinished, this.#deps.clientStallMs, res).unref()
+      res.once('finish', () => clearTimeout(cut))
+    }
   }
 
   /** the request is not charged: its cost leaves the audit (and so usage) even without a budget */

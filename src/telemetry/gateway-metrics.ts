@@ -15,7 +15,7 @@ const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx']
 export interface MetricSources {
   keyCache (): { hits: number; misses: number; size: number }
   reliability (): ReliabilitySnapshot[]
-  audit (): { queueDepth: number; spilledEvents: number; spillBytes: number; written: number; dropped: number } | null
+  audit (): { queueDepth: number; replayedEvents: number; logBytes: number; logWriteFailures: number; written: number; dropped: number } | null
   /** absent where a worker has no limits store (unit tests) */
   leases?: { readonly stats: LeaseStats; heldUnits (): Map<LeaseKind, number> }
 }
@@ -45,8 +45,9 @@ export class GatewayMetrics {
     counterFrom(registry, 'relaykey_key_cache_misses_total', 'Key lookups that needed the store.', () => sources.keyCache().misses)
     gaugeFrom(registry, 'relaykey_key_cache_entries', 'Key contexts cached, summed over workers.', () => sources.keyCache().size)
     gaugeFrom(registry, 'relaykey_audit_queue_depth', 'Audit events waiting in memory.', () => sources.audit()?.queueDepth ?? 0)
-    gaugeFrom(registry, 'relaykey_audit_spill_bytes', 'Bytes of audit events in spill files waiting for the database.', () => sources.audit()?.spillBytes ?? 0)
-    counterFrom(registry, 'relaykey_audit_spilled_events_total', 'Audit events written to a spill file because the database was down or slow.', () => sources.audit()?.spilledEvents ?? 0)
+    gaugeFrom(registry, 'relaykey_audit_log_bytes', 'Bytes of local audit log on disk (segments not yet wholly in the database).', () => sources.audit()?.logBytes ?? 0)
+    counterFrom(registry, 'relaykey_audit_replayed_events_total', 'Audit events shipped from the local log on disk rather than memory (after an outage, a full queue or a restart).', () => sources.audit()?.replayedEvents ?? 0)
+    counterFrom(registry, 'relaykey_audit_log_write_failures_total', 'Audit events that could not be written to the local log (disk full or its bound reached); lost if the process stops before shipping them.', () => sources.audit()?.logWriteFailures ?? 0)
     counterFrom(registry, 'relaykey_audit_written_events_total', 'Audit events stored in the database.', () => sources.audit()?.written ?? 0)
     reliabilityMetrics(registry, sources.reliability)
     if (sources.leases !== undefined) leaseMetrics(registry, sources.leases)

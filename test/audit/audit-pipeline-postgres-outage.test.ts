@@ -42,16 +42,13 @@ async function recordOver (pipeline: AuditPipeline, count: number, ms: number, a
   }
 }
 
-/** the sink is up and has taken everything: nothing in memory, on disk or in flight */
+/** the sink is up and has taken everything: flush() returns with the sink up only then */
 async function drained (pipeline: AuditPipeline, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
+    await pipeline.flush()
     const s = pipeline.stats()
-    if (s.sinkUp && s.spillFiles === 0) {
-      // flush() waits for the write in flight, which the counters cannot show
-      await pipeline.flush()
-      if (pipeline.stats().sinkUp && pipeline.stats().spillFiles === 0) return
-    }
+    if (s.sinkUp && s.queueDepth === 0) return
     if (Date.now() > deadline) throw new Error(`not drained: ${JSON.stringify(s)}`)
     await sleep(20)
   }
@@ -99,21 +96,21 @@ function tolerateDriverCrash (): { count (): number; stop (): void } {
 
 describe('audit pipeline through PostgreSQL outages', () => {
   let pg: ThrowawayPostgres
-  let spillRoot: string
+  let logRoot: string
   let driverCrashes: ReturnType<typeof tolerateDriverCrash>
   before(async () => {
     pg = await startThrowawayPostgres()
-    spillRoot = mkdtempSync(join(tmpdir(), 'relaykey-audit-'))
+    logRoot = mkdtempSync(join(tmpdir(), 'relaykey-audit-'))
     driverCrashes = tolerateDriverCrash()
   })
   after(async () => {
     await pg.destroy()
-    rmSync(spillRoot, { recursive: true, force: true })
+    rmSync(logRoot, { recursive: true, force: true })
     driverCrashes.stop()
   })
 
   function pipelineFor (t: TestContext, sink: AuditSink, options: Partial<AuditPipelineOptions> = {}): AuditPipeline {
-    const pipeline = new AuditPipeline({ sink, spillDir: mkdtempSync(join(spillRoot, 'spill-')), logger, probeMaxMs: 500, ...options })
+    const pipeline = new AuditPipeline({ sink, logDir: mkdtempSync(join(logRoot, 'log-')), logger, probeMaxMs: 500, ...options })
     t.after(() => pipeline.close().then(() => sink.close()))
     return pipeline
   }
@@ -135,7 +132,7 @@ describe('audit pipeline through PostgreSQL outages', () => {
       await outage
       await drained(pipeline)
       const stats = pipeline.stats()
-      assert.ok(stats.spilledEvents > 0, 'the outage should have made the pipeline spill')
+      assert.ok(stats.replayedEvents > 0, 'the outage should have made the pipeline ship from its log')
       assert.equal(stats.dropped, 0)
       await assertStoredOnce(pg.url, pipeline.writerId, 20_000)
       // scripts/patch-dependencies.js (postinstall) turns it into a connection error
@@ -143,7 +140,7 @@ describe('audit pipeline through PostgreSQL outages', () => {
     })
   }
 
-  it('spills while PostgreSQL answers slower than the write timeout, then recovers', async (t) => {
+  it('ships from the log while PostgreSQL answers slower than the write timeout, then recovers', async (t) => {
     const proxy = await TcpFaultProxy.start({ port: pg.port })
     t.after(() => proxy.close())
     // the real sink as it is: a slow server is no connection error
@@ -157,17 +154,17 @@ describe('audit pipeline through PostgreSQL outages', () => {
     })
     await drained(pipeline)
     const stats = pipeline.stats()
-    assert.ok(stats.spilledEvents > 0, 'slow writes should have been spilled')
+    assert.ok(stats.replayedEvents > 0, 'events of timed-out writes should have been shipped from the log')
     assert.equal(stats.dropped, 0)
     await assertStoredOnce(pg.url, pipeline.writerId, 10_000)
   })
 
-  it('spills while PostgreSQL is black-holed, and replays once the connections are reset', async (t) => {
+  it('keeps events in the log while PostgreSQL is black-holed, and ships them once the connections are reset', async (t) => {
     const proxy = await TcpFaultProxy.start({ port: pg.port })
     t.after(() => proxy.close())
-    const dir = mkdtempSync(join(spillRoot, 'spill-'))
+    const dir = mkdtempSync(join(logRoot, 'log-'))
     const sink = openPostgresAuditSink(`postgres://relaykey_app@127.0.0.1:${proxy.port}/postgres`, { writeDeadlineMs: 1_000 })
-    const pipeline = new AuditPipeline({ sink, spillDir: dir, logger, writeTimeoutMs: 300, probeMaxMs: 500 })
+    const pipeline = new AuditPipeline({ sink, logDir: dir, logger, writeTimeoutMs: 300, probeMaxMs: 500 })
     t.after(() => pipeline.close().then(() => sink.close()))
     await pipeline.start()
     await recordOver(pipeline, 6_000, 2_000, (elapsed) => {

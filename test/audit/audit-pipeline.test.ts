@@ -1,6 +1,6 @@
 // The audit pipeline with real sinks (a SQLite file, a private PostgreSQL): after normal flushes,
-// a full queue, close(), and a full spill disk, every recorded event is stored exactly once, in
-// seq order — or, past the spill limit, counted as dropped.
+// a full queue, close(), and a log at its size bound, every recorded event is stored exactly
+// once, in seq order — or, past the bound, counted as dropped.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
@@ -17,7 +17,7 @@ import { readPostgresAuditEvents, readSqliteAuditEvents } from '../../src/audit/
 import { AuditPipeline, type AuditPipelineOptions } from '../../src/audit/audit-pipeline.js'
 import { openPostgresAuditSink } from '../../src/audit/postgres-audit-sink.js'
 import { openSqliteAuditSink, SqliteAuditSink } from '../../src/audit/sqlite-audit-sink.js'
-import { readSpillChunk } from '../../src/audit/spill-reader.js'
+import { readLogChunk } from '../../src/audit/log-reader.js'
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../helpers/throwaway-postgres.js'
 
@@ -105,7 +105,7 @@ function brokenSink (file: string): SqliteAuditSink {
 function sqlitePipeline (dir: string, options: Partial<AuditPipelineOptions> = {}): { pipeline: AuditPipeline; file: string } {
   const file = join(dir, 'relaykey.db')
   const sink = options.sink ?? openSqliteAuditSink(file)
-  const pipeline = new AuditPipeline({ spillDir: join(dir, 'spill'), logger, ...options, sink })
+  const pipeline = new AuditPipeline({ logDir: join(dir, 'log'), logger, ...options, sink })
   return { pipeline, file }
 }
 
@@ -117,24 +117,34 @@ describe('audit pipeline with SQLite', () => {
     t.after(() => pipeline.close())
     await recordSpread(pipeline, 12_345, 50)
     await until('all written', () => pipeline.stats().written === 12_345)
-    assert.deepEqual(pipeline.stats(), { queueDepth: 0, spilledEvents: 0, spillBytes: 0, spillFiles: 0, written: 12_345, dropped: 0, sinkUp: true })
+    const stats = pipeline.stats()
+    assert.deepEqual({ ...stats, logBytes: 0 }, { queueDepth: 0, replayedEvents: 0, logBytes: 0, logFiles: 1, logWriteFailures: 0, written: 12_345, dropped: 0, sinkUp: true })
+    assert.ok(stats.logBytes > 12_345 * 300, 'every event is in the log')
+    await pipeline.close()
+    // all of it shipped: the log is gone
+    assert.deepEqual({ logBytes: pipeline.stats().logBytes, logFiles: pipeline.stats().logFiles }, { logBytes: 0, logFiles: 0 })
+    assert.deepEqual(readdirSync(join(dir, 'log')), [])
     await assertSqlite(file, new Map([[pipeline.writerId, 12_345]]))
   })
 
-  it('spills the oldest batch when the queue is full, drops nothing, and keeps the order', async (t) => {
+  it('ships from the log when the queue is full, drops nothing, and keeps the order', async (t) => {
     const dir = tempDir(t)
-    const { pipeline, file } = sqlitePipeline(dir, { maxQueued: 100, batchSize: 10 })
+    const { pipeline, file } = sqlitePipeline(dir, { maxQueued: 100, batchSize: 10, segmentBytes: 20_000 })
     await pipeline.start()
-    // one synchronous burst: nothing drains in between, so the queue overflows 90 times
+    // one synchronous burst: nothing drains in between, so the queue overflows and is let go
     for (let i = 0; i < 1000; i++) pipeline.record(event(i))
-    assert.equal(pipeline.stats().queueDepth, 100)
-    assert.equal(pipeline.stats().spilledEvents, 900)
+    assert.equal(pipeline.stats().queueDepth, 0)
     await pipeline.flush()
+    assert.equal(pipeline.stats().replayedEvents, 1000)
+    // and back to memory once it has caught up
+    await recordSpread(pipeline, 500, 50)
+    await pipeline.flush()
+    assert.equal(pipeline.stats().replayedEvents, 1000)
     await pipeline.close()
     assert.equal(pipeline.stats().dropped, 0)
-    assert.equal(pipeline.stats().spillFiles, 0)
-    assert.deepEqual(readdirSync(join(dir, 'spill')), [])
-    await assertSqlite(file, new Map([[pipeline.writerId, 1000]]))
+    assert.equal(pipeline.stats().logFiles, 0)
+    assert.deepEqual(readdirSync(join(dir, 'log')), [])
+    await assertSqlite(file, new Map([[pipeline.writerId, 1500]]))
   })
 
   it('close() writes out everything still queued, partial batches included', async (t) => {
@@ -149,34 +159,39 @@ describe('audit pipeline with SQLite', () => {
     await assertSqlite(file, new Map([[pipeline.writerId, 2_500]]))
   })
 
-  it('close() with the sink down puts everything on disk, in seq order', async (t) => {
+  it('close() with the sink down leaves everything in the log, in seq order', async (t) => {
     const dir = tempDir(t)
-    const { pipeline } = sqlitePipeline(dir, { sink: brokenSink(join(dir, 'relaykey.db')) })
+    const { pipeline } = sqlitePipeline(dir, { sink: brokenSink(join(dir, 'relaykey.db')), segmentBytes: 50_000 })
     await pipeline.start()
     await recordSpread(pipeline, 1_500, 100)
     await pipeline.close()
     const stats = pipeline.stats()
-    assert.deepEqual({ ...stats, spillBytes: 0, spillFiles: 0 }, { queueDepth: 0, spilledEvents: 1_500, spillBytes: 0, spillFiles: 0, written: 0, dropped: 0, sinkUp: false })
+    assert.deepEqual({ ...stats, logBytes: 0, logFiles: 0 }, { queueDepth: 0, replayedEvents: 0, logBytes: 0, logFiles: 0, logWriteFailures: 0, written: 0, dropped: 0, sinkUp: false })
+    const names = readdirSync(join(dir, 'log')).sort()
+    assert.ok(names.length > 1, 'the log rolled over to several segments')
     const seqs: number[] = []
-    for (const name of readdirSync(join(dir, 'spill')).sort()) {
-      const chunk = await readSpillChunk(join(dir, 'spill', name), 0, 10_000)
+    for (const name of names) {
+      const chunk = await readLogChunk(join(dir, 'log', name), pipeline.writerId, 0, 10_000)
       assert.equal(chunk.damaged, 0)
       seqs.push(...chunk.events.map((e) => e.seq))
     }
     assert.deepEqual(seqs, Array.from({ length: 1_500 }, (_, i) => i + 1))
   })
 
-  it('past maxSpillBytes, events are dropped and counted, never silently', async (t) => {
+  it('past maxLogBytes, events the log cannot take and the sink did not get are dropped and counted, never silently', async (t) => {
     const dir = tempDir(t)
     const file = join(dir, 'relaykey.db')
-    const { pipeline } = sqlitePipeline(dir, { sink: brokenSink(file), maxSpillBytes: 50_000, batchSize: 10 })
+    const { pipeline } = sqlitePipeline(dir, { sink: brokenSink(file), maxLogBytes: 50_000, batchSize: 10 })
     await pipeline.start()
-    for (let i = 0; i < 1_000; i++) pipeline.record(event(i))
+    await recordSpread(pipeline, 1_000, 20)
     await pipeline.close()
     const stats = pipeline.stats()
-    assert.ok(stats.spilledEvents > 0 && stats.dropped > 0, JSON.stringify(stats))
-    assert.equal(stats.spilledEvents + stats.dropped, 1_000)
-    assert.ok(stats.spillBytes <= 50_000)
+    assert.ok(stats.logWriteFailures > 0 && stats.logBytes > 0, JSON.stringify(stats))
+    assert.equal(stats.dropped, stats.logWriteFailures)
+    assert.ok(stats.logBytes <= 50_000)
+    let logged = 0
+    for (const name of readdirSync(join(dir, 'log'))) logged += (await readLogChunk(join(dir, 'log', name), pipeline.writerId, 0, 10_000)).events.length
+    assert.equal(logged + stats.dropped, 1_000)
   })
 })
 
@@ -191,11 +206,11 @@ describe('audit pipeline with PostgreSQL', () => {
     const appUrl = `postgres://relaykey_app@127.0.0.1:${pg.port}/postgres`
     const sinks = [openPostgresAuditSink(appUrl), openPostgresAuditSink(appUrl)]
     t.after(() => Promise.all(sinks.map((s) => s.close())))
-    const pipelines = sinks.map((sink) => new AuditPipeline({ sink, spillDir: join(dir, 'spill'), logger }))
+    const pipelines = sinks.map((sink) => new AuditPipeline({ sink, logDir: join(dir, 'log'), logger }))
     await Promise.all(pipelines.map((p) => p.start()))
     await Promise.all([recordSpread(pipelines[0]!, 10_000, 40), recordSpread(pipelines[1]!, 7_000, 30)])
     await Promise.all(pipelines.map((p) => p.close()))
-    for (const p of pipelines) assert.equal(p.stats().spilledEvents + p.stats().dropped, 0)
+    for (const p of pipelines) assert.equal(p.stats().replayedEvents + p.stats().dropped, 0)
     await assertPostgres(pg.url, new Map([[pipelines[0]!.writerId, 10_000], [pipelines[1]!.writerId, 7_000]]))
   })
 })

@@ -87,7 +87,7 @@ export function runAuditSinkContract (name: string, open: () => Promise<OpenedSi
     it('rejects a batch with an unstorable event and stores none of it, then keeps working', async () => {
       const writer = randomUUID()
       const events = [auditEvent(1, Date.now()), auditEvent(2, Date.now()), auditEvent(3, Date.now())]
-      // what a corrupted spill file could hold
+      // what a corrupted log file could hold
       events[2] = { ...events[2], status: 'teapot' as unknown as number }
       await assert.rejects(opened.sink.write(chain(writer, events)))
       assert.deepEqual(await stored(writer), [])

@@ -1,5 +1,6 @@
-// Spill files written before audit events had payment_amount — their lines lack the key — still
-// replay after an upgrade, in both stores: stored with payment_amount NULL, every chain intact.
+// Spill files of older releases (RELAYKEY_DATA_DIR/audit-spill, whole events per line), some
+// written before audit events had payment_amount — their lines lack the key — are still shipped
+// after an upgrade, in both stores: stored with payment_amount NULL, every chain intact.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -17,7 +18,7 @@ import { AuditPipeline } from '../../src/audit/audit-pipeline.js'
 import type { AuditSink } from '../../src/audit/audit-sink.js'
 import { openPostgresAuditSink } from '../../src/audit/postgres-audit-sink.js'
 import { openSqliteAuditSink } from '../../src/audit/sqlite-audit-sink.js'
-import { formatSpillName, ownerAlive } from '../../src/audit/spill-name.js'
+import { formatLogFileName, LEGACY_PREFIX, ownerAlive } from '../../src/audit/log-file-name.js'
 import { runMigrations } from '../../src/store/postgres/migrate.js'
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { createTestDatabase } from '../helpers/postgres.js'
@@ -38,17 +39,19 @@ function oldSpillFile (spillDir: string): ChainedAuditEvent[] {
   const owner = `${spawnSync('true').pid!}-1-00`
   assert.equal(ownerAlive(owner), false)
   mkdirSync(spillDir, { recursive: true })
-  writeFileSync(join(spillDir, formatSpillName({ writerId: writer, firstSeq: 1, owner })), lines.join(''))
+  writeFileSync(join(spillDir, formatLogFileName({ writerId: writer, firstSeq: 1, owner, prefix: LEGACY_PREFIX })), lines.join(''))
   return events
 }
 
-async function replay (sink: AuditSink, spillDir: string, count: number): Promise<void> {
-  const pipeline = new AuditPipeline({ sink, spillDir, logger })
+/** a pipeline of this release on the data dir: its log in audit-log, the old files in audit-spill */
+async function replay (sink: AuditSink, dataDir: string, count: number): Promise<void> {
+  const spillDir = join(dataDir, 'audit-spill')
+  const pipeline = new AuditPipeline({ sink, logDir: join(dataDir, 'audit-log'), legacyDirs: [spillDir], logger })
   await pipeline.start()
   try {
     // the file goes once all of it is in the sink
-    for (let i = 0; i < 2000 && (pipeline.stats().written < count || pipeline.stats().spillFiles > 0); i++) await sleep(10)
-    assert.deepEqual({ ...pipeline.stats(), sinkUp: true }, { queueDepth: 0, spilledEvents: 0, spillBytes: 0, spillFiles: 0, written: count, dropped: 0, sinkUp: true })
+    for (let i = 0; i < 2000 && (pipeline.stats().written < count || pipeline.stats().logFiles > 0); i++) await sleep(10)
+    assert.deepEqual({ ...pipeline.stats(), sinkUp: true }, { queueDepth: 0, replayedEvents: count, logBytes: 0, logFiles: 0, logWriteFailures: 0, written: count, dropped: 0, sinkUp: true })
   } finally {
     await pipeline.close()
   }
@@ -65,11 +68,11 @@ describe('spill files from before payment_amount', () => {
   it('replay into SQLite with payment_amount null and chains intact', async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'relaykey-audit-'))
     t.after(() => rmSync(dir, { recursive: true, force: true }))
-    const events = oldSpillFile(join(dir, 'spill'))
+    const events = oldSpillFile(join(dir, 'audit-spill'))
     const file = join(dir, 'relaykey.db')
     const sink = openSqliteAuditSink(file)
     t.after(() => sink.close())
-    await replay(sink, join(dir, 'spill'), events.length)
+    await replay(sink, dir, events.length)
     const db = openSqliteDatabase(file)
     t.after(() => db.close())
     const stored = await collect(readSqliteAuditEvents(db))
@@ -84,10 +87,10 @@ describe('spill files from before payment_amount', () => {
     const appUrl = asRole(db.url, 'relaykey_app')
     const dir = mkdtempSync(join(tmpdir(), 'relaykey-audit-'))
     t.after(() => rmSync(dir, { recursive: true, force: true }))
-    const events = oldSpillFile(join(dir, 'spill'))
+    const events = oldSpillFile(join(dir, 'audit-spill'))
     const sink = openPostgresAuditSink(appUrl)
     t.after(() => sink.close())
-    await replay(sink, join(dir, 'spill'), events.length)
+    await replay(sink, dir, events.length)
     const sql = postgres(appUrl, { max: 1, onnotice: () => {} })
     t.after(() => sql.end())
     const stored = await collect(readPostgresAuditEvents(sql))

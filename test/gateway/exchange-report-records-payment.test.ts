@@ -31,8 +31,8 @@ describe('exchange report: payments', () => {
   it('records payment_tx and payment_amount as set, and null when unpaid', () => {
     const events: AuditEvent[] = []
     const report = reporter(events)
-    report.report(facts('0xabc', '18446744073709551616'))
-    report.report(facts(null, null))
+    report.report(facts('0xabc', '18446744073709551616'), null)
+    report.report(facts(null, null), null)
     assert.deepEqual(events.map((e) => [e.payment_tx, e.payment_amount]), [['0xabc', '18446744073709551616'], [null, null]])
   })
 
@@ -41,7 +41,7 @@ describe('exchange report: payments', () => {
     const report = reporter(events)
     const kept = ['0', '1', '9'.repeat(78)]
     const dropped = ['007', '1.5', '-1', '', '0x10', ' 1', '1e3', '9'.repeat(79)]
-    for (const amount of [...kept, ...dropped]) report.report(facts('0xabc', amount))
+    for (const amount of [...kept, ...dropped]) report.report(facts('0xabc', amount), null)
     assert.deepEqual(events.map((e) => e.payment_amount), [...kept, ...dropped.map(() => null)])
   })
 })

@@ -11,7 +11,7 @@ const BOUNDS = ['0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.2
 
 const SOURCES: MetricSources = {
   keyCache: () => ({ hits: 7, misses: 2, size: 5 }), reliability: () => [],
-  audit: () => ({ queueDepth: 3, spilledEvents: 1, spillBytes: 512, written: 40, dropped: 0 }),
+  audit: () => ({ queueDepth: 3, replayedEvents: 1, logBytes: 512, logWriteFailures: 2, written: 40, dropped: 0 }),
 }
 
 function metrics (): GatewayMetrics {
@@ -124,8 +124,9 @@ describe('per-request metrics in the exposition text', () => {
       ['relaykey_key_cache_misses_total', 'counter', 'Key lookups that needed the store.', 'sum'],
       ['relaykey_key_cache_entries', 'gauge', 'Key contexts cached, summed over workers.', 'sum'],
       ['relaykey_audit_queue_depth', 'gauge', 'Audit events waiting in memory.', 'sum'],
-      ['relaykey_audit_spill_bytes', 'gauge', 'Bytes of audit events in spill files waiting for the database.', 'sum'],
-      ['relaykey_audit_spilled_events_total', 'counter', 'Audit events written to a spill file because the database was down or slow.', 'sum'],
+      ['relaykey_audit_log_bytes', 'gauge', 'Bytes of local audit log on disk (segments not yet wholly in the database).', 'sum'],
+      ['relaykey_audit_replayed_events_total', 'counter', 'Audit events shipped from the local log on disk rather than memory (after an outage, a full queue or a restart).', 'sum'],
+      ['relaykey_audit_log_write_failures_total', 'counter', 'Audit events that could not be written to the local log (disk full or its bound reached); lost if the process stops before shipping them.', 'sum'],
       ['relaykey_audit_written_events_total', 'counter', 'Audit events stored in the database.', 'sum'],
       ['relaykey_circuit_open', 'gauge', 'Circuit breakers currently open, by partner and scope (partner environment or credential), summed over workers.', 'sum'],
       ['relaykey_circuit_openings_total', 'counter', 'Times a circuit breaker opened, by partner and scope.', 'sum'],
@@ -139,7 +140,7 @@ describe('per-request metrics in the exposition text', () => {
   test('the cache and audit numbers are still read at scrape time', async () => {
     const text = await metrics().registry.metrics()
     for (const line of ['relaykey_key_cache_hits_total 7', 'relaykey_key_cache_misses_total 2', 'relaykey_key_cache_entries 5',
-      'relaykey_audit_queue_depth 3', 'relaykey_audit_spill_bytes 512', 'relaykey_audit_spilled_events_total 1',
+      'relaykey_audit_queue_depth 3', 'relaykey_audit_log_bytes 512', 'relaykey_audit_replayed_events_total 1', 'relaykey_audit_log_write_failures_total 2',
       'relaykey_audit_written_events_total 40', 'relaykey_audit_dropped_events_total 0']) {
       assert.ok(text.split('\n').includes(line), line)
     }
@@ -292,7 +293,7 @@ describe('aggregation across workers', () => {
       histogramLines('relaykey_upstream_duration_seconds', 'acme', [0, 0, 0, 0, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3], 0.02 + (0.03 + 0.5)))
     // the collect()-based numbers are summed as before: two workers reading the same sources
     assert.ok(text.split('\n').includes('relaykey_key_cache_hits_total 14'))
-    assert.ok(text.split('\n').includes('relaykey_audit_spill_bytes 1024'))
+    assert.ok(text.split('\n').includes('relaykey_audit_log_bytes 1024'))
   })
 })
 

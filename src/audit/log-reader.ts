@@ -1,28 +1,32 @@
-// Reads a spill file back in chunks of whole NDJSON lines, from a byte offset, so a replay can
-// stop after any chunk and go on later without holding the file (up to the spill limit) in memory.
+// Reads an audit log segment (or an older release's spill file) back in chunks of whole lines,
+// from a byte offset, so shipping from disk can stop after any chunk and go on later without
+// holding the file in memory.
 import { open } from 'node:fs/promises'
 import type { ChainedAuditEvent } from './audit-event.js'
+import { parseLogLine } from './log-line.js'
 
 const BLOCK = 256 * 1024
 const NEWLINE = 0x0a
 
-export interface SpillChunk {
+export interface LogChunk {
   events: ChainedAuditEvent[]
   /** byte offset just past the last line consumed: where the next chunk starts */
   nextOffset: number
   /** nothing is left after nextOffset */
   eof: boolean
   /**
-   * lines that did not parse. A crash in the middle of an append leaves a torn last line; the
-   * events in it were never acknowledged as spilled, and the count lets the caller alarm.
+   * lines that did not parse. A machine that lost power in the middle of an append leaves a
+   * torn last line; the count lets the caller alarm.
    */
   damaged: number
 }
 
-export async function readSpillChunk (path: string, offset: number, maxEvents: number): Promise<SpillChunk> {
+/** `writerId` names the events of a log segment (its lines do not repeat it) */
+export async function readLogChunk (path: string, writerId: string, offset: number, maxEvents: number, end = Infinity): Promise<LogChunk> {
   const file = await open(path, 'r')
   try {
-    const size = (await file.stat()).size
+    // `end`: the bytes the writer has acknowledged, for a segment still being appended to
+    const size = Math.min(end, (await file.stat()).size)
     const events: ChainedAuditEvent[] = []
     const block = Buffer.allocUnsafe(BLOCK)
     let damaged = 0
@@ -35,7 +39,7 @@ export async function readSpillChunk (path: string, offset: number, maxEvents: n
       const newline = data.indexOf(NEWLINE, start)
       if (newline !== -1) {
         if (newline > start) {
-          const event = parseLine(data.toString('utf8', start, newline))
+          const event = parseLogLine(data.toString('utf8', start, newline), writerId)
           if (event === null) damaged++
           else events.push(event)
         }
@@ -50,7 +54,7 @@ export async function readSpillChunk (path: string, offset: number, maxEvents: n
         }
         break
       }
-      const { bytesRead } = await file.read(block, 0, BLOCK, readAt)
+      const { bytesRead } = await file.read(block, 0, Math.min(BLOCK, size - readAt), readAt)
       if (bytesRead === 0) break
       readAt += bytesRead
       // keep the unconsumed tail of the previous block (a line split across blocks)
@@ -64,21 +68,4 @@ export async function readSpillChunk (path: string, offset: number, maxEvents: n
   } finally {
     await file.close()
   }
-}
-
-function parseLine (line: string): ChainedAuditEvent | null {
-  let value: unknown
-  try {
-    value = JSON.parse(line)
-  } catch {
-    return null
-  }
-  if (typeof value !== 'object' || value === null) return null
-  const event = value as Partial<ChainedAuditEvent>
-  if (typeof event.id !== 'string' || typeof event.writer_id !== 'string' || typeof event.seq !== 'number' ||
-    typeof event.hash !== 'string') return null
-  // files spilled before payment_amount existed lack it; those events were chained without it,
-  // which is what null means to the chain (audit-chain.ts)
-  if (event.payment_amount === undefined) event.payment_amount = null
-  return event as ChainedAuditEvent
 }

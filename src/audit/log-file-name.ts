@@ -1,7 +1,10 @@
-// Spill file names carry everything needed to order and lock them without opening them:
+// Audit log segment names carry everything needed to order and lock them without opening them:
 //
-//   audit-spill.<writerId>.<firstSeq, 16 digits>.<owner>.ndjson
+//   audit-log.<writerId>.<firstSeq, 16 digits>.<owner>.ndjson
 //   owner = <pid>-<process start time in clock ticks>-<pipeline nonce>
+//
+// Releases before the log spilled to `audit-spill.<…same…>.ndjson` files; those are still
+// recognised, so an upgrade replays what the old release left.
 //
 // - Sorting names sorts each writer's files by their first seq. A file holds one contiguous seq
 //   range and ranges never overlap, so replaying in name order is replaying in seq order.
@@ -12,36 +15,41 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 
-const PREFIX = 'audit-spill.'
+/** what a writer's log segments start with; LEGACY_PREFIX is the older releases' spill files */
+export const LOG_PREFIX = 'audit-log.'
+export const LEGACY_PREFIX = 'audit-spill.'
 const SUFFIX = '.ndjson'
 const SEQ_DIGITS = 16
 const WRITER_ID = /^[A-Za-z0-9_-]{1,64}$/
 const OWNER = /^(\d+)-(\d+)-([0-9a-f]+)$/
 
-export interface SpillName {
+export interface LogFileName {
   writerId: string
   firstSeq: number
   owner: string
+  /** LOG_PREFIX, or LEGACY_PREFIX for an older release's spill file */
+  prefix?: string
 }
 
 export function isValidWriterId (id: string): boolean {
   return WRITER_ID.test(id)
 }
 
-export function formatSpillName (name: SpillName): string {
-  return `${PREFIX}${name.writerId}.${String(name.firstSeq).padStart(SEQ_DIGITS, '0')}.${name.owner}${SUFFIX}`
+export function formatLogFileName (name: LogFileName): string {
+  return `${name.prefix ?? LOG_PREFIX}${name.writerId}.${String(name.firstSeq).padStart(SEQ_DIGITS, '0')}.${name.owner}${SUFFIX}`
 }
 
-/** null for anything that is not a spill file (other files may share the data dir) */
-export function parseSpillName (file: string): SpillName | null {
-  if (!file.startsWith(PREFIX) || !file.endsWith(SUFFIX)) return null
-  const parts = file.slice(PREFIX.length, -SUFFIX.length).split('.')
+/** null for anything that is not a log segment or legacy spill file (other files may share the dir) */
+export function parseLogFileName (file: string): LogFileName | null {
+  const prefix = file.startsWith(LOG_PREFIX) ? LOG_PREFIX : file.startsWith(LEGACY_PREFIX) ? LEGACY_PREFIX : null
+  if (prefix === null || !file.endsWith(SUFFIX)) return null
+  const parts = file.slice(prefix.length, -SUFFIX.length).split('.')
   if (parts.length !== 3) return null
   const [writerId, seq, owner] = parts as [string, string, string]
   if (!WRITER_ID.test(writerId) || seq.length !== SEQ_DIGITS || !OWNER.test(owner)) return null
   const firstSeq = Number(seq)
   if (!Number.isSafeInteger(firstSeq)) return null
-  return { writerId, firstSeq, owner }
+  return { writerId, firstSeq, owner, prefix }
 }
 
 /** a fresh owner token for one pipeline in this process */

@@ -1,0 +1,341 @@
+// Ships a writer's audit events to the sink: from memory while it keeps up, from its log on disk
+// when it does not, and the leftovers of dead processes before either.
+//
+//        ┌─────────────── live ───────────────┐  write failed / queue full  ┌──── behind ────┐
+//   step │ leftovers? ship a chunk of the     │ ──────────────────────────► │ read the log   │
+//        │ oldest; else batch from memory     │ ◄────────────────────────── │ from committed │
+//        └────────────────────────────────────┘  caught up with the log     │ + 1, ship it   │
+//                                                                            └────────────────┘
+// Every event is in the log before it is in memory's queue, so falling behind only means
+// dropping the queue and reading the same events back from disk. One loop, one sink write in
+// flight at a time: the backpressure. Deadlines, up/down and probe backoff live in SinkGate.
+import type { Logger } from 'pino'
+import type { ChainedAuditEvent } from './audit-event.js'
+import type { AuditLog, LogSegment } from './audit-log.js'
+import type { AuditSink } from './audit-sink.js'
+import type { EventQueue } from './event-queue.js'
+import type { LeftoverLogs } from './leftover-logs.js'
+import { SinkGate } from './queue-sink-gate.js'
+
+/** synchronous observers for metrics; each call is one cheap increment elsewhere */
+export interface AuditPipelineHooks {
+  /** events the sink acknowledged (from memory or disk) and how long the write took */
+  written? (events: number, ms: number): void
+  /** events shipped from a log on disk rather than from memory */
+  replayed? (events: number): void
+  /** events lost: must never happen; alert on it */
+  dropped? (events: number): void
+  sinkDown? (): void
+  sinkUp? (): void
+}
+
+export interface LogDrainOptions {
+  queue: EventQueue<ChainedAuditEvent>
+  log: AuditLog
+  leftovers: LeftoverLogs
+  sink: AuditSink
+  /** the newest seq recorded (written to the log or not) */
+  recordedSeq: () => number
+  batchSize: number
+  writeTimeoutMs: number
+  probeMinMs: number
+  probeMaxMs: number
+  logger: Logger
+  hooks: AuditPipelineHooks
+}
+
+type Shipped = 'idle' | 'ok' | 'failed'
+
+export class LogDrain {
+  readonly #o: LogDrainOptions
+  readonly #queue: EventQueue<ChainedAuditEvent>
+  readonly #log: AuditLog
+  readonly #leftovers: LeftoverLogs
+  readonly #gate: SinkGate
+  readonly #logger: Logger
+  readonly #runBound: () => void
+  #live: boolean
+  /** every own event up to here is in the sink (or counted as dropped) */
+  #committed: number
+  /** while behind: where the next read of the log starts */
+  #segment: LogSegment | null
+  #offset: number
+  #loop: Promise<void> | null
+  #scheduled: boolean
+  #partialDue: boolean
+  #flushing: number
+  #closing: boolean
+  #replayed: number
+  #dropped: number
+  #lastDropLog: number
+  /** [first, last] seq ranges in memory's queue that the log could not write */
+  #unlogged: Array<[number, number]>
+
+  constructor (o: LogDrainOptions) {
+    this.#o = o
+    this.#queue = o.queue
+    this.#log = o.log
+    this.#leftovers = o.leftovers
+    this.#logger = o.logger
+    this.#runBound = this.run.bind(this)
+    this.#gate = new SinkGate({
+      sink: o.sink,
+      timeoutMs: o.writeTimeoutMs,
+      probeMinMs: o.probeMinMs,
+      probeMaxMs: o.probeMaxMs,
+      logger: o.logger,
+      hooks: o.hooks,
+      onProbeDue: this.#runBound,
+    })
+    this.#live = true
+    this.#committed = 0
+    this.#segment = null
+    this.#offset = 0
+    this.#loop = null
+    this.#scheduled = false
+    this.#partialDue = false
+    this.#flushing = 0
+    this.#closing = false
+    this.#replayed = 0
+    this.#dropped = 0
+    this.#lastDropLog = 0
+    this.#unlogged = []
+  }
+
+  /** events recorded now go to memory's queue too (else they are read back from the log) */
+  get live (): boolean { return this.#live }
+  get up (): boolean { return this.#gate.up }
+  get written (): number { return this.#gate.written }
+  get replayed (): number { return this.#replayed }
+  get dropped (): number { return this.#dropped }
+  get committed (): number { return this.#committed }
+
+  /** HOT PATH (via record): a full batch is waiting; run the loop soon, outside the caller */
+  kick (): void {
+    if (this.#scheduled) return
+    this.#scheduled = true
+    setImmediate(this.#runBound)
+  }
+
+  /** the flush interval passed: a partial batch is due too */
+  tick (): void {
+    this.#partialDue = true
+    this.run()
+  }
+
+  run (): void {
+    this.#scheduled = false
+    this.#runLoop().catch((err) => this.#logger.error({ err }, 'audit flush loop failed'))
+  }
+
+  /** memory's queue is full, or the sink failed: drop it, the same events are read back from the log */
+  fallBehind (): void {
+    if (!this.#live) return
+    this.#live = false
+    const dropped = this.#queue.take(this.#queue.length)
+    // those the log could not write are in neither place now
+    if (this.#unlogged.length > 0) {
+      let lost = 0
+      for (const event of dropped) if (this.#isUnlogged(event.seq)) lost++
+      this.#unlogged.length = 0
+      this.drop(lost, null, 'audit events lost: the log could not write them and the queue let them go')
+    }
+    this.#segment = null
+    this.kick()
+  }
+
+  /** the log could not write events first..last: lost unless memory's queue still ships them */
+  logWriteFailed (first: number, last: number): void {
+    if (this.#live) this.#unlogged.push([first, last])
+    else this.drop(last - first + 1, null, 'audit events lost: the log could not write them while shipping from it')
+  }
+
+  /** until everything recorded is in the sink, or the sink is down (it is all in the log then) */
+  async flush (): Promise<void> {
+    this.#flushing++
+    try {
+      this.#log.flush()
+      do await this.#runLoop()
+      while (this.#gate.up && !this.#closing && (!this.#live || this.#queue.length > 0 || this.#leftovers.count > 0))
+    } finally {
+      this.#flushing--
+    }
+  }
+
+  /** last flush: no probes, no reading back; what the sink cannot take now stays in the log */
+  async close (): Promise<void> {
+    this.#closing = true
+    this.#gate.stop()
+    this.#flushing++
+    try {
+      this.#log.flush()
+      // a loop already running may have looked at the queue before the last events came
+      while (this.#live && this.#gate.up && this.#queue.length > 0) await this.#runLoop()
+    } finally {
+      this.#flushing--
+    }
+  }
+
+  drop (events: number, err: Error | null, msg: string): void {
+    if (events <= 0) return
+    this.#dropped += events
+    this.#o.hooks.dropped?.(events)
+    // an alarm, not a flood: a full disk would otherwise log once per turn
+    const now = Date.now()
+    if (now - this.#lastDropLog < 1000) return
+    this.#lastDropLog = now
+    this.#logger.error({ err, events, dropped: this.#dropped }, msg)
+  }
+
+  #runLoop (): Promise<void> {
+    this.#loop ??= this.#steps().finally(() => { this.#loop = null })
+    return this.#loop
+  }
+
+  async #steps (): Promise<void> {
+    while (await this.#step());
+  }
+
+  /** one unit of work; false when nothing is due */
+  async #step (): Promise<boolean> {
+    if (!this.#gate.up) {
+      if (this.#closing || !this.#gate.probeDue()) return false
+      // the probe is a real write of what is due next
+      this.#gate.probed(await this.#shipNext() !== 'failed')
+      return true
+    }
+    const shipped = await this.#shipNext()
+    if (shipped === 'failed') this.#gate.down()
+    return shipped === 'ok'
+  }
+
+  #shipNext (): Promise<Shipped> {
+    if (this.#leftovers.count > 0 && !this.#closing) return this.#shipLeftover()
+    if (!this.#live) return this.#closing ? Promise.resolve('idle') : this.#shipFromLog()
+    return this.#shipFromMemory()
+  }
+
+  async #shipFromMemory (): Promise<Shipped> {
+    const n = this.#queue.length
+    if (!(n >= this.#o.batchSize || (n > 0 && (this.#partialDue || this.#flushing > 0)))) return 'idle'
+    const batch = this.#queue.take(this.#o.batchSize)
+    if (this.#queue.length < this.#o.batchSize) this.#partialDue = false
+    if (await this.#gate.write(batch)) {
+      this.#commit(batch[batch.length - 1]!.seq)
+      return 'ok'
+    }
+    // the batch and everything after it are in the log: ship them from there
+    this.fallBehind()
+    return 'failed'
+  }
+
+  /** the next chunk of this writer's log after the last committed event */
+  async #shipFromLog (): Promise<Shipped> {
+    let segment = this.#segment
+    if (segment === null || this.#offset >= segment.bytes) {
+      const next = segment === null ? this.#firstUncommitted() : this.#nextAfter(segment)
+      if (next === null) return this.#caughtUp()
+      segment = this.#segment = next
+      this.#offset = 0
+    }
+    let chunk
+    try {
+      chunk = await this.#log.read(segment, this.#offset, this.#o.batchSize)
+    } catch (err) {
+      // unreadable (deleted by hand, an I/O error): what it held is lost to this process
+      this.#logger.error({ err, file: segment.name }, 'audit log segment could not be read')
+      this.#offset = segment.bytes
+      return 'ok'
+    }
+    const events = this.#uncommitted(chunk.events)
+    if (events.length > 0) {
+      if (!(await this.#gate.write(events))) return 'failed'
+      this.#replayed += events.length
+      this.#o.hooks.replayed?.(events.length)
+      this.#commit(events[events.length - 1]!.seq)
+    }
+    if (chunk.damaged > 0) this.drop(chunk.damaged, null, `audit log segment ${segment.name} has damaged lines`)
+    this.#offset = chunk.nextOffset
+    return 'ok'
+  }
+
+  /** the events of a chunk not yet committed (a seq the log skips was counted when its write failed) */
+  #uncommitted (events: ChainedAuditEvent[]): ChainedAuditEvent[] {
+    let from = 0
+    while (from < events.length && events[from]!.seq <= this.#committed) from++
+    return from === 0 ? events : events.slice(from)
+  }
+
+  #isUnlogged (seq: number): boolean {
+    for (const [first, last] of this.#unlogged) if (seq >= first && seq <= last) return true
+    return false
+  }
+
+  /** every written event has been read back: from now on the queue carries new ones */
+  #caughtUp (): Shipped {
+    // this turn's lines are written first, so none of them falls between the log and the queue
+    this.#log.flush()
+    const segment = this.#segment
+    if (segment === null ? this.#firstUncommitted() !== null : this.#offset < segment.bytes || this.#nextAfter(segment) !== null) return 'ok'
+    // anything recorded after the last line read was never written, and counted as lost then
+    this.#committed = Math.max(this.#committed, this.#o.recordedSeq())
+    this.#segment = null
+    this.#offset = 0
+    this.#live = true
+    return 'ok'
+  }
+
+  #firstUncommitted (): LogSegment | null {
+    for (const segment of this.#log.segments()) {
+      if (segment.lastSeq > this.#committed) return segment
+    }
+    return null
+  }
+
+  /** the segment after `segment`, which may have been deleted meanwhile (all of it committed) */
+  #nextAfter (segment: LogSegment): LogSegment | null {
+    for (const next of this.#log.segments()) {
+      if (next.firstSeq > segment.firstSeq) return next
+    }
+    return null
+  }
+
+  #commit (seq: number): void {
+    if (seq <= this.#committed) return
+    this.#committed = seq
+    this.#log.committed(seq)
+    while (this.#unlogged.length > 0 && this.#unlogged[0]![1] <= seq) this.#unlogged.shift()
+  }
+
+  /** the next chunk of the oldest leftover file; the file goes once all of it is in */
+  async #shipLeftover (): Promise<Shipped> {
+    const file = this.#leftovers.oldest()!
+    let chunk
+    try {
+      chunk = await this.#leftovers.read(file, this.#o.batchSize)
+    } catch (err) {
+      // unreadable here and now: leave it on disk for a later start rather than spin on it
+      this.#logger.error({ err, file: file.name }, 'audit log left by a stopped process could not be read; left for the next start')
+      this.#leftovers.forget(file)
+      return 'ok'
+    }
+    if (chunk.events.length > 0) {
+      if (!(await this.#gate.write(chunk.events))) return 'failed'
+      this.#replayed += chunk.events.length
+      this.#o.hooks.replayed?.(chunk.events.length)
+    }
+    // counted once the chunk is behind us: a failed write means reading these lines again
+    if (chunk.damaged > 0) this.drop(chunk.damaged, null, `audit log ${file.name} has damaged lines (a torn append)`)
+    file.offset = chunk.nextOffset
+    if (!chunk.eof) return 'ok'
+    try {
+      await this.#leftovers.remove(file)
+      this.#logger.info({ file: file.name }, 'audit log left by a stopped process is in the database')
+    } catch (err) {
+      // its rows are in; should a later start ship it again, the sink skips them
+      this.#logger.error({ err, file: file.name }, 'shipped audit log could not be deleted')
+      this.#leftovers.forget(file)
+    }
+    return 'ok'
+  }
+}
