@@ -11,6 +11,7 @@
 // A segment is deleted once every event in it is in the sink. Nothing an answered request
 // recorded can be lost to a crash of the process: its line was written before the answer ended.
 import { randomUUID } from 'node:crypto'
+import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'
 import { canonicalEvent, GENESIS_HASH, hashCanonical } from './audit-chain.js'
 import { toChained, type AuditEvent, type AuditRecorder, type ChainedAuditEvent } from './audit-event.js'
@@ -19,6 +20,7 @@ import type { AuditSink } from './audit-sink.js'
 import { EventQueue } from './event-queue.js'
 import { LeftoverLogs } from './leftover-logs.js'
 import { LogDrain, type AuditPipelineHooks } from './log-drain.js'
+import { Quarantine } from './quarantine.js'
 import { isValidWriterId, newOwner } from './log-file-name.js'
 import { logLine } from './log-line.js'
 
@@ -30,6 +32,8 @@ export interface AuditPipelineOptions {
   logDir: string
   /** more directories whose leftovers to ship at start: older releases' spill files */
   legacyDirs?: string[]
+  /** where events the store refuses for their content go; default: audit-quarantine beside logDir */
+  quarantineDir?: string
   /** RELAYKEY_AUDIT_FSYNC: 'always', 'never' or an interval in ms (default 1000) */
   fsync?: FsyncPolicy
   /** names this writer's hash chain; a fresh uuid per process unless given. [A-Za-z0-9_-]{1,64} */
@@ -64,6 +68,8 @@ export interface AuditPipelineStats {
   written: number
   /** events lost; must stay 0 */
   dropped: number
+  /** events the store refused for their content, in the quarantine file */
+  quarantined: number
   sinkUp: boolean
 }
 
@@ -86,6 +92,7 @@ export class AuditPipeline implements AuditRecorder {
   readonly #queue: EventQueue<ChainedAuditEvent>
   readonly #log: AuditLog
   readonly #leftovers: LeftoverLogs
+  readonly #quarantine: Quarantine
   readonly #drain: LogDrain
   readonly #tickBound: () => void
   #seq: number
@@ -113,10 +120,12 @@ export class AuditPipeline implements AuditRecorder {
       onWriteFailed: this.#logWriteFailed.bind(this),
     })
     this.#leftovers = new LeftoverLogs([...(options.legacyDirs ?? []), options.logDir], owner)
+    this.#quarantine = new Quarantine(options.quarantineDir ?? join(dirname(options.logDir), 'audit-quarantine'), this.#writerId)
     this.#drain = new LogDrain({
       queue: this.#queue,
       log: this.#log,
       leftovers: this.#leftovers,
+      quarantine: this.#quarantine,
       sink: options.sink,
       recordedSeq: () => this.#seq,
       batchSize: o.batchSize,
@@ -205,6 +214,7 @@ export class AuditPipeline implements AuditRecorder {
       logWriteFailures: this.#logWriteFailures,
       written: this.#drain.written,
       dropped: this.#drain.dropped,
+      quarantined: this.#quarantine.count,
       sinkUp: this.#drain.up,
     }
   }

@@ -5,8 +5,18 @@ import type { ChainedAuditEvent } from './audit-event.js'
 export interface AuditSink {
   /**
    * Stores the batch durably, or rejects and stores none of it. Idempotent: events already
-   * stored (same id and ts) are skipped, so a replay after a partial failure is safe.
+   * stored (same id and ts) are skipped, so a replay after a partial failure is safe. A batch
+   * refused for what one of its events holds rejects with AuditContentError: writing it again
+   * cannot help, while any other rejection (a store that is down, slow or failing) may pass later.
    */
   write (batch: readonly ChainedAuditEvent[]): Promise<void>
   close (): Promise<void>
+}
+
+/** the store refused the batch for its content (a value it cannot hold), not for its own state */
+export class AuditContentError extends Error {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'AuditContentError'
+  }
 }

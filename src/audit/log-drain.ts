@@ -12,9 +12,10 @@
 import type { Logger } from 'pino'
 import type { ChainedAuditEvent } from './audit-event.js'
 import type { AuditLog, LogSegment } from './audit-log.js'
-import type { AuditSink } from './audit-sink.js'
+import { AuditContentError, type AuditSink } from './audit-sink.js'
 import type { EventQueue } from './event-queue.js'
 import type { LeftoverLogs } from './leftover-logs.js'
+import type { Quarantine } from './quarantine.js'
 import { SinkGate } from './queue-sink-gate.js'
 
 /** synchronous observers for metrics; each call is one cheap increment elsewhere */
@@ -25,6 +26,8 @@ export interface AuditPipelineHooks {
   replayed? (events: number): void
   /** events lost: must never happen; alert on it */
   dropped? (events: number): void
+  /** events the store refused for their content, set aside in the quarantine file */
+  quarantined? (events: number): void
   sinkDown? (): void
   sinkUp? (): void
 }
@@ -33,6 +36,7 @@ export interface LogDrainOptions {
   queue: EventQueue<ChainedAuditEvent>
   log: AuditLog
   leftovers: LeftoverLogs
+  quarantine: Quarantine
   sink: AuditSink
   /** the newest seq recorded (written to the log or not) */
   recordedSeq: () => number
@@ -220,7 +224,7 @@ export class LogDrain {
     if (!(n >= this.#o.batchSize || (n > 0 && (this.#partialDue || this.#flushing > 0)))) return 'idle'
     const batch = this.#queue.take(this.#o.batchSize)
     if (this.#queue.length < this.#o.batchSize) this.#partialDue = false
-    if (await this.#gate.write(batch)) {
+    if (await this.#store(batch)) {
       this.#commit(batch[batch.length - 1]!.seq)
       return 'ok'
     }
@@ -249,7 +253,7 @@ export class LogDrain {
     }
     const events = this.#uncommitted(chunk.events)
     if (events.length > 0) {
-      if (!(await this.#gate.write(events))) return 'failed'
+      if (!(await this.#store(events))) return 'failed'
       this.#replayed += events.length
       this.#o.hooks.replayed?.(events.length)
       this.#commit(events[events.length - 1]!.seq)
@@ -264,6 +268,33 @@ export class LogDrain {
     let from = 0
     while (from < events.length && events[from]!.seq <= this.#committed) from++
     return from === 0 ? events : events.slice(from)
+  }
+
+  /**
+   * Writes a batch; true once every event is stored or quarantined, false when the sink failed.
+   * A batch refused for its content is split in halves until the refused events are alone:
+   * those go to the quarantine, the rest to the store, and the sink is not marked down for them.
+   */
+  async #store (batch: ChainedAuditEvent[]): Promise<boolean> {
+    const err = await this.#gate.write(batch)
+    if (err === null) return true
+    if (!(err instanceof AuditContentError)) return false
+    if (batch.length === 1) return this.#quarantine(batch[0]!, err)
+    const half = batch.length >>> 1
+    return await this.#store(batch.slice(0, half)) && await this.#store(batch.slice(half))
+  }
+
+  #quarantine (event: ChainedAuditEvent, err: AuditContentError): true {
+    const facts = { seq: event.seq, event_id: event.id, reason: err.message, file: this.#o.quarantine.file }
+    try {
+      this.#o.quarantine.add(event, err.message)
+    } catch (writeErr) {
+      this.drop(1, writeErr as Error, 'an audit event the store refused could not be quarantined either')
+      return true
+    }
+    this.#o.hooks.quarantined?.(1)
+    this.#logger.error(facts, 'audit event refused by the store for its content: quarantined, the events after it go on')
+    return true
   }
 
   #isUnlogged (seq: number): boolean {
@@ -320,7 +351,7 @@ export class LogDrain {
       return 'ok'
     }
     if (chunk.events.length > 0) {
-      if (!(await this.#gate.write(chunk.events))) return 'failed'
+      if (!(await this.#store(chunk.events))) return 'failed'
       this.#replayed += chunk.events.length
       this.#o.hooks.replayed?.(chunk.events.length)
     }

@@ -15,7 +15,7 @@ import { finished } from 'node:stream/promises'
 import type { Writable } from 'node:stream'
 import postgres from 'postgres'
 import type { ChainedAuditEvent } from './audit-event.js'
-import type { AuditSink } from './audit-sink.js'
+import { AuditContentError, type AuditSink } from './audit-sink.js'
 import { AUDIT_COLUMNS, CopyRowEncoder } from './audit-copy-text.js'
 import { clientOptions } from '../store/postgres/client-options.js'
 import { postgresSocket } from '../store/postgres/postgres-socket.js'
@@ -92,6 +92,8 @@ export class PostgresAuditSink implements AuditSink {
     try {
       await Promise.race([this.#write(batch), deadline])
     } catch (err) {
+      // the server refused a value: the session is fine, the batch is not
+      if (isContentError(err)) throw new AuditContentError(`PostgreSQL refused an audit event: ${(err as Error).message}`, { cause: err })
       // a failed or stuck write may have left the client unusable: the next write gets a new one
       this.#replaceClient()
       throw err
@@ -189,6 +191,19 @@ export function openPostgresAuditSink (databaseUrl: string, options: PostgresAud
   }))
   return new PostgresAuditSink(open(), { reconnect: open, ...options })
 }
+
+/**
+ * Refused for what a row holds: data exceptions (class 22: bad encoding, a value out of range),
+ * integrity violations (class 23: no partition for its time, a check) and program limits
+ * (class 54: an index row too large); and an event that could not be encoded at all. Anything
+ * else is the server's or the connection's state, which a later write may find better.
+ */
+function isContentError (err: unknown): boolean {
+  if (err instanceof RangeError) return true // CopyRowEncoder: ts is not a valid time
+  return err instanceof postgres.PostgresError && CONTENT_SQLSTATE.test(err.code)
+}
+
+const CONTENT_SQLSTATE = /^(22|23|54)/
 
 function isUniqueViolation (err: unknown): boolean {
   return err instanceof postgres.PostgresError && err.code === '23505'

@@ -11,7 +11,7 @@
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { ChainedAuditEvent } from './audit-event.js'
-import type { AuditSink } from './audit-sink.js'
+import { AuditContentError, type AuditSink } from './audit-sink.js'
 import type { AuditPipelineHooks } from './log-drain.js'
 
 const TIMED_OUT = Symbol('timed out')
@@ -71,8 +71,8 @@ export class SinkGate {
     return !this.#up && !this.#stopped && this.#probeTimerFired && this.#abandoned === null
   }
 
-  /** sink.write with the deadline; false when it rejected or ran out of time */
-  async write (batch: ChainedAuditEvent[]): Promise<boolean> {
+  /** sink.write with the deadline; null once stored, else why not (AuditContentError: its content) */
+  async write (batch: ChainedAuditEvent[]): Promise<Error | null> {
     const started = performance.now()
     let settled: Promise<Error | null>
     try {
@@ -89,15 +89,16 @@ export class SinkGate {
       settled.then(this.#settledBound)
       this.#stuckTimer = setTimeout(this.#stuckBound, Math.max(STUCK_AFTER_MS, 10 * this.#o.timeoutMs)).unref()
       this.#log.warn({ events: batch.length, timeout_ms: this.#o.timeoutMs }, 'audit sink write timed out')
-      return false
+      return new Error(`audit sink write did not finish within ${this.#o.timeoutMs} ms`)
     }
+    if (result instanceof AuditContentError) return result // the drain isolates the event; no alarm yet
     if (result !== null) {
       this.#log.warn({ err: result, events: batch.length }, 'audit sink write failed')
-      return false
+      return result
     }
     this.#written += batch.length
     this.#o.hooks.written?.(batch.length, performance.now() - started)
-    return true
+    return null
   }
 
   /** a write failed while up */

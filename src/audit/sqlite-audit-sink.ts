@@ -3,7 +3,7 @@
 import type Database from 'better-sqlite3'
 import { AUDIT_WRITER_CHECKPOINT_PAGES, openSqliteDatabase } from '../store/sqlite/schema.js'
 import { isPaymentAmount, type ChainedAuditEvent } from './audit-event.js'
-import type { AuditSink } from './audit-sink.js'
+import { AuditContentError, type AuditSink } from './audit-sink.js'
 
 // OR IGNORE: a replayed event hits the (ts, id) primary key and is skipped. It never turns into
 // a delete, so the append-only triggers stay quiet.
@@ -29,7 +29,7 @@ export class SqliteAuditSink implements AuditSink {
         // what PostgreSQL's numeric(78,0) would refuse fails the batch here too, never a
         // row quietly: usage sums the column exactly, and the chain hashed the string as is
         if (e.payment_amount !== null && !isPaymentAmount(e.payment_amount)) {
-          throw new TypeError(`audit event ${e.id}: payment_amount must be a decimal string of atomic units`)
+          throw new AuditContentError(`audit event ${e.id}: payment_amount must be a decimal string of atomic units`)
         }
         insert.run(
           new Date(e.ts).toISOString(), e.id, e.request_id, e.key_id, e.customer, e.team, e.service,
@@ -47,13 +47,34 @@ export class SqliteAuditSink implements AuditSink {
     if (batch.length === 0) return
     // IMMEDIATE: take the write lock up front (waiting busy_timeout for other processes)
     // rather than failing to upgrade a read lock halfway through
-    this.#writeBatch.immediate(batch)
+    try {
+      this.#writeBatch.immediate(batch)
+    } catch (err) {
+      if (err instanceof AuditContentError) throw err
+      if (isContentError(err)) throw new AuditContentError(`SQLite refused an audit event: ${(err as Error).message}`, { cause: err })
+      throw err
+    }
   }
 
   async close (): Promise<void> {
     if (this.#ownsDb) this.#db.close()
   }
 }
+
+/**
+ * Refused for what a row holds: a value this sink or SQLite will not store (a malformed
+ * payment_amount, a string past SQLite's length limit, a type mismatch, a constraint). A busy
+ * lock, a full disk or a closed file are the store's state instead.
+ */
+function isContentError (err: unknown): boolean {
+  // RangeError: a ts toISOString cannot format. Not TypeError: better-sqlite3 throws one for a
+  // closed database, which is the store's state
+  if (err instanceof RangeError) return true
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && CONTENT_CODES.test(code)
+}
+
+const CONTENT_CODES = /^SQLITE_(CONSTRAINT|TOOBIG|MISMATCH)/
 
 /**
  * Opens the embedded file (RELAYKEY_DATA_DIR/relaykey.db) on a connection of the sink's own,

@@ -3,6 +3,7 @@
 // answers every request with its id; a batch that fails comes back as an error message.
 import { parentPort, workerData } from 'node:worker_threads'
 import { openSqliteAuditSink } from './sqlite-audit-sink.js'
+import { AuditContentError } from './audit-sink.js'
 import type { ThreadReply, ThreadRequest } from './threaded-sqlite-audit-sink.js'
 
 const port = parentPort!
@@ -18,6 +19,6 @@ port.on('message', (request: ThreadRequest) => {
   }
   sink.write(request.batch).then(
     () => port.postMessage({ id: request.id, error: null } satisfies ThreadReply),
-    (err: unknown) => port.postMessage({ id: request.id, error: err instanceof Error ? err.message : String(err) } satisfies ThreadReply),
+    (err: unknown) => port.postMessage({ id: request.id, error: err instanceof Error ? err.message : String(err), content: err instanceof AuditContentError } satisfies ThreadReply),
   )
 })

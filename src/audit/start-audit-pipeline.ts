@@ -24,6 +24,7 @@ export async function startAuditPipeline (config: Config, logger: Logger): Promi
     sink,
     logDir: join(config.dataDir, 'audit-log'),
     legacyDirs: [join(config.dataDir, 'audit-spill')],
+    quarantineDir: join(config.dataDir, 'audit-quarantine'),
     fsync: config.auditFsync,
     logger,
   })

@@ -9,7 +9,7 @@
 // pipeline spills and later replays; the next write starts a new thread.
 import { Worker } from 'node:worker_threads'
 import type { ChainedAuditEvent } from './audit-event.js'
-import type { AuditSink } from './audit-sink.js'
+import { AuditContentError, type AuditSink } from './audit-sink.js'
 
 export type ThreadRequest =
   | { type: 'write'; id: number; batch: readonly ChainedAuditEvent[] }
@@ -20,6 +20,8 @@ export interface ThreadReply {
   id: number
   /** null when the batch is stored */
   error: string | null
+  /** the batch was refused for its content (AuditContentError) */
+  content?: boolean
 }
 
 interface Pending {
@@ -108,7 +110,7 @@ export class ThreadedSqliteAuditSink implements AuditSink {
     if (pending === undefined) return
     this.#pending.delete(reply.id)
     if (reply.error === null) pending.resolve()
-    else pending.reject(new Error(reply.error))
+    else pending.reject(reply.content === true ? new AuditContentError(reply.error) : new Error(reply.error))
   }
 
   /** the thread is gone: everything it had not answered failed, and the next write starts anew */

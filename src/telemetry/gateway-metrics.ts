@@ -15,7 +15,7 @@ const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx']
 export interface MetricSources {
   keyCache (): { hits: number; misses: number; size: number }
   reliability (): ReliabilitySnapshot[]
-  audit (): { queueDepth: number; replayedEvents: number; logBytes: number; logWriteFailures: number; written: number; dropped: number } | null
+  audit (): { queueDepth: number; replayedEvents: number; logBytes: number; logWriteFailures: number; written: number; dropped: number; quarantined: number } | null
   /** absent where a worker has no limits store (unit tests) */
   leases?: { readonly stats: LeaseStats; heldUnits (): Map<LeaseKind, number> }
 }
@@ -52,6 +52,7 @@ export class GatewayMetrics {
     reliabilityMetrics(registry, sources.reliability)
     if (sources.leases !== undefined) leaseMetrics(registry, sources.leases)
     counterFrom(registry, 'relaykey_audit_dropped_events_total', 'Audit events lost (must stay 0; alert on any increase).', () => sources.audit()?.dropped ?? 0)
+    counterFrom(registry, 'relaykey_audit_quarantined_events_total', 'Audit events the database refused for their content, set aside in the quarantine file (alert on any increase).', () => sources.audit()?.quarantined ?? 0)
   }
 
   /** HOT PATH: one call per request when it is over; map lookups and adds, nothing allocated */

@@ -118,7 +118,7 @@ describe('audit pipeline with SQLite', () => {
     await recordSpread(pipeline, 12_345, 50)
     await until('all written', () => pipeline.stats().written === 12_345)
     const stats = pipeline.stats()
-    assert.deepEqual({ ...stats, logBytes: 0 }, { queueDepth: 0, replayedEvents: 0, logBytes: 0, logFiles: 1, logWriteFailures: 0, written: 12_345, dropped: 0, sinkUp: true })
+    assert.deepEqual({ ...stats, logBytes: 0 }, { queueDepth: 0, replayedEvents: 0, logBytes: 0, logFiles: 1, logWriteFailures: 0, written: 12_345, dropped: 0, quarantined: 0, sinkUp: true })
     assert.ok(stats.logBytes > 12_345 * 300, 'every event is in the log')
     await pipeline.close()
     // all of it shipped: the log is gone
@@ -166,7 +166,7 @@ describe('audit pipeline with SQLite', () => {
     await recordSpread(pipeline, 1_500, 100)
     await pipeline.close()
     const stats = pipeline.stats()
-    assert.deepEqual({ ...stats, logBytes: 0, logFiles: 0 }, { queueDepth: 0, replayedEvents: 0, logBytes: 0, logFiles: 0, logWriteFailures: 0, written: 0, dropped: 0, sinkUp: false })
+    assert.deepEqual({ ...stats, logBytes: 0, logFiles: 0 }, { queueDepth: 0, replayedEvents: 0, logBytes: 0, logFiles: 0, logWriteFailures: 0, written: 0, dropped: 0, quarantined: 0, sinkUp: false })
     const names = readdirSync(join(dir, 'log')).sort()
     assert.ok(names.length > 1, 'the log rolled over to several segments')
     const seqs: number[] = []

@@ -51,7 +51,7 @@ async function replay (sink: AuditSink, dataDir: string, count: number): Promise
   try {
     // the file goes once all of it is in the sink
     for (let i = 0; i < 2000 && (pipeline.stats().written < count || pipeline.stats().logFiles > 0); i++) await sleep(10)
-    assert.deepEqual({ ...pipeline.stats(), sinkUp: true }, { queueDepth: 0, replayedEvents: count, logBytes: 0, logFiles: 0, logWriteFailures: 0, written: count, dropped: 0, sinkUp: true })
+    assert.deepEqual({ ...pipeline.stats(), sinkUp: true }, { queueDepth: 0, replayedEvents: count, logBytes: 0, logFiles: 0, logWriteFailures: 0, written: count, dropped: 0, quarantined: 0, sinkUp: true })
   } finally {
     await pipeline.close()
   }

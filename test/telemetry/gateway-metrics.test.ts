@@ -11,7 +11,7 @@ const BOUNDS = ['0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.2
 
 const SOURCES: MetricSources = {
   keyCache: () => ({ hits: 7, misses: 2, size: 5 }), reliability: () => [],
-  audit: () => ({ queueDepth: 3, replayedEvents: 1, logBytes: 512, logWriteFailures: 2, written: 40, dropped: 0 }),
+  audit: () => ({ queueDepth: 3, replayedEvents: 1, logBytes: 512, logWriteFailures: 2, written: 40, dropped: 0, quarantined: 4 }),
 }
 
 function metrics (): GatewayMetrics {
@@ -134,6 +134,7 @@ describe('per-request metrics in the exposition text', () => {
       ['relaykey_retry_budget_exhausted_total', 'counter', 'Retries not sent because the partner\'s retry budget was spent.', 'sum'],
       ['relaykey_upstream_in_flight', 'gauge', 'Requests holding a slot of the partner\'s concurrency cap.', 'sum'],
       ['relaykey_audit_dropped_events_total', 'counter', 'Audit events lost (must stay 0; alert on any increase).', 'sum'],
+      ['relaykey_audit_quarantined_events_total', 'counter', 'Audit events the database refused for their content, set aside in the quarantine file (alert on any increase).', 'sum'],
     ])
   })
 
@@ -141,7 +142,7 @@ describe('per-request metrics in the exposition text', () => {
     const text = await metrics().registry.metrics()
     for (const line of ['relaykey_key_cache_hits_total 7', 'relaykey_key_cache_misses_total 2', 'relaykey_key_cache_entries 5',
       'relaykey_audit_queue_depth 3', 'relaykey_audit_log_bytes 512', 'relaykey_audit_replayed_events_total 1', 'relaykey_audit_log_write_failures_total 2',
-      'relaykey_audit_written_events_total 40', 'relaykey_audit_dropped_events_total 0']) {
+      'relaykey_audit_written_events_total 40', 'relaykey_audit_dropped_events_total 0', 'relaykey_audit_quarantined_events_total 4']) {
       assert.ok(text.split('\n').includes(line), line)
     }
   })
