@@ -29,7 +29,7 @@ import { treeCpuMicros } from './lib/process-cpu.js'
 const EVENTS = Number(process.argv[2] ?? 200_000)
 const BATCHES = (process.argv[3] ?? '1000,2000,5000').split(',').map(Number)
 const WRITERS = 4
-const SQLITE_SECONDARY_INDEXES = ['audit_events_key_ts_idx', 'audit_events_customer_ts_idx', 'audit_events_partner_ts_idx']
+const SQLITE_SECONDARY_INDEXES = ['audit_events_key_ts_idx', 'audit_events_customer_ts_idx', 'audit_events_partner_ts_idx', 'audit_events_outcome_ts_idx']
 const ROUNDS = 3
 
 /** A realistic mix: mostly forwarded and keyed, some refusals without a key, 4 writers. */
