@@ -1,45 +1,50 @@
-// Audit sink write throughput, each scenario on a fresh store: PostgresAuditSink as it runs
-// (COPY straight into audit_events), its staging path alone (COPY into a temporary table, then
-// INSERT … ON CONFLICT DO NOTHING), a replay (every event already stored: the fallback path), the
-// plain alternative (one multi-row parameterised INSERT per batch), and SqliteAuditSink — as it
-// is, on files without the INSERT OR REPLACE guard trigger or without secondary indexes, which
-// prices what each costs an insert, on the table alone (the least a stored row can cost), and
-// with SQLite's default checkpoint pace (every 1,000 WAL pages) instead of the sink's. Also the
-// chain hash's own CPU per event, which the pipeline pays before a sink sees an event.
-// Run: npx tsc -p . && node dist/bench/audit-write.js [events] [batch sizes, comma-separated]
-// PostgreSQL: RELAYKEY_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres);
-// the sink logs in as relaykey_app, which needs local trust auth or a password in that URL.
+// What an audit event costs, each scenario on a fresh store:
+//  - the pipeline as a worker runs it (record → COPY text row → the turn's block hash and log
+//    write → memory's queue → the sink), events recorded in event-loop turns of TURN: CPU of
+//    the event loop's thread per event, and of the store (the PostgreSQL backend, or SQLite's
+//    writer thread), and how fast the trail keeps up;
+//  - direct ingest: the sink alone taking rows already encoded, 1,000 a batch, as shipped and
+//    with each secondary index dropped, which prices what each index costs a stored row.
+// Run: npm run bench:audit -- [events]   (PostgreSQL: RELAYKEY_TEST_POSTGRES_URL, default
+// postgres://postgres@127.0.0.1:5432/postgres; the sink logs in as relaykey_app, which needs
+// local trust auth or a password in that URL)
 import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import pino from 'pino'
 import postgres from 'postgres'
-import { toChained, type AuditEvent, type ChainedAuditEvent } from '../src/audit/audit-event.js'
+import { batchOfRows, type AuditBatch } from '../src/audit/audit-batch.js'
+import { CopyRowEncoder } from '../src/audit/audit-copy-text.js'
+import type { AuditEvent } from '../src/audit/audit-event.js'
+import { AuditPipeline } from '../src/audit/audit-pipeline.js'
 import type { AuditSink } from '../src/audit/audit-sink.js'
-import { chainHash, GENESIS_HASH } from '../src/audit/audit-chain.js'
-import { AUDIT_COLUMNS } from '../src/audit/audit-copy-text.js'
 import { openPostgresAuditSink } from '../src/audit/postgres-audit-sink.js'
 import { SqliteAuditSink } from '../src/audit/sqlite-audit-sink.js'
+import { openThreadedSqliteAuditSink } from '../src/audit/threaded-sqlite-audit-sink.js'
 import { AUDIT_WRITER_CHECKPOINT_PAGES, openSqliteDatabase } from '../src/store/sqlite/schema.js'
 import { runMigrations } from '../src/store/postgres/migrate.js'
 import { createTestDatabase } from '../test/helpers/postgres.js'
 import { treeCpuMicros } from './lib/process-cpu.js'
+import { threadCpuMicros } from './lib/thread-cpu.js'
 
 const EVENTS = Number(process.argv[2] ?? 200_000)
-const BATCHES = (process.argv[3] ?? '1000,2000,5000').split(',').map(Number)
-const WRITERS = 4
-const SQLITE_SECONDARY_INDEXES = ['audit_events_key_ts_idx', 'audit_events_customer_ts_idx', 'audit_events_partner_ts_idx', 'audit_events_outcome_ts_idx']
+/** events a busy worker ends in one event-loop turn */
+const TURN = 32
+const BATCH = 1000
 const ROUNDS = 3
+const SECONDARY_INDEXES = ['audit_events_key_ts_idx', 'audit_events_customer_ts_idx', 'audit_events_partner_ts_idx', 'audit_events_outcome_ts_idx']
+const logger = pino({ level: 'silent' })
 
-/** A realistic mix: mostly forwarded and keyed, some refusals without a key, 4 writers. */
-function makeEvents (count: number): ChainedAuditEvent[] {
-  const writers = Array.from({ length: WRITERS }, () => ({ id: randomUUID(), seq: 0, prev: GENESIS_HASH }))
+/** A realistic mix: mostly forwarded and keyed, some refusals without a key. */
+function makeEvents (count: number): AuditEvent[] {
   const start = Date.now() - count
-  const events: ChainedAuditEvent[] = []
+  const events: AuditEvent[] = []
   for (let i = 0; i < count; i++) {
     const refused = i % 10 === 0
-    const event: AuditEvent = {
+    events.push({
       id: randomUUID(),
       ts: start + i,
       request_id: randomUUID(),
@@ -62,157 +67,163 @@ function makeEvents (count: number): ChainedAuditEvent[] {
       bytes_out: 2048 + (i % 4096),
       payment_tx: null,
       payment_amount: null,
-    }
-    const writer = writers[i % WRITERS]
-    const hash = chainHash(writer.prev, event)
-    // built as the pipeline builds it: a spread copy has a slower shape (chainHash takes 2.4× as long)
-    events.push(toChained(event, writer.id, ++writer.seq, writer.prev, hash))
-    writer.prev = hash
+    })
   }
   return events
 }
 
-/** the alternative to COPY: every batch as one INSERT with 26 parameters per row */
-function insertSink (url: string): AuditSink {
-  const sql = postgres(url, { max: 1, onnotice: () => {} })
-  const columns = [...AUDIT_COLUMNS]
-  return {
-    async write (batch) {
-      // the protocol caps a statement at 65,535 parameters: 2,000 rows of 26 at a time
-      for (let i = 0; i < batch.length; i += 2000) {
-        const rows = batch.slice(i, i + 2000).map((e) => ({ ...e, ts: new Date(e.ts) }))
-        await sql`INSERT INTO audit_events ${sql(rows, columns)} ON CONFLICT DO NOTHING`
-      }
-    },
-    async close () { await sql.end() },
+/** the rows a writer would have logged, in batches as the drain ships them */
+function encodeBatches (events: readonly AuditEvent[]): AuditBatch[] {
+  const encoder = new CopyRowEncoder()
+  const writer = randomUUID()
+  const batches: AuditBatch[] = []
+  for (let i = 0; i < events.length; i += BATCH) {
+    batches.push(batchOfRows(events.slice(i, i + BATCH).map((e, j) => encoder.eventRow(e, writer, i + j + 1)), []))
   }
+  return batches
 }
 
-interface Run {
-  rate: number
-  /** CPU µs per event: this process (encoding, driver) and the PostgreSQL backend serving it */
-  clientCpu: number
-  serverCpu: number | null
+interface Store {
+  sink: AuditSink
+  /** the PostgreSQL backend serving the sink; null in embedded mode */
+  serverPid: number | null
+  done (): Promise<void>
 }
 
-// On this small shared machine events/s moves with whatever else runs; CPU per event far less.
-async function timeWrites (store: Store, events: readonly ChainedAuditEvent[], batch: number): Promise<Run> {
-  const cpu = process.cpuUsage()
-  const server = treeCpuMicros(store.serverPid ?? undefined)
-  const started = performance.now()
-  for (let i = 0; i < events.length; i += batch) await store.sink.write(events.slice(i, i + batch))
-  const seconds = (performance.now() - started) / 1000
-  const used = process.cpuUsage(cpu)
-  const serverAfter = treeCpuMicros(store.serverPid ?? undefined)
-  return {
-    rate: events.length / seconds,
-    clientCpu: (used.user + used.system) / events.length,
-    serverCpu: server === null || serverAfter === null ? null : (serverAfter - server) / events.length,
-  }
-}
-
-interface Store { sink: AuditSink, serverPid: number | null, done (): Promise<void> }
-
-async function freshPostgres (kind: 'direct' | 'staging' | 'insert'): Promise<Store> {
+async function freshPostgres (dropIndexes: string[] = []): Promise<Store> {
   const db = await createTestDatabase()
   await runMigrations(db.url)
+  const admin = postgres(db.url, { max: 1, onnotice: () => {} })
+  for (const index of dropIndexes) await admin.unsafe(`DROP INDEX ${index}`)
   const app = new URL(db.url)
   app.username = 'relaykey_app'
-  const sink = kind === 'insert'
-    ? insertSink(app.toString())
-    : openPostgresAuditSink(app.toString(), { directCopy: kind === 'direct' })
-  // partitions and the staging table exist before the clock starts, as in a running process
-  await sink.write(makeEvents(1))
-  const admin = postgres(db.url, { max: 1, onnotice: () => {} })
+  const sink = openPostgresAuditSink(app.toString())
+  // partitions exist before the clock starts, as in a running process
+  await sink.write(encodeBatches(makeEvents(1))[0]!)
   const [backend] = await admin<Array<{ pid: number }>>`
     SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND usename = 'relaykey_app'`
   await admin.end()
   return { sink, serverPid: backend?.pid ?? null, async done () { await sink.close(); await db.drop() } }
 }
 
-/**
- * `drop`: SQL run on the fresh file before the clock starts, to price what it removes;
- * `pragma`: a setting of the sink's own connection (checkpoint policy, for one)
- */
-async function freshSqlite (drop = '', pragma = ''): Promise<Store> {
+async function freshSqliteFile (): Promise<{ dir: string; file: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'relaykey-bench-'))
-  const db = openSqliteDatabase(join(dir, 'relaykey.db'), { checkpointPages: AUDIT_WRITER_CHECKPOINT_PAGES })
-  if (drop !== '') db.exec(drop)
-  if (pragma !== '') db.pragma(pragma)
-  const sink = new SqliteAuditSink(db, { ownsDb: true })
-  // embedded: the store works inside this process, so client CPU is all of it
-  return { sink, serverPid: null, async done () { await sink.close(); await rm(dir, { recursive: true, force: true }) } }
+  return { dir, file: join(dir, 'relaykey.db') }
 }
 
-/** CPU per event of chainHash over events already made: what tamper evidence costs a request at least */
-function chainHashMicros (events: readonly ChainedAuditEvent[]): number {
-  const rounds: number[] = []
-  for (let round = 0; round < ROUNDS; round++) {
-    const start = process.cpuUsage()
-    let prev = GENESIS_HASH
-    for (const event of events) prev = chainHash(prev, event)
-    const used = process.cpuUsage(start)
-    rounds.push((used.user + used.system) / events.length)
+interface Cost {
+  /** µs of CPU per event: the event loop's thread, the store (PostgreSQL backend or SQLite thread) */
+  loop: number
+  store: number | null
+  rate: number
+}
+
+/** records every event in turns of TURN through a pipeline on `sink`, until all are stored */
+async function throughPipeline (sink: AuditSink, serverPid: number | null, events: readonly AuditEvent[]): Promise<Cost> {
+  const dir = await mkdtemp(join(tmpdir(), 'relaykey-bench-log-'))
+  const pipeline = new AuditPipeline({ sink, logDir: join(dir, 'audit-log'), logger })
+  await pipeline.start()
+  const server = treeCpuMicros(serverPid ?? undefined)
+  const threads = threadCpuMicros()
+  const started = performance.now()
+  for (let i = 0; i < events.length; i += TURN) {
+    const end = Math.min(events.length, i + TURN)
+    for (let j = i; j < end; j++) pipeline.record(events[j]!)
+    await nextTurn()
   }
-  return median(rounds)
+  await pipeline.flush()
+  const seconds = (performance.now() - started) / 1000
+  const threadsAfter = threadCpuMicros()
+  const serverAfter = treeCpuMicros(serverPid ?? undefined)
+  await pipeline.close()
+  await rm(dir, { recursive: true, force: true })
+  if (pipeline.stats().written !== events.length) throw new Error(`stored ${pipeline.stats().written} of ${events.length}`)
+  return {
+    loop: threads === null || threadsAfter === null ? Number.NaN : (threadsAfter.main - threads.main) / events.length,
+    store: serverPid !== null
+      ? (server === null || serverAfter === null ? null : (serverAfter - server) / events.length)
+      : (threads === null || threadsAfter === null ? null : (threadsAfter.others - threads.others) / events.length),
+    rate: events.length / seconds,
+  }
+}
+
+/** the sink alone, rows already encoded */
+async function directIngest (store: Store, batches: readonly AuditBatch[], events: number): Promise<Cost> {
+  const cpu = process.cpuUsage()
+  const server = treeCpuMicros(store.serverPid ?? undefined)
+  const started = performance.now()
+  for (const batch of batches) await store.sink.write(batch)
+  const seconds = (performance.now() - started) / 1000
+  const used = process.cpuUsage(cpu)
+  const serverAfter = treeCpuMicros(store.serverPid ?? undefined)
+  return {
+    loop: (used.user + used.system) / events,
+    store: server === null || serverAfter === null ? null : (serverAfter - server) / events,
+    rate: events / seconds,
+  }
 }
 
 function median (xs: number[]): number {
-  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 }
 
 function micros (n: number | null): string {
-  return n === null ? '    -' : n.toFixed(1).padStart(5)
+  return n === null || Number.isNaN(n) ? '    -' : n.toFixed(2).padStart(6)
 }
 
-function fmt (n: number): string {
-  return Math.round(n).toLocaleString('en-US').padStart(9)
+function report (name: string, runs: Cost[], storeLabel: string): void {
+  console.log(`${name.padEnd(44)} ${Math.round(median(runs.map((r) => r.rate))).toLocaleString('en-US').padStart(9)} events/s  ` +
+    `cpu µs/event: event loop ${micros(median(runs.map((r) => r.loop)))}, ${storeLabel} ${micros(runs[0]!.store === null ? null : median(runs.map((r) => r.store!)))}` +
+    `   (rates: ${runs.map((r) => Math.round(r.rate)).join(', ')})`)
 }
 
 async function main (): Promise<void> {
-  console.log(`audit-write: ${EVENTS.toLocaleString('en-US')} events, ${WRITERS} writers, ${cpus().length} × ${cpus()[0].model}, median of ${ROUNDS}`)
-  const hashStart = performance.now()
+  console.log(`audit-write: ${EVENTS.toLocaleString('en-US')} events, turns of ${TURN}, batches of ${BATCH}, ${cpus().length} × ${cpus()[0]!.model}, median of ${ROUNDS}`)
   const events = makeEvents(EVENTS)
-  console.log(`making the events incl. chainHash: ${fmt(EVENTS / ((performance.now() - hashStart) / 1000))} events/s (pipeline-side cost, not in the figures below)`)
-  console.log(`the chain hash alone (canonical JSON + SHA-256): ${micros(chainHashMicros(events))} µs/event of CPU, median of ${ROUNDS}`)
+  const batches = encodeBatches(events)
 
-  const scenarios: Array<[string, () => Promise<Store>, boolean]> = [
-    ['postgres sink (direct COPY)     ', () => freshPostgres('direct'), false],
-    ['postgres sink, staging only     ', () => freshPostgres('staging'), false],
-    ['postgres sink, replay (staging) ', () => freshPostgres('direct'), true],
-    ['postgres multi-row INSERT       ', () => freshPostgres('insert'), false],
-    ['sqlite sink                     ', () => freshSqlite(), false],
-    ['sqlite, no REPLACE-guard trigger', () => freshSqlite('DROP TRIGGER audit_events_no_replace'), false],
-    ['sqlite, no (key_id, ts) index   ', () => freshSqlite('DROP INDEX audit_events_key_ts_idx'), false],
-    ['sqlite, no (customer, ts) index ', () => freshSqlite('DROP INDEX audit_events_customer_ts_idx'), false],
-    ['sqlite, no secondary indexes    ', () => freshSqlite(SQLITE_SECONDARY_INDEXES.map((i) => `DROP INDEX ${i};`).join(' ')), false],
-    // the least a row can cost in this file: the table alone, nothing derived from it
-    ['sqlite, table alone (floor)     ', () => freshSqlite([...SQLITE_SECONDARY_INDEXES.map((i) => `DROP INDEX ${i};`), 'DROP TRIGGER audit_events_no_replace;'].join(' ')), false],
-    ['sqlite, checkpoint every 1000 pg', () => freshSqlite('', 'wal_autocheckpoint = 1000'), false],
+  const scenarios: Array<[string, string, () => Promise<Cost>]> = [
+    ['pipeline → PostgreSQL (as a worker runs it)', 'postgres', async () => {
+      const store = await freshPostgres()
+      try { return await throughPipeline(store.sink, store.serverPid, events) } finally { await store.done() }
+    }],
+    ['pipeline → SQLite on its writer thread', 'sqlite thread', async () => {
+      const { dir, file } = await freshSqliteFile()
+      const sink = await openThreadedSqliteAuditSink(file)
+      try { return await throughPipeline(sink, null, events) } finally { await sink.close(); await rm(dir, { recursive: true, force: true }) }
+    }],
+    ['direct ingest, PostgreSQL as shipped', 'postgres', async () => {
+      const store = await freshPostgres()
+      try { return await directIngest(store, batches, EVENTS) } finally { await store.done() }
+    }],
+    ...SECONDARY_INDEXES.map((index): [string, string, () => Promise<Cost>] => [`direct ingest, PostgreSQL without ${index.replace('audit_events_', '').replace('_idx', '')}`, 'postgres', async () => {
+      const store = await freshPostgres([index])
+      try { return await directIngest(store, batches, EVENTS) } finally { await store.done() }
+    }]),
+    ['direct ingest, PostgreSQL, no secondary index', 'postgres', async () => {
+      const store = await freshPostgres(SECONDARY_INDEXES)
+      try { return await directIngest(store, batches, EVENTS) } finally { await store.done() }
+    }],
+    ['direct ingest, SQLite as shipped (in-process)', 'sqlite', async () => {
+      const { dir, file } = await freshSqliteFile()
+      const sink = new SqliteAuditSink(openSqliteDatabase(file, { checkpointPages: AUDIT_WRITER_CHECKPOINT_PAGES }), { ownsDb: true })
+      try { return await directIngest({ sink, serverPid: null, done: async () => {} }, batches, EVENTS) } finally { await sink.close(); await rm(dir, { recursive: true, force: true }) }
+    }],
+    ['direct ingest, SQLite, no secondary index', 'sqlite', async () => {
+      const { dir, file } = await freshSqliteFile()
+      const db = openSqliteDatabase(file, { checkpointPages: AUDIT_WRITER_CHECKPOINT_PAGES })
+      db.exec(SECONDARY_INDEXES.map((i) => `DROP INDEX ${i};`).join(' '))
+      const sink = new SqliteAuditSink(db, { ownsDb: true })
+      try { return await directIngest({ sink, serverPid: null, done: async () => {} }, batches, EVENTS) } finally { await sink.close(); await rm(dir, { recursive: true, force: true }) }
+    }],
   ]
-  for (const batch of BATCHES) {
-    // rounds interleave the scenarios, so a burst of load elsewhere spreads over all of them
-    const runs: Run[][] = scenarios.map(() => [])
-    for (let round = 0; round < ROUNDS; round++) {
-      for (let s = 0; s < scenarios.length; s++) {
-        const [, open, replay] = scenarios[s]
-        const store = await open()
-        try {
-          if (replay) await timeWrites(store, events, batch)
-          runs[s].push(await timeWrites(store, events, batch))
-        } finally {
-          await store.done()
-        }
-      }
-    }
-    for (let s = 0; s < scenarios.length; s++) {
-      const rates = runs[s].map((r) => r.rate)
-      const server = runs[s].map((r) => r.serverCpu).filter((c) => c !== null)
-      console.log(`batch ${String(batch).padStart(5)}  ${scenarios[s][0]} ${fmt(median(rates))} events/s  ` +
-        `cpu µs/event: node ${micros(median(runs[s].map((r) => r.clientCpu)))}, postgres ${micros(server.length === 0 ? null : median(server))}` +
-        `   (runs: ${rates.map((r) => Math.round(r)).join(', ')})`)
-    }
+  // rounds interleave the scenarios, so a burst of load elsewhere spreads over all of them
+  const runs: Cost[][] = scenarios.map(() => [])
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let s = 0; s < scenarios.length; s++) runs[s]!.push(await scenarios[s]![2]())
   }
+  for (let s = 0; s < scenarios.length; s++) report(scenarios[s]![0], runs[s]!, scenarios[s]![1])
+  console.log('direct ingest: the event loop column is the sink\'s own CPU (driver, or SQLite\'s parse and inserts in-process)')
 }
 
 await main()

@@ -1,14 +1,19 @@
-// The tamper evidence of the audit trail: each writer chains its events by hash, so a row that
-// was altered, removed or slipped in afterwards shows when the chain is recomputed.
+// Checking the audit trail's tamper evidence, and the per-event chain of older releases.
+//
+// Writers of this release chain their events block by block (audit-block.ts): their rows have
+// empty prev_hash and hash, and verify recomputes each block's hash from its stored rows.
+// Writers of older releases chained every event, and their rows still verify that way:
 //
 //   writer w:  seq 1              seq 2              seq 3
 //              prev = 0…0         prev = h1          prev = h2
 //              h1 = H(0…0, e1) ─► h2 = H(h1, e2) ─► h3 = H(h2, e3)
 //
-// The hash has no key: it proves that the stored rows agree with each other, not who wrote them.
-// Someone able to rewrite a whole chain suffix could recompute it; the append-only table is what
-// keeps the application role from doing that.
+// Neither hash has a key: it proves that the stored rows agree with each other, not who wrote
+// them. Someone able to rewrite a whole chain suffix could recompute it; the append-only tables
+// are what keep the application role from doing that.
 import { hash } from 'node:crypto'
+import { blockHash, GENESIS_BLOCK_HASH, type AuditBlock } from './audit-block.js'
+import { CopyRowEncoder } from './audit-copy-text.js'
 import type { AuditEvent, ChainedAuditEvent } from './audit-event.js'
 
 /** prev_hash of a writer's first event */
@@ -58,19 +63,21 @@ export function hashCanonical (prevHash: string, canonical: string): string {
 }
 
 export type ChainProblemKind =
-  /** the row's hash does not recompute from its own content: the row was changed */
+  /** a hash does not recompute from the stored rows: a row was changed (in a block: one of its rows) */
   | 'altered'
   /** seq skips ahead: the rows in between are gone (seq is the first missing one) */
   | 'missing'
-  /** prev_hash is not the previous row's hash, or seq repeats: a row was replaced or inserted */
+  /** prev_hash is not the previous row's (or block's) hash, or seq repeats or lies outside every block: a row or block was replaced or inserted */
   | 'broken_link'
 
 export interface ChainProblem {
   writer_id: string
   seq: number
-  /** the offending row; for 'missing', the first row after the gap */
+  /** the offending row; for 'missing', the first row after the gap ('' when none follows) */
   id: string
   kind: ChainProblemKind
+  /** the block whose hash did not recompute, for 'altered' in a block-chained writer */
+  block?: { first_seq: number; last_seq: number }
 }
 
 export interface WriterSummary {
@@ -93,14 +100,31 @@ export interface VerifyResult {
 interface ChainState {
   summary: WriterSummary
   lastHash: string
+  /** block-chained writers: their blocks in seq order, the next one due, and its rows so far */
+  blocks: readonly AuditBlock[] | null
+  blockAt: number
+  blockRows: string
+  blockFirstId: string
 }
 
 /**
- * Checks every writer's chain. Rows of different writers may interleave, but each writer's rows
- * must come in seq order (ORDER BY writer_id, seq does it). Memory grows with the number of
- * writers, not of rows. Plain arrays are accepted too, for callers that already hold the rows.
+ * Checks every writer's chain: per block for writers of this release (their `blocks`), per event
+ * for older ones. Rows of different writers may interleave, but each writer's rows must come in
+ * seq order (ORDER BY writer_id, seq does it). Memory grows with the number of writers and
+ * blocks, not of rows. Plain arrays are accepted too, for callers that already hold the rows.
  */
-export async function verifyChains (rows: AsyncIterable<ChainedAuditEvent> | Iterable<ChainedAuditEvent>): Promise<VerifyResult> {
+export async function verifyChains (
+  rows: AsyncIterable<ChainedAuditEvent> | Iterable<ChainedAuditEvent>,
+  blocks: Iterable<AuditBlock> = [],
+): Promise<VerifyResult> {
+  const blocksOf = new Map<string, AuditBlock[]>()
+  for (const block of blocks) {
+    let list = blocksOf.get(block.writer_id)
+    if (list === undefined) blocksOf.set(block.writer_id, list = [])
+    list.push(block)
+  }
+  for (const list of blocksOf.values()) list.sort((a, b) => a.first_seq - b.first_seq)
+  const encoder = new CopyRowEncoder()
   const chains = new Map<string, ChainState>()
   const problems: ChainProblem[] = []
   let events = 0
@@ -108,31 +132,80 @@ export async function verifyChains (rows: AsyncIterable<ChainedAuditEvent> | Ite
     events++
     let chain = chains.get(row.writer_id)
     if (chain === undefined) {
-      chain = { summary: { writer_id: row.writer_id, events: 0, last_seq: 0, problem: null }, lastHash: GENESIS_HASH }
+      chain = {
+        summary: { writer_id: row.writer_id, events: 0, last_seq: 0, problem: null },
+        lastHash: row.hash === '' ? GENESIS_BLOCK_HASH : GENESIS_HASH,
+        blocks: row.hash === '' ? blocksOf.get(row.writer_id) ?? [] : null,
+        blockAt: 0,
+        blockRows: '',
+        blockFirstId: '',
+      }
       chains.set(row.writer_id, chain)
     }
     const summary = chain.summary
     summary.events++
     if (summary.problem === null) {
-      const kind = checkLink(chain, row)
-      if (kind !== null) {
-        summary.problem = { writer_id: row.writer_id, seq: kind === 'missing' ? summary.last_seq + 1 : row.seq, id: row.id, kind }
-        problems.push(summary.problem)
+      const problem = chain.blocks === null ? checkLink(chain, row) : checkBlockRow(chain, row, encoder)
+      if (problem !== null) {
+        summary.problem = problem
+        problems.push(problem)
       }
     }
     summary.last_seq = row.seq
-    chain.lastHash = row.hash
+    if (chain.blocks === null) chain.lastHash = row.hash
+  }
+  // blocks whose rows are all gone: a writer's whole trail, or its tail
+  for (const [writer, list] of blocksOf) {
+    const chain = chains.get(writer)
+    if (chain === undefined) {
+      const summary: WriterSummary = { writer_id: writer, events: 0, last_seq: 0, problem: null }
+      summary.problem = { writer_id: writer, seq: list[0]!.first_seq, id: '', kind: 'missing' }
+      problems.push(summary.problem)
+      chains.set(writer, { summary, lastHash: '', blocks: list, blockAt: 0, blockRows: '', blockFirstId: '' })
+      continue
+    }
+    if (chain.summary.problem === null && chain.blocks !== null && chain.blockAt < chain.blocks.length) {
+      chain.summary.problem = { writer_id: writer, seq: chain.summary.last_seq + 1, id: '', kind: 'missing' }
+      problems.push(chain.summary.problem)
+    }
   }
   const writers = [...chains.values()].map((chain) => chain.summary)
   return { ok: problems.length === 0, writers, events, problems }
 }
 
-function checkLink (chain: ChainState, row: ChainedAuditEvent): ChainProblemKind | null {
+function checkLink (chain: ChainState, row: ChainedAuditEvent): ChainProblem | null {
   const expectedSeq = chain.summary.last_seq + 1
-  if (row.seq > expectedSeq) return 'missing'
-  if (row.seq < expectedSeq) return 'broken_link'
+  const problem = (kind: ChainProblemKind): ChainProblem =>
+    ({ writer_id: row.writer_id, seq: kind === 'missing' ? expectedSeq : row.seq, id: row.id, kind })
+  if (row.seq > expectedSeq) return problem('missing')
+  if (row.seq < expectedSeq) return problem('broken_link')
   // content first: a changed row is named as altered even when the change also touched prev_hash
-  if (chainHash(row.prev_hash, row) !== row.hash) return 'altered'
-  if (row.prev_hash !== chain.lastHash) return 'broken_link'
+  if (chainHash(row.prev_hash, row) !== row.hash) return problem('altered')
+  if (row.prev_hash !== chain.lastHash) return problem('broken_link')
+  return null
+}
+
+/** a row of a block-chained writer: in its block, in order; a block's last row checks its hash */
+function checkBlockRow (chain: ChainState, row: ChainedAuditEvent, encoder: CopyRowEncoder): ChainProblem | null {
+  const expectedSeq = chain.summary.last_seq + 1
+  const problem = (kind: ChainProblemKind, seq = row.seq): ChainProblem => ({ writer_id: row.writer_id, seq, id: row.id, kind })
+  if (row.seq > expectedSeq) return problem('missing', expectedSeq)
+  // a repeated seq, a per-event hash among block rows, or a row no block covers: slipped in
+  const block = chain.blocks![chain.blockAt]
+  if (row.seq < expectedSeq || row.hash !== '' || row.prev_hash !== '' || block === undefined || row.seq < block.first_seq) return problem('broken_link')
+  if (row.seq === block.first_seq) {
+    chain.blockRows = ''
+    chain.blockFirstId = row.id
+  }
+  chain.blockRows += encoder.eventRow(row, row.writer_id, row.seq)
+  if (row.seq < block.last_seq) return null
+  chain.blockAt++
+  // content first, as per event: a changed row is named as altered (by its block) even when
+  // the block's link changed too
+  if (blockHash(block.prev_hash, chain.blockRows) !== block.hash) {
+    return { writer_id: row.writer_id, seq: block.first_seq, id: chain.blockFirstId, kind: 'altered', block: { first_seq: block.first_seq, last_seq: block.last_seq } }
+  }
+  if (block.prev_hash !== chain.lastHash) return { writer_id: row.writer_id, seq: block.first_seq, id: chain.blockFirstId, kind: 'broken_link' }
+  chain.lastHash = block.hash
   return null
 }

@@ -1,7 +1,9 @@
-// Reads stored audit events back as ChainedAuditEvents, in chain order (writer_id, seq): what
-// `relaykey audit verify` walks, and what the sink contract test compares against.
+// Reads stored audit events back as ChainedAuditEvents, in chain order (writer_id, seq), and the
+// blocks that chain them: what `relaykey audit verify` walks, and what the sink contract test
+// compares against.
 import type Database from 'better-sqlite3'
 import type postgres from 'postgres'
+import type { AuditBlock } from './audit-block.js'
 import type { ChainedAuditEvent } from './audit-event.js'
 import { AUDIT_COLUMNS } from './audit-copy-text.js'
 
@@ -55,4 +57,19 @@ export async function * readSqliteAuditEvents (db: Database.Database): AsyncGene
   for (const row of db.prepare(selectInChainOrder(present)).iterate() as IterableIterator<SqliteRow>) {
     yield { ...row, ts: Date.parse(row.ts) }
   }
+}
+
+const SELECT_BLOCKS = 'SELECT writer_id, first_seq, last_seq, prev_hash, hash FROM audit_blocks ORDER BY writer_id, first_seq'
+
+/** every block; none when the table predates this release (verify never migrates) */
+export async function readPostgresAuditBlocks (sql: postgres.Sql): Promise<AuditBlock[]> {
+  const [{ present }] = await sql<[{ present: boolean }]>`SELECT to_regclass('audit_blocks') IS NOT NULL AS present`
+  if (!present) return []
+  const rows = await sql.unsafe<Array<Omit<AuditBlock, 'first_seq' | 'last_seq'> & { first_seq: string; last_seq: string }>>(SELECT_BLOCKS)
+  return rows.map((b) => ({ ...b, first_seq: Number(b.first_seq), last_seq: Number(b.last_seq) }))
+}
+
+export function readSqliteAuditBlocks (db: Database.Database): AuditBlock[] {
+  const present = db.prepare('SELECT 1 FROM sqlite_master WHERE type = \'table\' AND name = \'audit_blocks\'').get() !== undefined
+  return present ? db.prepare(SELECT_BLOCKS).all() as AuditBlock[] : []
 }

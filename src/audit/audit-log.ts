@@ -1,13 +1,15 @@
 // One writer's local audit log: append-only segment files under RELAYKEY_DATA_DIR/audit-log that
 // hold every event before its client gets the end of its answer.
 //
-//   record() ─► append(line, waiter) ─► [ this turn's lines ] ─setImmediate─► flush: one write()
-//                                                                               │ (fdatasync when
-//                                                                               ▼  fsync=always)
-//   segments (by first seq):  [ w.0001 ][ w.5001 ][ w.9001 ← current ]    waiters' answers end
+//   record() ─► append(row, waiter) ─► [ this turn's rows ] ─setImmediate─► flush: the turn is a
+//                                                                            block (one hash), its
+//                                                                            rows + block line one
+//                                                                            write() (fdatasync
+//                                                                            when fsync=always)
+//   segments (by first seq):  [ w.0001 ][ w.5001 ][ w.9001 ← current ]     ▼ waiters' answers end
 //                               └ deleted once every event in it is in the database
 //
-// Group commit: the events of one event-loop turn cost one write(). A waiter (the request whose
+// Group commit: the events of one event-loop turn cost one write() and one hash. A waiter (the request whose
 // answer is held) is released when its line is in the file: from then on a kill -9 of the
 // process cannot lose it, since the kernel has the bytes. Power loss is bounded by the fsync
 // policy: `always` releases waiters only after fdatasync, an interval syncs that often in the
@@ -15,6 +17,8 @@
 import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AuditWaiter } from './audit-event.js'
+import { blockHash, blockLine, GENESIS_BLOCK_HASH, type AuditBlock } from './audit-block.js'
+import type { AuditBatch } from './audit-batch.js'
 import { formatLogFileName } from './log-file-name.js'
 import { readLogChunk, type LogChunk } from './log-reader.js'
 
@@ -47,7 +51,9 @@ export interface AuditLogOptions {
   /** a segment rolls over once it holds this many bytes */
   segmentBytes: number
   fsync: FsyncPolicy
-  /** lines that could not be written (disk full, the bound reached, an I/O error) */
+  /** every turn's rows and block, written or not: memory's queue takes them from here */
+  onBatch: (batch: AuditBatch) => void
+  /** rows that could not be written (disk full, the bound reached, an I/O error) */
   onWriteFailed: (events: number, firstSeq: number, err: Error | null) => void
 }
 
@@ -57,11 +63,15 @@ export class AuditLog {
   readonly #flushBound: () => void
   readonly #syncedBound: (err: Error | null) => void
   #bytes: number
-  // this turn's lines, not written yet
+  // this turn's rows, not written yet
   #text: string
   #events: number
   #firstSeq: number
   #lastSeq: number
+  #minTs: number
+  #maxTs: number
+  /** the hash of this writer's last block */
+  #prevBlockHash: string
   #waiters: LogWaiter[]
   #spare: LogWaiter[]
   #scheduled: boolean
@@ -84,6 +94,9 @@ export class AuditLog {
     this.#events = 0
     this.#firstSeq = 0
     this.#lastSeq = 0
+    this.#minTs = Infinity
+    this.#maxTs = -Infinity
+    this.#prevBlockHash = GENESIS_BLOCK_HASH
     this.#waiters = []
     this.#spare = []
     this.#scheduled = false
@@ -108,12 +121,18 @@ export class AuditLog {
   }
 
   /**
-   * HOT PATH: once per event. `waiter` is released once the line is written (synced, with
-   * fsync=always); lines reach the file in the order they are appended.
+   * HOT PATH: once per event. `row` is its COPY text row (seq consecutive, `ts` its time);
+   * `waiter` is released once the row is written (synced, with fsync=always). Rows reach the
+   * file in the order they are appended.
    */
-  append (seq: number, line: string, waiter: LogWaiter | null): void {
-    if (this.#events === 0) this.#firstSeq = seq
-    this.#text += line
+  append (seq: number, ts: number, row: string, waiter: LogWaiter | null): void {
+    if (this.#events === 0) {
+      this.#firstSeq = seq
+      this.#minTs = ts
+      this.#maxTs = ts
+    } else if (ts < this.#minTs) this.#minTs = ts
+    else if (ts > this.#maxTs) this.#maxTs = ts
+    this.#text += row
     this.#events++
     this.#lastSeq = seq
     if (waiter !== null) this.#waiters.push(waiter)
@@ -187,12 +206,23 @@ export class AuditLog {
     return this.#segments.length === 0 ? 0 : this.#segments[this.#segments.length - 1]!.lastSeq
   }
 
+  /** this turn's rows as a block: chained, handed on (memory's queue), and written */
   #write (): void {
-    const text = this.#text
+    const rows = this.#text
     const events = this.#events
     const firstSeq = this.#firstSeq
     this.#text = ''
     this.#events = 0
+    const block: AuditBlock = {
+      writer_id: this.#o.writerId,
+      first_seq: firstSeq,
+      last_seq: this.#lastSeq,
+      prev_hash: this.#prevBlockHash,
+      hash: blockHash(this.#prevBlockHash, rows),
+    }
+    this.#prevBlockHash = block.hash
+    this.#o.onBatch({ rows, events, firstSeq, lastSeq: this.#lastSeq, minTs: this.#minTs, maxTs: this.#maxTs, blocks: [block] })
+    const text = rows + blockLine(block)
     const bytes = Buffer.byteLength(text)
     if (this.#bytes + bytes > this.#o.maxBytes) {
       this.#o.onWriteFailed(events, firstSeq, null)

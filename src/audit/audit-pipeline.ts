@@ -1,28 +1,28 @@
-// One per worker process: gives every audit event its place in this writer's hash chain, writes
-// it to the writer's local log before its request's answer ends, and lets the drain ship it to
-// the sink.
+// One per worker process: encodes every audit event once (a COPY text row, its seq in this
+// writer's sequence), writes it to the writer's local log before its request's answer ends, and
+// lets the drain ship it to the sink.
 //
-//   record(event, waiter) ──► log line ──► [ this turn ] ──one write()──► segment files
-//      │                                                    └─► waiters: the answers end
-//      └──► [ ring queue ] ──► drain ──► sink.write(batch)     one write at a time
+//   record(event, waiter) ──► row ──► [ this turn ] ──block hash, one write()──► segment files
+//                                          │                      └─► waiters: the answers end
+//                                          └──► [ batch queue ] ──► drain ──► sink.write(batch)
 //            live only: a failed write or a full queue drops it, and the drain reads the same
-//            events back from the log; start() ships dead processes' logs first
+//            rows back from the log; start() ships dead processes' logs first
 //
 // A segment is deleted once every event in it is in the sink. Nothing an answered request
 // recorded can be lost to a crash of the process: its line was written before the answer ended.
 import { randomUUID } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import type { Logger } from 'pino'
-import { canonicalEvent, GENESIS_HASH, hashCanonical } from './audit-chain.js'
-import { toChained, type AuditEvent, type AuditRecorder, type ChainedAuditEvent } from './audit-event.js'
+import type { AuditBatch } from './audit-batch.js'
+import { CopyRowEncoder } from './audit-copy-text.js'
+import type { AuditEvent, AuditRecorder } from './audit-event.js'
 import { AuditLog, type FsyncPolicy, type LogWaiter } from './audit-log.js'
 import type { AuditSink } from './audit-sink.js'
-import { EventQueue } from './event-queue.js'
+import { BatchQueue } from './batch-queue.js'
 import { LeftoverLogs } from './leftover-logs.js'
 import { LogDrain, type AuditPipelineHooks } from './log-drain.js'
 import { Quarantine } from './quarantine.js'
 import { isValidWriterId, newOwner } from './log-file-name.js'
-import { logLine } from './log-line.js'
 
 export type { AuditPipelineHooks } from './log-drain.js'
 
@@ -89,14 +89,14 @@ export class AuditPipeline implements AuditRecorder {
   readonly #batchSize: number
   readonly #flushIntervalMs: number
   readonly #logger: Logger
-  readonly #queue: EventQueue<ChainedAuditEvent>
+  readonly #queue: BatchQueue
+  readonly #encoder: CopyRowEncoder
   readonly #log: AuditLog
   readonly #leftovers: LeftoverLogs
   readonly #quarantine: Quarantine
   readonly #drain: LogDrain
   readonly #tickBound: () => void
   #seq: number
-  #prevHash: string
   #logWriteFailures: number
   #lastFailureLog: number
   #timer: NodeJS.Timeout | null
@@ -108,7 +108,8 @@ export class AuditPipeline implements AuditRecorder {
     this.#batchSize = o.batchSize
     this.#flushIntervalMs = o.flushIntervalMs
     this.#logger = options.logger.child({ component: 'audit', writer_id: this.#writerId })
-    this.#queue = new EventQueue(o.maxQueued)
+    this.#queue = new BatchQueue(o.maxQueued)
+    this.#encoder = new CopyRowEncoder()
     const owner = newOwner()
     this.#log = new AuditLog({
       dir: options.logDir,
@@ -117,6 +118,7 @@ export class AuditPipeline implements AuditRecorder {
       maxBytes: o.maxLogBytes,
       segmentBytes: o.segmentBytes,
       fsync: options.fsync ?? 1000,
+      onBatch: this.#logged.bind(this),
       onWriteFailed: this.#logWriteFailed.bind(this),
     })
     this.#leftovers = new LeftoverLogs([...(options.legacyDirs ?? []), options.logDir], owner)
@@ -137,7 +139,6 @@ export class AuditPipeline implements AuditRecorder {
     })
     this.#tickBound = this.#drain.tick.bind(this.#drain)
     this.#seq = 0
-    this.#prevHash = GENESIS_HASH
     this.#logWriteFailures = 0
     this.#lastFailureLog = 0
     this.#timer = null
@@ -163,31 +164,20 @@ export class AuditPipeline implements AuditRecorder {
    * ends then, not before.
    */
   record (event: AuditEvent, waiter: LogWaiter | null = null): void {
-    let chained: ChainedAuditEvent
-    let line: string
+    const seq = this.#seq + 1
+    let row: string
     try {
-      const canonical = canonicalEvent(event)
-      const prevHash = this.#prevHash
-      const hash = hashCanonical(prevHash, canonical)
-      const seq = this.#seq + 1
-      chained = toChained(event, this.#writerId, seq, prevHash, hash)
-      line = logLine(seq, prevHash, hash, canonical)
-      this.#seq = seq
-      this.#prevHash = hash
+      row = this.#encoder.eventRow(event, this.#writerId, seq)
     } catch (err) {
+      // ts is not a time: nothing can store this event
       this.#drain.drop(1, err as Error, 'audit event could not be recorded')
       waiter?.auditLogged()
       return
     }
-    this.#log.append(chained.seq, line, waiter)
-    if (this.#closed !== null) {
-      // nothing ships any more: into the log now, for the next process to ship
-      this.#log.flush()
-      return
-    }
-    if (!this.#drain.live) return
-    if (!this.#queue.push(chained)) return this.#drain.fallBehind()
-    if (this.#queue.length >= this.#batchSize) this.#drain.kick()
+    this.#seq = seq
+    this.#log.append(seq, event.ts, row, waiter)
+    // nothing ships any more: into the log now, for the next process to ship
+    if (this.#closed !== null) this.#log.flush()
   }
 
   /** resolves once everything recorded so far is in the sink, or (sink down) in the log */
@@ -207,7 +197,7 @@ export class AuditPipeline implements AuditRecorder {
 
   stats (): AuditPipelineStats {
     return {
-      queueDepth: this.#queue.length,
+      queueDepth: this.#queue.events,
       replayedEvents: this.#drain.replayed,
       logBytes: this.#log.bytes + this.#leftovers.bytes,
       logFiles: this.#log.segmentCount + this.#leftovers.count,
@@ -223,8 +213,15 @@ export class AuditPipeline implements AuditRecorder {
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
     await this.#drain.close()
-    const shipped = this.#drain.live && this.#queue.length === 0 ? this.#seq : this.#drain.committed
+    const shipped = this.#drain.live && this.#queue.events === 0 ? this.#seq : this.#drain.committed
     await this.#log.close(shipped)
+  }
+
+  /** a turn's rows, as the log wrote them (or failed to): memory's queue ships them while live */
+  #logged (batch: AuditBatch): void {
+    if (!this.#drain.live) return
+    if (!this.#queue.push(batch)) return this.#drain.fallBehind()
+    if (this.#queue.events >= this.#batchSize) this.#drain.kick()
   }
 
   #logWriteFailed (events: number, firstSeq: number, err: Error | null): void {

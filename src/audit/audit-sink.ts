@@ -1,15 +1,16 @@
-// Where chained audit events end up: PostgreSQL (COPY) or SQLite (batched INSERT). Both run
+// Where audit events end up: PostgreSQL (COPY) or SQLite (batched INSERT). Both run
 // test/audit/audit-sink.contract.ts.
-import type { ChainedAuditEvent } from './audit-event.js'
+import type { AuditBatch } from './audit-batch.js'
 
 export interface AuditSink {
   /**
-   * Stores the batch durably, or rejects and stores none of it. Idempotent: events already
-   * stored (same id and ts) are skipped, so a replay after a partial failure is safe. A batch
+   * Stores the batch's rows and blocks durably, or rejects and stores none of it. Idempotent:
+   * events already stored (same id and ts) and blocks already stored (same writer and first
+   * seq) are skipped, so a replay after a partial failure is safe. A batch
    * refused for what one of its events holds rejects with AuditContentError: writing it again
    * cannot help, while any other rejection (a store that is down, slow or failing) may pass later.
    */
-  write (batch: readonly ChainedAuditEvent[]): Promise<void>
+  write (batch: AuditBatch): Promise<void>
   close (): Promise<void>
 }
 

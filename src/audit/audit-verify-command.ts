@@ -1,13 +1,13 @@
 // `relaykey audit verify`: walks every writer's hash chain in the audit store RelayKey uses —
 // PostgreSQL at DATABASE_URL, else the embedded file in RELAYKEY_DATA_DIR — and reports the
-// first altered or missing row of each. Exit 0: intact; 1: a problem; 2: usage.
+// first altered or missing row (or block) of each. Exit 0: intact; 1: a problem; 2: usage.
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import postgres from 'postgres'
 import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
 import { verifyChains, type ChainProblem, type VerifyResult, type WriterSummary } from './audit-chain.js'
-import { readPostgresAuditEvents, readSqliteAuditEvents } from './audit-event-readers.js'
+import { readPostgresAuditBlocks, readPostgresAuditEvents, readSqliteAuditBlocks, readSqliteAuditEvents } from './audit-event-readers.js'
 import { clientOptions } from '../store/postgres/client-options.js'
 
 export const AUDIT_USAGE = 'audit verify   check the audit trail\'s hash chains (DATABASE_URL, else RELAYKEY_DATA_DIR)'
@@ -40,7 +40,7 @@ export async function runAuditCommand (args: string[], env: NodeJS.ProcessEnv = 
 async function verifyPostgres (url: string): Promise<VerifyResult> {
   const sql = postgres(url, clientOptions({ max: 1 }))
   try {
-    return await verifyChains(readPostgresAuditEvents(sql))
+    return await verifyChains(readPostgresAuditEvents(sql), await readPostgresAuditBlocks(sql))
   } finally {
     await sql.end({ timeout: 5 })
   }
@@ -50,7 +50,7 @@ async function verifySqlite (file: string): Promise<VerifyResult> {
   // read-only: verifying must not migrate or otherwise touch the file it is judging
   const db = new Database(file, { readonly: true, fileMustExist: true })
   try {
-    return await verifyChains(readSqliteAuditEvents(db))
+    return await verifyChains(readSqliteAuditEvents(db), readSqliteAuditBlocks(db))
   } finally {
     db.close()
   }
@@ -64,9 +64,13 @@ function describeWriter (w: WriterSummary): string {
 function describeProblem (p: ChainProblem): string {
   switch (p.kind) {
     case 'altered':
-      return `ALTERED row id ${p.id} seq ${p.seq} writer ${p.writer_id}`
+      return p.block === undefined
+        ? `ALTERED row id ${p.id} seq ${p.seq} writer ${p.writer_id}`
+        : `ALTERED block seq ${p.block.first_seq}–${p.block.last_seq} writer ${p.writer_id}: a row in it was changed (its first row: id ${p.id})`
     case 'missing':
-      return `MISSING row seq ${p.seq} writer ${p.writer_id} (the gap ends before id ${p.id})`
+      return p.id === ''
+        ? `MISSING rows from seq ${p.seq} writer ${p.writer_id} (its blocks name rows that are gone)`
+        : `MISSING row seq ${p.seq} writer ${p.writer_id} (the gap ends before id ${p.id})`
     case 'broken_link':
       return `BROKEN LINK at row id ${p.id} seq ${p.seq} writer ${p.writer_id} (replaced or inserted row)`
   }

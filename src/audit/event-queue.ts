@@ -43,6 +43,11 @@ export class EventQueue<T> {
     return true
   }
 
+  /** the item at the head, left in place */
+  peek (): T | undefined {
+    return this.#length === 0 ? undefined : this.#slots[this.#head]
+  }
+
   /** removes and returns up to `max` items from the head, oldest first */
   take (max: number): T[] {
     const count = Math.min(max, this.#length)

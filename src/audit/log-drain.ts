@@ -10,10 +10,11 @@
 // dropping the queue and reading the same events back from disk. One loop, one sink write in
 // flight at a time: the backpressure. Deadlines, up/down and probe backoff live in SinkGate.
 import type { Logger } from 'pino'
-import type { ChainedAuditEvent } from './audit-event.js'
+import { batchOfRows, splitBatch, type AuditBatch } from './audit-batch.js'
+import { eventOfRow, rowSeq } from './audit-copy-text.js'
 import type { AuditLog, LogSegment } from './audit-log.js'
 import { AuditContentError, type AuditSink } from './audit-sink.js'
-import type { EventQueue } from './event-queue.js'
+import type { BatchQueue } from './batch-queue.js'
 import type { LeftoverLogs } from './leftover-logs.js'
 import type { Quarantine } from './quarantine.js'
 import { SinkGate } from './queue-sink-gate.js'
@@ -33,7 +34,7 @@ export interface AuditPipelineHooks {
 }
 
 export interface LogDrainOptions {
-  queue: EventQueue<ChainedAuditEvent>
+  queue: BatchQueue
   log: AuditLog
   leftovers: LeftoverLogs
   quarantine: Quarantine
@@ -52,7 +53,7 @@ type Shipped = 'idle' | 'ok' | 'failed'
 
 export class LogDrain {
   readonly #o: LogDrainOptions
-  readonly #queue: EventQueue<ChainedAuditEvent>
+  readonly #queue: BatchQueue
   readonly #log: AuditLog
   readonly #leftovers: LeftoverLogs
   readonly #gate: SinkGate
@@ -136,11 +137,11 @@ export class LogDrain {
   fallBehind (): void {
     if (!this.#live) return
     this.#live = false
-    const dropped = this.#queue.take(this.#queue.length)
+    const dropped = this.#queue.clear()
     // those the log could not write are in neither place now
     if (this.#unlogged.length > 0) {
       let lost = 0
-      for (const event of dropped) if (this.#isUnlogged(event.seq)) lost++
+      for (const batch of dropped) lost += this.#unloggedIn(batch)
       this.#unlogged.length = 0
       this.drop(lost, null, 'audit events lost: the log could not write them and the queue let them go')
     }
@@ -160,7 +161,7 @@ export class LogDrain {
     try {
       this.#log.flush()
       do await this.#runLoop()
-      while (this.#gate.up && !this.#closing && (!this.#live || this.#queue.length > 0 || this.#leftovers.count > 0))
+      while (this.#gate.up && !this.#closing && (!this.#live || this.#queue.events > 0 || this.#leftovers.count > 0))
     } finally {
       this.#flushing--
     }
@@ -174,7 +175,7 @@ export class LogDrain {
     try {
       this.#log.flush()
       // a loop already running may have looked at the queue before the last events came
-      while (this.#live && this.#gate.up && this.#queue.length > 0) await this.#runLoop()
+      while (this.#live && this.#gate.up && this.#queue.events > 0) await this.#runLoop()
     } finally {
       this.#flushing--
     }
@@ -220,12 +221,12 @@ export class LogDrain {
   }
 
   async #shipFromMemory (): Promise<Shipped> {
-    const n = this.#queue.length
+    const n = this.#queue.events
     if (!(n >= this.#o.batchSize || (n > 0 && (this.#partialDue || this.#flushing > 0)))) return 'idle'
-    const batch = this.#queue.take(this.#o.batchSize)
-    if (this.#queue.length < this.#o.batchSize) this.#partialDue = false
+    const batch = this.#queue.take(this.#o.batchSize)!
+    if (this.#queue.events < this.#o.batchSize) this.#partialDue = false
     if (await this.#store(batch)) {
-      this.#commit(batch[batch.length - 1]!.seq)
+      this.#commit(batch.lastSeq)
       return 'ok'
     }
     // the batch and everything after it are in the log: ship them from there
@@ -251,23 +252,18 @@ export class LogDrain {
       this.#offset = segment.bytes
       return 'ok'
     }
-    const events = this.#uncommitted(chunk.events)
-    if (events.length > 0) {
-      if (!(await this.#store(events))) return 'failed'
-      this.#replayed += events.length
-      this.#o.hooks.replayed?.(events.length)
-      this.#commit(events[events.length - 1]!.seq)
+    // rows already committed are left out; blocks are not (the sink skips those it has): a
+    // block line may come in the chunk after its rows
+    const batch = batchOfRows(chunk.rows.filter((row) => rowSeq(row) > this.#committed), chunk.blocks)
+    if (batch.events > 0 || batch.blocks.length > 0) {
+      if (!(await this.#store(batch))) return 'failed'
+      this.#replayed += batch.events
+      this.#o.hooks.replayed?.(batch.events)
+      if (batch.events > 0) this.#commit(batch.lastSeq)
     }
     if (chunk.damaged > 0) this.drop(chunk.damaged, null, `audit log segment ${segment.name} has damaged lines`)
     this.#offset = chunk.nextOffset
     return 'ok'
-  }
-
-  /** the events of a chunk not yet committed (a seq the log skips was counted when its write failed) */
-  #uncommitted (events: ChainedAuditEvent[]): ChainedAuditEvent[] {
-    let from = 0
-    while (from < events.length && events[from]!.seq <= this.#committed) from++
-    return from === 0 ? events : events.slice(from)
   }
 
   /**
@@ -275,31 +271,44 @@ export class LogDrain {
    * A batch refused for its content is split in halves until the refused events are alone:
    * those go to the quarantine, the rest to the store, and the sink is not marked down for them.
    */
-  async #store (batch: ChainedAuditEvent[]): Promise<boolean> {
+  async #store (batch: AuditBatch): Promise<boolean> {
     const err = await this.#gate.write(batch)
     if (err === null) return true
     if (!(err instanceof AuditContentError)) return false
-    if (batch.length === 1) return this.#quarantine(batch[0]!, err)
-    const half = batch.length >>> 1
-    return await this.#store(batch.slice(0, half)) && await this.#store(batch.slice(half))
+    if (batch.events <= 1) return await this.#quarantine(batch, err)
+    const [first, second] = splitBatch(batch)
+    return await this.#store(first) && await this.#store(second)
   }
 
-  #quarantine (event: ChainedAuditEvent, err: AuditContentError): true {
-    const facts = { seq: event.seq, event_id: event.id, reason: err.message, file: this.#o.quarantine.file }
-    try {
-      this.#o.quarantine.add(event, err.message)
-    } catch (writeErr) {
-      this.drop(1, writeErr as Error, 'an audit event the store refused could not be quarantined either')
-      return true
+  /** a one-row batch the store refused: the row to the quarantine, its blocks to the store */
+  async #quarantine (batch: AuditBatch, err: AuditContentError): Promise<boolean> {
+    if (batch.events === 1) {
+      let event = null
+      try {
+        event = eventOfRow(batch.rows)
+        this.#o.quarantine.add(event, err.message)
+        this.#o.hooks.quarantined?.(1)
+        this.#logger.error({ seq: event.seq, event_id: event.id, reason: err.message, file: this.#o.quarantine.file },
+          'audit event refused by the store for its content: quarantined, the events after it go on')
+      } catch (writeErr) {
+        this.drop(1, writeErr as Error, 'an audit event the store refused could not be quarantined either')
+      }
     }
-    this.#o.hooks.quarantined?.(1)
-    this.#logger.error(facts, 'audit event refused by the store for its content: quarantined, the events after it go on')
-    return true
+    if (batch.blocks.length === 0) return true
+    const blocksOnly = batchOfRows([], batch.blocks)
+    const blocksErr = await this.#gate.write(blocksOnly)
+    return blocksErr === null || blocksErr instanceof AuditContentError
   }
 
-  #isUnlogged (seq: number): boolean {
-    for (const [first, last] of this.#unlogged) if (seq >= first && seq <= last) return true
-    return false
+  /** events of `batch` the log could not write */
+  #unloggedIn (batch: AuditBatch): number {
+    let n = 0
+    for (const [first, last] of this.#unlogged) {
+      const from = Math.max(first, batch.firstSeq)
+      const to = Math.min(last, batch.lastSeq)
+      if (to >= from) n += to - from + 1
+    }
+    return n
   }
 
   /** every written event has been read back: from now on the queue carries new ones */
@@ -350,10 +359,10 @@ export class LogDrain {
       this.#leftovers.forget(file)
       return 'ok'
     }
-    if (chunk.events.length > 0) {
-      if (!(await this.#store(chunk.events))) return 'failed'
-      this.#replayed += chunk.events.length
-      this.#o.hooks.replayed?.(chunk.events.length)
+    if (chunk.rows.length > 0 || chunk.blocks.length > 0) {
+      if (!(await this.#store(batchOfRows(chunk.rows, chunk.blocks)))) return 'failed'
+      this.#replayed += chunk.rows.length
+      this.#o.hooks.replayed?.(chunk.rows.length)
     }
     // counted once the chunk is behind us: a failed write means reading these lines again
     if (chunk.damaged > 0) this.drop(chunk.damaged, null, `audit log ${file.name} has damaged lines (a torn append)`)

@@ -1,5 +1,7 @@
-// The PostgreSQL audit sink. A batch travels in COPY's text format (audit-copy-text.ts) and lands
-// whole or not at all, one transaction each, by one of two paths:
+// The PostgreSQL audit sink. A batch's rows arrive in COPY's text format, encoded once when each
+// event was recorded (audit-copy-text.ts), and are sent as they are; its blocks (audit-block.ts)
+// go in with one INSERT. The batch lands whole or not at all, one transaction each, by one of
+// two paths:
 //
 //   staging (as designed): COPY into a per-session temporary table, then one
 //     INSERT INTO audit_events SELECT … ON CONFLICT DO NOTHING, which skips events already stored
@@ -10,13 +12,12 @@
 // no speculative insertion — about 9 instead of 13 µs of server CPU per event, ~90k instead of
 // ~55k events/s on two cores (bench/audit-write.ts). Replays (a spill after an outage) come in
 // runs, so after a conflict the sink stays on the staging path until a batch needs no skipping.
-import { once } from 'node:events'
 import { finished } from 'node:stream/promises'
-import type { Writable } from 'node:stream'
 import postgres from 'postgres'
-import type { ChainedAuditEvent } from './audit-event.js'
+import type { AuditBatch } from './audit-batch.js'
+import type { AuditBlock } from './audit-block.js'
 import { AuditContentError, type AuditSink } from './audit-sink.js'
-import { AUDIT_COLUMNS, CopyRowEncoder } from './audit-copy-text.js'
+import { AUDIT_COLUMNS } from './audit-copy-text.js'
 import { clientOptions } from '../store/postgres/client-options.js'
 import { postgresSocket } from '../store/postgres/postgres-socket.js'
 
@@ -31,11 +32,6 @@ const COPY_DIRECT = `COPY audit_events (${COLUMN_LIST}) FROM STDIN`
 const MONTHS_AHEAD = 3
 const MAX_MONTHS_AHEAD = 24
 const ENSURE_EVERY_MS = 24 * 60 * 60 * 1000
-/**
- * rows are handed to the COPY stream in chunks of about this many characters: small enough that
- * the server parses one chunk while the next is being encoded (2 cores: one each)
- */
-const CHUNK_CHARS = 64 * 1024
 
 export interface PostgresAuditSinkOptions {
   /** the clock deciding the current month and the daily partition check; tests move it */
@@ -57,7 +53,6 @@ export class PostgresAuditSink implements AuditSink {
   readonly #reconnect: (() => postgres.Sql) | null
   readonly #deadlineMs: number
   readonly #now: () => number
-  readonly #encoder: CopyRowEncoder
   // the temp table lives as long as the session; a new session (reconnect) needs it again
   #stagingReady: boolean
   readonly #directCopy: boolean
@@ -74,7 +69,6 @@ export class PostgresAuditSink implements AuditSink {
     this.#reconnect = options.reconnect ?? null
     this.#deadlineMs = options.writeDeadlineMs ?? 10_000
     this.#now = options.now ?? Date.now
-    this.#encoder = new CopyRowEncoder()
     this.#stagingReady = false
     this.#directCopy = options.directCopy ?? true
     this.#direct = this.#directCopy
@@ -83,8 +77,8 @@ export class PostgresAuditSink implements AuditSink {
     this.#coveredTo = -Infinity
   }
 
-  async write (batch: readonly ChainedAuditEvent[]): Promise<void> {
-    if (batch.length === 0) return
+  async write (batch: AuditBatch): Promise<void> {
+    if (batch.events === 0 && batch.blocks.length === 0) return
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(reject, this.#deadlineMs, new Error(`audit write did not settle within ${this.#deadlineMs} ms`))
@@ -111,9 +105,9 @@ export class PostgresAuditSink implements AuditSink {
     old.end({ timeout: 0 }).catch(() => {})
   }
 
-  async #write (batch: readonly ChainedAuditEvent[]): Promise<void> {
-    await this.#ensurePartitions(batch)
-    if (this.#direct) {
+  async #write (batch: AuditBatch): Promise<void> {
+    if (batch.events > 0) await this.#ensurePartitions(batch)
+    if (this.#direct || batch.events === 0) {
       try {
         await this.#copy(COPY_DIRECT, batch)
         return
@@ -132,24 +126,29 @@ export class PostgresAuditSink implements AuditSink {
       this.#stagingReady = false
       inserted = await this.#copyStaged(batch)
     }
-    if (inserted === batch.length) this.#direct = this.#directCopy
+    if (inserted === batch.events) this.#direct = this.#directCopy
   }
 
   async close (): Promise<void> {
     await this.#sql.end({ timeout: 5 })
   }
 
-  async #copy (statement: string, batch: readonly ChainedAuditEvent[]): Promise<void> {
-    await this.#sql.begin((tx) => copyRows(tx, statement, batch, this.#encoder))
+  async #copy (statement: string, batch: AuditBatch): Promise<void> {
+    await this.#sql.begin(async (tx) => {
+      if (batch.events > 0) await copyRows(tx, statement, batch.rows)
+      if (batch.blocks.length > 0) await insertBlocks(tx, batch.blocks)
+    })
   }
 
   /** returns how many events were new */
-  async #copyStaged (batch: readonly ChainedAuditEvent[]): Promise<number> {
+  async #copyStaged (batch: AuditBatch): Promise<number> {
     const createStaging = !this.#stagingReady
     const result = await this.#sql.begin(async (tx) => {
       if (createStaging) await tx.unsafe(CREATE_STAGING)
-      await copyRows(tx, COPY_STAGING, batch, this.#encoder)
-      return await tx.unsafe(MOVE_STAGED)
+      await copyRows(tx, COPY_STAGING, batch.rows)
+      const moved = await tx.unsafe(MOVE_STAGED)
+      if (batch.blocks.length > 0) await insertBlocks(tx, batch.blocks)
+      return moved
     })
     // only now: a rolled-back transaction takes the CREATE TEMP TABLE with it
     this.#stagingReady = true
@@ -160,13 +159,9 @@ export class PostgresAuditSink implements AuditSink {
    * Before the first write, once a day, and whenever a batch reaches outside the months known to
    * exist (a replay of last month's spill, a writer with a clock far ahead).
    */
-  async #ensurePartitions (batch: readonly ChainedAuditEvent[]): Promise<void> {
-    let min = Infinity
-    let max = -Infinity
-    for (const event of batch) {
-      if (event.ts < min) min = event.ts
-      if (event.ts > max) max = event.ts
-    }
+  async #ensurePartitions (batch: AuditBatch): Promise<void> {
+    const min = batch.minTs
+    const max = batch.maxTs
     const now = this.#now()
     if (now - this.#partitionsCheckedAt < ENSURE_EVERY_MS && min >= this.#coveredFrom && max < this.#coveredTo) return
     const since = Math.min(min, now)
@@ -195,11 +190,10 @@ export function openPostgresAuditSink (databaseUrl: string, options: PostgresAud
 /**
  * Refused for what a row holds: data exceptions (class 22: bad encoding, a value out of range),
  * integrity violations (class 23: no partition for its time, a check) and program limits
- * (class 54: an index row too large); and an event that could not be encoded at all. Anything
+ * (class 54: an index row too large). Anything
  * else is the server's or the connection's state, which a later write may find better.
  */
 function isContentError (err: unknown): boolean {
-  if (err instanceof RangeError) return true // CopyRowEncoder: ts is not a valid time
   return err instanceof postgres.PostgresError && CONTENT_SQLSTATE.test(err.code)
 }
 
@@ -244,36 +238,24 @@ function copyFailure (copy: object): Promise<never> {
   return failed
 }
 
-async function copyRows (tx: postgres.TransactionSql, statement: string, batch: readonly ChainedAuditEvent[], encoder: CopyRowEncoder): Promise<void> {
+async function copyRows (tx: postgres.TransactionSql, statement: string, rows: string): Promise<void> {
   // no parameters: a simple-protocol COPY, which ends cleanly if the server rejects a row
   const copy = tx.unsafe(statement)
   const failed = copyFailure(copy)
-  await writeRows(await copy.writable(), batch, encoder, failed)
-}
-
-async function writeRows (stream: Writable, batch: readonly ChainedAuditEvent[], encoder: CopyRowEncoder, failed: Promise<never>): Promise<void> {
-  // a server error destroys the stream; the races below report it, this keeps it from counting
+  const stream = await copy.writable()
+  // a server error destroys the stream; the race below reports it, this keeps it from counting
   // as unhandled when it lands between two writes
   stream.on('error', noop)
-  let chunk = ''
-  try {
-    for (const event of batch) {
-      chunk += encoder.row(event)
-      if (chunk.length >= CHUNK_CHARS) {
-        if (!stream.write(chunk)) await Promise.race([once(stream, 'drain'), failed])
-        chunk = ''
-      }
-    }
-  } catch (err) {
-    // an event that cannot be encoded (ts not a number): abort the COPY (CopyFail) so the
-    // connection leaves copy mode and the transaction can roll back
-    stream.destroy(err as Error)
-    throw err
-  }
-  if (chunk.length > 0) stream.write(chunk)
-  stream.end()
+  // the rows as encoded when recorded: one write, no encoding here
+  stream.end(rows)
   // finishes once the server has acknowledged the COPY
   await Promise.race([finished(stream), failed])
+}
+
+/** the batch's blocks; one already stored (a replay) is skipped */
+async function insertBlocks (tx: postgres.TransactionSql, blocks: readonly AuditBlock[]): Promise<void> {
+  // five parameters a block: a batch's few hundred blocks at most stay far below the protocol's 65,535
+  await tx`INSERT INTO audit_blocks ${tx(blocks as AuditBlock[], 'writer_id', 'first_seq', 'last_seq', 'prev_hash', 'hash')} ON CONFLICT DO NOTHING`
 }
 
 function noop (): void {}

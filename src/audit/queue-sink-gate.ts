@@ -10,7 +10,7 @@
 // starts until it settles, so the sink never holds two batches of this writer at once.
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
-import type { ChainedAuditEvent } from './audit-event.js'
+import type { AuditBatch } from './audit-batch.js'
 import { AuditContentError, type AuditSink } from './audit-sink.js'
 import type { AuditPipelineHooks } from './log-drain.js'
 
@@ -72,7 +72,7 @@ export class SinkGate {
   }
 
   /** sink.write with the deadline; null once stored, else why not (AuditContentError: its content) */
-  async write (batch: ChainedAuditEvent[]): Promise<Error | null> {
+  async write (batch: AuditBatch): Promise<Error | null> {
     const started = performance.now()
     let settled: Promise<Error | null>
     try {
@@ -88,16 +88,16 @@ export class SinkGate {
       this.#abandoned = settled
       settled.then(this.#settledBound)
       this.#stuckTimer = setTimeout(this.#stuckBound, Math.max(STUCK_AFTER_MS, 10 * this.#o.timeoutMs)).unref()
-      this.#log.warn({ events: batch.length, timeout_ms: this.#o.timeoutMs }, 'audit sink write timed out')
+      this.#log.warn({ events: batch.events, timeout_ms: this.#o.timeoutMs }, 'audit sink write timed out')
       return new Error(`audit sink write did not finish within ${this.#o.timeoutMs} ms`)
     }
     if (result instanceof AuditContentError) return result // the drain isolates the event; no alarm yet
     if (result !== null) {
-      this.#log.warn({ err: result, events: batch.length }, 'audit sink write failed')
+      this.#log.warn({ err: result, events: batch.events }, 'audit sink write failed')
       return result
     }
-    this.#written += batch.length
-    this.#o.hooks.written?.(batch.length, performance.now() - started)
+    this.#written += batch.events
+    this.#o.hooks.written?.(batch.events, performance.now() - started)
     return null
   }
 

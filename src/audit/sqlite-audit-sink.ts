@@ -1,50 +1,55 @@
-// The embedded-mode audit sink: the audit_events table in the same SQLite file as the control
-// store (schema.ts), one IMMEDIATE transaction of prepared INSERT OR IGNOREs per batch.
+// The embedded-mode audit sink: the audit_events and audit_blocks tables in the same SQLite file
+// as the control store (schema.ts), one IMMEDIATE transaction of prepared INSERT OR IGNOREs per
+// batch. The rows arrive as COPY text (audit-copy-text.ts) and are parsed back into values here,
+// on the writer thread, not on the event loop that recorded them.
 import type Database from 'better-sqlite3'
 import { AUDIT_WRITER_CHECKPOINT_PAGES, openSqliteDatabase } from '../store/sqlite/schema.js'
-import { isPaymentAmount, type ChainedAuditEvent } from './audit-event.js'
+import { rowsOf, type AuditBatch } from './audit-batch.js'
+import { AUDIT_COLUMNS, parseCopyRow } from './audit-copy-text.js'
+import { isPaymentAmount } from './audit-event.js'
 import { AuditContentError, type AuditSink } from './audit-sink.js'
 
-// OR IGNORE: a replayed event hits the (ts, id) primary key and is skipped. It never turns into
-// a delete, so the append-only triggers stay quiet.
-const INSERT = `
-  INSERT OR IGNORE INTO audit_events (
-    ts, id, request_id, key_id, customer, team, service, environment, partner, credential_id,
-    method, path, status, outcome, attempts, latency_ms, upstream_latency_ms, cost, bytes_in,
-    bytes_out, payment_tx, payment_amount, writer_id, seq, prev_hash, hash
-  ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+// OR IGNORE: a replayed event hits the (ts, id) primary key and is skipped, a replayed block
+// (writer_id, first_seq). It never turns into a delete, so the append-only triggers stay quiet.
+const INSERT_EVENT = `INSERT OR IGNORE INTO audit_events (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`
+const INSERT_BLOCK = 'INSERT OR IGNORE INTO audit_blocks (writer_id, first_seq, last_seq, prev_hash, hash) VALUES (?, ?, ?, ?, ?)'
+const PAYMENT_AMOUNT = AUDIT_COLUMNS.indexOf('payment_amount')
 
 export class SqliteAuditSink implements AuditSink {
   readonly #db: Database.Database
   readonly #ownsDb: boolean
-  readonly #writeBatch: Database.Transaction<(batch: readonly ChainedAuditEvent[]) => void>
+  readonly #writeBatch: Database.Transaction<(batch: AuditBatch) => void>
 
   /** `db` must have the schema applied (openSqliteDatabase); `ownsDb`: close() closes it */
   constructor (db: Database.Database, options: { ownsDb?: boolean } = {}) {
     this.#db = db
     this.#ownsDb = options.ownsDb ?? false
-    const insert = db.prepare(INSERT)
-    this.#writeBatch = db.transaction((batch: readonly ChainedAuditEvent[]) => {
-      for (const e of batch) {
-        // what PostgreSQL's numeric(78,0) would refuse fails the batch here too, never a
-        // row quietly: usage sums the column exactly, and the chain hashed the string as is
-        if (e.payment_amount !== null && !isPaymentAmount(e.payment_amount)) {
-          throw new AuditContentError(`audit event ${e.id}: payment_amount must be a decimal string of atomic units`)
+    const insertEvent = db.prepare(INSERT_EVENT)
+    const insertBlock = db.prepare(INSERT_BLOCK)
+    this.#writeBatch = db.transaction((batch: AuditBatch) => {
+      for (const row of rowsOf(batch.rows)) {
+        let values
+        try {
+          values = parseCopyRow(row)
+        } catch (err) {
+          throw new AuditContentError(`a damaged audit row: ${(err as Error).message}`)
         }
-        insert.run(
-          new Date(e.ts).toISOString(), e.id, e.request_id, e.key_id, e.customer, e.team, e.service,
-          e.environment, e.partner, e.credential_id, e.method, e.path, e.status, e.outcome,
-          e.attempts, e.latency_ms, e.upstream_latency_ms, e.cost, e.bytes_in, e.bytes_out,
-          e.payment_tx, e.payment_amount, e.writer_id, e.seq, e.prev_hash, e.hash,
-        )
+        // what PostgreSQL's numeric(78,0) would refuse fails the batch here too, never a
+        // row quietly: usage sums the column exactly
+        const amount = values[PAYMENT_AMOUNT]!
+        if (amount !== null && !isPaymentAmount(amount)) {
+          throw new AuditContentError(`audit event ${values[1]}: payment_amount must be a decimal string of atomic units`)
+        }
+        insertEvent.run(values)
       }
+      for (const b of batch.blocks) insertBlock.run(b.writer_id, b.first_seq, b.last_seq, b.prev_hash, b.hash)
     })
   }
 
   // async so that a failure (SQLITE_BUSY past busy_timeout, a full disk) is a rejection, as the
   // interface promises; the transaction has rolled back by then, storing none of the batch.
-  async write (batch: readonly ChainedAuditEvent[]): Promise<void> {
-    if (batch.length === 0) return
+  async write (batch: AuditBatch): Promise<void> {
+    if (batch.events === 0 && batch.blocks.length === 0) return
     // IMMEDIATE: take the write lock up front (waiting busy_timeout for other processes)
     // rather than failing to upgrade a read lock halfway through
     try {

@@ -1,18 +1,19 @@
 // Embedded mode's audit sink: the SQLite inserts run on a thread of the worker's own, so a
-// batch (about 10 ms of inserts per 1,000 events, longer while another process holds SQLite's
+// batch (milliseconds of inserts per 1,000 events, longer while another process holds SQLite's
 // write lock) never stalls the requests on the event loop. The event loop pays for copying the
-// batch to the thread (structured clone, a fraction of an insert); the thread pays for the rest.
+// batch to the thread (one string of COPY text rows and a few blocks); the thread parses the
+// rows and pays for the rest.
 //
 //   write(batch) ──postMessage──► thread: SqliteAuditSink.write ──reply {id, error}──► settle
 //
 // A thread that dies (its file unusable, a crash) fails every write in flight, which the
-// pipeline spills and later replays; the next write starts a new thread.
+// pipeline reads back from its log and writes again; the next write starts a new thread.
 import { Worker } from 'node:worker_threads'
-import type { ChainedAuditEvent } from './audit-event.js'
+import type { AuditBatch } from './audit-batch.js'
 import { AuditContentError, type AuditSink } from './audit-sink.js'
 
 export type ThreadRequest =
-  | { type: 'write'; id: number; batch: readonly ChainedAuditEvent[] }
+  | { type: 'write'; id: number; batch: AuditBatch }
   | { type: 'close' }
 
 /** id 0 says the thread opened its file and is ready */
@@ -52,8 +53,8 @@ export class ThreadedSqliteAuditSink implements AuditSink {
     await this.#start()
   }
 
-  async write (batch: readonly ChainedAuditEvent[]): Promise<void> {
-    if (batch.length === 0) return
+  async write (batch: AuditBatch): Promise<void> {
+    if (batch.events === 0 && batch.blocks.length === 0) return
     if (this.#closed) throw new Error('the audit sink is closed')
     await this.#start()
     // closed, or the thread lost, while it started

@@ -20,6 +20,7 @@ import { runMigrations } from '../../src/store/postgres/migrate.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 import { asRole, auditEvent, chain } from '../audit/audit-fixtures.js'
 import { assertInvalid, startAdmin, type AdminHarness } from './admin-harness.js'
+import { batchOfEvents } from '../../src/audit/audit-batch.js'
 
 const HOUR = 3_600_000
 // the events cross a month boundary, so PostgreSQL answers from two partitions
@@ -109,14 +110,14 @@ for (const mode of ['postgres', 'sqlite'] as const) {
         await runMigrations(pg.url)
         const appUrl = asRole(pg.url, 'relaykey_app')
         const sink = openPostgresAuditSink(appUrl)
-        await sink.write(EVENTS)
+        await sink.write(batchOfEvents(EVENTS))
         await sink.close()
         query = new PostgresAuditQuery(postgres(appUrl, { max: 1, onnotice: () => {} }))
       } else {
         dir = mkdtempSync(join(tmpdir(), 'relaykey-audit-filters-'))
         const file = join(dir, 'relaykey.db')
         const sink = openSqliteAuditSink(file)
-        await sink.write(EVENTS)
+        await sink.write(batchOfEvents(EVENTS))
         await sink.close()
         // read-only, as the admin server opens it
         query = new SqliteAuditQuery(new Database(file, { readonly: true, fileMustExist: true }))

@@ -19,6 +19,7 @@ import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 import { asRole, auditEvent, chain } from '../audit/audit-fixtures.js'
 import { startAdmin, type AdminHarness } from './admin-harness.js'
+import { batchOfEvents } from '../../src/audit/audit-batch.js'
 
 const MONTH = '2025-11'
 const IN_MONTH = Date.UTC(2025, 10, 15, 12)
@@ -75,11 +76,11 @@ describe('usage and audit show x402 payments', () => {
     await runMigrations(pg.url)
     const appUrl = asRole(pg.url, 'relaykey_app')
     const pgSink = openPostgresAuditSink(appUrl)
-    await pgSink.write(events)
+    await pgSink.write(batchOfEvents(events))
     await pgSink.close()
     dir = mkdtempSync(join(tmpdir(), 'relaykey-usage-'))
     const sqliteSink = openSqliteAuditSink(join(dir, 'relaykey.db'))
-    await sqliteSink.write(events)
+    await sqliteSink.write(batchOfEvents(events))
     await sqliteSink.close()
     stores = [
       ['postgres', new PostgresAuditQuery(postgres(appUrl, { max: 1, onnotice: () => {} }))],

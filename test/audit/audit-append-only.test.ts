@@ -13,6 +13,7 @@ import { runMigrations } from '../../src/store/postgres/migrate.js'
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 import { asRole, chainedEvents } from './audit-fixtures.js'
+import { batchOfEvents } from '../../src/audit/audit-batch.js'
 
 const NOT_ALLOWED = /permission denied|must be owner/
 const APPEND_ONLY = /append-only/
@@ -29,7 +30,7 @@ describe('postgres audit_events is append-only', () => {
     await runMigrations(db.url)
     const sink = openPostgresAuditSink(asRole(db.url, 'relaykey_app'))
     // last month too: its partition is made on demand, after the migration
-    await sink.write([...chainedEvents(10), ...chainedEvents(3, undefined, Date.now() - 40 * DAY)])
+    await sink.write(batchOfEvents([...chainedEvents(10), ...chainedEvents(3, undefined, Date.now() - 40 * DAY)]))
     await sink.close()
     app = postgres(asRole(db.url, 'relaykey_app'), { max: 1, onnotice: () => {} })
     admin = postgres(db.url, { max: 1, onnotice: () => {} })
@@ -112,7 +113,7 @@ describe('sqlite audit_events is append-only', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'relaykey-audit-'))
     db = openSqliteDatabase(join(dir, 'relaykey.db'))
-    await new SqliteAuditSink(db).write(chainedEvents(5))
+    await new SqliteAuditSink(db).write(batchOfEvents(chainedEvents(5)))
   })
 
   after(async () => {

@@ -1,9 +1,11 @@
-// The hash chain itself, on plain objects: what gets hashed, and what verifyChains calls an
-// altered, missing or broken row.
+// The hash chains themselves, on plain objects: what gets hashed, and what verifyChains calls an
+// altered, missing or broken row, per event (older releases) and per block.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import type { AuditEvent, ChainedAuditEvent } from '../../src/audit/audit-event.js'
 import { canonicalEvent, chainHash, GENESIS_HASH, verifyChains } from '../../src/audit/audit-chain.js'
+import { blockHash, GENESIS_BLOCK_HASH, type AuditBlock } from '../../src/audit/audit-block.js'
+import { CopyRowEncoder } from '../../src/audit/audit-copy-text.js'
 import { auditEvent, chain, chainedEvents } from './audit-fixtures.js'
 
 const FIXED: AuditEvent = {
@@ -150,5 +152,55 @@ describe('verifyChains', () => {
     const altered: ChainedAuditEvent = { ...b[1], cost: 1 }
     const result = await verifyChains([...a.slice(0, 2), ...a.slice(3), b[0], altered, ...b.slice(2)])
     assert.deepEqual(result.problems.map((p) => [p.writer_id, p.kind, p.seq]), [['a', 'missing', 3], ['b', 'altered', 2]])
+  })
+})
+
+describe('verifyChains on block-chained writers', () => {
+  /** a writer of this release: rows with empty hashes, blocks of the given sizes chaining them */
+  function blockTrail (writer: string, sizes: number[]): { rows: ChainedAuditEvent[]; blocks: AuditBlock[] } {
+    const encoder = new CopyRowEncoder()
+    const rows: ChainedAuditEvent[] = []
+    const blocks: AuditBlock[] = []
+    let prev = GENESIS_BLOCK_HASH
+    let seq = 0
+    for (const size of sizes) {
+      const first = seq + 1
+      let text = ''
+      for (let i = 0; i < size; i++) {
+        const row: ChainedAuditEvent = { ...auditEvent(++seq, Date.UTC(2026, 0, 1) + seq), writer_id: writer, seq, prev_hash: '', hash: '' }
+        rows.push(row)
+        text += encoder.eventRow(row, writer, seq)
+      }
+      const hash = blockHash(prev, text)
+      blocks.push({ writer_id: writer, first_seq: first, last_seq: seq, prev_hash: prev, hash })
+      prev = hash
+    }
+    return { rows, blocks }
+  }
+
+  it('passes an untouched trail, and names a changed row by its block', async () => {
+    const { rows, blocks } = blockTrail('w', [1, 4, 2])
+    assert.deepEqual(await verifyChains(rows, blocks), { ok: true, writers: [{ writer_id: 'w', events: 7, last_seq: 7, problem: null }], events: 7, problems: [] })
+    const changed = rows.map((r) => (r.seq === 4 ? { ...r, bytes_out: r.bytes_out + 1 } : r))
+    assert.deepEqual((await verifyChains(changed, blocks)).problems, [{ writer_id: 'w', seq: 2, id: rows[1]!.id, kind: 'altered', block: { first_seq: 2, last_seq: 5 } }])
+  })
+
+  it('names a deleted row, rows deleted at the tail, and a writer whose rows are all gone', async () => {
+    const { rows, blocks } = blockTrail('w', [3, 3])
+    assert.deepEqual((await verifyChains(rows.filter((r) => r.seq !== 2), blocks)).problems, [{ writer_id: 'w', seq: 2, id: rows[2]!.id, kind: 'missing' }])
+    assert.deepEqual((await verifyChains(rows.slice(0, 4), blocks)).problems, [{ writer_id: 'w', seq: 5, id: '', kind: 'missing' }])
+    assert.deepEqual((await verifyChains([], blocks)).problems, [{ writer_id: 'w', seq: 1, id: '', kind: 'missing' }])
+  })
+
+  it('names a slipped-in row, a replaced block and a row no block covers', async () => {
+    const { rows, blocks } = blockTrail('w', [2, 2])
+    const copy = { ...rows[1]!, id: 'ffffffff-ffff-4fff-bfff-ffffffffffff' }
+    assert.deepEqual((await verifyChains([rows[0]!, rows[1]!, copy, rows[2]!, rows[3]!], blocks)).problems, [{ writer_id: 'w', seq: 2, id: copy.id, kind: 'broken_link' }])
+    // a second block recomputed over its own rows but not chained to the first
+    const other = blockTrail('w', [2, 2])
+    const relinked = [blocks[0]!, { ...blocks[1]!, prev_hash: other.blocks[0]!.hash, hash: blockHash(other.blocks[0]!.hash, rows.slice(2).map((r) => new CopyRowEncoder().eventRow(r, 'w', r.seq)).join('')) }]
+    assert.deepEqual((await verifyChains(rows, relinked)).problems, [{ writer_id: 'w', seq: 3, id: rows[2]!.id, kind: 'broken_link' }])
+    const extra = { ...rows[3]!, seq: 5, id: 'eeeeeeee-eeee-4eee-beee-eeeeeeeeeeee' }
+    assert.deepEqual((await verifyChains([...rows, extra], blocks)).problems, [{ writer_id: 'w', seq: 5, id: extra.id, kind: 'broken_link' }])
   })
 })

@@ -6,17 +6,18 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
-import { canonicalEvent } from '../../src/audit/audit-chain.js'
+import type { AuditBatch } from '../../src/audit/audit-batch.js'
+import { blockHash, GENESIS_BLOCK_HASH } from '../../src/audit/audit-block.js'
+import { CopyRowEncoder, eventOfRow, rowSeq } from '../../src/audit/audit-copy-text.js'
 import type { ChainedAuditEvent } from '../../src/audit/audit-event.js'
 import { AuditLog, type FsyncPolicy } from '../../src/audit/audit-log.js'
 import { EventQueue } from '../../src/audit/event-queue.js'
 import { LeftoverLogs } from '../../src/audit/leftover-logs.js'
 import { formatLogFileName, ownerAlive, parseLogFileName } from '../../src/audit/log-file-name.js'
-import { logLine } from '../../src/audit/log-line.js'
 import { readLogChunk } from '../../src/audit/log-reader.js'
 
 function chained (writerId: string, seq: number): ChainedAuditEvent {
@@ -35,8 +36,11 @@ function range (writerId: string, from: number, to: number): ChainedAuditEvent[]
   return out
 }
 
+const encoder = new CopyRowEncoder()
+
+/** the event's row as a writer of this release logs it */
 function line (e: ChainedAuditEvent): string {
-  return logLine(e.seq, e.prev_hash, e.hash, canonicalEvent(e))
+  return encoder.eventRow(e, e.writer_id, e.seq)
 }
 
 function tempDir (t: { after (fn: () => void): void }): string {
@@ -60,7 +64,7 @@ function handTo (dir: string, owner: string): void {
   }
 }
 
-function openLog (dir: string, writerId: string, options: { segmentBytes?: number; maxBytes?: number; fsync?: FsyncPolicy; failed?: number[] } = {}): AuditLog {
+function openLog (dir: string, writerId: string, options: { segmentBytes?: number; maxBytes?: number; fsync?: FsyncPolicy; failed?: number[]; batches?: AuditBatch[] } = {}): AuditLog {
   return new AuditLog({
     dir,
     writerId,
@@ -68,6 +72,7 @@ function openLog (dir: string, writerId: string, options: { segmentBytes?: numbe
     maxBytes: options.maxBytes ?? 1e9,
     segmentBytes: options.segmentBytes ?? 1e9,
     fsync: options.fsync ?? 'never',
+    onBatch: (batch) => options.batches?.push(batch),
     onWriteFailed: (events, firstSeq) => options.failed?.push(firstSeq, events),
   })
 }
@@ -76,7 +81,7 @@ function openLog (dir: string, writerId: string, options: { segmentBytes?: numbe
 function appendRange (log: AuditLog, writer: string, from: number, to: number, released: number[]): string[] {
   const lines = range(writer, from, to).map((e) => {
     const text = line(e)
-    log.append(e.seq, text, { auditLogged: () => released.push(e.seq) })
+    log.append(e.seq, e.ts, text, { auditLogged: () => released.push(e.seq) })
     return text
   })
   return lines
@@ -102,16 +107,17 @@ describe('log reader', () => {
     // long paths push lines across the reader's 256 KiB blocks
     const events = range('w', 1, 3000).map((e) => ({ ...e, path: '/x'.repeat(200 + (e.seq % 50)) }))
     writeFileSync(file, events.map(line).join(''))
-    const seen: ChainedAuditEvent[] = []
+    const seen: string[] = []
     let offset = 0
     for (;;) {
       const chunk = await readLogChunk(file, 'w', offset, 700)
       assert.equal(chunk.damaged, 0)
-      seen.push(...chunk.events)
+      assert.ok(chunk.rows.length <= 700)
+      seen.push(...chunk.rows)
       offset = chunk.nextOffset
       if (chunk.eof) break
     }
-    assert.deepEqual(seen, events)
+    assert.ok(seen.length === events.length && seen.every((row, i) => row === line(events[i]!)), 'every row back, as written')
   })
 
   it('counts a torn last line (power lost mid-append) as damaged and reads everything before it', async (t) => {
@@ -119,7 +125,7 @@ describe('log reader', () => {
     const file = join(dir, 'f.ndjson')
     writeFileSync(file, range('w', 1, 2).map(line).join('') + line(chained('w', 3)).slice(0, 40))
     const chunk = await readLogChunk(file, 'w', 0, 1000)
-    assert.deepEqual(chunk.events.map((e) => e.seq), [1, 2])
+    assert.deepEqual(chunk.rows.map(rowSeq), [1, 2])
     assert.equal(chunk.damaged, 1)
     assert.equal(chunk.eof, true)
   })
@@ -131,7 +137,7 @@ describe('log reader', () => {
     writeFileSync(file, text)
     const end = Buffer.byteLength(range('w', 1, 2).map(line).join(''))
     const chunk = await readLogChunk(file, 'w', 0, 1000, end)
-    assert.deepEqual([chunk.events.map((e) => e.seq), chunk.damaged, chunk.eof, chunk.nextOffset], [[1, 2], 0, true, end])
+    assert.deepEqual([chunk.rows.map(rowSeq), chunk.damaged, chunk.eof, chunk.nextOffset], [[1, 2], 0, true, end])
   })
 
   it('reads an older release\'s spill lines, those from before payment_amount with it null', async (t) => {
@@ -141,14 +147,17 @@ describe('log reader', () => {
     writeFileSync(file, lines.join(''))
     const chunk = await readLogChunk(file, 'ignored', 0, 10)
     assert.equal(chunk.damaged, 0)
-    assert.deepEqual(chunk.events.map((e) => [e.writer_id, e.payment_tx, e.payment_amount]), [['w', '0xabc', null], ['w', '0xabc', null], ['w', '0xabc', null]])
+    // as rows that keep their per-event chain
+    assert.deepEqual(chunk.rows.map(eventOfRow).map((e) => [e.writer_id, e.payment_tx, e.payment_amount, e.hash]),
+      [['w', '0xabc', null, 'f'.repeat(64)], ['w', '0xabc', null, 'f'.repeat(64)], ['w', '0xabc', null, 'f'.repeat(64)]])
   })
 })
 
 describe('audit log', () => {
-  it('writes a turn\'s lines together, then releases their waiters in order', async (t) => {
+  it('writes a turn\'s rows together as one block, then releases their waiters in order', async (t) => {
     const dir = tempDir(t)
-    const log = openLog(dir, 'w1')
+    const batches: AuditBatch[] = []
+    const log = openLog(dir, 'w1', { batches })
     const released: number[] = []
     const lines = appendRange(log, 'w1', 1, 50, released)
     // nothing is released before the write at the end of the turn
@@ -157,8 +166,18 @@ describe('audit log', () => {
     await nextTurn()
     assert.deepEqual(released, range('w1', 1, 50).map((e) => e.seq))
     assert.equal(log.writtenSeq, 50)
+    const second = appendRange(log, 'w1', 51, 52, released)
+    await nextTurn()
+    // each turn a block, chained: its hash over exactly its rows
+    const rows = lines.join('')
+    const first = { writer_id: 'w1', first_seq: 1, last_seq: 50, prev_hash: GENESIS_BLOCK_HASH, hash: blockHash(GENESIS_BLOCK_HASH, rows) }
+    const next = { writer_id: 'w1', first_seq: 51, last_seq: 52, prev_hash: first.hash, hash: blockHash(first.hash, second.join('')) }
+    assert.deepEqual(batches.map((b) => [b.firstSeq, b.lastSeq, b.events, b.blocks]), [[1, 50, 50, [first]], [51, 52, 2, [next]]])
+    assert.ok(batches[0]!.rows === rows, 'memory gets the rows the log wrote')
     const [name] = readdirSync(dir)
-    assert.ok(readFileSync(join(dir, name!), 'utf8') === lines.join(''), 'the segment holds the lines, in order')
+    const chunk = await readLogChunk(join(dir, name!), 'w1', 0, 1000)
+    assert.deepEqual([chunk.blocks, chunk.damaged], [[first, next], 0])
+    assert.ok(chunk.rows.join('') === rows + second.join(''), 'the segment holds the rows, in order')
     await log.close(0)
   })
 
@@ -203,7 +222,7 @@ describe('audit log', () => {
   it('refuses a turn that would pass maxBytes, reports it, and releases its waiters all the same', async (t) => {
     const dir = tempDir(t)
     const failed: number[] = []
-    const log = openLog(dir, 'w1', { maxBytes: 20_000, failed })
+    const log = openLog(dir, 'w1', { maxBytes: 10_000, failed })
     const released: number[] = []
     appendRange(log, 'w1', 1, 10, released)
     log.flush()
@@ -211,7 +230,7 @@ describe('audit log', () => {
     log.flush()
     assert.deepEqual(failed, [11, 90])
     assert.equal(released.length, 100, 'an answer is not held back for a log that cannot take its event')
-    assert.ok(log.bytes <= 20_000)
+    assert.ok(log.bytes <= 10_000)
     assert.equal(log.writtenSeq, 10)
     await log.close(0)
   })
@@ -233,7 +252,7 @@ describe('leftover logs', () => {
     const next = new LeftoverLogs([dir], `${process.pid}-0-next`)
     assert.deepEqual(await next.claim(), { files: 1, bytes: gone.bytes, errors: [] })
     assert.equal(next.oldest()!.writerId, 'gone')
-    assert.equal((await next.read(next.oldest()!, 100)).events.length, 5)
+    assert.equal((await next.read(next.oldest()!, 100)).rows.length, 5)
     await live.close(0)
   })
 
@@ -258,7 +277,7 @@ describe('leftover logs', () => {
       const seen = new Map<string, number[]>()
       while (leftovers.count > 0) {
         const file = leftovers.oldest()!
-        for (const e of (await leftovers.read(file, 1000)).events) seen.set(e.writer_id, [...(seen.get(e.writer_id) ?? []), e.seq])
+        for (const e of (await leftovers.read(file, 1000)).rows.map(eventOfRow)) seen.set(e.writer_id, [...(seen.get(e.writer_id) ?? []), e.seq])
         await leftovers.remove(file)
       }
       return seen

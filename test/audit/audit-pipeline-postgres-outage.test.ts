@@ -12,7 +12,7 @@ import pino from 'pino'
 import postgres from 'postgres'
 import { verifyChains } from '../../src/audit/audit-chain.js'
 import type { AuditEvent } from '../../src/audit/audit-event.js'
-import { readPostgresAuditEvents } from '../../src/audit/audit-event-readers.js'
+import { readPostgresAuditBlocks, readPostgresAuditEvents } from '../../src/audit/audit-event-readers.js'
 import { AuditPipeline, type AuditPipelineOptions } from '../../src/audit/audit-pipeline.js'
 import type { AuditSink } from '../../src/audit/audit-sink.js'
 import { openPostgresAuditSink } from '../../src/audit/postgres-audit-sink.js'
@@ -65,7 +65,7 @@ async function assertStoredOnce (url: string, writerId: string, count: number): 
     assert.equal(firstGap, -1, `seq ${firstGap + 1} missing or repeated`)
     // xmin is the inserting transaction: never lower for a later seq, so rows arrived in order
     for (let i = 1; i < rows.length; i++) assert.ok(Number(rows[i]!.tx) >= Number(rows[i - 1]!.tx), `seq ${i + 1} stored before seq ${i}`)
-    const chains = await verifyChains(readPostgresAuditEvents(sql))
+    const chains = await verifyChains(readPostgresAuditEvents(sql), await readPostgresAuditBlocks(sql))
     assert.deepEqual(chains.problems, [])
   } finally {
     await sql.end()

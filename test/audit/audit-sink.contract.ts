@@ -5,14 +5,19 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import type { ChainedAuditEvent } from '../../src/audit/audit-event.js'
-import type { AuditSink } from '../../src/audit/audit-sink.js'
+import { AuditContentError, type AuditSink } from '../../src/audit/audit-sink.js'
 import { verifyChains } from '../../src/audit/audit-chain.js'
 import { auditEvent, AWKWARD_PATHS, chain, chainedEvents, PAYMENT_AMOUNTS } from './audit-fixtures.js'
+import { batchOfEvents, batchOfRows } from '../../src/audit/audit-batch.js'
+import { blockHash, GENESIS_BLOCK_HASH, type AuditBlock } from '../../src/audit/audit-block.js'
+import { CopyRowEncoder } from '../../src/audit/audit-copy-text.js'
 
 export interface OpenedSink {
   sink: AuditSink
   /** every stored event, in chain order (writer_id, seq) */
   rows(): AsyncIterable<ChainedAuditEvent>
+  /** every stored block */
+  blocks(): Promise<AuditBlock[]>
   cleanup(): Promise<void>
 }
 
@@ -41,33 +46,33 @@ export function runAuditSinkContract (name: string, open: () => Promise<OpenedSi
       for (const path of AWKWARD_PATHS) assert.ok(batch.some((e) => e.path === path), path)
       // x402 atomic units past 2^53 must come back as the same decimal strings
       for (const amount of PAYMENT_AMOUNTS) assert.ok(batch.some((e) => e.payment_tx !== null && e.payment_amount === amount), amount)
-      await opened.sink.write(batch)
+      await opened.sink.write(batchOfEvents(batch))
       assert.deepEqual(await stored(batch[0].writer_id), batch)
     })
 
     it('skips events it already has: writing the same batch again adds nothing', async () => {
       const batch = chainedEvents(50)
-      await opened.sink.write(batch)
-      await opened.sink.write(batch)
+      await opened.sink.write(batchOfEvents(batch))
+      await opened.sink.write(batchOfEvents(batch))
       assert.deepEqual(await stored(batch[0].writer_id), batch)
     })
 
     it('stores the new events of a batch that partly overlaps what is stored', async () => {
       const batch = chainedEvents(40)
-      await opened.sink.write(batch.slice(0, 25))
-      await opened.sink.write(batch.slice(10))
+      await opened.sink.write(batchOfEvents(batch.slice(0, 25)))
+      await opened.sink.write(batchOfEvents(batch.slice(10)))
       assert.deepEqual(await stored(batch[0].writer_id), batch)
     })
 
     it('accepts an empty batch and stores nothing', async () => {
       const before = await count()
-      await opened.sink.write([])
+      await opened.sink.write(batchOfEvents([]))
       assert.equal(await count(), before)
     })
 
     it('stores a batch of 10,000 events', async () => {
       const batch = chainedEvents(10_000)
-      await opened.sink.write(batch)
+      await opened.sink.write(batchOfEvents(batch))
       assert.deepEqual(await stored(batch[0].writer_id), batch)
     })
 
@@ -75,8 +80,8 @@ export function runAuditSinkContract (name: string, open: () => Promise<OpenedSi
       const a = chainedEvents(30)
       const b = chainedEvents(30)
       // later seqs first, writers interleaved within a batch
-      await opened.sink.write([...a.slice(20), ...b.slice(15)].reverse())
-      await opened.sink.write([...b.slice(0, 15), ...a.slice(0, 20)])
+      await opened.sink.write(batchOfEvents([...a.slice(20), ...b.slice(15)].reverse()))
+      await opened.sink.write(batchOfEvents([...b.slice(0, 15), ...a.slice(0, 20)]))
       const rows = await stored(a[0].writer_id, b[0].writer_id)
       const [first, second] = a[0].writer_id < b[0].writer_id ? [a, b] : [b, a]
       assert.deepEqual(rows, [...first, ...second])
@@ -89,20 +94,38 @@ export function runAuditSinkContract (name: string, open: () => Promise<OpenedSi
       const events = [auditEvent(1, Date.now()), auditEvent(2, Date.now()), auditEvent(3, Date.now())]
       // what a corrupted log file could hold
       events[2] = { ...events[2], status: 'teapot' as unknown as number }
-      await assert.rejects(opened.sink.write(chain(writer, events)))
+      await assert.rejects(opened.sink.write(batchOfEvents(chain(writer, events))), AuditContentError)
       assert.deepEqual(await stored(writer), [])
-      // one that cannot even be encoded
-      const unencodable = chain(writer, events.slice(0, 2))
-      unencodable.push({ ...unencodable[1], id: randomUUID(), seq: 3, ts: Number.NaN })
-      await assert.rejects(opened.sink.write(unencodable))
+      // a row that is not one: too few fields
+      const damaged = batchOfEvents(chain(writer, events.slice(0, 2)))
+      await assert.rejects(opened.sink.write({ ...damaged, rows: damaged.rows + 'not\ta\trow\n', events: 3 }), AuditContentError)
       assert.deepEqual(await stored(writer), [])
       // an amount that is not a decimal string of atomic units: refused, never skipped quietly
       const unpriced = chain(writer, [events[0], { ...events[1], payment_tx: '0xabc', payment_amount: 'twelve' }])
-      await assert.rejects(opened.sink.write(unpriced))
+      await assert.rejects(opened.sink.write(batchOfEvents(unpriced)), AuditContentError)
       assert.deepEqual(await stored(writer), [])
       const good = chainedEvents(5, writer)
-      await opened.sink.write(good)
+      await opened.sink.write(batchOfEvents(good))
       assert.deepEqual(await stored(writer), good)
+    })
+
+    it('stores a batch\'s blocks with its rows, skips blocks it has, and the rows verify block by block', async () => {
+      const writer = randomUUID()
+      const encoder = new CopyRowEncoder()
+      const rows = Array.from({ length: 7 }, (_, i) => encoder.eventRow(auditEvent(i, Date.now() - 7 + i), writer, i + 1))
+      const first: AuditBlock = { writer_id: writer, first_seq: 1, last_seq: 3, prev_hash: GENESIS_BLOCK_HASH, hash: blockHash(GENESIS_BLOCK_HASH, rows.slice(0, 3).join('')) }
+      const second: AuditBlock = { writer_id: writer, first_seq: 4, last_seq: 7, prev_hash: first.hash, hash: blockHash(first.hash, rows.slice(3).join('')) }
+      await opened.sink.write(batchOfRows(rows.slice(0, 5), [first]))
+      // a replay overlapping what is stored, its block line read again with it
+      await opened.sink.write(batchOfRows(rows.slice(3), [first, second]))
+      // blocks alone, as when a block line comes in the chunk after its rows
+      await opened.sink.write(batchOfRows([], [second]))
+      const events = await stored(writer)
+      assert.deepEqual(events.map((e) => [e.seq, e.prev_hash, e.hash]), rows.map((_, i) => [i + 1, '', '']))
+      const blocks = (await opened.blocks()).filter((b) => b.writer_id === writer)
+      assert.deepEqual(blocks, [first, second])
+      const result = await verifyChains(events, blocks)
+      assert.deepEqual([result.ok, result.events], [true, 7])
     })
   })
 }

@@ -15,6 +15,7 @@ import { runMigrations } from '../../src/store/postgres/migrate.js'
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 import { asRole, chainedEvents } from './audit-fixtures.js'
+import { batchOfEvents } from '../../src/audit/audit-batch.js'
 
 const ROOT = new URL('../../../', import.meta.url).pathname
 
@@ -46,7 +47,7 @@ describe('relaykey audit verify (postgres)', () => {
     const sink = openPostgresAuditSink(env.DATABASE_URL)
     writers = trail()
     const all = writers.flat()
-    for (let i = 0; i < all.length; i += 100) await sink.write(all.slice(i, i + 100))
+    for (let i = 0; i < all.length; i += 100) await sink.write(batchOfEvents(all.slice(i, i + 100)))
     await sink.close()
     admin = postgres(db.url, { max: 1, onnotice: () => {} })
   })
@@ -139,7 +140,7 @@ describe('relaykey audit verify (embedded sqlite)', () => {
     db = openSqliteDatabase(join(dir, 'relaykey.db'))
     const sink = new SqliteAuditSink(db)
     writers = trail()
-    for (const events of writers) await sink.write(events)
+    for (const events of writers) await sink.write(batchOfEvents(events))
   })
 
   after(async () => {

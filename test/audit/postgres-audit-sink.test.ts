@@ -6,12 +6,13 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import postgres from 'postgres'
 import { openPostgresAuditSink, PostgresAuditSink } from '../../src/audit/postgres-audit-sink.js'
-import { readPostgresAuditEvents } from '../../src/audit/audit-event-readers.js'
+import { readPostgresAuditBlocks, readPostgresAuditEvents } from '../../src/audit/audit-event-readers.js'
 import type { ChainedAuditEvent } from '../../src/audit/audit-event.js'
 import { runMigrations } from '../../src/store/postgres/migrate.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 import { asRole, auditEvent, chain } from './audit-fixtures.js'
 import { runAuditSinkContract } from './audit-sink.contract.js'
+import { batchOfEvents } from '../../src/audit/audit-batch.js'
 
 const DAY = 24 * 60 * 60 * 1000
 
@@ -31,6 +32,7 @@ for (const [name, directCopy] of [['postgres', true], ['postgres, staging path o
     return {
       sink,
       rows: () => readPostgresAuditEvents(reader),
+      blocks: () => readPostgresAuditBlocks(reader),
       async cleanup () {
         await sink.close()
         await reader.end()
@@ -66,7 +68,7 @@ describe('postgres audit sink', () => {
       auditEvent(2, Date.now()),
       auditEvent(3, Date.now() + 200 * DAY),
     ])
-    await sink.write(batch)
+    await sink.write(batchOfEvents(batch))
     assert.deepEqual(await storedIds(admin, writer), batch.map((e) => e.id))
     const owners = await admin<Array<{ owner: string }>>`
       SELECT DISTINCT pg_get_userbyid(c.relowner) AS owner
@@ -86,7 +88,7 @@ describe('postgres audit sink', () => {
     const events = chain(writer, Array.from({ length: 40 }, (_, i) => auditEvent(i, Date.now() - 40 + i)))
     const paths = async (batch: ChainedAuditEvent[]): Promise<string[]> => {
       statements.length = 0
-      await sink.write(batch)
+      await sink.write(batchOfEvents(batch))
       return statements.filter((q) => q.startsWith('COPY') || q.startsWith('INSERT')).map((q) => q.split(' (')[0])
     }
     assert.deepEqual(await paths(events.slice(0, 10)), ['COPY audit_events'])
@@ -103,7 +105,7 @@ describe('postgres audit sink', () => {
     let clock = Date.now()
     const sink = openPostgresAuditSink(appUrl, { now: () => clock })
     t.after(() => sink.close())
-    const write = (): Promise<void> => sink.write(chain(randomUUID(), [auditEvent(1, Date.now())]))
+    const write = (): Promise<void> => sink.write(batchOfEvents(chain(randomUUID(), [auditEvent(1, Date.now())])))
     const furthest = async (): Promise<string> => {
       const [row] = await admin<Array<{ name: string }>>`
         SELECT max(c.relname) AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -128,18 +130,18 @@ describe('postgres audit sink', () => {
     t.after(() => sink.close())
     const writer = randomUUID()
     const batch = chain(writer, [auditEvent(1, Date.now()), auditEvent(2, Date.now()), auditEvent(3, Date.now())])
-    await sink.write(batch.slice(0, 1))
+    await sink.write(batchOfEvents(batch.slice(0, 1)))
     await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'relaykey_app' AND datname = current_database()`
     // the first attempts meet the dead session's errors, as the pipeline's would; it retries
     for (let attempt = 1; ; attempt++) {
       try {
-        await sink.write(batch.slice(1, 2))
+        await sink.write(batchOfEvents(batch.slice(1, 2)))
         break
       } catch (err) {
         if (attempt === 5) throw err
       }
     }
-    await sink.write(batch.slice(2))
+    await sink.write(batchOfEvents(batch.slice(2)))
     assert.deepEqual(await storedIds(admin, writer), batch.map((e) => e.id))
   })
 })

@@ -17,6 +17,7 @@ import { MIGRATIONS_DIR, runMigrations } from '../../src/store/postgres/migrate.
 import { applySqliteSchema, openSqliteDatabase, SQLITE_MIGRATIONS } from '../../src/store/sqlite/schema.js'
 import { createTestDatabase } from '../helpers/postgres.js'
 import { asRole, auditEvent, chain, chainedEvents } from './audit-fixtures.js'
+import { batchOfEvents } from '../../src/audit/audit-batch.js'
 
 /** audit_events as the previous release wrote it */
 const OLD_COLUMNS: Array<Exclude<keyof ChainedAuditEvent, 'payment_amount'>> = [
@@ -70,7 +71,7 @@ describe('audit rows from before payment_amount', () => {
     const paid = chainedEvents(30)
     assert.ok(paid.some((e) => e.payment_amount !== null))
     const sink = openPostgresAuditSink(asRole(db.url, 'relaykey_app'))
-    await sink.write(paid)
+    await sink.write(batchOfEvents(paid))
     await sink.close()
     const after = await collect(readPostgresAuditEvents(admin))
     assert.deepEqual(new Set(after.map((e) => e.id)), new Set([...old, ...paid].map((e) => e.id)))
@@ -98,7 +99,7 @@ describe('audit rows from before payment_amount', () => {
     t.after(() => db.close())
     assert.equal(db.pragma('user_version', { simple: true }), SQLITE_MIGRATIONS.length)
     const paid = chainedEvents(30)
-    await new SqliteAuditSink(db).write(paid)
+    await new SqliteAuditSink(db).write(batchOfEvents(paid))
     const after = await collect(readSqliteAuditEvents(db))
     assert.deepEqual(after.filter((e) => e.writer_id === old[0]!.writer_id), old)
     assert.equal(after.length, old.length + paid.length)

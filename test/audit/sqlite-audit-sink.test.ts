@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import type { AuditSink } from '../../src/audit/audit-sink.js'
 import { openSqliteAuditSink } from '../../src/audit/sqlite-audit-sink.js'
 import { openThreadedSqliteAuditSink } from '../../src/audit/threaded-sqlite-audit-sink.js'
-import { readSqliteAuditEvents } from '../../src/audit/audit-event-readers.js'
+import { readSqliteAuditBlocks, readSqliteAuditEvents } from '../../src/audit/audit-event-readers.js'
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { runAuditSinkContract, type OpenedSink } from './audit-sink.contract.js'
 
@@ -19,6 +19,7 @@ async function onTempFile (open: (file: string) => AuditSink | Promise<AuditSink
   return {
     sink,
     rows: () => readSqliteAuditEvents(reader),
+    blocks: async () => readSqliteAuditBlocks(reader),
     async cleanup () {
       await sink.close()
       reader.close()

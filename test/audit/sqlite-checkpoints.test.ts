@@ -12,6 +12,7 @@ import type Database from 'better-sqlite3'
 import { openThreadedSqliteAuditSink, type ThreadedSqliteAuditSink } from '../../src/audit/threaded-sqlite-audit-sink.js'
 import { AUDIT_WRITER_CHECKPOINT_PAGES, openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { chain, auditEvent } from './audit-fixtures.js'
+import { batchOfEvents } from '../../src/audit/audit-batch.js'
 
 const PAGE = 4096
 
@@ -42,7 +43,7 @@ describe('WAL checkpoints of the embedded file', () => {
     let prev: string | undefined
     const write = async (): Promise<void> => {
       const events = chain(writer, Array.from({ length: 1000 }, (_, i) => auditEvent(seq + i, Date.now())), seq, prev)
-      await sink.write(events)
+      await sink.write(batchOfEvents(events))
       seq += events.length
       prev = events.at(-1)!.hash
     }

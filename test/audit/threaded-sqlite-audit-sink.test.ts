@@ -10,6 +10,7 @@ import { readSqliteAuditEvents } from '../../src/audit/audit-event-readers.js'
 import { openThreadedSqliteAuditSink, ThreadedSqliteAuditSink } from '../../src/audit/threaded-sqlite-audit-sink.js'
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { chainedEvents } from './audit-fixtures.js'
+import { batchOfEvents } from '../../src/audit/audit-batch.js'
 
 describe('threaded SQLite audit sink', () => {
   it('fails writes while its file cannot be opened, and stores them once it can', async () => {
@@ -19,9 +20,9 @@ describe('threaded SQLite audit sink', () => {
     try {
       await assert.rejects(sink.open(), /directory does not exist|unable to open/)
       const batch = chainedEvents(20)
-      await assert.rejects(sink.write(batch), /directory does not exist|unable to open/)
+      await assert.rejects(sink.write(batchOfEvents(batch)), /directory does not exist|unable to open/)
       await mkdir(join(dir, 'not-yet'))
-      await sink.write(batch)
+      await sink.write(batchOfEvents(batch))
       const reader = openSqliteDatabase(file)
       const rows = []
       for await (const row of readSqliteAuditEvents(reader)) rows.push(row)
@@ -36,7 +37,7 @@ describe('threaded SQLite audit sink', () => {
   it('closes at once while a thread is failing to open its file, failing the write it had', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaykey-audit-'))
     const sink = new ThreadedSqliteAuditSink(join(dir, 'missing', 'relaykey.db'))
-    const failed = assert.rejects(sink.write(chainedEvents(5)), /directory does not exist|unable to open/)
+    const failed = assert.rejects(sink.write(batchOfEvents(chainedEvents(5))), /directory does not exist|unable to open/)
     await sink.close()
     await failed
     await rm(dir, { recursive: true, force: true })
@@ -46,7 +47,7 @@ describe('threaded SQLite audit sink', () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaykey-audit-'))
     const sink = await openThreadedSqliteAuditSink(join(dir, 'relaykey.db'))
     await sink.close()
-    await assert.rejects(sink.write(chainedEvents(1)), /closed/)
+    await assert.rejects(sink.write(batchOfEvents(chainedEvents(1))), /closed/)
     await rm(dir, { recursive: true, force: true })
   })
 })

@@ -180,6 +180,26 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX audit_events_outcome_ts_idx ON audit_events (outcome, ts);
   `,
+  // 8: audit blocks, as migrations/0007_audit_blocks.sql: events from this release on are chained
+  // block by block (src/audit/audit-block.ts), their rows with empty prev_hash and hash.
+  `
+  CREATE TABLE audit_blocks (
+    writer_id  TEXT NOT NULL,
+    first_seq  INTEGER NOT NULL,
+    last_seq   INTEGER NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    PRIMARY KEY (writer_id, first_seq)
+  ) STRICT, WITHOUT ROWID;
+
+  CREATE TRIGGER audit_blocks_no_replace BEFORE INSERT ON audit_blocks
+  WHEN EXISTS (SELECT 1 FROM audit_blocks WHERE writer_id = NEW.writer_id AND first_seq = NEW.first_seq)
+  BEGIN SELECT RAISE(IGNORE); END;
+  CREATE TRIGGER audit_blocks_no_update BEFORE UPDATE ON audit_blocks
+  BEGIN SELECT RAISE(ABORT, 'audit_blocks is append-only: UPDATE refused'); END;
+  CREATE TRIGGER audit_blocks_no_delete BEFORE DELETE ON audit_blocks
+  BEGIN SELECT RAISE(ABORT, 'audit_blocks is append-only: DELETE refused'); END;
+  `,
 ]
 
 /**

@@ -1,0 +1,79 @@
+// What travels from a writer's log to a sink: COPY text rows and the blocks that chain them.
+import type { AuditBlock } from './audit-block.js'
+import { CopyRowEncoder, rowSeq, rowTs } from './audit-copy-text.js'
+import type { ChainedAuditEvent } from './audit-event.js'
+
+export interface AuditBatch {
+  /** COPY text rows, each ending in a newline, in seq order */
+  rows: string
+  events: number
+  firstSeq: number
+  lastSeq: number
+  /** the earliest and latest event time (epoch ms): the months the rows land in */
+  minTs: number
+  maxTs: number
+  /** the blocks whose rows start in this batch */
+  blocks: AuditBlock[]
+}
+
+export const EMPTY_BATCH: AuditBatch = Object.freeze({ rows: '', events: 0, firstSeq: 0, lastSeq: 0, minTs: Infinity, maxTs: -Infinity, blocks: [] })
+
+/** one batch of several, in order (string concatenation: the rows are not copied per event) */
+export function joinBatches (parts: readonly AuditBatch[]): AuditBatch {
+  if (parts.length === 1) return parts[0]!
+  let rows = ''
+  let events = 0
+  let minTs = Infinity
+  let maxTs = -Infinity
+  const blocks: AuditBlock[] = []
+  for (const part of parts) {
+    rows += part.rows
+    events += part.events
+    if (part.minTs < minTs) minTs = part.minTs
+    if (part.maxTs > maxTs) maxTs = part.maxTs
+    for (const block of part.blocks) blocks.push(block)
+  }
+  return { rows, events, firstSeq: parts[0]!.firstSeq, lastSeq: parts[parts.length - 1]!.lastSeq, minTs, maxTs, blocks }
+}
+
+/** the rows one by one, for isolating an event a store refuses; blocks go with the first */
+export function splitBatch (batch: AuditBatch): [AuditBatch, AuditBatch] {
+  const rows = rowsOf(batch.rows)
+  const half = rows.length >>> 1
+  return [batchOfRows(rows.slice(0, half), batch.blocks), batchOfRows(rows.slice(half), [])]
+}
+
+export function rowsOf (text: string): string[] {
+  const rows: string[] = []
+  let start = 0
+  for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
+    rows.push(text.slice(start, end + 1))
+    start = end + 1
+  }
+  return rows
+}
+
+export function batchOfRows (rows: readonly string[], blocks: AuditBlock[]): AuditBatch {
+  let minTs = Infinity
+  let maxTs = -Infinity
+  for (const row of rows) {
+    const ts = rowTs(row)
+    if (ts < minTs) minTs = ts
+    if (ts > maxTs) maxTs = ts
+  }
+  return {
+    rows: rows.join(''),
+    events: rows.length,
+    firstSeq: rows.length === 0 ? 0 : rowSeq(rows[0]!),
+    lastSeq: rows.length === 0 ? 0 : rowSeq(rows[rows.length - 1]!),
+    minTs,
+    maxTs,
+    blocks,
+  }
+}
+
+/** events chained one by one (older releases' spill files, tests) as a batch */
+export function batchOfEvents (events: readonly ChainedAuditEvent[], blocks: AuditBlock[] = []): AuditBatch {
+  const encoder = new CopyRowEncoder()
+  return batchOfRows(events.map((e) => encoder.chainedRow(e)), blocks)
+}
