@@ -6,7 +6,7 @@
 //             \____ length ____/
 //
 //   push() writes at tail, take() reads from head; both wrap to 0 at `capacity`.
-//   length === capacity means full: push() refuses and the caller spills to disk —
+//   length === capacity means full: push() refuses and the caller decides —
 //   nothing is ever overwritten, so nothing is lost silently.
 //
 // Why not an array that the flush swaps for a fresh one: a flush takes at most `batchSize`

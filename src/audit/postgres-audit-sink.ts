@@ -10,7 +10,7 @@
 //
 // Almost every batch is new, so the direct path carries them: no temporary rows, no second pass,
 // no speculative insertion — about 9 instead of 13 µs of server CPU per event, ~90k instead of
-// ~55k events/s on two cores (bench/audit-write.ts). Replays (a spill after an outage) come in
+// ~55k events/s on two cores (bench/audit-write.ts). Replays (the log after an outage) come in
 // runs, so after a conflict the sink stays on the staging path until a batch needs no skipping.
 import { finished } from 'node:stream/promises'
 import postgres from 'postgres'
@@ -157,7 +157,7 @@ export class PostgresAuditSink implements AuditSink {
 
   /**
    * Before the first write, once a day, and whenever a batch reaches outside the months known to
-   * exist (a replay of last month's spill, a writer with a clock far ahead).
+   * exist (a replay of last month's log, a writer with a clock far ahead).
    */
   async #ensurePartitions (batch: AuditBatch): Promise<void> {
     const min = batch.minTs

@@ -105,7 +105,7 @@ export class SinkGate {
   down (): void {
     if (!this.#up) return
     this.#up = false
-    this.#log.warn('audit sink down: spilling to disk until a probe write succeeds')
+    this.#log.warn('audit sink down: events wait in the local audit log until a probe write succeeds')
     this.#o.hooks.sinkDown?.()
     this.#probeDelay = this.#o.probeMinMs
     this.#scheduleProbe()
@@ -116,7 +116,7 @@ export class SinkGate {
     this.#probeTimerFired = false
     if (ok) {
       this.#up = true
-      this.#log.info('audit sink back: replaying spill files')
+      this.#log.info('audit sink back: shipping from the local audit log')
       this.#o.hooks.sinkUp?.()
       return
     }

@@ -29,7 +29,7 @@ import { ExchangeReporter } from '../gateway/exchange-report.js'
 import { isPrimaryToWorker } from './messages.js'
 
 export async function runWorker (config: Config, logger: Logger): Promise<void> {
-  // A stop asked for while the worker is still starting (opening stores, replaying spill files)
+  // A stop asked for while the worker is still starting (opening stores, claiming audit logs)
   // is kept and honoured once there is something to drain: the primary's SIGTERM (or a
   // disconnect) must never be lost, or it waits out the grace period and kills the worker.
   let stop: ((reason: string) => void) | null = null
@@ -101,7 +101,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     force.unref()
     await closed
     await pools.close()
-    // every event of the drained requests reaches the database, or a spill file the next start replays
+    // every event of the drained requests reaches the database, or stays in the audit log for the next start
     await audit?.close()
     await store.close()
     await admission.close()
