@@ -1,11 +1,12 @@
 // What an audit event costs, each scenario on a fresh store:
 //  - the pipeline as a worker runs it (record → COPY text row → the turn's block hash and log
-//    write → memory's queue → the sink), events recorded in event-loop turns of TURN: CPU of
-//    the event loop's thread per event, and of the store (the PostgreSQL backend, or SQLite's
-//    writer thread), and how fast the trail keeps up;
+//    write → memory's queue → the sink), events recorded at RATE a second in event-loop turns
+//    of up to TURN (a busy worker; a store that keeps up ships from memory): CPU of the event
+//    loop's thread per event, and of the store (the PostgreSQL backend, or SQLite's writer
+//    thread);
 //  - direct ingest: the sink alone taking rows already encoded, 1,000 a batch, as shipped and
 //    with each secondary index dropped, which prices what each index costs a stored row.
-// Run: npm run bench:audit -- [events]   (PostgreSQL: RELAYKEY_TEST_POSTGRES_URL, default
+// Run: npm run bench:audit -- [events] [rate]   (PostgreSQL: RELAYKEY_TEST_POSTGRES_URL, default
 // postgres://postgres@127.0.0.1:5432/postgres; the sink logs in as relaykey_app, which needs
 // local trust auth or a password in that URL)
 import { randomUUID } from 'node:crypto'
@@ -13,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { setImmediate as nextTurn } from 'node:timers/promises'
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import pino from 'pino'
 import postgres from 'postgres'
 import { batchOfRows, type AuditBatch } from '../src/audit/audit-batch.js'
@@ -31,8 +32,9 @@ import { treeCpuMicros } from './lib/process-cpu.js'
 import { threadCpuMicros } from './lib/thread-cpu.js'
 
 const EVENTS = Number(process.argv[2] ?? 200_000)
-/** events a busy worker ends in one event-loop turn */
+/** events a busy worker ends in one event-loop turn, and a second */
 const TURN = 32
+const RATE = Number(process.argv[3] ?? 20_000)
 const BATCH = 1000
 const ROUNDS = 3
 const SECONDARY_INDEXES = ['audit_events_key_ts_idx', 'audit_events_customer_ts_idx', 'audit_events_partner_ts_idx', 'audit_events_outcome_ts_idx']
@@ -118,18 +120,21 @@ interface Cost {
   rate: number
 }
 
-/** records every event in turns of TURN through a pipeline on `sink`, until all are stored */
-async function throughPipeline (sink: AuditSink, serverPid: number | null, events: readonly AuditEvent[]): Promise<Cost> {
+/** records every event at RATE a second, in turns of at most TURN, through a pipeline on `sink`, until all are stored */
+async function throughPipeline (sink: AuditSink, serverPid: number | null, events: readonly AuditEvent[], record = true): Promise<Cost> {
   const dir = await mkdtemp(join(tmpdir(), 'relaykey-bench-log-'))
   const pipeline = new AuditPipeline({ sink, logDir: join(dir, 'audit-log'), logger })
   await pipeline.start()
   const server = treeCpuMicros(serverPid ?? undefined)
   const threads = threadCpuMicros()
   const started = performance.now()
-  for (let i = 0; i < events.length; i += TURN) {
-    const end = Math.min(events.length, i + TURN)
-    for (let j = i; j < end; j++) pipeline.record(events[j]!)
-    await nextTurn()
+  for (let i = 0; i < events.length;) {
+    const due = Math.min(events.length, Math.floor((performance.now() - started) * RATE / 1000))
+    const end = Math.min(due, i + TURN)
+    for (; i < end; i++) if (record) pipeline.record(events[i]!)
+    // behind: another turn at once; caught up: wait for more to be due
+    if (i < due) await nextTurn()
+    else await sleep(1)
   }
   await pipeline.flush()
   const seconds = (performance.now() - started) / 1000
@@ -137,7 +142,7 @@ async function throughPipeline (sink: AuditSink, serverPid: number | null, event
   const serverAfter = treeCpuMicros(serverPid ?? undefined)
   await pipeline.close()
   await rm(dir, { recursive: true, force: true })
-  if (pipeline.stats().written !== events.length) throw new Error(`stored ${pipeline.stats().written} of ${events.length}`)
+  if (pipeline.stats().written !== (record ? events.length : 0)) throw new Error(`stored ${pipeline.stats().written} of ${events.length}`)
   return {
     loop: threads === null || threadsAfter === null ? Number.NaN : (threadsAfter.main - threads.main) / events.length,
     store: serverPid !== null
@@ -178,11 +183,13 @@ function report (name: string, runs: Cost[], storeLabel: string): void {
 }
 
 async function main (): Promise<void> {
-  console.log(`audit-write: ${EVENTS.toLocaleString('en-US')} events, turns of ${TURN}, batches of ${BATCH}, ${cpus().length} × ${cpus()[0]!.model}, median of ${ROUNDS}`)
+  console.log(`audit-write: ${EVENTS.toLocaleString('en-US')} events, pipeline at ${RATE.toLocaleString('en-US')}/s in turns of up to ${TURN}, batches of ${BATCH}, ${cpus().length} × ${cpus()[0]!.model}, median of ${ROUNDS}`)
   const events = makeEvents(EVENTS)
   const batches = encodeBatches(events)
 
   const scenarios: Array<[string, string, () => Promise<Cost>]> = [
+    // what the pacing loop itself costs the event loop: subtract it from the two rows below
+    ['pacing loop alone (nothing recorded)', 'store', async () => await throughPipeline({ async write () {}, async close () {} }, null, events, false)],
     ['pipeline → PostgreSQL (as a worker runs it)', 'postgres', async () => {
       const store = await freshPostgres()
       try { return await throughPipeline(store.sink, store.serverPid, events) } finally { await store.done() }

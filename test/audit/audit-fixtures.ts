@@ -71,3 +71,13 @@ export function asRole (url: string, role: string): string {
   u.password = ''
   return u.toString()
 }
+
+/** an ordinary forwarded event recorded now, told apart by request_id `req-<i>` and path `/v1/items/<i>` */
+export function plainEvent (i: number): AuditEvent {
+  return {
+    id: randomUUID(), ts: Date.now(), request_id: `req-${i}`, key_id: 'key_1', customer: 'acme', team: null,
+    service: null, environment: 'prod', partner: 'stripe', credential_id: null, method: 'GET',
+    path: `/v1/items/${i}`, status: 200, outcome: 'forwarded', attempts: 1, latency_ms: 3,
+    upstream_latency_ms: 2, cost: 1, bytes_in: 0, bytes_out: 120, payment_tx: null, payment_amount: null,
+  }
+}

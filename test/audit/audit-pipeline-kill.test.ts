@@ -18,13 +18,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import pino from 'pino'
 import postgres from 'postgres'
-import type { AuditEvent } from '../../src/audit/audit-event.js'
 import { AuditPipeline } from '../../src/audit/audit-pipeline.js'
 import type { AuditSink } from '../../src/audit/audit-sink.js'
 import { openPostgresAuditSink } from '../../src/audit/postgres-audit-sink.js'
 import { openSqliteAuditSink } from '../../src/audit/sqlite-audit-sink.js'
 import { freePort } from '../helpers/ports.js'
 import { startThrowawayPostgres } from '../helpers/throwaway-postgres.js'
+import { plainEvent } from './audit-fixtures.js'
 
 const logger = pino({ level: process.env.RELAYKEY_TEST_LOG ?? 'silent' })
 const FIXTURE = process.env.RELAYKEY_AUDIT_FIXTURE
@@ -34,14 +34,7 @@ const FIXTURE = process.env.RELAYKEY_AUDIT_FIXTURE
  */
 const RATES = { sqlite: 10_000, postgres: 5_000 }
 
-function event (i: number): AuditEvent {
-  return {
-    id: randomUUID(), ts: Date.now(), request_id: `req-${i}`, key_id: 'key_1', customer: 'acme', team: null,
-    service: null, environment: 'prod', partner: 'stripe', credential_id: null, method: 'GET',
-    path: `/v1/items/${i}`, status: 200, outcome: 'forwarded', attempts: 1, latency_ms: 3,
-    upstream_latency_ms: 2, cost: 1, bytes_in: 0, bytes_out: 120, payment_tx: null, payment_amount: null,
-  }
-}
+const event = plainEvent
 
 // ---- the fixture: a worker that is about to be killed ----
 

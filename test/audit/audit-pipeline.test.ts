@@ -3,7 +3,6 @@
 // once, in seq order — or, past the bound, counted as dropped.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,7 +11,6 @@ import Database from 'better-sqlite3'
 import pino from 'pino'
 import postgres from 'postgres'
 import { verifyChains } from '../../src/audit/audit-chain.js'
-import type { AuditEvent } from '../../src/audit/audit-event.js'
 import { readPostgresAuditBlocks, readPostgresAuditEvents, readSqliteAuditBlocks, readSqliteAuditEvents } from '../../src/audit/audit-event-readers.js'
 import { AuditPipeline, type AuditPipelineOptions } from '../../src/audit/audit-pipeline.js'
 import { openPostgresAuditSink } from '../../src/audit/postgres-audit-sink.js'
@@ -21,17 +19,11 @@ import { readLogChunk } from '../../src/audit/log-reader.js'
 import { rowSeq } from '../../src/audit/audit-copy-text.js'
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../helpers/throwaway-postgres.js'
+import { plainEvent } from './audit-fixtures.js'
 
 const logger = pino({ level: process.env.RELAYKEY_TEST_LOG ?? 'silent' })
 
-function event (i: number): AuditEvent {
-  return {
-    id: randomUUID(), ts: Date.now(), request_id: `req-${i}`, key_id: 'key_1', customer: 'acme', team: null,
-    service: null, environment: 'prod', partner: 'stripe', credential_id: null, method: 'GET',
-    path: `/v1/items/${i}`, status: 200, outcome: 'forwarded', attempts: 1, latency_ms: 3,
-    upstream_latency_ms: 2, cost: 1, bytes_in: 0, bytes_out: 120, payment_tx: null, payment_amount: null,
-  }
-}
+const event = plainEvent
 
 function tempDir (t: { after (fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'relaykey-audit-'))

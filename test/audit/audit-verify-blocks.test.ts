@@ -4,7 +4,6 @@
 // named: the deleted and the inserted row by their seq and id, the changed one by its block.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Database from 'better-sqlite3'
@@ -13,18 +12,11 @@ import { Pool } from 'undici'
 import { distributedEnv, setUpGovernedPartner, startRelayKey, type RelayKeyProcess } from '../helpers/relaykey-process.js'
 import { startMockPartner } from '../helpers/mock-partner.js'
 import { createTestDatabase } from '../helpers/postgres.js'
+import { runAuditVerify } from '../helpers/audit-verify-cli.js'
 
-const ROOT = new URL('../../../', import.meta.url).pathname
 const PER_RUN = 300
 
-function verify (env: Record<string, string>): { status: number | null, out: string } {
-  const result = spawnSync(process.execPath, ['bin/relaykey.js', 'audit', 'verify'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    encoding: 'utf8',
-  })
-  return { status: result.status, out: result.stdout + result.stderr }
-}
+const verify = runAuditVerify
 
 /** PER_RUN requests, 16 at a time, so one event-loop turn often ends several: blocks of several rows */
 async function traffic (rk: RelayKeyProcess, key: string, tag: string): Promise<void> {

@@ -2,7 +2,6 @@
 // removed behind the triggers' back exits 1 and is named.
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,17 +15,10 @@ import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 import { asRole, chainedEvents } from './audit-fixtures.js'
 import { batchOfEvents } from '../../src/audit/audit-batch.js'
+import { runAuditVerify } from '../helpers/audit-verify-cli.js'
 
-const ROOT = new URL('../../../', import.meta.url).pathname
 
-function verify (env: Record<string, string>): { status: number | null, out: string } {
-  const result = spawnSync(process.execPath, ['bin/relaykey.js', 'audit', 'verify'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    encoding: 'utf8',
-  })
-  return { status: result.status, out: result.stdout + result.stderr }
-}
+const verify = runAuditVerify
 
 /** three writers, written in batches the way the pipeline would */
 function trail (): ChainedAuditEvent[][] {

@@ -4,7 +4,6 @@
 // no partition) and SQLite on its writer thread (a malformed payment_amount).
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,18 +17,11 @@ import { openPostgresAuditSink } from '../../src/audit/postgres-audit-sink.js'
 import { openThreadedSqliteAuditSink } from '../../src/audit/threaded-sqlite-audit-sink.js'
 import { runMigrations } from '../../src/store/postgres/migrate.js'
 import { createTestDatabase } from '../helpers/postgres.js'
-import { asRole } from './audit-fixtures.js'
+import { asRole, plainEvent } from './audit-fixtures.js'
 
 const logger = pino({ level: process.env.RELAYKEY_TEST_LOG ?? 'silent' })
 
-function event (i: number): AuditEvent {
-  return {
-    id: randomUUID(), ts: Date.now(), request_id: `req-${i}`, key_id: 'key_1', customer: 'acme', team: null,
-    service: null, environment: 'prod', partner: 'stripe', credential_id: null, method: 'GET',
-    path: `/v1/items/${i}`, status: 200, outcome: 'forwarded', attempts: 1, latency_ms: 3,
-    upstream_latency_ms: 2, cost: 1, bytes_in: 0, bytes_out: 120, payment_tx: null, payment_amount: null,
-  }
-}
+const event = plainEvent
 
 interface Quarantined { reason: string; event: ChainedAuditEvent }
 
