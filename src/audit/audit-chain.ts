@@ -105,6 +105,8 @@ interface ChainState {
   blockAt: number
   blockRows: string
   blockFirstId: string
+  /** the current block lost a row (a gap, a row that is not one of its own): its hash is not checked */
+  blockBroken: boolean
 }
 
 /**
@@ -139,20 +141,33 @@ export async function verifyChains (
         blockAt: 0,
         blockRows: '',
         blockFirstId: '',
+        blockBroken: false,
       }
       chains.set(row.writer_id, chain)
     }
     const summary = chain.summary
     summary.events++
+    if (chain.blocks !== null) {
+      // block by block every problem is found, not only the first: a block that lost a row (a
+      // quarantined event, say) says nothing of the blocks after it, which chain from its hash
+      const repeated = row.seq <= summary.last_seq
+      const problem = checkBlockRow(chain, row, encoder)
+      if (problem !== null) {
+        summary.problem ??= problem
+        problems.push(problem)
+      }
+      if (!repeated) summary.last_seq = row.seq
+      continue
+    }
     if (summary.problem === null) {
-      const problem = chain.blocks === null ? checkLink(chain, row) : checkBlockRow(chain, row, encoder)
+      const problem = checkLink(chain, row)
       if (problem !== null) {
         summary.problem = problem
         problems.push(problem)
       }
     }
     summary.last_seq = row.seq
-    if (chain.blocks === null) chain.lastHash = row.hash
+    chain.lastHash = row.hash
   }
   // blocks whose rows are all gone: a writer's whole trail, or its tail
   for (const [writer, list] of blocksOf) {
@@ -161,12 +176,13 @@ export async function verifyChains (
       const summary: WriterSummary = { writer_id: writer, events: 0, last_seq: 0, problem: null }
       summary.problem = { writer_id: writer, seq: list[0]!.first_seq, id: '', kind: 'missing' }
       problems.push(summary.problem)
-      chains.set(writer, { summary, lastHash: '', blocks: list, blockAt: 0, blockRows: '', blockFirstId: '' })
+      chains.set(writer, { summary, lastHash: '', blocks: list, blockAt: 0, blockRows: '', blockFirstId: '', blockBroken: false })
       continue
     }
-    if (chain.summary.problem === null && chain.blocks !== null && chain.blockAt < chain.blocks.length) {
-      chain.summary.problem = { writer_id: writer, seq: chain.summary.last_seq + 1, id: '', kind: 'missing' }
-      problems.push(chain.summary.problem)
+    if (chain.blocks !== null && chain.blockAt < chain.blocks.length) {
+      const problem: ChainProblem = { writer_id: writer, seq: chain.summary.last_seq + 1, id: '', kind: 'missing' }
+      chain.summary.problem ??= problem
+      problems.push(problem)
     }
   }
   const writers = [...chains.values()].map((chain) => chain.summary)
@@ -185,27 +201,52 @@ function checkLink (chain: ChainState, row: ChainedAuditEvent): ChainProblem | n
   return null
 }
 
-/** a row of a block-chained writer: in its block, in order; a block's last row checks its hash */
+/**
+ * A row of a block-chained writer: in order, in its block; a block's last row checks the block.
+ * After a problem the check goes on: blocks gone whole are stepped over, a block that lost a row
+ * is not hashed, and the chain continues from each stored block's own hash.
+ */
 function checkBlockRow (chain: ChainState, row: ChainedAuditEvent, encoder: CopyRowEncoder): ChainProblem | null {
+  const blocks = chain.blocks!
   const expectedSeq = chain.summary.last_seq + 1
   const problem = (kind: ChainProblemKind, seq = row.seq): ChainProblem => ({ writer_id: row.writer_id, seq, id: row.id, kind })
-  if (row.seq > expectedSeq) return problem('missing', expectedSeq)
-  // a repeated seq, a per-event hash among block rows, or a row no block covers: slipped in
-  const block = chain.blocks![chain.blockAt]
-  if (row.seq < expectedSeq || row.hash !== '' || row.prev_hash !== '' || block === undefined || row.seq < block.first_seq) return problem('broken_link')
+  // a repeated seq, or a row with a per-event hash among block rows: slipped in or replaced
+  if (row.seq < expectedSeq) return problem('broken_link')
+  let found: ChainProblem | null = null
+  if (row.seq > expectedSeq) {
+    found = problem('missing', expectedSeq)
+    // blocks whose rows all fall in the gap: nothing to hash; the chain goes on from them
+    while (blocks[chain.blockAt] !== undefined && blocks[chain.blockAt]!.last_seq < row.seq) {
+      chain.lastHash = blocks[chain.blockAt]!.hash
+      chain.blockAt++
+    }
+    const current = blocks[chain.blockAt]
+    chain.blockBroken = current !== undefined && current.first_seq < row.seq
+  }
+  const block = blocks[chain.blockAt]
+  if (block === undefined || row.seq < block.first_seq) return found ?? problem('broken_link')
   if (row.seq === block.first_seq) {
     chain.blockRows = ''
     chain.blockFirstId = row.id
   }
-  chain.blockRows += encoder.eventRow(row, row.writer_id, row.seq)
-  if (row.seq < block.last_seq) return null
+  if (row.hash !== '' || row.prev_hash !== '') {
+    chain.blockBroken = true
+    found ??= problem('broken_link')
+  } else {
+    chain.blockRows += encoder.eventRow(row, row.writer_id, row.seq)
+  }
+  if (row.seq < block.last_seq) return found
   chain.blockAt++
+  const broken = chain.blockBroken
+  chain.blockBroken = false
+  const linked = block.prev_hash === chain.lastHash
+  chain.lastHash = block.hash
+  if (broken || found !== null) return found
   // content first, as per event: a changed row is named as altered (by its block) even when
   // the block's link changed too
   if (blockHash(block.prev_hash, chain.blockRows) !== block.hash) {
     return { writer_id: row.writer_id, seq: block.first_seq, id: chain.blockFirstId, kind: 'altered', block: { first_seq: block.first_seq, last_seq: block.last_seq } }
   }
-  if (block.prev_hash !== chain.lastHash) return { writer_id: row.writer_id, seq: block.first_seq, id: chain.blockFirstId, kind: 'broken_link' }
-  chain.lastHash = block.hash
+  if (!linked) return { writer_id: row.writer_id, seq: block.first_seq, id: chain.blockFirstId, kind: 'broken_link' }
   return null
 }

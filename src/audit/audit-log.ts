@@ -14,13 +14,13 @@
 // process cannot lose it, since the kernel has the bytes. Power loss is bounded by the fsync
 // policy: `always` releases waiters only after fdatasync, an interval syncs that often in the
 // background, `never` leaves it to the kernel.
-import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AuditWaiter } from './audit-event.js'
 import { blockHash, blockLine, GENESIS_BLOCK_HASH, type AuditBlock } from './audit-block.js'
 import type { AuditBatch } from './audit-batch.js'
 import { formatLogFileName } from './log-file-name.js'
-import { readLogChunk, type LogChunk } from './log-reader.js'
+import { parseLogText, readLogChunk, type LogChunk } from './log-reader.js'
 
 /** 'always', 'never', or the background fdatasync interval in ms */
 export type FsyncPolicy = 'always' | 'never' | number
@@ -178,6 +178,29 @@ export class AuditLog {
   }
 
   /**
+   * The rest of the current segment from `offset`, read synchronously: what the drain needs to
+   * catch up with the log without another turn's rows slipping in meanwhile. Null when it is
+   * not the current segment or cannot be read now.
+   */
+  readTailSync (segment: LogSegment, offset: number): (Pick<LogChunk, 'rows' | 'blocks' | 'damaged'> & { nextOffset: number }) | null {
+    if (segment !== this.#segments[this.#segments.length - 1] || segment.fd === null || segment.closing) return null
+    const length = segment.bytes - offset
+    if (length <= 0) return { rows: [], blocks: [], damaged: 0, nextOffset: offset }
+    const buffer = Buffer.allocUnsafe(length)
+    try {
+      let done = 0
+      while (done < length) {
+        const n = readSync(segment.fd, buffer, done, length - done, offset + done)
+        if (n === 0) return null
+        done += n
+      }
+    } catch {
+      return null
+    }
+    return { ...parseLogText(buffer.toString('utf8'), this.#o.writerId), nextOffset: segment.bytes }
+  }
+
+  /**
    * Writes what is pending, syncs (unless fsync=never) and closes. With `committedSeq` at the
    * newest event every segment goes; otherwise they stay for the next start to replay.
    */
@@ -244,7 +267,9 @@ export class AuditLog {
         while (done < bytes) done += writeSync(segment.fd!, buffer, done, bytes - done)
       }
     } catch (err) {
-      // whatever part reached the file is a torn line: the segment takes nothing more
+      // whatever part reached the file is cut off again (those events count as not logged and
+      // must not come back on a replay), and the segment takes nothing more
+      try { ftruncateSync(segment.fd!, segment.bytes) } catch {}
       this.#seal(segment)
       this.#o.onWriteFailed(events, firstSeq, err as Error)
       return
@@ -253,6 +278,9 @@ export class AuditLog {
     segment.lastSeq = this.#lastSeq
     this.#bytes += bytes
     this.#dirty = true
+    // an event recorded after close (a request still finishing): its segment is left for the
+    // next start, closed now rather than never
+    if (this.#closed) this.#seal(segment)
   }
 
   /** the current segment, or a new one when it is full, sealed or missing */
@@ -262,7 +290,8 @@ export class AuditLog {
       (current.bytes === 0 || current.bytes + bytes <= this.#o.segmentBytes)) return current
     if (current !== undefined) this.#seal(current)
     const name = formatLogFileName({ writerId: this.#o.writerId, firstSeq, owner: this.#o.owner })
-    const fd = openSync(join(this.#o.dir, name), 'ax', 0o600)
+    // read-write: the drain reads the current segment's tail through it (readTailSync)
+    const fd = openSync(join(this.#o.dir, name), 'ax+', 0o600)
     syncDir(this.#o.dir)
     const segment: LogSegment = { name, firstSeq, lastSeq: firstSeq - 1, bytes: 0, fd, syncing: 0, closing: false }
     this.#segments.push(segment)
@@ -274,6 +303,12 @@ export class AuditLog {
     if (segment.fd === null || segment.closing) return
     segment.closing = true
     if (this.#o.fsync === 'never') return this.#closeFd(segment)
+    if (this.#o.fsync === 'always') {
+      // answers waiting for a sync may have their rows here, and the next sync is the new
+      // segment's: this one is synced now (once per segment, so rarely)
+      try { fdatasyncSync(segment.fd) } catch {}
+      return this.#closeFd(segment)
+    }
     segment.syncing++
     fdatasync(segment.fd, () => {
       segment.syncing--

@@ -129,7 +129,6 @@ export class AuditPipeline implements AuditRecorder {
       leftovers: this.#leftovers,
       quarantine: this.#quarantine,
       sink: options.sink,
-      recordedSeq: () => this.#seq,
       batchSize: o.batchSize,
       writeTimeoutMs: o.writeTimeoutMs,
       probeMinMs: o.probeMinMs,

@@ -30,8 +30,12 @@ export async function runAuditCommand (args: string[], env: NodeJS.ProcessEnv = 
     }
     result = await verifySqlite(file)
   }
-  for (const writer of result.writers) console.log(describeWriter(writer))
-  const problems = result.problems.length
+  for (const writer of result.writers) {
+    console.log(describeWriter(writer))
+    // block-chained writers are checked to the end: every later problem too
+    for (const p of result.problems) if (p.writer_id === writer.writer_id && p !== writer.problem) console.log(`  and ${describeProblem(p)}`)
+  }
+  const problems = result.writers.filter((w) => w.problem !== null).length
   console.log(`audit verify: ${result.writers.length} writers, ${result.events} events, ` +
     (result.ok ? 'intact' : `${problems} broken chain${problems === 1 ? '' : 's'}`))
   return result.ok ? 0 : 1

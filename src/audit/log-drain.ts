@@ -39,8 +39,6 @@ export interface LogDrainOptions {
   leftovers: LeftoverLogs
   quarantine: Quarantine
   sink: AuditSink
-  /** the newest seq recorded (written to the log or not) */
-  recordedSeq: () => number
   batchSize: number
   writeTimeoutMs: number
   probeMinMs: number
@@ -133,11 +131,15 @@ export class LogDrain {
     this.#runLoop().catch((err) => this.#logger.error({ err }, 'audit flush loop failed'))
   }
 
-  /** memory's queue is full, or the sink failed: drop it, the same events are read back from the log */
-  fallBehind (): void {
+  /**
+   * memory's queue is full, or the sink failed (`failed`: the batch it refused): drop it, the
+   * same events are read back from the log
+   */
+  fallBehind (failed: AuditBatch | null = null): void {
     if (!this.#live) return
     this.#live = false
     const dropped = this.#queue.clear()
+    if (failed !== null) dropped.push(failed)
     // those the log could not write are in neither place now
     if (this.#unlogged.length > 0) {
       let lost = 0
@@ -174,6 +176,8 @@ export class LogDrain {
     this.#flushing++
     try {
       this.#log.flush()
+      // a write in flight first: until it settles, nobody knows whether its events are stored
+      if (this.#loop !== null) await this.#loop
       // a loop already running may have looked at the queue before the last events came
       while (this.#live && this.#gate.up && this.#queue.events > 0) await this.#runLoop()
     } finally {
@@ -230,7 +234,7 @@ export class LogDrain {
       return 'ok'
     }
     // the batch and everything after it are in the log: ship them from there
-    this.fallBehind()
+    this.fallBehind(batch)
     return 'failed'
   }
 
@@ -243,26 +247,54 @@ export class LogDrain {
       segment = this.#segment = next
       this.#offset = 0
     }
+    const offsetBefore = this.#offset
     let chunk
     try {
       chunk = await this.#log.read(segment, this.#offset, this.#o.batchSize)
     } catch (err) {
-      // unreadable (deleted by hand, an I/O error): what it held is lost to this process
-      this.#logger.error({ err, file: segment.name }, 'audit log segment could not be read')
-      this.#offset = segment.bytes
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        // an I/O error, no file descriptor free: try again after the sink's backoff
+        this.#logger.error({ err, file: segment.name }, 'audit log segment could not be read; trying again')
+        return 'failed'
+      }
+      // deleted from outside: what it held past the last committed event is gone
+      this.#skipRestOf(segment, 'audit log segment deleted before it was shipped')
       return 'ok'
+    }
+    if (chunk.nextOffset === this.#offset && chunk.rows.length === 0 && chunk.blocks.length === 0) {
+      // the file is shorter than what was written to it (truncated from outside)
+      this.#skipRestOf(segment, 'audit log segment shorter than what was written to it')
+      return 'ok'
+    }
+    let { rows, blocks, damaged, nextOffset } = chunk
+    // The end of the current segment: what turns wrote while this read was on its way is read
+    // now, synchronously, and memory's queue takes over from here. No turn can come in between,
+    // so nothing falls between the log and the queue; under steady traffic the drain would
+    // otherwise chase the growing file for ever.
+    const tail = chunk.eof ? this.#log.readTailSync(segment, nextOffset) : null
+    if (tail !== null) {
+      rows = rows.concat(tail.rows)
+      blocks = blocks.concat(tail.blocks)
+      damaged += tail.damaged
+      nextOffset = tail.nextOffset
     }
     // rows already committed are left out; blocks are not (the sink skips those it has): a
     // block line may come in the chunk after its rows
-    const batch = batchOfRows(chunk.rows.filter((row) => rowSeq(row) > this.#committed), chunk.blocks)
+    const batch = batchOfRows(rows.filter((row) => rowSeq(row) > this.#committed), blocks)
+    if (damaged > 0) this.drop(damaged, null, `audit log segment ${segment.name} has damaged lines`)
+    this.#offset = nextOffset
+    if (tail !== null) this.#goLive()
     if (batch.events > 0 || batch.blocks.length > 0) {
-      if (!(await this.#store(batch))) return 'failed'
+      if (!(await this.#store(batch))) {
+        // its rows are in the log: read back from the last committed one
+        if (this.#live) this.fallBehind()
+        else this.#offset = offsetBefore
+        return 'failed'
+      }
       this.#replayed += batch.events
       this.#o.hooks.replayed?.(batch.events)
       if (batch.events > 0) this.#commit(batch.lastSeq)
     }
-    if (chunk.damaged > 0) this.drop(chunk.damaged, null, `audit log segment ${segment.name} has damaged lines`)
-    this.#offset = chunk.nextOffset
     return 'ok'
   }
 
@@ -286,7 +318,8 @@ export class LogDrain {
       let event = null
       try {
         event = eventOfRow(batch.rows)
-        this.#o.quarantine.add(event, err.message)
+        // the same event refused again (its batch read back after a failure elsewhere): once is enough
+        if (!this.#o.quarantine.add(event, err.message)) return await this.#storeBlocks(batch)
         this.#o.hooks.quarantined?.(1)
         this.#logger.error({ seq: event.seq, event_id: event.id, reason: err.message, file: this.#o.quarantine.file },
           'audit event refused by the store for its content: quarantined, the events after it go on')
@@ -294,9 +327,12 @@ export class LogDrain {
         this.drop(1, writeErr as Error, 'an audit event the store refused could not be quarantined either')
       }
     }
+    return await this.#storeBlocks(batch)
+  }
+
+  async #storeBlocks (batch: AuditBatch): Promise<boolean> {
     if (batch.blocks.length === 0) return true
-    const blocksOnly = batchOfRows([], batch.blocks)
-    const blocksErr = await this.#gate.write(blocksOnly)
+    const blocksErr = await this.#gate.write(batchOfRows([], batch.blocks))
     return blocksErr === null || blocksErr instanceof AuditContentError
   }
 
@@ -311,18 +347,32 @@ export class LogDrain {
     return n
   }
 
-  /** every written event has been read back: from now on the queue carries new ones */
+  /**
+   * Every written row has been read back: from now on memory's queue carries new ones. The
+   * turn's rows not yet written are written only now, after live is set, so they go to the
+   * queue too (checking after writing them would chase a steady stream of turns for ever).
+   */
   #caughtUp (): Shipped {
-    // this turn's lines are written first, so none of them falls between the log and the queue
-    this.#log.flush()
     const segment = this.#segment
     if (segment === null ? this.#firstUncommitted() !== null : this.#offset < segment.bytes || this.#nextAfter(segment) !== null) return 'ok'
-    // anything recorded after the last line read was never written, and counted as lost then
-    this.#committed = Math.max(this.#committed, this.#o.recordedSeq())
+    this.#goLive()
+    return 'ok'
+  }
+
+  /** every row written so far is read (and shipped, or being shipped): memory's queue takes over */
+  #goLive (): void {
     this.#segment = null
     this.#offset = 0
     this.#live = true
-    return 'ok'
+    // this turn's rows, not written yet, go to the queue as they are written
+    this.#log.flush()
+  }
+
+  /** the rest of a segment cannot be read: its events after the last committed one are lost */
+  #skipRestOf (segment: LogSegment, why: string): void {
+    this.drop(segment.lastSeq - Math.max(this.#committed, segment.firstSeq - 1), null, `${why}: ${segment.name}`)
+    this.#committed = Math.max(this.#committed, segment.lastSeq)
+    this.#offset = segment.bytes
   }
 
   #firstUncommitted (): LogSegment | null {

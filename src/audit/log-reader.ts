@@ -42,24 +42,15 @@ export async function readLogChunk (path: string, writerId: string, offset: numb
     let dataAt = offset
     let start = 0
     let readAt = offset
-    while (rows.length < maxEvents) {
+    for (;;) {
       const newline = data.indexOf(NEWLINE, start)
       if (newline !== -1) {
         if (newline > start) {
           const line = data.toString('utf8', start, newline + 1)
-          if (isBlockLine(line)) {
-            const parsed = parseBlockLine(line, writerId)
-            if (parsed === null) damaged++
-            else blocks.push(parsed)
-          } else if (line.charCodeAt(0) === OPEN_BRACE) {
-            const event = legacySpillEvent(line)
-            if (event === null) damaged++
-            else rows.push(encoder.chainedRow(event))
-          } else if (Number.isNaN(rowSeq(line))) {
-            damaged++
-          } else {
-            rows.push(line)
-          }
+          // a full chunk stops before its next row, not before the block lines after its last
+          // one: the caller may delete the file once those rows are stored
+          if (rows.length >= maxEvents && !isBlockLine(line)) break
+          if (!takeLine(line, writerId, encoder, rows, blocks)) damaged++
         }
         start = newline + 1
         continue
@@ -106,4 +97,41 @@ function legacySpillEvent (line: string): ChainedAuditEvent | null {
   // which is what null means to the chain (audit-chain.ts)
   if (event.payment_amount === undefined) event.payment_amount = null
   return event as ChainedAuditEvent
+}
+
+/** a line of a segment into `rows` or `blocks`; false when it is damaged */
+function takeLine (line: string, writerId: string, encoder: CopyRowEncoder, rows: string[], blocks: AuditBlock[]): boolean {
+  if (isBlockLine(line)) {
+    const parsed = parseBlockLine(line, writerId)
+    if (parsed === null) return false
+    blocks.push(parsed)
+    return true
+  }
+  if (line.charCodeAt(0) === OPEN_BRACE) {
+    const event = legacySpillEvent(line)
+    if (event === null) return false
+    rows.push(encoder.chainedRow(event))
+    return true
+  }
+  if (Number.isNaN(rowSeq(line))) return false
+  rows.push(line)
+  return true
+}
+
+/**
+ * The whole lines of `text` (the bytes a writer wrote, read in one piece), as readLogChunk
+ * would return them.
+ */
+export function parseLogText (text: string, writerId: string): Pick<LogChunk, 'rows' | 'blocks' | 'damaged'> {
+  const rows: string[] = []
+  const blocks: AuditBlock[] = []
+  const encoder = new CopyRowEncoder()
+  let damaged = 0
+  let start = 0
+  for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
+    if (end > start && !takeLine(text.slice(start, end + 1), writerId, encoder, rows, blocks)) damaged++
+    start = end + 1
+  }
+  if (start < text.length) damaged++
+  return { rows, blocks, damaged }
 }

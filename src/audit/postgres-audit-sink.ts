@@ -32,6 +32,7 @@ const COPY_DIRECT = `COPY audit_events (${COLUMN_LIST}) FROM STDIN`
 const MONTHS_AHEAD = 3
 const MAX_MONTHS_AHEAD = 24
 const ENSURE_EVERY_MS = 24 * 60 * 60 * 1000
+const OLDEST_PARTITION_MS = 9 * 365 * 24 * 60 * 60 * 1000
 
 export interface PostgresAuditSinkOptions {
   /** the clock deciding the current month and the daily partition check; tests move it */
@@ -164,7 +165,10 @@ export class PostgresAuditSink implements AuditSink {
     const max = batch.maxTs
     const now = this.#now()
     if (now - this.#partitionsCheckedAt < ENSURE_EVERY_MS && min >= this.#coveredFrom && max < this.#coveredTo) return
-    const since = Math.min(min, now)
+    // relaykey_ensure_audit_partitions refuses to reach back past ten years, and so would fail
+    // every write of a batch holding an event that old (a clock reset to 1970): asked for no
+    // further, such an event finds no partition and is quarantined like any refused content
+    const since = Math.max(Math.min(min, now), now - OLDEST_PARTITION_MS)
     const monthsAhead = Math.min(MAX_MONTHS_AHEAD, Math.max(MONTHS_AHEAD, monthIndex(max) - monthIndex(now)))
     await this.#sql`SELECT relaykey_ensure_audit_partitions(${monthsAhead}::integer, ${new Date(since)}::timestamptz)`
     this.#coveredFrom = Math.min(this.#coveredFrom, monthStart(monthIndex(since)))

@@ -10,11 +10,14 @@ import type { ChainedAuditEvent } from './audit-event.js'
 export class Quarantine {
   readonly #dir: string
   readonly #file: string
+  /** ids set aside by this process: a batch read back after a failure brings them again */
+  readonly #ids: Set<string>
   #count: number
 
   constructor (dir: string, writerId: string) {
     this.#dir = dir
     this.#file = join(dir, `audit-quarantine.${writerId}.ndjson`)
+    this.#ids = new Set()
     this.#count = 0
   }
 
@@ -23,8 +26,12 @@ export class Quarantine {
 
   get file (): string { return this.#file }
 
-  /** appends the event and the reason, durably; throws when the file cannot be written */
-  add (event: ChainedAuditEvent, reason: string): void {
+  /**
+   * Appends the event and the reason, durably; false when this process has set the event aside
+   * already. Throws when the file cannot be written.
+   */
+  add (event: ChainedAuditEvent, reason: string): boolean {
+    if (this.#ids.has(event.id)) return false
     mkdirSync(this.#dir, { recursive: true, mode: 0o700 })
     const line = JSON.stringify({ quarantined_at: new Date().toISOString(), reason, event }) + '\n'
     const fd = openSync(this.#file, 'a', 0o600)
@@ -34,6 +41,8 @@ export class Quarantine {
     } finally {
       closeSync(fd)
     }
+    this.#ids.add(event.id)
     this.#count++
+    return true
   }
 }

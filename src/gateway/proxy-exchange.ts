@@ -902,6 +902,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   /** the audit event is in the local log: the client may have the end of its answer now */
   auditLogged (): void {
+    try {
+      this.#endAnswer()
+    } catch (err) {
+      // an answer that cannot be ended must not stay open: the client sees the connection go
+      this.#deps.logger.error({ request_id: this.requestId, err: errorSummary(err) }, 'answer could not be ended')
+      this.#res.destroy()
+    }
+  }
+
+  #endAnswer (): void {
     const res = this.#res
     const finish = this.#finish
     this.#finish = Finish.None

@@ -203,4 +203,13 @@ describe('verifyChains on block-chained writers', () => {
     const extra = { ...rows[3]!, seq: 5, id: 'eeeeeeee-eeee-4eee-beee-eeeeeeeeeeee' }
     assert.deepEqual((await verifyChains([...rows, extra], blocks)).problems, [{ writer_id: 'w', seq: 5, id: extra.id, kind: 'broken_link' }])
   })
+
+  it('keeps checking after a lost row: a block changed further on is still named', async () => {
+    const { rows, blocks } = blockTrail('w', [2, 3, 2])
+    // seq 3 gone (a quarantined event), seq 7 changed
+    const trail = rows.filter((r) => r.seq !== 3).map((r) => (r.seq === 7 ? { ...r, cost: r.cost + 1 } : r))
+    const result = await verifyChains(trail, blocks)
+    assert.deepEqual(result.problems.map((p) => [p.kind, p.seq]), [['missing', 3], ['altered', 6]])
+    assert.deepEqual(result.writers[0]!.problem, { writer_id: 'w', seq: 3, id: rows[3]!.id, kind: 'missing' })
+  })
 })

@@ -49,7 +49,7 @@ async function recordWithRefused (sink: AuditSink, bad: Map<number, (e: AuditEve
 }
 
 describe('an event the store refuses is quarantined, the rest go on', () => {
-  it('PostgreSQL: a NUL byte and a time without a partition', async (t) => {
+  it('PostgreSQL: a NUL byte, a time without a partition, and one from 1970 (a clock reset)', async (t) => {
     const db = await createTestDatabase()
     t.after(() => db.drop())
     await runMigrations(db.url)
@@ -58,17 +58,19 @@ describe('an event the store refuses is quarantined, the rest go on', () => {
     const { pipeline, quarantined, sinkDowns } = await recordWithRefused(sink, new Map([
       [437, (e) => ({ ...e, path: '/v1/items/\u0000nul' })],
       [800, (e) => ({ ...e, ts: Date.UTC(2300, 0, 1) })],
+      [900, (e) => ({ ...e, ts: Date.UTC(1970, 0, 1) })],
     ]))
-    assert.deepEqual(quarantined.map((q) => q.event.request_id), ['req-437', 'req-800'])
+    assert.deepEqual(quarantined.map((q) => q.event.request_id), ['req-437', 'req-800', 'req-900'])
     assert.match(quarantined[0]!.reason, /0x00/)
     assert.match(quarantined[1]!.reason, /partition/)
+    assert.match(quarantined[2]!.reason, /partition/)
     assert.equal(quarantined[0]!.event.path, '/v1/items/\u0000nul')
     const stats = pipeline.stats()
-    assert.deepEqual([stats.quarantined, stats.dropped, stats.written, sinkDowns, stats.sinkUp], [2, 0, 1198, 0, true])
+    assert.deepEqual([stats.quarantined, stats.dropped, stats.written, sinkDowns, stats.sinkUp], [3, 0, 1197, 0, true])
     const sql = postgres(db.url, { max: 1, onnotice: () => {} })
     try {
       const rows = await sql<Array<{ request_id: string }>>`SELECT request_id FROM audit_events ORDER BY seq`
-      const expected = Array.from({ length: 1200 }, (_, i) => `req-${i}`).filter((id) => id !== 'req-437' && id !== 'req-800')
+      const expected = Array.from({ length: 1200 }, (_, i) => `req-${i}`).filter((id) => !['req-437', 'req-800', 'req-900'].includes(id))
       assert.deepEqual(rows.map((r) => r.request_id), expected)
     } finally {
       await sql.end()
