@@ -1,11 +1,15 @@
-// What travels from a writer's log to a sink: COPY text rows and the blocks that chain them.
+// What travels from a writer's log to a sink: COPY text rows, as the UTF-8 bytes the log holds
+// and COPY reads (encoded once, when the turn is written), and the blocks that chain them.
 import type { AuditBlock } from './audit-block.js'
 import { CopyRowEncoder, rowSeq, rowTs } from './audit-copy-text.js'
 import type { ChainedAuditEvent } from './audit-event.js'
 
 export interface AuditBatch {
-  /** COPY text rows, each ending in a newline, in seq order */
-  rows: string
+  /**
+   * COPY text rows, each ending in a newline, in seq order, as UTF-8. (A Uint8Array once it has
+   * crossed to the SQLite writer thread: rowsText reads either.)
+   */
+  rows: Uint8Array
   events: number
   firstSeq: number
   lastSeq: number
@@ -16,31 +20,35 @@ export interface AuditBatch {
   blocks: AuditBlock[]
 }
 
-export const EMPTY_BATCH: AuditBatch = Object.freeze({ rows: '', events: 0, firstSeq: 0, lastSeq: 0, minTs: Infinity, maxTs: -Infinity, blocks: [] })
-
 /** one batch of several, in order (string concatenation: the rows are not copied per event) */
 export function joinBatches (parts: readonly AuditBatch[]): AuditBatch {
   if (parts.length === 1) return parts[0]!
-  let rows = ''
+  const rows: Uint8Array[] = []
   let events = 0
   let minTs = Infinity
   let maxTs = -Infinity
   const blocks: AuditBlock[] = []
   for (const part of parts) {
-    rows += part.rows
+    rows.push(part.rows)
     events += part.events
     if (part.minTs < minTs) minTs = part.minTs
     if (part.maxTs > maxTs) maxTs = part.maxTs
     for (const block of part.blocks) blocks.push(block)
   }
-  return { rows, events, firstSeq: parts[0]!.firstSeq, lastSeq: parts[parts.length - 1]!.lastSeq, minTs, maxTs, blocks }
+  return { rows: Buffer.concat(rows), events, firstSeq: parts[0]!.firstSeq, lastSeq: parts[parts.length - 1]!.lastSeq, minTs, maxTs, blocks }
 }
 
 /** the rows one by one, for isolating an event a store refuses; blocks go with the first */
 export function splitBatch (batch: AuditBatch): [AuditBatch, AuditBatch] {
-  const rows = rowsOf(batch.rows)
+  const rows = rowsOf(rowsText(batch))
   const half = rows.length >>> 1
   return [batchOfRows(rows.slice(0, half), batch.blocks), batchOfRows(rows.slice(half), [])]
+}
+
+/** the batch's rows as text */
+export function rowsText (batch: AuditBatch): string {
+  const bytes = batch.rows
+  return (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('utf8')
 }
 
 export function rowsOf (text: string): string[] {
@@ -62,7 +70,7 @@ export function batchOfRows (rows: readonly string[], blocks: AuditBlock[]): Aud
     if (ts > maxTs) maxTs = ts
   }
   return {
-    rows: rows.join(''),
+    rows: Buffer.from(rows.join('')),
     events: rows.length,
     firstSeq: rows.length === 0 ? 0 : rowSeq(rows[0]!),
     lastSeq: rows.length === 0 ? 0 : rowSeq(rows[rows.length - 1]!),

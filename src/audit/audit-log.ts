@@ -14,7 +14,7 @@
 // process cannot lose it, since the kernel has the bytes. Power loss is bounded by the fsync
 // policy: `always` releases waiters only after fdatasync, an interval syncs that often in the
 // background, `never` leaves it to the kernel.
-import { closeSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, unlinkSync, writeSync, writevSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AuditWaiter } from './audit-event.js'
 import { blockHash, blockLine, GENESIS_BLOCK_HASH, type AuditBlock } from './audit-block.js'
@@ -231,7 +231,8 @@ export class AuditLog {
 
   /** this turn's rows as a block: chained, handed on (memory's queue), and written */
   #write (): void {
-    const rows = this.#text
+    // encoded once: the hash, the write and the shipping all take these bytes
+    const rows = Buffer.from(this.#text)
     const events = this.#events
     const firstSeq = this.#firstSeq
     this.#text = ''
@@ -245,8 +246,8 @@ export class AuditLog {
     }
     this.#prevBlockHash = block.hash
     this.#o.onBatch({ rows, events, firstSeq, lastSeq: this.#lastSeq, minTs: this.#minTs, maxTs: this.#maxTs, blocks: [block] })
-    const text = rows + blockLine(block)
-    const bytes = Buffer.byteLength(text)
+    const line = Buffer.from(blockLine(block))
+    const bytes = rows.length + line.length
     if (this.#bytes + bytes > this.#o.maxBytes) {
       this.#o.onWriteFailed(events, firstSeq, null)
       return
@@ -259,11 +260,11 @@ export class AuditLog {
       return
     }
     try {
-      // a string write encodes in C++, no Buffer here; a short write (a signal, a disk filling
+      // the rows and their block line in one writev; a short write (a signal, a disk filling
       // up) goes on from where it stopped
-      let done = writeSync(segment.fd!, text)
+      let done = writevSync(segment.fd!, [rows, line])
       if (done < bytes) {
-        const buffer = Buffer.from(text)
+        const buffer = Buffer.concat([rows, line])
         while (done < bytes) done += writeSync(segment.fd!, buffer, done, bytes - done)
       }
     } catch (err) {

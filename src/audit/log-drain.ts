@@ -10,7 +10,7 @@
 // dropping the queue and reading the same events back from disk. One loop, one sink write in
 // flight at a time: the backpressure. Deadlines, up/down and probe backoff live in SinkGate.
 import type { Logger } from 'pino'
-import { batchOfRows, splitBatch, type AuditBatch } from './audit-batch.js'
+import { batchOfRows, rowsText, splitBatch, type AuditBatch } from './audit-batch.js'
 import { eventOfRow, rowSeq } from './audit-copy-text.js'
 import type { AuditLog, LogSegment } from './audit-log.js'
 import { AuditContentError, type AuditSink } from './audit-sink.js'
@@ -317,7 +317,7 @@ export class LogDrain {
     if (batch.events === 1) {
       let event = null
       try {
-        event = eventOfRow(batch.rows)
+        event = eventOfRow(rowsText(batch))
         // the same event refused again (its batch read back after a failure elsewhere): once is enough
         if (!this.#o.quarantine.add(event, err.message)) return await this.#storeBlocks(batch)
         this.#o.hooks.quarantined?.(1)

@@ -242,7 +242,7 @@ function copyFailure (copy: object): Promise<never> {
   return failed
 }
 
-async function copyRows (tx: postgres.TransactionSql, statement: string, rows: string): Promise<void> {
+async function copyRows (tx: postgres.TransactionSql, statement: string, rows: Uint8Array): Promise<void> {
   // no parameters: a simple-protocol COPY, which ends cleanly if the server rejects a row
   const copy = tx.unsafe(statement)
   const failed = copyFailure(copy)
@@ -250,7 +250,7 @@ async function copyRows (tx: postgres.TransactionSql, statement: string, rows: s
   // a server error destroys the stream; the race below reports it, this keeps it from counting
   // as unhandled when it lands between two writes
   stream.on('error', noop)
-  // the rows as encoded when recorded: one write, no encoding here
+  // the rows' bytes as the log wrote them: one write, no encoding here
   stream.end(rows)
   // finishes once the server has acknowledged the COPY
   await Promise.race([finished(stream), failed])

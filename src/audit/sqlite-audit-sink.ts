@@ -4,7 +4,7 @@
 // on the writer thread, not on the event loop that recorded them.
 import type Database from 'better-sqlite3'
 import { AUDIT_WRITER_CHECKPOINT_PAGES, openSqliteDatabase } from '../store/sqlite/schema.js'
-import { rowsOf, type AuditBatch } from './audit-batch.js'
+import { rowsOf, rowsText, type AuditBatch } from './audit-batch.js'
 import { AUDIT_COLUMNS, parseCopyRow } from './audit-copy-text.js'
 import { isPaymentAmount } from './audit-event.js'
 import { AuditContentError, type AuditSink } from './audit-sink.js'
@@ -27,7 +27,7 @@ export class SqliteAuditSink implements AuditSink {
     const insertEvent = db.prepare(INSERT_EVENT)
     const insertBlock = db.prepare(INSERT_BLOCK)
     this.#writeBatch = db.transaction((batch: AuditBatch) => {
-      for (const row of rowsOf(batch.rows)) {
+      for (const row of rowsOf(rowsText(batch))) {
         let values
         try {
           values = parseCopyRow(row)

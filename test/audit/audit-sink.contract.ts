@@ -98,7 +98,7 @@ export function runAuditSinkContract (name: string, open: () => Promise<OpenedSi
       assert.deepEqual(await stored(writer), [])
       // a row that is not one: too few fields
       const damaged = batchOfEvents(chain(writer, events.slice(0, 2)))
-      await assert.rejects(opened.sink.write({ ...damaged, rows: damaged.rows + 'not\ta\trow\n', events: 3 }), AuditContentError)
+      await assert.rejects(opened.sink.write({ ...damaged, rows: Buffer.concat([damaged.rows, Buffer.from('not\ta\trow\n')]), events: 3 }), AuditContentError)
       assert.deepEqual(await stored(writer), [])
       // an amount that is not a decimal string of atomic units: refused, never skipped quietly
       const unpriced = chain(writer, [events[0], { ...events[1], payment_tx: '0xabc', payment_amount: 'twelve' }])
