@@ -1,8 +1,7 @@
 // What travels from a writer's log to a sink: COPY text rows, as the UTF-8 bytes the log holds
 // and COPY reads (encoded once, when the turn is written), and the blocks that chain them.
 import type { AuditBlock } from './audit-block.js'
-import { CopyRowEncoder, rowSeq, rowTs } from './audit-copy-text.js'
-import type { ChainedAuditEvent } from './audit-event.js'
+import { rowSeq, rowTs } from './audit-copy-text.js'
 
 export interface AuditBatch {
   /**
@@ -78,10 +77,4 @@ export function batchOfRows (rows: readonly string[], blocks: AuditBlock[]): Aud
     maxTs,
     blocks,
   }
-}
-
-/** events chained one by one (older releases' spill files, tests) as a batch */
-export function batchOfEvents (events: readonly ChainedAuditEvent[], blocks: AuditBlock[] = []): AuditBatch {
-  const encoder = new CopyRowEncoder()
-  return batchOfRows(events.map((e) => encoder.chainedRow(e)), blocks)
 }

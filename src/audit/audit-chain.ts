@@ -54,12 +54,7 @@ export function canonicalEvent (e: AuditEvent): string {
  * crypto.hash (Node ≥ 20.12) costs about a third of a createHash object per event.
  */
 export function chainHash (prevHash: string, event: AuditEvent): string {
-  return hashCanonical(prevHash, canonicalEvent(event))
-}
-
-/** chainHash for an event already in its canonical form (the audit log line holds it) */
-export function hashCanonical (prevHash: string, canonical: string): string {
-  return hash('sha256', prevHash + '\n' + canonical, 'hex')
+  return hash('sha256', prevHash + '\n' + canonicalEvent(event), 'hex')
 }
 
 export type ChainProblemKind =

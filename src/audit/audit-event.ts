@@ -81,35 +81,3 @@ export interface AuditWaiter {
 export interface AuditRecorder {
   record (event: AuditEvent, waiter?: AuditWaiter | null): void
 }
-
-/** a copy with the chain fields, every field named so that all events share one object shape */
-export function toChained (e: AuditEvent, writerId: string, seq: number, prevHash: string, hash: string): ChainedAuditEvent {
-  return {
-    id: e.id,
-    ts: e.ts,
-    request_id: e.request_id,
-    key_id: e.key_id,
-    customer: e.customer,
-    team: e.team,
-    service: e.service,
-    environment: e.environment,
-    partner: e.partner,
-    credential_id: e.credential_id,
-    method: e.method,
-    path: e.path,
-    status: e.status,
-    outcome: e.outcome,
-    attempts: e.attempts,
-    latency_ms: e.latency_ms,
-    upstream_latency_ms: e.upstream_latency_ms,
-    cost: e.cost,
-    bytes_in: e.bytes_in,
-    bytes_out: e.bytes_out,
-    payment_tx: e.payment_tx,
-    payment_amount: e.payment_amount,
-    writer_id: writerId,
-    seq,
-    prev_hash: prevHash,
-    hash,
-  }
-}

@@ -18,9 +18,8 @@ import { openSqliteAuditSink } from '../../src/audit/sqlite-audit-sink.js'
 import { SqliteAuditQuery } from '../../src/audit/sqlite-audit-query.js'
 import { runMigrations } from '../../src/store/postgres/migrate.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
-import { asRole, auditEvent, chain } from '../audit/audit-fixtures.js'
+import { asRole, auditEvent, batchOfEvents, chain } from '../audit/audit-fixtures.js'
 import { assertInvalid, startAdmin, type AdminHarness } from './admin-harness.js'
-import { batchOfEvents } from '../../src/audit/audit-batch.js'
 
 const HOUR = 3_600_000
 // the events cross a month boundary, so PostgreSQL answers from two partitions

@@ -17,9 +17,8 @@ import { SqliteAuditQuery } from '../../src/audit/sqlite-audit-query.js'
 import { runMigrations } from '../../src/store/postgres/migrate.js'
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
-import { asRole, auditEvent, chain } from '../audit/audit-fixtures.js'
+import { asRole, auditEvent, batchOfEvents, chain } from '../audit/audit-fixtures.js'
 import { startAdmin, type AdminHarness } from './admin-harness.js'
-import { batchOfEvents } from '../../src/audit/audit-batch.js'
 
 const MONTH = '2025-11'
 const IN_MONTH = Date.UTC(2025, 10, 15, 12)

@@ -3,6 +3,9 @@
 import { randomUUID } from 'node:crypto'
 import type { AuditEvent, ChainedAuditEvent } from '../../src/audit/audit-event.js'
 import { chainHash, GENESIS_HASH } from '../../src/audit/audit-chain.js'
+import { batchOfRows, type AuditBatch } from '../../src/audit/audit-batch.js'
+import type { AuditBlock } from '../../src/audit/audit-block.js'
+import { CopyRowEncoder } from '../../src/audit/audit-copy-text.js'
 
 /** Paths that must come back byte for byte: unicode, and COPY's delimiters and escape. */
 export const AWKWARD_PATHS = [
@@ -80,4 +83,10 @@ export function plainEvent (i: number): AuditEvent {
     path: `/v1/items/${i}`, status: 200, outcome: 'forwarded', attempts: 1, latency_ms: 3,
     upstream_latency_ms: 2, cost: 1, bytes_in: 0, bytes_out: 120, payment_tx: null, payment_amount: null,
   }
+}
+
+/** events chained one by one, as older releases wrote them, as a batch a sink takes */
+export function batchOfEvents (events: readonly ChainedAuditEvent[], blocks: AuditBlock[] = []): AuditBatch {
+  const encoder = new CopyRowEncoder()
+  return batchOfRows(events.map((e) => encoder.chainedRow(e)), blocks)
 }

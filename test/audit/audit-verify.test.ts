@@ -13,8 +13,7 @@ import { SqliteAuditSink } from '../../src/audit/sqlite-audit-sink.js'
 import { runMigrations } from '../../src/store/postgres/migrate.js'
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
-import { asRole, chainedEvents } from './audit-fixtures.js'
-import { batchOfEvents } from '../../src/audit/audit-batch.js'
+import { asRole, batchOfEvents, chainedEvents } from './audit-fixtures.js'
 import { runAuditVerify } from '../helpers/audit-verify-cli.js'
 
 

@@ -10,9 +10,8 @@ import { readPostgresAuditBlocks, readPostgresAuditEvents } from '../../src/audi
 import type { ChainedAuditEvent } from '../../src/audit/audit-event.js'
 import { runMigrations } from '../../src/store/postgres/migrate.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
-import { asRole, auditEvent, chain } from './audit-fixtures.js'
+import { asRole, auditEvent, batchOfEvents, chain } from './audit-fixtures.js'
 import { runAuditSinkContract } from './audit-sink.contract.js'
-import { batchOfEvents } from '../../src/audit/audit-batch.js'
 
 const DAY = 24 * 60 * 60 * 1000
 

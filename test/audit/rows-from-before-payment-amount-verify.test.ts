@@ -16,8 +16,7 @@ import { SqliteAuditSink } from '../../src/audit/sqlite-audit-sink.js'
 import { MIGRATIONS_DIR, runMigrations } from '../../src/store/postgres/migrate.js'
 import { applySqliteSchema, openSqliteDatabase, SQLITE_MIGRATIONS } from '../../src/store/sqlite/schema.js'
 import { createTestDatabase } from '../helpers/postgres.js'
-import { asRole, auditEvent, chain, chainedEvents } from './audit-fixtures.js'
-import { batchOfEvents } from '../../src/audit/audit-batch.js'
+import { asRole, auditEvent, batchOfEvents, chain, chainedEvents } from './audit-fixtures.js'
 
 /** audit_events as the previous release wrote it */
 const OLD_COLUMNS: Array<Exclude<keyof ChainedAuditEvent, 'payment_amount'>> = [

@@ -11,8 +11,7 @@ import { join } from 'node:path'
 import type Database from 'better-sqlite3'
 import { openThreadedSqliteAuditSink, type ThreadedSqliteAuditSink } from '../../src/audit/threaded-sqlite-audit-sink.js'
 import { AUDIT_WRITER_CHECKPOINT_PAGES, openSqliteDatabase } from '../../src/store/sqlite/schema.js'
-import { chain, auditEvent } from './audit-fixtures.js'
-import { batchOfEvents } from '../../src/audit/audit-batch.js'
+import { auditEvent, batchOfEvents, chain } from './audit-fixtures.js'
 
 const PAGE = 4096
 

@@ -9,8 +9,7 @@ import { join } from 'node:path'
 import { readSqliteAuditEvents } from '../../src/audit/audit-event-readers.js'
 import { openThreadedSqliteAuditSink, ThreadedSqliteAuditSink } from '../../src/audit/threaded-sqlite-audit-sink.js'
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
-import { chainedEvents } from './audit-fixtures.js'
-import { batchOfEvents } from '../../src/audit/audit-batch.js'
+import { batchOfEvents, chainedEvents } from './audit-fixtures.js'
 
 describe('threaded SQLite audit sink', () => {
   it('fails writes while its file cannot be opened, and stores them once it can', async () => {
