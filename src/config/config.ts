@@ -220,9 +220,10 @@ function onOff (env: Env, variable: string): boolean {
 function fsyncPolicy (env: Env, variable: string): 'always' | 'never' | number {
   const raw = nonEmpty(env[variable])
   if (raw === 'always' || raw === 'never') return raw
-  const hint = 'must be always, never, or an interval in ms from 1 to 60000'
-  if (raw !== null && !/^\d+$/.test(raw)) throw new ConfigError(variable, hint)
-  return integer(env, variable, 1000, 1, 60_000)
+  if (raw === null) return 1000
+  const ms = /^\d+$/.test(raw) ? Number(raw) : Number.NaN
+  if (!(ms >= 1 && ms <= 60_000)) throw new ConfigError(variable, 'must be always, never, or an interval in ms from 1 to 60000')
+  return ms
 }
 
 function fraction (env: Env, variable: string, fallback: number): number {

@@ -90,4 +90,16 @@ describe('configuration', () => {
     assert.equal(loadConfig({ RELAYKEY_MASTER_KEY: 'ab'.repeat(32) }).masterKey?.length, 32)
     assert.equal(loadConfig({ RELAYKEY_MASTER_KEY: Buffer.alloc(32, 7).toString('base64') }).masterKey?.length, 32)
   })
+
+  it('takes RELAYKEY_AUDIT_FSYNC as always, never or an interval in ms (default 1000), refusing anything else', () => {
+    assert.equal(loadConfig({}).auditFsync, 1000)
+    assert.equal(loadConfig({ RELAYKEY_AUDIT_FSYNC: 'always' }).auditFsync, 'always')
+    assert.equal(loadConfig({ RELAYKEY_AUDIT_FSYNC: 'never' }).auditFsync, 'never')
+    assert.equal(loadConfig({ RELAYKEY_AUDIT_FSYNC: '250' }).auditFsync, 250)
+    for (const bad of ['sometimes', '0', '60001', '1.5', '-1', 'everysec']) {
+      const refused = refusal({ RELAYKEY_AUDIT_FSYNC: bad })
+      assert.equal(refused.variable, 'RELAYKEY_AUDIT_FSYNC', bad)
+      assert.match(refused.message, /always, never, or an interval in ms/, bad)
+    }
+  })
 })
