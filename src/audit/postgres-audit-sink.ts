@@ -27,6 +27,12 @@ const CREATE_STAGING = 'CREATE TEMP TABLE IF NOT EXISTS audit_staging (LIKE audi
 const COPY_STAGING = `COPY audit_staging (${COLUMN_LIST}) FROM STDIN`
 const MOVE_STAGED = `INSERT INTO audit_events (${COLUMN_LIST}) SELECT ${COLUMN_LIST} FROM audit_staging ON CONFLICT DO NOTHING`
 const COPY_DIRECT = `COPY audit_events (${COLUMN_LIST}) FROM STDIN`
+// Blocks travel by COPY too: at low traffic a block is one event, so they are as many as the rows
+const BLOCK_COLUMNS = 'writer_id, first_seq, last_seq, prev_hash, hash'
+const CREATE_BLOCK_STAGING = 'CREATE TEMP TABLE IF NOT EXISTS audit_blocks_staging (LIKE audit_blocks) ON COMMIT DELETE ROWS'
+const COPY_BLOCKS_DIRECT = `COPY audit_blocks (${BLOCK_COLUMNS}) FROM STDIN`
+const COPY_BLOCKS_STAGING = `COPY audit_blocks_staging (${BLOCK_COLUMNS}) FROM STDIN`
+const MOVE_STAGED_BLOCKS = `INSERT INTO audit_blocks (${BLOCK_COLUMNS}) SELECT ${BLOCK_COLUMNS} FROM audit_blocks_staging ON CONFLICT DO NOTHING`
 
 /** partitions are ensured this far ahead of the current month, and re-checked this often */
 const MONTHS_AHEAD = 3
@@ -137,7 +143,9 @@ export class PostgresAuditSink implements AuditSink {
   async #copy (statement: string, batch: AuditBatch): Promise<void> {
     await this.#sql.begin(async (tx) => {
       if (batch.events > 0) await copyRows(tx, statement, batch.rows)
-      if (batch.blocks.length > 0) await insertBlocks(tx, batch.blocks)
+      // a block stored already (its line read again after its rows) fails this COPY as a
+      // duplicate event does: the batch then takes the staging path
+      if (batch.blocks.length > 0) await copyRows(tx, COPY_BLOCKS_DIRECT, blockRows(batch.blocks))
     })
   }
 
@@ -145,10 +153,16 @@ export class PostgresAuditSink implements AuditSink {
   async #copyStaged (batch: AuditBatch): Promise<number> {
     const createStaging = !this.#stagingReady
     const result = await this.#sql.begin(async (tx) => {
-      if (createStaging) await tx.unsafe(CREATE_STAGING)
+      if (createStaging) {
+        await tx.unsafe(CREATE_STAGING)
+        await tx.unsafe(CREATE_BLOCK_STAGING)
+      }
       await copyRows(tx, COPY_STAGING, batch.rows)
       const moved = await tx.unsafe(MOVE_STAGED)
-      if (batch.blocks.length > 0) await insertBlocks(tx, batch.blocks)
+      if (batch.blocks.length > 0) {
+        await copyRows(tx, COPY_BLOCKS_STAGING, blockRows(batch.blocks))
+        await tx.unsafe(MOVE_STAGED_BLOCKS)
+      }
       return moved
     })
     // only now: a rolled-back transaction takes the CREATE TEMP TABLE with it
@@ -208,7 +222,7 @@ function isUniqueViolation (err: unknown): boolean {
 }
 
 function isUndefinedStaging (err: unknown): boolean {
-  return err instanceof postgres.PostgresError && err.code === '42P01' && err.message.includes('audit_staging')
+  return err instanceof postgres.PostgresError && err.code === '42P01' && /audit_(blocks_)?staging/.test(err.message)
 }
 
 /** months since 1970-01 (UTC) */
@@ -256,10 +270,11 @@ async function copyRows (tx: postgres.TransactionSql, statement: string, rows: U
   await Promise.race([finished(stream), failed])
 }
 
-/** the batch's blocks; one already stored (a replay) is skipped */
-async function insertBlocks (tx: postgres.TransactionSql, blocks: readonly AuditBlock[]): Promise<void> {
-  // five parameters a block: a batch's few hundred blocks at most stay far below the protocol's 65,535
-  await tx`INSERT INTO audit_blocks ${tx(blocks as AuditBlock[], 'writer_id', 'first_seq', 'last_seq', 'prev_hash', 'hash')} ON CONFLICT DO NOTHING`
+/** blocks as COPY text rows (writer ids, numbers and hex only: nothing to escape) */
+function blockRows (blocks: readonly AuditBlock[]): Buffer {
+  let text = ''
+  for (const b of blocks) text += b.writer_id + '\t' + b.first_seq + '\t' + b.last_seq + '\t' + b.prev_hash + '\t' + b.hash + '\n'
+  return Buffer.from(text)
 }
 
 function noop (): void {}
