@@ -156,6 +156,16 @@ for (const mode of ['postgres', 'sqlite'] as const) {
       assert.deepEqual((await page({ from: at(9), to: at(9) })).ids, [])
     })
 
+    it('says null on the last page, also when it happens to be full', async () => {
+      const all = expected({ from: at(9), to: at(12) })
+      assert.equal(all.length, 3)
+      assert.deepEqual(await page({ from: at(9), to: at(12), limit: '3' }), { ids: all, next: null })
+      const first = await page({ from: at(9), to: at(12), limit: '2' })
+      assert.deepEqual(first.ids, all.slice(0, 2))
+      assert.notEqual(first.next, null)
+      assert.deepEqual(await page({ from: at(9), to: at(12), limit: '2', before: first.next! }), { ids: all.slice(2), next: null })
+    })
+
     it('code is outcome by another name', async () => {
       const byOutcome = (await page({ outcome: 'rate_limited' })).ids
       assert.deepEqual((await page({ code: 'rate_limited' })).ids, byOutcome)

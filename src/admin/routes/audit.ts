@@ -22,13 +22,16 @@ export function registerAuditRoutes (router: Router<AdminHandler>, audit: AuditQ
     }
     const before = auditCursor(queryValue(query, 'before'))
     const limit = Number(rawLimit)
-    const events = await audit.list(filter, limit, before)
+    // one more than asked for tells whether a next page exists: a last page that happens to be
+    // full gets null, not a cursor to an empty page
+    const found = await audit.list(filter, limit + 1, before)
+    const events = found.length > limit ? found.slice(0, limit) : found
     const last = events.at(-1)
     return ok({
       events: events.map(eventView),
       // the next page's `before`: the last event's time and id, so events sharing a millisecond
       // across a page boundary are neither skipped nor repeated
-      next_before: events.length === limit && last !== undefined ? `${new Date(last.ts).toISOString()}~${last.id}` : null,
+      next_before: found.length > limit && last !== undefined ? `${new Date(last.ts).toISOString()}~${last.id}` : null,
     })
   })
 }
