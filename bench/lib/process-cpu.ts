@@ -60,7 +60,8 @@ function readStat (pid: number): { pid: number; ppid: number; ticks: number } | 
   return { pid, ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) }
 }
 
-function clockTicks (): number {
+/** clock ticks per second (CLK_TCK), the unit of /proc CPU times; 100 when getconf cannot say */
+export function clockTicks (): number {
   try {
     const value = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
     return Number.isFinite(value) && value > 0 ? value : 100

@@ -2,7 +2,7 @@
 // (its id is the process id) apart from the others (the SQLite writer thread, libuv's pool).
 // Clock ticks (10 ms), so a figure per event needs a run of seconds.
 import { readdirSync, readFileSync } from 'node:fs'
-import { execFileSync } from 'node:child_process'
+import { clockTicks } from './process-cpu.js'
 
 let ticksPerSecond: number | null = null
 
@@ -16,7 +16,7 @@ export interface ThreadCpu {
 /** null off Linux */
 export function threadCpuMicros (): ThreadCpu | null {
   if (process.platform !== 'linux') return null
-  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+  ticksPerSecond ??= clockTicks()
   let main = 0
   let others = 0
   for (const tid of readdirSync('/proc/self/task')) {

@@ -218,15 +218,11 @@ export class AuditLog {
       }
       this.#closeFd(segment)
     }
-    if (committedSeq >= this.#lastWritten()) {
+    if (committedSeq >= this.writtenSeq) {
       for (const segment of this.#segments.splice(0)) this.#delete(segment)
     } else {
       this.committed(committedSeq)
     }
-  }
-
-  #lastWritten (): number {
-    return this.#segments.length === 0 ? 0 : this.#segments[this.#segments.length - 1]!.lastSeq
   }
 
   /** this turn's rows as a block: chained, handed on (memory's queue), and written */

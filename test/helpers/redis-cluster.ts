@@ -2,6 +2,7 @@
 // joined by `redis-cli --cluster create`, ready once every node reports cluster_state:ok.
 import { execFile } from 'node:child_process'
 import { createServer } from 'node:net'
+import { after, before } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseInfo, redisCommand } from './redis-command.js'
 import { makeTempDir, PortTakenError, spawnRedis, type RedisProcess } from './redis-process.js'
@@ -172,4 +173,19 @@ export async function deleteClusterPrefix (cluster: RedisCluster, prefix: string
       cursor = next
     } while (cursor !== '0')
   }
+}
+
+/**
+ * One cluster for the tests of the current file or describe block: started before them (it can
+ * take a while), stopped after. Returns a getter, since the cluster exists only once they run.
+ */
+export function useRedisCluster (): () => RedisCluster {
+  let cluster: RedisCluster | undefined
+  before(async () => {
+    cluster = await startRedisCluster()
+  }, { timeout: 60_000 })
+  after(async () => {
+    await cluster?.stop()
+  })
+  return () => cluster!
 }

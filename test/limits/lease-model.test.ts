@@ -19,7 +19,7 @@
 // Run on the shared Redis (127.0.0.1:6379, a prefix of its own, deleted afterwards) and on a
 // local three-master Redis Cluster. RELAYKEY_LEASE_MODEL_SEED=<n> repeats a workload's plan
 // (timings still vary). Regressions the model found have focused cases at the end.
-import { after, before, describe, it, type TestContext } from 'node:test'
+import { after, describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -35,7 +35,7 @@ import { LeasedAdmission } from '../../src/limits/leased-admission.js'
 import { createRedisClient, type RedisClient } from '../../src/store/redis/redis-client.js'
 import { RedisAdmissionStore } from '../../src/store/redis/redis-admission-store.js'
 import type { Invalidation } from '../../src/process/invalidation.js'
-import { deleteClusterPrefix, startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
+import { deleteClusterPrefix, useRedisCluster } from '../helpers/redis-cluster.js'
 import { deleteKeys } from '../helpers/redis-keys.js'
 import { TEST_REDIS_URL } from '../helpers/relaykey-process.js'
 import {
@@ -722,20 +722,14 @@ describe('admission by lease, randomized model: 2 nodes × 2 workers against a s
   })
 
   describe('on a local Redis Cluster', () => {
-    let cluster: RedisCluster
-    before(async () => {
-      cluster = await startRedisCluster()
-    }, { timeout: 60_000 })
-    after(async () => {
-      await cluster?.stop()
-    })
+    const cluster = useRedisCluster()
 
     it('three masters, each decision in its owner\'s slot', { timeout: 60_000 }, async (t) => {
       await runModel(t, {
         name: 'Redis Cluster',
-        url: cluster.url,
+        url: cluster().url,
         async cleanup (prefix) {
-          await deleteClusterPrefix(cluster, prefix)
+          await deleteClusterPrefix(cluster(), prefix)
         },
       })
     })

@@ -1,34 +1,26 @@
 // The AdmissionStore contract on a real three-master Redis Cluster: RedisAdmissionStore in
 // cluster mode, where a key's owner group and its partner's credential quotas live in different
 // hash slots (often on different masters) and are decided in two calls.
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createRedisClient } from '../../src/store/redis/redis-client.js'
 import { RedisAdmissionStore } from '../../src/store/redis/redis-admission-store.js'
 import { redisCommand, type RespValue } from '../helpers/redis-command.js'
-import { deleteClusterPrefix, startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
+import { deleteClusterPrefix, useRedisCluster } from '../helpers/redis-cluster.js'
 import { runAdmissionStoreContract } from './admission-store.contract.js'
 
-let cluster: RedisCluster
-
-before(async () => {
-  cluster = await startRedisCluster()
-}, { timeout: 60_000 })
-
-after(async () => {
-  await cluster?.stop()
-})
+const cluster = useRedisCluster()
 
 runAdmissionStoreContract('redis cluster', async (clock) => {
   const prefix = `rk-test-${randomBytes(5).toString('hex')}`
-  const store = new RedisAdmissionStore(createRedisClient(cluster.url), { prefix, cluster: true, now: () => clock.now })
+  const store = new RedisAdmissionStore(createRedisClient(cluster().url), { prefix, cluster: true, now: () => clock.now })
   return {
     store,
     async cleanup () {
       try {
-        await deleteClusterPrefix(cluster, prefix)
+        await deleteClusterPrefix(cluster(), prefix)
       } finally {
         await store.close()
       }
@@ -40,7 +32,7 @@ describe('redis cluster admission, many owners at once', () => {
   it('decides requests of owners on different masters made in one event-loop turn (auto-pipelining grouped them by the key count and failed them all)', async () => {
     const prefix = `rk-test-${randomBytes(5).toString('hex')}`
     // a data-plane client, as the workers open it: no offline queue, so first wait until it is ready
-    const client = createRedisClient(cluster.url, { commandTimeoutMs: 2000 })
+    const client = createRedisClient(cluster().url, { commandTimeoutMs: 2000 })
     await once(client, 'ready')
     const store = new RedisAdmissionStore(client, { prefix, cluster: true })
     try {
@@ -61,7 +53,7 @@ describe('redis cluster admission, many owners at once', () => {
       })), Date.now())
       assert.deepEqual(topUps.map((r) => r.granted), Array.from({ length: 24 }, () => 10))
     } finally {
-      await deleteClusterPrefix(cluster, prefix)
+      await deleteClusterPrefix(cluster(), prefix)
       await store.close()
     }
   })
@@ -69,7 +61,7 @@ describe('redis cluster admission, many owners at once', () => {
 
 describe('redis cluster admission keys', () => {
   it('leave nothing behind outside the prefixes the cases cleaned up', async () => {
-    for (const { port } of cluster.nodes) {
+    for (const { port } of cluster().nodes) {
       const keys = await redisCommand(port, ['KEYS', '*']) as RespValue[]
       assert.deepEqual(keys, [], `keys left on 127.0.0.1:${port}`)
     }

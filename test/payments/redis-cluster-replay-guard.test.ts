@@ -2,22 +2,14 @@
 // spread over the slots, and a payment's claim is one key in one slot.
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { RedisReplayGuard } from '../../src/payments/redis-replay-guard.js'
 import { createRedisClient } from '../../src/store/redis/redis-client.js'
 import { redisCommand } from '../helpers/redis-command.js'
-import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
+import { useRedisCluster } from '../helpers/redis-cluster.js'
 import { runReplayGuardContract } from './replay-guard.contract.js'
 
-let cluster: RedisCluster
-
-before(async () => {
-  cluster = await startRedisCluster()
-}, { timeout: 60_000 })
-
-after(async () => {
-  await cluster?.stop()
-})
+const cluster = useRedisCluster()
 
 /** SCAN is per node in a cluster */
 async function keysOn (port: number, prefix: string): Promise<string[]> {
@@ -32,15 +24,15 @@ async function keysOn (port: number, prefix: string): Promise<string[]> {
 }
 
 async function deletePrefix (prefix: string): Promise<void> {
-  for (const { port } of cluster.nodes) {
+  for (const { port } of cluster().nodes) {
     for (const key of await keysOn(port, prefix)) await redisCommand(port, ['DEL', key])
   }
 }
 
 runReplayGuardContract('redis cluster', async () => {
   const prefix = `rk-test-${randomBytes(5).toString('hex')}`
-  const a = createRedisClient(cluster.url)
-  const b = createRedisClient(cluster.url)
+  const a = createRedisClient(cluster().url)
+  const b = createRedisClient(cluster().url)
   return {
     first: new RedisReplayGuard(a, { prefix }),
     second: new RedisReplayGuard(b, { prefix }),
@@ -58,12 +50,12 @@ runReplayGuardContract('redis cluster', async () => {
 describe('redis cluster replay guard keys', () => {
   it('spread the claims of different payments over the masters', async () => {
     const prefix = `rk-test-${randomBytes(5).toString('hex')}`
-    const redis = createRedisClient(cluster.url)
+    const redis = createRedisClient(cluster().url)
     try {
       const guard = new RedisReplayGuard(redis, { prefix })
       for (let i = 0; i < 30; i++) assert.equal(await guard.claim(createHash('sha256').update(`p${i}`).digest('hex'), 60_000), true)
       const perNode: number[] = []
-      for (const { port } of cluster.nodes) perNode.push((await keysOn(port, prefix)).length)
+      for (const { port } of cluster().nodes) perNode.push((await keysOn(port, prefix)).length)
       assert.equal(perNode.reduce((a, b) => a + b, 0), 30)
       assert.ok(perNode.filter((n) => n > 0).length > 1, `claims per master: ${perNode.join(', ')}`)
     } finally {
