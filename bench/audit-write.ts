@@ -22,6 +22,7 @@ import { CopyRowEncoder } from '../src/audit/audit-copy-text.js'
 import type { AuditEvent } from '../src/audit/audit-event.js'
 import { AuditPipeline } from '../src/audit/audit-pipeline.js'
 import type { AuditSink } from '../src/audit/audit-sink.js'
+import { UsageCells } from '../src/audit/usage-cells.js'
 import { openPostgresAuditSink } from '../src/audit/postgres-audit-sink.js'
 import { SqliteAuditSink } from '../src/audit/sqlite-audit-sink.js'
 import { openThreadedSqliteAuditSink } from '../src/audit/threaded-sqlite-audit-sink.js'
@@ -36,6 +37,8 @@ const EVENTS = Number(process.argv[2] ?? 200_000)
 const TURN = 32
 const RATE = Number(process.argv[3] ?? 20_000)
 const BATCH = 1000
+/** distinct keys in the mix (BENCH_KEYS); each belongs to one customer */
+const KEYS = Number(process.env.BENCH_KEYS ?? 500)
 const ROUNDS = 3
 const SECONDARY_INDEXES = ['audit_events_key_ts_idx', 'audit_events_customer_ts_idx', 'audit_events_partner_ts_idx', 'audit_events_outcome_ts_idx']
 const logger = pino({ level: 'silent' })
@@ -46,12 +49,13 @@ function makeEvents (count: number): AuditEvent[] {
   const events: AuditEvent[] = []
   for (let i = 0; i < count; i++) {
     const refused = i % 10 === 0
+    const key = i % KEYS
     events.push({
       id: randomUUID(),
       ts: start + i,
       request_id: randomUUID(),
-      key_id: refused ? null : `key_${(i % 500).toString(36).padStart(8, '0')}`,
-      customer: refused ? null : `customer-${i % 200}`,
+      key_id: refused ? null : `key_${key.toString(36).padStart(8, '0')}`,
+      customer: refused ? null : `customer-${key % 200}`,
       team: i % 3 === 0 ? 'payments' : null,
       service: i % 3 === 0 ? 'checkout' : null,
       environment: refused ? null : 'production',
@@ -80,7 +84,11 @@ function encodeBatches (events: readonly AuditEvent[]): AuditBatch[] {
   const writer = randomUUID()
   const batches: AuditBatch[] = []
   for (let i = 0; i < events.length; i += BATCH) {
-    batches.push(batchOfRows(events.slice(i, i + BATCH).map((e, j) => encoder.eventRow(e, writer, i + j + 1)), []))
+    const part = events.slice(i, i + BATCH)
+    // as a worker ships them from memory: with the usage cells counted when each was recorded
+    const cells = new UsageCells()
+    for (const e of part) cells.add(e)
+    batches.push({ ...batchOfRows(part.map((e, j) => encoder.eventRow(e, writer, i + j + 1)), []), cells })
   }
   return batches
 }
@@ -224,6 +232,9 @@ async function main (): Promise<void> {
       try { return await directIngest({ sink, serverPid: null, done: async () => {} }, batches, EVENTS) } finally { await sink.close(); await rm(dir, { recursive: true, force: true }) }
     }],
   ]
+  // BENCH_ONLY=<regex>: only the scenarios whose name matches
+  const only = process.env.BENCH_ONLY === undefined ? null : new RegExp(process.env.BENCH_ONLY)
+  if (only !== null) scenarios.splice(0, scenarios.length, ...scenarios.filter(([name]) => only.test(name)))
   // rounds interleave the scenarios, so a burst of load elsewhere spreads over all of them
   const runs: Cost[][] = scenarios.map(() => [])
   for (let round = 0; round < ROUNDS; round++) {

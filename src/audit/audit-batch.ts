@@ -2,6 +2,7 @@
 // and COPY reads (encoded once, when the turn is written), and the blocks that chain them.
 import type { AuditBlock } from './audit-block.js'
 import { rowSeq, rowTs } from './audit-copy-text.js'
+import { UsageCells } from './usage-cells.js'
 
 export interface AuditBatch {
   /**
@@ -17,6 +18,11 @@ export interface AuditBatch {
   maxTs: number
   /** the blocks whose rows start in this batch */
   blocks: AuditBlock[]
+  /**
+   * what the events add to the usage rollups, when the batch came from memory; absent when it
+   * was read back from a log or split, and then counted from the rows (usageCellsOf)
+   */
+  cells?: UsageCells
 }
 
 /** one batch of several, in order (string concatenation: the rows are not copied per event) */
@@ -27,14 +33,17 @@ export function joinBatches (parts: readonly AuditBatch[]): AuditBatch {
   let minTs = Infinity
   let maxTs = -Infinity
   const blocks: AuditBlock[] = []
+  let cells: UsageCells | undefined = new UsageCells()
   for (const part of parts) {
+    if (part.cells === undefined) cells = undefined
+    else cells?.merge(part.cells)
     rows.push(part.rows)
     events += part.events
     if (part.minTs < minTs) minTs = part.minTs
     if (part.maxTs > maxTs) maxTs = part.maxTs
     for (const block of part.blocks) blocks.push(block)
   }
-  return { rows: Buffer.concat(rows), events, firstSeq: parts[0]!.firstSeq, lastSeq: parts[parts.length - 1]!.lastSeq, minTs, maxTs, blocks }
+  return { rows: Buffer.concat(rows), events, firstSeq: parts[0]!.firstSeq, lastSeq: parts[parts.length - 1]!.lastSeq, minTs, maxTs, blocks, ...(cells === undefined ? {} : { cells }) }
 }
 
 /** the rows one by one, for isolating an event a store refuses; blocks go with the first */

@@ -96,7 +96,11 @@ export function parseCopyRow (row: string): Array<string | null> {
 
 /** a row as a ChainedAuditEvent (numbers as numbers); what a quarantine line shows an operator */
 export function eventOfRow (row: string): ChainedAuditEvent {
-  const v = parseCopyRow(row)
+  return eventOfValues(parseCopyRow(row))
+}
+
+/** parseCopyRow's values as a ChainedAuditEvent */
+export function eventOfValues (v: ReadonlyArray<string | null>): ChainedAuditEvent {
   const num = (i: number): number => Number(v[i])
   const numOrNull = (i: number): number | null => (v[i] === null ? null : Number(v[i]))
   return {
@@ -114,6 +118,11 @@ export function eventOfRow (row: string): ChainedAuditEvent {
 const NEEDS_ESCAPE = /[\\\t\n\r]/
 const ESCAPES = /[\\\t\n\r]/g
 const UNESCAPES = /\\(.)/g
+
+/** a text value as a COPY text field */
+export function copyText (value: string): string {
+  return text(value)
+}
 
 function text (value: string): string {
   return NEEDS_ESCAPE.test(value) ? value.replace(ESCAPES, escapeChar) : value

@@ -22,6 +22,7 @@ import { BatchQueue } from './batch-queue.js'
 import { LeftoverLogs } from './leftover-logs.js'
 import { LogDrain, type AuditPipelineHooks } from './log-drain.js'
 import { Quarantine } from './quarantine.js'
+import { UsageCells } from './usage-cells.js'
 import { isValidWriterId, newOwner } from './log-file-name.js'
 
 export type { AuditPipelineHooks } from './log-drain.js'
@@ -97,6 +98,8 @@ export class AuditPipeline implements AuditRecorder {
   readonly #drain: LogDrain
   readonly #tickBound: () => void
   #seq: number
+  // the usage of the events recorded this turn: it goes along with the turn's batch
+  #turnCells: UsageCells
   #logWriteFailures: number
   #lastFailureLog: number
   #timer: NodeJS.Timeout | null
@@ -138,6 +141,7 @@ export class AuditPipeline implements AuditRecorder {
     })
     this.#tickBound = this.#drain.tick.bind(this.#drain)
     this.#seq = 0
+    this.#turnCells = new UsageCells()
     this.#logWriteFailures = 0
     this.#lastFailureLog = 0
     this.#timer = null
@@ -174,6 +178,7 @@ export class AuditPipeline implements AuditRecorder {
       return
     }
     this.#seq = seq
+    this.#turnCells.add(event)
     this.#log.append(seq, event.ts, row, waiter)
     // nothing ships any more: into the log now, for the next process to ship
     if (this.#closed !== null) this.#log.flush()
@@ -218,6 +223,8 @@ export class AuditPipeline implements AuditRecorder {
 
   /** a turn's rows, as the log wrote them (or failed to): memory's queue ships them while live */
   #logged (batch: AuditBatch): void {
+    batch.cells = this.#turnCells
+    this.#turnCells = new UsageCells()
     if (!this.#drain.live) return
     if (!this.#queue.push(batch)) return this.#drain.fallBehind()
     if (this.#queue.events >= this.#batchSize) this.#drain.kick()

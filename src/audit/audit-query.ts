@@ -1,6 +1,6 @@
-// The read side of the audit table: per-month usage numbers and the newest events, answered by
-// SQL over the same rows the audit pipeline wrote, so `GET /admin/usage` and
-// `GET /admin/audit` always agree with each other.
+// The read side of the audit trail: per-month usage numbers, from the hourly rollups the audit
+// sinks add to in each batch's transaction (so they agree with the rows of audit_events), and
+// the newest events themselves.
 import type { ChainedAuditEvent } from './audit-event.js'
 
 export interface UsageFilter {
@@ -17,6 +17,9 @@ export interface UsageCounts {
   blocked: Record<string, number>
   cost: number
   upstream_errors: number
+  /** request and response body bytes, as counted at the proxy */
+  bytes_in: number
+  bytes_out: number
   paid: PaidUsage
 }
 
@@ -34,6 +37,8 @@ export interface OutcomeRow {
   cost: number
   retried: number
   server_errors: number
+  bytes_in: number
+  bytes_out: number
   /** events with a payment_tx */
   paid: number
   /** sum of those events' payment_amount, a decimal string ("0" when none); exact in both dialects */
@@ -68,7 +73,7 @@ export interface AuditQuery {
 const NOT_BLOCKED = new Set(['forwarded', 'upstream_error', 'upstream_timeout', 'client_closed'])
 
 export function foldUsage (rows: readonly OutcomeRow[]): UsageCounts {
-  const usage: UsageCounts = { requests: 0, forwarded: 0, retried: 0, blocked: {}, cost: 0, upstream_errors: 0, paid: { requests: 0, amount: '0' } }
+  const usage: UsageCounts = { requests: 0, forwarded: 0, retried: 0, blocked: {}, cost: 0, upstream_errors: 0, bytes_in: 0, bytes_out: 0, paid: { requests: 0, amount: '0' } }
   // atomic units pass 2^53: BigInt across the outcome rows, as the SQL did within each
   let paidAmount = 0n
   for (const row of rows) {
@@ -77,6 +82,8 @@ export function foldUsage (rows: readonly OutcomeRow[]): UsageCounts {
     usage.requests += row.n
     usage.cost += row.cost
     usage.retried += row.retried
+    usage.bytes_in += row.bytes_in
+    usage.bytes_out += row.bytes_out
     if (row.outcome === 'forwarded') {
       usage.forwarded += row.n
       usage.upstream_errors += row.server_errors

@@ -12,17 +12,20 @@ export class PostgresAuditQuery implements AuditQuery {
 
   async usage (filter: UsageFilter, from: Date, to: Date): Promise<UsageCounts> {
     const sql = this.#sql
+    // from the hourly rollups (migrations/0008), which the sink keeps equal to audit_events
     const rows = await sql<OutcomeRow[]>`
       SELECT outcome,
-             count(*)::int AS n,
-             coalesce(sum(cost), 0)::float8 AS cost,
-             coalesce(sum(greatest(attempts - 1, 0)), 0)::int AS retried,
-             (count(*) FILTER (WHERE status >= 500))::int AS server_errors,
-             count(payment_tx)::int AS paid,
+             sum(requests)::float8 AS n,
+             sum(cost)::float8 AS cost,
+             sum(retried)::float8 AS retried,
+             sum(server_errors)::float8 AS server_errors,
+             sum(paid)::float8 AS paid,
+             sum(bytes_in)::float8 AS bytes_in,
+             sum(bytes_out)::float8 AS bytes_out,
              -- numeric all the way: exact at any size; text so postgres.js hands it over as is
-             coalesce(sum(payment_amount) FILTER (WHERE payment_tx IS NOT NULL), 0)::text AS paid_amount
-        FROM audit_events
-       WHERE ts >= ${from} AND ts < ${to}
+             sum(paid_amount)::text AS paid_amount
+        FROM audit_usage_hourly
+       WHERE hour >= ${from} AND hour < ${to}
          ${filter.key_id === null ? sql`` : sql`AND key_id = ${filter.key_id}`}
          ${filter.customer === null ? sql`` : sql`AND customer = ${filter.customer}`}
          ${filter.partner === null ? sql`` : sql`AND partner = ${filter.partner}`}

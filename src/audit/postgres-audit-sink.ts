@@ -1,12 +1,14 @@
 // The PostgreSQL audit sink. A batch's rows arrive in COPY's text format, encoded once when each
 // event was recorded (audit-copy-text.ts), and are sent as they are; its blocks (audit-block.ts)
-// go in with one INSERT. The batch lands whole or not at all, one transaction each, by one of
-// two paths:
+// and its usage cells (usage-cells.ts) go by COPY too. The batch lands whole or not at all, one
+// transaction each, by one of two paths:
 //
 //   staging (as designed): COPY into a per-session temporary table, then one
-//     INSERT INTO audit_events SELECT … ON CONFLICT DO NOTHING, which skips events already stored
-//   direct (fast path):    COPY straight into audit_events. A single event already stored fails
-//     the whole COPY on the primary key; the batch is then written again by the staging path.
+//     INSERT INTO audit_events SELECT … ON CONFLICT DO NOTHING, which skips events already stored;
+//     the same statement adds the events it did store to the hourly usage rollup
+//   direct (fast path):    COPY straight into audit_events, and the batch's cells into the
+//     rollup. A single event already stored fails the whole COPY on the primary key; the batch
+//     is then written again by the staging path.
 //
 // Almost every batch is new, so the direct path carries them: no temporary rows, no second pass,
 // no speculative insertion — about 9 instead of 13 µs of server CPU per event, ~90k instead of
@@ -18,6 +20,7 @@ import type { AuditBatch } from './audit-batch.js'
 import type { AuditBlock } from './audit-block.js'
 import { AuditContentError, type AuditSink } from './audit-sink.js'
 import { AUDIT_COLUMNS } from './audit-copy-text.js'
+import { USAGE_CELL_COLUMNS, usageCellsOf } from './usage-cells.js'
 import { clientOptions } from '../store/postgres/client-options.js'
 import { postgresSocket } from '../store/postgres/postgres-socket.js'
 
@@ -25,11 +28,37 @@ const COLUMN_LIST = AUDIT_COLUMNS.join(', ')
 // ON COMMIT DELETE ROWS empties it at the end of every batch's transaction without a statement.
 const CREATE_STAGING = 'CREATE TEMP TABLE IF NOT EXISTS audit_staging (LIKE audit_events) ON COMMIT DELETE ROWS'
 const COPY_STAGING = `COPY audit_staging (${COLUMN_LIST}) FROM STDIN`
-const MOVE_STAGED = `INSERT INTO audit_events (${COLUMN_LIST}) SELECT ${COLUMN_LIST} FROM audit_staging ON CONFLICT DO NOTHING`
+// what a cell adds to the hourly row it lands in (null key_id or customer is '' there: a
+// primary key column cannot be null)
+const ADD_TO_USAGE = `ON CONFLICT ON CONSTRAINT audit_usage_hourly_pkey DO UPDATE SET
+    requests = u.requests + excluded.requests, retried = u.retried + excluded.retried,
+    server_errors = u.server_errors + excluded.server_errors, cost = u.cost + excluded.cost,
+    bytes_in = u.bytes_in + excluded.bytes_in, bytes_out = u.bytes_out + excluded.bytes_out,
+    paid = u.paid + excluded.paid, paid_amount = u.paid_amount + excluded.paid_amount`
+const USAGE_LIST = USAGE_CELL_COLUMNS.join(', ')
+// RETURNING hands on only the rows stored: a replayed event adds nothing to usage. The answer is
+// how many were stored.
+const MOVE_STAGED = `WITH stored AS (
+    INSERT INTO audit_events (${COLUMN_LIST}) SELECT ${COLUMN_LIST} FROM audit_staging ON CONFLICT DO NOTHING
+    RETURNING ts, key_id, customer, partner, outcome, status, attempts, cost, bytes_in, bytes_out, payment_tx, payment_amount
+  ), usage AS (
+    INSERT INTO audit_usage_hourly AS u (${USAGE_LIST})
+    SELECT date_trunc('hour', ts, 'UTC'), coalesce(key_id, ''), coalesce(customer, ''), partner, outcome,
+           count(*), sum(greatest(attempts - 1, 0)), count(*) FILTER (WHERE status >= 500), sum(cost),
+           sum(bytes_in), sum(bytes_out), count(payment_tx), coalesce(sum(payment_amount) FILTER (WHERE payment_tx IS NOT NULL), 0)
+      FROM stored GROUP BY 1, 2, 3, 4, 5
+    ${ADD_TO_USAGE}
+  )
+  SELECT count(*)::int AS stored FROM stored`
+// the direct path's cells (usage-cells.ts): one per row of the hourly table already
+const CREATE_CELL_STAGING = 'CREATE TEMP TABLE IF NOT EXISTS audit_usage_staging (LIKE audit_usage_hourly) ON COMMIT DELETE ROWS'
+const COPY_CELLS = `COPY audit_usage_staging (${USAGE_LIST}) FROM STDIN`
+const ADD_CELLS = `INSERT INTO audit_usage_hourly AS u (${USAGE_LIST}) SELECT ${USAGE_LIST} FROM audit_usage_staging ${ADD_TO_USAGE}`
 const COPY_DIRECT = `COPY audit_events (${COLUMN_LIST}) FROM STDIN`
 // Blocks travel by COPY too: at low traffic a block is one event, so they are as many as the rows
 const BLOCK_COLUMNS = 'writer_id, first_seq, last_seq, prev_hash, hash'
 const CREATE_BLOCK_STAGING = 'CREATE TEMP TABLE IF NOT EXISTS audit_blocks_staging (LIKE audit_blocks) ON COMMIT DELETE ROWS'
+const CREATE_TEMP_TABLES = [CREATE_STAGING, CREATE_BLOCK_STAGING, CREATE_CELL_STAGING]
 const COPY_BLOCKS_DIRECT = `COPY audit_blocks (${BLOCK_COLUMNS}) FROM STDIN`
 const COPY_BLOCKS_STAGING = `COPY audit_blocks_staging (${BLOCK_COLUMNS}) FROM STDIN`
 const MOVE_STAGED_BLOCKS = `INSERT INTO audit_blocks (${BLOCK_COLUMNS}) SELECT ${BLOCK_COLUMNS} FROM audit_blocks_staging ON CONFLICT DO NOTHING`
@@ -38,7 +67,8 @@ const MOVE_STAGED_BLOCKS = `INSERT INTO audit_blocks (${BLOCK_COLUMNS}) SELECT $
 const MONTHS_AHEAD = 3
 const MAX_MONTHS_AHEAD = 24
 const ENSURE_EVERY_MS = 24 * 60 * 60 * 1000
-const OLDEST_PARTITION_MS = 9 * 365 * 24 * 60 * 60 * 1000
+/** how far back a batch's events get partitions made for them: two years (see #ensurePartitions) */
+const OLDEST_PARTITION_MS = 2 * 366 * 24 * 60 * 60 * 1000
 
 export interface PostgresAuditSinkOptions {
   /** the clock deciding the current month and the daily partition check; tests move it */
@@ -115,59 +145,47 @@ export class PostgresAuditSink implements AuditSink {
   async #write (batch: AuditBatch): Promise<void> {
     if (batch.events > 0) await this.#ensurePartitions(batch)
     if (this.#direct || batch.events === 0) {
+      const cells = batch.events > 0 ? usageCellsOf(batch).copyRows() : null
       try {
-        await this.#copy(COPY_DIRECT, batch)
+        await this.#inSession(async (tx) => await copyDirect(tx, batch, cells))
         return
       } catch (err) {
         if (!isUniqueViolation(err)) throw err
         this.#direct = false
       }
     }
-    let inserted: number
-    try {
-      inserted = await this.#copyStaged(batch)
-    } catch (err) {
-      // postgres.js replaced its connection (lifetime, network): the new session has no staging
-      // table. Anything else goes to the caller, which keeps the batch for a replay.
-      if (!isUndefinedStaging(err)) throw err
-      this.#stagingReady = false
-      inserted = await this.#copyStaged(batch)
-    }
-    if (inserted === batch.events) this.#direct = this.#directCopy
+    const stored = await this.#inSession(async (tx) => await copyStaged(tx, batch))
+    if (stored === batch.events) this.#direct = this.#directCopy
   }
 
   async close (): Promise<void> {
     await this.#sql.end({ timeout: 5 })
   }
 
-  async #copy (statement: string, batch: AuditBatch): Promise<void> {
-    await this.#sql.begin(async (tx) => {
-      if (batch.events > 0) await copyRows(tx, statement, batch.rows)
-      // a block stored already (its line read again after its rows) fails this COPY as a
-      // duplicate event does: the batch then takes the staging path
-      if (batch.blocks.length > 0) await copyRows(tx, COPY_BLOCKS_DIRECT, blockRows(batch.blocks))
-    })
+  /** `step` in a transaction, the session's temporary tables made first if it has none yet */
+  async #inSession<T> (step: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+    try {
+      return await this.#transaction(step)
+    } catch (err) {
+      // postgres.js replaced its connection (lifetime, network): the new session has no
+      // temporary tables. Anything else goes to the caller, which keeps the batch for a replay.
+      if (!isUndefinedStaging(err)) throw err
+      this.#stagingReady = false
+      return await this.#transaction(step)
+    }
   }
 
-  /** returns how many events were new */
-  async #copyStaged (batch: AuditBatch): Promise<number> {
+  async #transaction<T> (step: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
     const createStaging = !this.#stagingReady
     const result = await this.#sql.begin(async (tx) => {
       if (createStaging) {
-        await tx.unsafe(CREATE_STAGING)
-        await tx.unsafe(CREATE_BLOCK_STAGING)
+        for (const statement of CREATE_TEMP_TABLES) await tx.unsafe(statement)
       }
-      await copyRows(tx, COPY_STAGING, batch.rows)
-      const moved = await tx.unsafe(MOVE_STAGED)
-      if (batch.blocks.length > 0) {
-        await copyRows(tx, COPY_BLOCKS_STAGING, blockRows(batch.blocks))
-        await tx.unsafe(MOVE_STAGED_BLOCKS)
-      }
-      return moved
+      return await step(tx)
     })
-    // only now: a rolled-back transaction takes the CREATE TEMP TABLE with it
+    // only now: a rolled-back transaction takes the CREATE TEMP TABLEs with it
     this.#stagingReady = true
-    return result.count
+    return result as T
   }
 
   /**
@@ -179,9 +197,10 @@ export class PostgresAuditSink implements AuditSink {
     const max = batch.maxTs
     const now = this.#now()
     if (now - this.#partitionsCheckedAt < ENSURE_EVERY_MS && min >= this.#coveredFrom && max < this.#coveredTo) return
-    // relaykey_ensure_audit_partitions refuses to reach back past ten years, and so would fail
-    // every write of a batch holding an event that old (a clock reset to 1970): asked for no
-    // further, such an event finds no partition and is quarantined like any refused content
+    // Partitions are made for every month from `since` on. An event from a clock reset to 1970
+    // would otherwise ask for ten years of them, a second or two of DDL inside one write: at most two years
+    // back (a log left on disk that long is not a replay), and an event older than that
+    // finds no partition and is quarantined like any refused content
     const since = Math.max(Math.min(min, now), now - OLDEST_PARTITION_MS)
     const monthsAhead = Math.min(MAX_MONTHS_AHEAD, Math.max(MONTHS_AHEAD, monthIndex(max) - monthIndex(now)))
     await this.#sql`SELECT relaykey_ensure_audit_partitions(${monthsAhead}::integer, ${new Date(since)}::timestamptz)`
@@ -222,7 +241,7 @@ function isUniqueViolation (err: unknown): boolean {
 }
 
 function isUndefinedStaging (err: unknown): boolean {
-  return err instanceof postgres.PostgresError && err.code === '42P01' && /audit_(blocks_)?staging/.test(err.message)
+  return err instanceof postgres.PostgresError && err.code === '42P01' && /audit_(blocks_|usage_)?staging/.test(err.message)
 }
 
 /** months since 1970-01 (UTC) */
@@ -268,6 +287,28 @@ async function copyRows (tx: postgres.TransactionSql, statement: string, rows: U
   stream.end(rows)
   // finishes once the server has acknowledged the COPY
   await Promise.race([finished(stream), failed])
+}
+
+async function copyDirect (tx: postgres.TransactionSql, batch: AuditBatch, cells: Buffer | null): Promise<void> {
+  if (cells !== null) {
+    await copyRows(tx, COPY_DIRECT, batch.rows)
+    await copyRows(tx, COPY_CELLS, cells)
+    await tx.unsafe(ADD_CELLS)
+  }
+  // a block stored already (its line read again after its rows) fails this COPY as a
+  // duplicate event does: the batch then takes the staging path
+  if (batch.blocks.length > 0) await copyRows(tx, COPY_BLOCKS_DIRECT, blockRows(batch.blocks))
+}
+
+/** returns how many events were new */
+async function copyStaged (tx: postgres.TransactionSql, batch: AuditBatch): Promise<number> {
+  await copyRows(tx, COPY_STAGING, batch.rows)
+  const [moved] = await tx.unsafe<Array<{ stored: number }>>(MOVE_STAGED)
+  if (batch.blocks.length > 0) {
+    await copyRows(tx, COPY_BLOCKS_STAGING, blockRows(batch.blocks))
+    await tx.unsafe(MOVE_STAGED_BLOCKS)
+  }
+  return moved!.stored
 }
 
 /** blocks as COPY text rows (writer ids, numbers and hex only: nothing to escape) */

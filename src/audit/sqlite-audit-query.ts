@@ -1,6 +1,7 @@
 // AuditQuery over the embedded SQLite file (ts is stored as RFC 3339 text, which sorts in time order).
 import type Database from 'better-sqlite3'
 import type { ChainedAuditEvent } from './audit-event.js'
+import { registerDecimalSum } from '../store/sqlite/schema.js'
 import { foldUsage, type AuditCursor, type AuditFilter, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
 
 /**
@@ -21,24 +22,16 @@ export class SqliteAuditQuery implements AuditQuery {
 
   constructor (db: Database.Database) {
     this.#db = db
-    // SQLite's sum() turns TEXT into a 64-bit integer or a double, inexact past 2^63 (or 2^53):
-    // atomic units need an exact sum, so this one adds BigInts, in the query, without moving
-    // the rows to JS first. The sink stores only canonical amounts, so BigInt() never throws.
-    db.aggregate('relaykey_decimal_sum', {
-      start: () => 0n,
-      step: addDecimal,
-      result: (total: bigint) => total.toString(),
-      deterministic: true,
-    })
-    // NULL filters match everything, so one prepared statement serves every combination
+    registerDecimalSum(db)
+    // from the hourly rollups, which the sink keeps equal to audit_events. NULL filters match
+    // everything, so one prepared statement serves every combination
     this.#usage = db.prepare(`
-      SELECT outcome, count(*) AS n, coalesce(sum(cost), 0) AS cost,
-             coalesce(sum(max(attempts - 1, 0)), 0) AS retried,
-             sum(status >= 500) AS server_errors,
-             count(payment_tx) AS paid,
-             relaykey_decimal_sum(payment_amount) FILTER (WHERE payment_tx IS NOT NULL) AS paid_amount
-        FROM audit_events
-       WHERE ts >= @from AND ts < @to
+      SELECT outcome, sum(requests) AS n, sum(cost) AS cost, sum(retried) AS retried,
+             sum(server_errors) AS server_errors, sum(paid) AS paid,
+             sum(bytes_in) AS bytes_in, sum(bytes_out) AS bytes_out,
+             relaykey_decimal_sum(paid_amount) AS paid_amount
+        FROM audit_usage_hourly
+       WHERE hour >= @from AND hour < @to
          AND (@key_id IS NULL OR key_id = @key_id)
          AND (@customer IS NULL OR customer = @customer)
          AND (@partner IS NULL OR partner = @partner)
@@ -101,6 +94,3 @@ export class SqliteAuditQuery implements AuditQuery {
 }
 
 /** `amount` is the column's value, TEXT or NULL (the typings would have it be like `total`) */
-function addDecimal (total: bigint, amount: unknown): bigint {
-  return amount === null ? total : total + BigInt(amount as string)
-}

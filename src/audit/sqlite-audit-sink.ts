@@ -1,11 +1,13 @@
 // The embedded-mode audit sink: the audit_events and audit_blocks tables in the same SQLite file
 // as the control store (schema.ts), one IMMEDIATE transaction of prepared INSERT OR IGNOREs per
-// batch. The rows arrive as COPY text (audit-copy-text.ts) and are parsed back into values here,
-// on the writer thread, not on the event loop that recorded them.
+// batch, which also adds the events it stored to the hourly usage rollup. The rows arrive as
+// COPY text (audit-copy-text.ts) and are parsed back into values here, on the writer thread, not
+// on the event loop that recorded them.
 import type Database from 'better-sqlite3'
 import { AUDIT_WRITER_CHECKPOINT_PAGES, openSqliteDatabase } from '../store/sqlite/schema.js'
+import { UsageCells } from './usage-cells.js'
 import { rowsOf, rowsText, type AuditBatch } from './audit-batch.js'
-import { AUDIT_COLUMNS, parseCopyRow } from './audit-copy-text.js'
+import { AUDIT_COLUMNS, eventOfValues, parseCopyRow } from './audit-copy-text.js'
 import { isPaymentAmount } from './audit-event.js'
 import { AuditContentError, type AuditSink } from './audit-sink.js'
 
@@ -14,6 +16,14 @@ import { AuditContentError, type AuditSink } from './audit-sink.js'
 const INSERT_EVENT = `INSERT OR IGNORE INTO audit_events (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`
 const INSERT_BLOCK = 'INSERT OR IGNORE INTO audit_blocks (writer_id, first_seq, last_seq, prev_hash, hash) VALUES (?, ?, ?, ?, ?)'
 const PAYMENT_AMOUNT = AUDIT_COLUMNS.indexOf('payment_amount')
+const ADD_USAGE = `INSERT INTO audit_usage_hourly (hour, key_id, customer, partner, outcome, requests, retried,
+    server_errors, cost, bytes_in, bytes_out, paid, paid_amount)
+  VALUES (@hour, @key_id, @customer, @partner, @outcome, @requests, @retried, @server_errors, @cost, @bytes_in, @bytes_out, @paid, @paid_amount)
+  ON CONFLICT DO UPDATE SET
+    requests = requests + excluded.requests, retried = retried + excluded.retried,
+    server_errors = server_errors + excluded.server_errors, cost = cost + excluded.cost,
+    bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out,
+    paid = paid + excluded.paid, paid_amount = relaykey_decimal_add(paid_amount, excluded.paid_amount)`
 
 export class SqliteAuditSink implements AuditSink {
   readonly #db: Database.Database
@@ -24,9 +34,13 @@ export class SqliteAuditSink implements AuditSink {
   constructor (db: Database.Database, options: { ownsDb?: boolean } = {}) {
     this.#db = db
     this.#ownsDb = options.ownsDb ?? false
+    db.function('relaykey_decimal_add', { deterministic: true }, (a: unknown, b: unknown) => (BigInt(a as string) + BigInt(b as string)).toString())
     const insertEvent = db.prepare(INSERT_EVENT)
     const insertBlock = db.prepare(INSERT_BLOCK)
+    const addUsage = db.prepare(ADD_USAGE)
     this.#writeBatch = db.transaction((batch: AuditBatch) => {
+      // only what this transaction stores: a replayed event is skipped, and adds nothing
+      const cells = new UsageCells()
       for (const row of rowsOf(rowsText(batch))) {
         let values
         try {
@@ -40,7 +54,10 @@ export class SqliteAuditSink implements AuditSink {
         if (amount !== null && !isPaymentAmount(amount)) {
           throw new AuditContentError(`audit event ${values[1]}: payment_amount must be a decimal string of atomic units`)
         }
-        insertEvent.run(values)
+        if (insertEvent.run(values).changes === 1) cells.add(eventOfValues(values))
+      }
+      for (const c of cells.values()) {
+        addUsage.run({ ...c, hour: new Date(c.hour).toISOString(), paid_amount: c.paid_amount.toString() })
       }
       for (const b of batch.blocks) insertBlock.run(b.writer_id, b.first_seq, b.last_seq, b.prev_hash, b.hash)
     })

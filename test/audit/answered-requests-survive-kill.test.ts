@@ -1,7 +1,8 @@
 // kill -9 of a whole node under load, as an operator's worst day would have it: every request
 // whose client got its complete answer (forwarded with and without a Content-Length, or refused)
-// is in audit_events exactly once after the restart. Repeated at random moments, in both modes
-// (and once with RELAYKEY_AUDIT_FSYNC=always), on the same data directory each time.
+// is in audit_events exactly once after the restart, and counted once in the usage rollups. Repeated
+// at random moments, in both modes (and once with RELAYKEY_AUDIT_FSYNC=always), on the same data
+// directory each time.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomInt } from 'node:crypto'
@@ -20,6 +21,8 @@ const LOOPS = 24
 
 /** counts stored events per path under `prefix` */
 type CountByPath = (prefix: string) => Promise<Map<string, number>>
+/** all stored events, and the requests the usage rollups hold, read in one snapshot */
+type Totals = () => Promise<{ events: number; usage: number }>
 
 describe('answered requests survive kill -9 of the whole node', () => {
   it('distributed mode: every answered request is stored exactly once after each restart', async () => {
@@ -29,6 +32,10 @@ describe('answered requests survive kill -9 of the whole node', () => {
       await killRounds(distributedEnv(pg.url), async (prefix) => {
         const rows = await sql<Array<{ path: string; n: number }>>`SELECT path, count(*)::int AS n FROM audit_events WHERE path LIKE ${prefix + '%'} GROUP BY path`
         return new Map(rows.map((r) => [r.path, r.n]))
+      }, async () => {
+        const [row] = await sql<Array<{ events: number; usage: number }>>`
+          SELECT (SELECT count(*) FROM audit_events)::int AS events, (SELECT coalesce(sum(requests), 0) FROM audit_usage_hourly)::int AS usage`
+        return row!
       })
     } finally {
       await sql.end()
@@ -46,18 +53,23 @@ describe('answered requests survive kill -9 of the whole node', () => {
 /** killRounds on an embedded node, counting in its SQLite file */
 async function embeddedKillRounds (env: Record<string, string>, rounds: number): Promise<void> {
   let dataDir = ''
-  await killRounds(env, async (prefix) => {
+  const read = <T>(query: (db: Database.Database) => T): T => {
     const db = new Database(join(dataDir, 'relaykey.db'), { readonly: true, fileMustExist: true })
     try {
-      const rows = db.prepare('SELECT path, count(*) AS n FROM audit_events WHERE path LIKE ? GROUP BY path').all(prefix + '%') as Array<{ path: string; n: number }>
-      return new Map(rows.map((r) => [r.path, r.n]))
+      return query(db)
     } finally {
       db.close()
     }
-  }, (dir) => { dataDir = dir }, rounds)
+  }
+  await killRounds(env, async (prefix) => read((db) => {
+    const rows = db.prepare('SELECT path, count(*) AS n FROM audit_events WHERE path LIKE ? GROUP BY path').all(prefix + '%') as Array<{ path: string; n: number }>
+    return new Map(rows.map((r) => [r.path, r.n]))
+  }), async () => read((db) => db.prepare(
+    'SELECT (SELECT count(*) FROM audit_events) AS events, (SELECT coalesce(sum(requests), 0) FROM audit_usage_hourly) AS usage',
+  ).get() as { events: number; usage: number }), (dir) => { dataDir = dir }, rounds)
 }
 
-async function killRounds (env: Record<string, string>, stored: CountByPath, onDataDir?: (dir: string) => void, rounds = ROUNDS): Promise<void> {
+async function killRounds (env: Record<string, string>, stored: CountByPath, totals: Totals, onDataDir?: (dir: string) => void, rounds = ROUNDS): Promise<void> {
   const partner = await startMockPartner({ collectBodies: false })
   answerBothWays(partner)
   let rk = await startRelayKey({ workers: 2, env })
@@ -78,6 +90,9 @@ async function killRounds (env: Record<string, string>, stored: CountByPath, onD
       assert.deepEqual(missing, [], `round ${round}: ${missing.length} of ${answered.size} answered requests have no audit event\n${rk.output().slice(-2000)}`)
       const repeated = [...counts].filter(([, n]) => n !== 1)
       assert.deepEqual(repeated, [], `round ${round}: events stored more than once`)
+      // replays after the kill added each stored event to usage once, no more
+      const { events, usage } = await totals()
+      assert.equal(usage, events, `round ${round}: usage rollups count ${usage} requests, audit_events holds ${events}`)
     }
   } finally {
     await rk.stop().catch(() => null)

@@ -6,6 +6,8 @@ import { chainHash, GENESIS_HASH } from '../../src/audit/audit-chain.js'
 import { batchOfRows, type AuditBatch } from '../../src/audit/audit-batch.js'
 import type { AuditBlock } from '../../src/audit/audit-block.js'
 import { CopyRowEncoder } from '../../src/audit/audit-copy-text.js'
+import type { UsageCounts } from '../../src/audit/audit-query.js'
+import { UsageCells } from '../../src/audit/usage-cells.js'
 
 /** Paths that must come back byte for byte: unicode, and COPY's delimiters and escape. */
 export const AWKWARD_PATHS = [
@@ -89,4 +91,42 @@ export function plainEvent (i: number): AuditEvent {
 export function batchOfEvents (events: readonly ChainedAuditEvent[], blocks: AuditBlock[] = []): AuditBatch {
   const encoder = new CopyRowEncoder()
   return batchOfRows(events.map((e) => encoder.chainedRow(e)), blocks)
+}
+
+/** batchOfEvents as a worker ships it from memory: with the usage cells counted as it recorded them */
+export function batchWithCells (events: readonly ChainedAuditEvent[]): AuditBatch {
+  const cells = new UsageCells()
+  for (const e of events) cells.add(e)
+  return { ...batchOfEvents(events), cells }
+}
+
+/** the columns usage is counted from */
+export type UsageColumns = Pick<AuditEvent, 'outcome' | 'status' | 'attempts' | 'cost' | 'bytes_in' | 'bytes_out' | 'payment_tx' | 'payment_amount'>
+
+/** what GET /admin/usage reports for these events, counted here one by one (not by the code under test) */
+export function usageCountedFrom (events: readonly UsageColumns[]): UsageCounts {
+  const blocked: Record<string, number> = {}
+  let paidAmount = 0n
+  const usage: UsageCounts = { requests: 0, forwarded: 0, retried: 0, blocked, cost: 0, upstream_errors: 0, bytes_in: 0, bytes_out: 0, paid: { requests: 0, amount: '0' } }
+  for (const e of events) {
+    usage.requests++
+    usage.retried += Math.max(0, e.attempts - 1)
+    usage.cost += e.cost
+    usage.bytes_in += e.bytes_in
+    usage.bytes_out += e.bytes_out
+    if (e.outcome === 'forwarded') {
+      usage.forwarded++
+      if (e.status >= 500) usage.upstream_errors++
+    } else if (e.outcome === 'upstream_error' || e.outcome === 'upstream_timeout') {
+      usage.upstream_errors++
+    } else if (e.outcome !== 'client_closed') {
+      blocked[e.outcome] = (blocked[e.outcome] ?? 0) + 1
+    }
+    if (e.payment_tx !== null) {
+      usage.paid.requests++
+      if (e.payment_amount !== null) paidAmount += BigInt(e.payment_amount)
+    }
+  }
+  usage.paid.amount = paidAmount.toString()
+  return usage
 }

@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto'
 import type { ChainedAuditEvent } from '../../src/audit/audit-event.js'
 import { AuditContentError, type AuditSink } from '../../src/audit/audit-sink.js'
 import { verifyChains } from '../../src/audit/audit-chain.js'
-import { auditEvent, AWKWARD_PATHS, batchOfEvents, chain, chainedEvents, PAYMENT_AMOUNTS } from './audit-fixtures.js'
+import type { AuditQuery } from '../../src/audit/audit-query.js'
+import { auditEvent, AWKWARD_PATHS, batchOfEvents, batchWithCells, chain, chainedEvents, PAYMENT_AMOUNTS, usageCountedFrom } from './audit-fixtures.js'
 import { batchOfRows } from '../../src/audit/audit-batch.js'
 import { blockHash, GENESIS_BLOCK_HASH, type AuditBlock } from '../../src/audit/audit-block.js'
 import { CopyRowEncoder } from '../../src/audit/audit-copy-text.js'
@@ -18,6 +19,8 @@ export interface OpenedSink {
   rows(): AsyncIterable<ChainedAuditEvent>
   /** every stored block */
   blocks(): Promise<AuditBlock[]>
+  /** GET /admin/usage's numbers from the store's rollups */
+  usage: AuditQuery['usage']
   cleanup(): Promise<void>
 }
 
@@ -62,6 +65,19 @@ export function runAuditSinkContract (name: string, open: () => Promise<OpenedSi
       await opened.sink.write(batchOfEvents(batch.slice(0, 25)))
       await opened.sink.write(batchOfEvents(batch.slice(10)))
       assert.deepEqual(await stored(batch[0].writer_id), batch)
+    })
+
+    it('adds each event it stores to the usage rollup once: replays and overlaps add only what is new', async () => {
+      const keyId = `key_${randomUUID()}`
+      const events = chainedEvents(40).map((e) => ({ ...e, key_id: keyId }))
+      // from memory, with the cells counted at record time; then read back from a log, without
+      await opened.sink.write(batchWithCells(events.slice(0, 25)))
+      await opened.sink.write(batchOfEvents(events.slice(10)))
+      await opened.sink.write(batchWithCells(events))
+      const usage = await opened.usage({ key_id: keyId, customer: null, partner: null }, new Date(0), new Date('3000-01-01'))
+      assert.deepEqual(usage, usageCountedFrom(events))
+      assert.equal(usage.requests, 40)
+      assert.ok(usage.paid.requests > 0 && usage.cost > 0)
     })
 
     it('accepts an empty batch and stores nothing', async () => {

@@ -11,6 +11,7 @@ import type { ChainedAuditEvent } from '../../src/audit/audit-event.js'
 import { runMigrations } from '../../src/store/postgres/migrate.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 import { asRole, auditEvent, batchOfEvents, chain } from './audit-fixtures.js'
+import { PostgresAuditQuery } from '../../src/audit/postgres-audit-query.js'
 import { runAuditSinkContract } from './audit-sink.contract.js'
 
 const DAY = 24 * 60 * 60 * 1000
@@ -32,6 +33,7 @@ for (const [name, directCopy] of [['postgres', true], ['postgres, staging path o
       sink,
       rows: () => readPostgresAuditEvents(reader),
       blocks: () => readPostgresAuditBlocks(reader),
+      usage: async (...args) => await new PostgresAuditQuery(reader).usage(...args),
       async cleanup () {
         await sink.close()
         await reader.end()
@@ -88,14 +90,20 @@ describe('postgres audit sink', () => {
     const paths = async (batch: ChainedAuditEvent[]): Promise<string[]> => {
       statements.length = 0
       await sink.write(batchOfEvents(batch))
-      return statements.filter((q) => q.startsWith('COPY') || q.startsWith('INSERT')).map((q) => q.split(' (')[0])
+      return statements.filter((q) => /^(COPY|INSERT|WITH)/.test(q)).map((q) => q.split(/ \(|\n/)[0]!)
     }
-    assert.deepEqual(await paths(events.slice(0, 10)), ['COPY audit_events'])
+    const direct = ['COPY audit_events', 'COPY audit_usage_staging', 'INSERT INTO audit_usage_hourly AS u']
+    // staging: one statement stores the new events and adds those, only, to the usage rollup
+    const staged = ['COPY audit_staging', 'WITH stored AS']
+    assert.deepEqual(await paths(events.slice(0, 10)), direct)
     // a replay: 10 stored, 10 new
-    assert.deepEqual(await paths(events.slice(0, 20)), ['COPY audit_events', 'COPY audit_staging', 'INSERT INTO audit_events'])
+    assert.deepEqual(await paths(events.slice(0, 20)), ['COPY audit_events', ...staged])
     // still replaying as far as the sink knows; this batch turns out all new
-    assert.deepEqual(await paths(events.slice(20, 30)), ['COPY audit_staging', 'INSERT INTO audit_events'])
-    assert.deepEqual(await paths(events.slice(30)), ['COPY audit_events'])
+    assert.deepEqual(await paths(events.slice(20, 30)), staged)
+    assert.deepEqual(await paths(events.slice(30)), direct)
+    // every event counted once in the rollup, the replayed ten too
+    const [usage] = await admin<Array<{ requests: string }>>`SELECT sum(requests)::text AS requests FROM audit_usage_hourly`
+    assert.equal(usage!.requests, '40')
     assert.deepEqual(await storedIds(admin, writer), events.map((e) => e.id))
   })
 

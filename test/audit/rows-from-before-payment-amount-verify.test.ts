@@ -1,6 +1,7 @@
 // Audit rows stored before payment_amount existed still verify — read by a newer RelayKey before
 // the upgrade's migration, and after it (migration 0005 / SQLite schema step 5) next to new paid
-// rows. They read back with payment_amount NULL, which is what they were hashed with.
+// rows. They read back with payment_amount NULL, which is what they were hashed with. The later
+// usage rollups (0008 / step 9) count them too.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
@@ -16,7 +17,12 @@ import { SqliteAuditSink } from '../../src/audit/sqlite-audit-sink.js'
 import { MIGRATIONS_DIR, runMigrations } from '../../src/store/postgres/migrate.js'
 import { applySqliteSchema, openSqliteDatabase, SQLITE_MIGRATIONS } from '../../src/store/sqlite/schema.js'
 import { createTestDatabase } from '../helpers/postgres.js'
-import { asRole, auditEvent, batchOfEvents, chain, chainedEvents } from './audit-fixtures.js'
+import { PostgresAuditQuery } from '../../src/audit/postgres-audit-query.js'
+import { SqliteAuditQuery } from '../../src/audit/sqlite-audit-query.js'
+import { asRole, auditEvent, batchOfEvents, chain, chainedEvents, usageCountedFrom } from './audit-fixtures.js'
+
+const ALL = { key_id: null, customer: null, partner: null }
+const FAR = new Date('3000-01-01')
 
 /** audit_events as the previous release wrote it */
 const OLD_COLUMNS: Array<Exclude<keyof ChainedAuditEvent, 'payment_amount'>> = [
@@ -78,6 +84,8 @@ describe('audit rows from before payment_amount', () => {
     const result = await verifyChains(after)
     assert.equal(result.ok, true, JSON.stringify(result.problems))
     assert.equal(result.writers.length, 2)
+    // the rows from before the usage rollups (0008) were counted into them by the migration
+    assert.deepEqual(await new PostgresAuditQuery(admin).usage(ALL, new Date(0), FAR), usageCountedFrom([...old, ...paid]))
   })
 
   it('verify in SQLite before and after schema step 5, next to new paid rows', async (t) => {
@@ -104,5 +112,7 @@ describe('audit rows from before payment_amount', () => {
     assert.equal(after.length, old.length + paid.length)
     const result = await verifyChains(after)
     assert.equal(result.ok, true, JSON.stringify(result.problems))
+    // the rows from before the usage rollups (step 9) were counted into them by that step
+    assert.deepEqual(await new SqliteAuditQuery(db).usage(ALL, new Date(0), FAR), usageCountedFrom([...old, ...paid]))
   })
 })

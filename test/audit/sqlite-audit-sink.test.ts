@@ -8,6 +8,7 @@ import { openSqliteAuditSink } from '../../src/audit/sqlite-audit-sink.js'
 import { openThreadedSqliteAuditSink } from '../../src/audit/threaded-sqlite-audit-sink.js'
 import { readSqliteAuditBlocks, readSqliteAuditEvents } from '../../src/audit/audit-event-readers.js'
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
+import { SqliteAuditQuery } from '../../src/audit/sqlite-audit-query.js'
 import { runAuditSinkContract, type OpenedSink } from './audit-sink.contract.js'
 
 async function onTempFile (open: (file: string) => AuditSink | Promise<AuditSink>): Promise<OpenedSink> {
@@ -20,6 +21,7 @@ async function onTempFile (open: (file: string) => AuditSink | Promise<AuditSink
     sink,
     rows: () => readSqliteAuditEvents(reader),
     blocks: async () => readSqliteAuditBlocks(reader),
+    usage: async (...args) => await new SqliteAuditQuery(reader).usage(...args),
     async cleanup () {
       await sink.close()
       reader.close()

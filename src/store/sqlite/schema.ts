@@ -5,7 +5,10 @@
 // like the time), hashes as BLOB.
 import Database from 'better-sqlite3'
 
-export const SQLITE_MIGRATIONS: readonly string[] = [
+/** a step of the schema: SQL, or (where SQL alone cannot do it) a function run in the same transaction */
+export type SqliteMigration = string | ((db: Database.Database) => void)
+
+export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   // 1: control plane
   `
   CREATE TABLE partners (
@@ -200,7 +203,59 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER audit_blocks_no_delete BEFORE DELETE ON audit_blocks
   BEGIN SELECT RAISE(ABORT, 'audit_blocks is append-only: DELETE refused'); END;
   `,
+  // 9: hourly usage rollups, as migrations/0008_audit_usage_hourly.sql; the audit sink adds each
+  // batch's stored events in the batch's transaction. hour as ts is stored (ISO text, to the
+  // hour); key_id and customer '' where the event has none; paid_amount a decimal string (it
+  // passes 64 bits), summed with BigInt.
+  (db) => {
+    db.exec(`
+    CREATE TABLE audit_usage_hourly (
+      hour          TEXT NOT NULL,
+      key_id        TEXT NOT NULL,
+      customer      TEXT NOT NULL,
+      partner       TEXT NOT NULL,
+      outcome       TEXT NOT NULL,
+      requests      INTEGER NOT NULL,
+      retried       INTEGER NOT NULL,
+      server_errors INTEGER NOT NULL,
+      cost          INTEGER NOT NULL,
+      bytes_in      INTEGER NOT NULL,
+      bytes_out     INTEGER NOT NULL,
+      paid          INTEGER NOT NULL,
+      paid_amount   TEXT NOT NULL,
+      PRIMARY KEY (hour, key_id, customer, partner, outcome)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX audit_usage_hourly_key_idx ON audit_usage_hourly (key_id, hour);
+    CREATE INDEX audit_usage_hourly_customer_idx ON audit_usage_hourly (customer, hour);
+    CREATE INDEX audit_usage_hourly_partner_idx ON audit_usage_hourly (partner, hour);
+    `)
+    registerDecimalSum(db)
+    // the events stored so far (ts is ISO text: its first 13 characters are the hour)
+    db.exec(`
+    INSERT INTO audit_usage_hourly
+    SELECT substr(ts, 1, 13) || ':00:00.000Z', coalesce(key_id, ''), coalesce(customer, ''), partner, outcome,
+           count(*), coalesce(sum(max(attempts - 1, 0)), 0), sum(status >= 500), sum(cost),
+           sum(bytes_in), sum(bytes_out), count(payment_tx),
+           coalesce(relaykey_decimal_sum(payment_amount) FILTER (WHERE payment_tx IS NOT NULL), '0')
+      FROM audit_events
+     GROUP BY 1, 2, 3, 4, 5
+    `)
+  },
 ]
+
+/**
+ * relaykey_decimal_sum(text): the exact sum of decimal strings (x402 atomic units pass 2^63,
+ * where SQLite's sum() turns inexact), as a decimal string. Values are canonical: the audit sink
+ * stores nothing else.
+ */
+export function registerDecimalSum (db: Database.Database): void {
+  db.aggregate('relaykey_decimal_sum', {
+    start: () => 0n,
+    step: (total: bigint, amount: unknown) => (amount === null ? total : total + BigInt(amount as string)),
+    result: (total: bigint) => total.toString(),
+    deterministic: true,
+  })
+}
 
 /**
  * Opens (creating if needed) the SQLite file with the settings every process sharing it must
@@ -269,13 +324,17 @@ function switchToWal (db: Database.Database, timeoutMs: number): void {
 }
 
 /** Applies the migrations the file has not seen yet; returns how many ran. */
-export function applySqliteSchema (db: Database.Database, migrations: readonly string[] = SQLITE_MIGRATIONS): number {
+export function applySqliteSchema (db: Database.Database, migrations: readonly SqliteMigration[] = SQLITE_MIGRATIONS): number {
   const apply = db.transaction(() => {
     const current = db.pragma('user_version', { simple: true }) as number
     if (current > migrations.length) {
       throw new Error(`SQLite schema version ${current} is newer than this RelayKey knows (${migrations.length})`)
     }
-    for (let version = current; version < migrations.length; version++) db.exec(migrations[version])
+    for (let version = current; version < migrations.length; version++) {
+      const step = migrations[version]!
+      if (typeof step === 'string') db.exec(step)
+      else step(db)
+    }
     db.pragma(`user_version = ${migrations.length}`)
     return migrations.length - current
   })
