@@ -29,6 +29,8 @@ export interface AdminDeps {
   codec: KeyIssuer
   /** null without RELAYKEY_MASTER_KEY: inline secrets are then refused with a 400 */
   cipher: SecretSealer | null
+  /** RELAYKEY_SECRET_FILES_DIR; null (default): file secrets are refused */
+  secretFilesDir?: string | null
   invalidations: InvalidationPublisher
   adminToken: string
   logger: Logger
@@ -77,6 +79,7 @@ class AdminApp {
       store: deps.store,
       codec: deps.codec,
       cipher: deps.cipher,
+      secretFilesDir: deps.secretFilesDir ?? null,
       invalidations: new LoggedPublisher(deps.invalidations, deps.logger),
       now: deps.now ?? Date.now,
     }

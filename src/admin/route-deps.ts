@@ -13,6 +13,8 @@ export interface AdminRouteDeps {
   codec: KeyIssuer
   /** null when no master key is configured: inline secrets are then refused */
   cipher: SecretSealer | null
+  /** RELAYKEY_SECRET_FILES_DIR; null: file secrets are refused */
+  secretFilesDir: string | null
   invalidations: InvalidationPublisher
   /** milliseconds since the epoch; key status, expiry checks and rotation grace read it */
   now: () => number

@@ -1,6 +1,7 @@
 // Credential bodies (CONTRACT §5): the upstream secret a partner's requests carry. Inline
 // secret values are encrypted here, where they enter, so nothing behind this point (store,
 // logs, responses) ever holds the plaintext.
+import { secretFileRefProblem } from '../secrets/secret-files-dir.js'
 import { ValidationError } from '../errors.js'
 import type { Credential, CredentialInput, Partner, StoredSecret } from '../store/model.js'
 import { bodyObject, child, integer, label, matching, object, onlyFields, string } from './validate.js'
@@ -17,20 +18,26 @@ const MAX_INLINE_SECRET = 64 * 1024
 /** control characters (tab is the one a header value may hold) and unpaired surrogates */
 const UNSENDABLE = /[\x00-\x08\x0a-\x1f\x7f]|\p{Cs}/u
 
-export function parseCredentialCreate (body: unknown, partner: Partner, cipher: SecretSealer | null): CredentialInput {
+/** what saving a secret needs: the cipher for inline values, the directory file references must be under */
+export interface SecretRules {
+  cipher: SecretSealer | null
+  filesDir: string | null
+}
+
+export function parseCredentialCreate (body: unknown, partner: Partner, rules: SecretRules): CredentialInput {
   const b = bodyObject(body)
   onlyFields(b, FIELDS, '')
   return {
     name: label(b.name, 'name'),
     environment: environment(b.environment, partner),
-    secret: secret(b.secret, cipher),
+    secret: secret(b.secret, rules),
     weight: b.weight === undefined || b.weight === null ? 1 : weight(b.weight),
     rate_limit: rateLimit(b.rate_limit, 'rate_limit'),
   }
 }
 
 /** Only the fields present; the environment is fixed for a credential's life. */
-export function parseCredentialPatch (body: unknown, current: Credential, cipher: SecretSealer | null): Partial<CredentialInput> {
+export function parseCredentialPatch (body: unknown, current: Credential, rules: SecretRules): Partial<CredentialInput> {
   const b = bodyObject(body)
   onlyFields(b, FIELDS, '')
   // Bindings and keys picked this credential for its environment; moving it would silently
@@ -40,7 +47,7 @@ export function parseCredentialPatch (body: unknown, current: Credential, cipher
   }
   const patch: Partial<CredentialInput> = {}
   if (b.name !== undefined) patch.name = label(b.name, 'name')
-  if (b.secret !== undefined) patch.secret = secret(b.secret, cipher)
+  if (b.secret !== undefined) patch.secret = secret(b.secret, rules)
   if (b.weight !== undefined) patch.weight = b.weight === null ? 1 : weight(b.weight)
   if (b.rate_limit !== undefined) patch.rate_limit = rateLimit(b.rate_limit, 'rate_limit')
   return patch
@@ -59,7 +66,7 @@ function weight (value: unknown): number {
   return integer(value, 'weight', 1, 1000)
 }
 
-function secret (value: unknown, cipher: SecretSealer | null): StoredSecret {
+function secret (value: unknown, { cipher, filesDir }: SecretRules): StoredSecret {
   if (value === undefined || value === null) throw new ValidationError('secret', 'is required')
   const o = object(value, 'secret')
   switch (o.provider) {
@@ -73,6 +80,8 @@ function secret (value: unknown, cipher: SecretSealer | null): StoredSecret {
       onlyFields(o, ENV_SECRET_FIELDS, 'secret')
       const ref = string(o.ref, 'secret.ref', 4096)
       if (!ref.startsWith('/') || ref.includes('\u0000')) throw new ValidationError('secret.ref', 'must be an absolute file path')
+      const problem = secretFileRefProblem(ref, filesDir)
+      if (problem !== null) throw new ValidationError('secret.ref', problem)
       return { provider: 'file', ref }
     }
     case 'inline': {

@@ -3,6 +3,7 @@
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { ConfigError } from '../errors.js'
+import { secretFilesDirProblem } from '../secrets/secret-files-dir.js'
 import { isClusterUrl, parseClusterUrl } from '../store/redis/cluster-url.js'
 
 export type Mode = 'embedded' | 'distributed'
@@ -49,6 +50,8 @@ export interface Config {
   retryBufferBytes: number
   /** a paid request's upstream answer up to this size is held until the payment settles */
   paymentBufferBytes: number
+  /** RELAYKEY_SECRET_FILES_DIR: the only directory the file secret provider reads; null: none */
+  secretFilesDir: string | null
   /** a limits/budget decision the store has not answered within this long fails (503 or fail-open) */
   governanceTimeoutMs: number
   /** a key-cache miss the control store has not answered by then is refused (503) */
@@ -98,6 +101,7 @@ export function loadConfig (env: Env = process.env): Config {
     throw new ConfigError('RELAYKEY_LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}`)
   }
 
+  const dataDir = resolve(env.RELAYKEY_DATA_DIR ?? './data')
   return {
     mode,
     port: port(env, 'RELAYKEY_PORT', 8080),
@@ -112,7 +116,7 @@ export function loadConfig (env: Env = process.env): Config {
     databaseUrl,
     redisUrl,
     redisPrefix: redisPrefix(env.RELAYKEY_REDIS_PREFIX),
-    dataDir: resolve(env.RELAYKEY_DATA_DIR ?? './data'),
+    dataDir,
     logLevel,
     autoMigrate: boolean(env, 'RELAYKEY_AUTO_MIGRATE', true),
     keyCacheTtlMs: integer(env, 'RELAYKEY_KEY_CACHE_TTL_MS', 30_000, 100, 3_600_000),
@@ -122,6 +126,7 @@ export function loadConfig (env: Env = process.env): Config {
     clientIdleTimeoutMs: integer(env, 'RELAYKEY_CLIENT_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),
     retryBufferBytes: integer(env, 'RELAYKEY_RETRY_BUFFER_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
     paymentBufferBytes: integer(env, 'RELAYKEY_PAYMENT_BUFFER_BYTES', 1024 * 1024, 0, 64 * 1024 * 1024),
+    secretFilesDir: secretFilesDir(env.RELAYKEY_SECRET_FILES_DIR, dataDir),
     governanceTimeoutMs: integer(env, 'RELAYKEY_GOVERNANCE_TIMEOUT_MS', 250, 10, 60_000),
     keyLoadTimeoutMs: integer(env, 'RELAYKEY_KEY_LOAD_TIMEOUT_MS', 2_000, 50, 60_000),
     adminTimeoutMs: integer(env, 'RELAYKEY_ADMIN_TIMEOUT_MS', 15_000, 100, 600_000),
@@ -131,6 +136,13 @@ export function loadConfig (env: Env = process.env): Config {
     auditFsync: fsyncPolicy(env, 'RELAYKEY_AUDIT_FSYNC'),
     leasesEnabled: onOff(env, 'RELAYKEY_LEASES'),
   }
+}
+
+function secretFilesDir (value: string | undefined, dataDir: string): string | null {
+  if (value === undefined || value === '') return null
+  const problem = secretFilesDirProblem(value, dataDir)
+  if (problem !== null) throw new ConfigError('RELAYKEY_SECRET_FILES_DIR', problem)
+  return resolve(value)
 }
 
 /** node:http refuses a request timeout shorter than the headers timeout (the workers would die) */

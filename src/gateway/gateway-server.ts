@@ -4,7 +4,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net'
 import { randomUUID } from 'node:crypto'
 import { Router } from '../http/router.js'
-import { errorBody } from '../errors.js'
+import { errorBody, type ErrorCode } from '../errors.js'
+import { PROXY_METHODS, traceRefusal } from './trace-methods.js'
 import { noteLatestRequest, sendError, sendJson } from './respond.js'
 import { ProxyExchange, type ExchangeDeps } from './proxy-exchange.js'
 
@@ -94,15 +95,21 @@ function refuseMalformed (err: NodeJS.ErrnoException, socket: Socket): void {
     // RELAYKEY_CLIENT_HEADERS_TIMEOUT_MS / _REQUEST_TIMEOUT_MS: a slow or stalled client
     return void socket.end(rawRefusal(408, 'Request Timeout', 'the request did not arrive in time'))
   }
+  // TRACK (IIS's TRACE) is no method Node's parser knows; like TRACE it is never forwarded, and
+  // says so rather than 'not valid HTTP'
+  const packet = (err as { rawPacket?: Buffer }).rawPacket
+  if (err.code === 'HPE_INVALID_METHOD' && packet !== undefined && packet.subarray(0, 6).toString('latin1').toUpperCase() === 'TRACK ') {
+    return void socket.end(rawRefusal(405, 'Method Not Allowed', traceRefusal('TRACK'), 'method_not_allowed', `allow: ${PROXY_METHODS}\r\n`))
+  }
   const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
   socket.end(rawRefusal(tooLarge ? 431 : 400, tooLarge ? 'Request Header Fields Too Large' : 'Bad Request',
     tooLarge ? 'the request headers are too large' : 'the request is not valid HTTP'))
 }
 
 /** a whole HTTP/1.1 response for a socket Node will not give us a response object for */
-function rawRefusal (status: number, reason: string, message: string): string {
+function rawRefusal (status: number, reason: string, message: string, code: ErrorCode = 'bad_request', extraHeaders = ''): string {
   const requestId = randomUUID()
-  const body = errorBody('bad_request', message, requestId)
+  const body = errorBody(code, message, requestId)
   return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-    `x-relaykey-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`
+    `x-relaykey-request-id: ${requestId}\r\n${extraHeaders}connection: close\r\n\r\n${body}`
 }

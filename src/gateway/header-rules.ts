@@ -10,9 +10,11 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate', 'proxy-authorization',
 ])
 
-/** never forwarded upstream, besides hop-by-hop, `proxy-*` and `x-forwarded-*` */
+/** never forwarded upstream, besides hop-by-hop, `proxy-*`, `x-forwarded-*` and names with `_` */
 const REQUEST_ONLY = new Set([
   'x-relaykey', 'host', 'forwarded', 'expect',
+  // RelayKey sends its own: the id the client gets back and the audit event holds
+  'x-relaykey-request-id',
   // x402 payment headers are RelayKey's business, never the partner's
   PAYMENT_SIGNATURE, X_PAYMENT,
 ])
@@ -44,11 +46,15 @@ function addConnectionTokens (value: string, tokens: Set<string> | null): Set<st
 /**
  * HOT PATH: copies the client's headers that may go upstream into `out`.
  * `credentialHeader` is the lowercased name of the header the credential goes in (or null).
+ * Names with an underscore are dropped, as nginx does: CGI, WSGI and PHP upstreams read
+ * `X_App_Token` and `X-App-Token` as the same variable, so a client could send a credential
+ * header of its own past the one RelayKey strips and injects.
  */
 export function copyRequestHeaders (raw: string[], credentialHeader: string | null, named: Set<string> | null, out: string[]): void {
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase()
     if (HOP_BY_HOP.has(lower) || REQUEST_ONLY.has(lower) || lower === credentialHeader) continue
+    if (lower.indexOf('_') !== -1) continue
     if (lower.startsWith('proxy-') || lower.startsWith('x-forwarded-')) continue
     if (named !== null && named.has(lower)) continue
     out.push(raw[i]!, raw[i + 1]!)
@@ -57,11 +63,12 @@ export function copyRequestHeaders (raw: string[], credentialHeader: string | nu
 
 /**
  * HOT PATH: the upstream's response headers (undici raw Buffers) minus hop-by-hop fields and
- * those its `Connection` names, as strings, plus RelayKey's request id. With query-parameter
- * auth (`credentialQueryParam`), redirect targets lose that parameter: an upstream that echoes
- * its own URL in `Location` must not hand the credential to the client.
+ * those its `Connection` names, as strings, plus RelayKey's request id. The credential never
+ * goes back to the client: with query-parameter auth (`credentialQueryParam`) redirect targets
+ * lose that parameter, and any header value holding one of `secretForms` (the secret as sent:
+ * `Refresh`, `Link`, an echoed header) has it replaced by `[redacted]`.
  */
-export function responseHeaders (raw: Buffer[], requestId: string, credentialQueryParam: string | null = null): string[] {
+export function responseHeaders (raw: Buffer[], requestId: string, credentialQueryParam: string | null = null, secretForms: readonly string[] = []): string[] {
   const out: string[] = []
   let named: Set<string> | null = null
   for (let i = 0; i < raw.length; i += 2) {
@@ -76,6 +83,9 @@ export function responseHeaders (raw: Buffer[], requestId: string, credentialQue
     if ((named !== null || DROPPED_RESPONSE_LENGTHS[name.length] === 1) && droppedResponseHeader(name.toLowerCase(), named)) continue
     let value = raw[i + 1]!.toString('latin1')
     if (credentialQueryParam !== null && isLocationHeader(name)) value = withoutCredential(value, credentialQueryParam)
+    for (let f = 0; f < secretForms.length; f++) {
+      if (value.indexOf(secretForms[f]!) !== -1) value = value.replaceAll(secretForms[f]!, '[redacted]')
+    }
     out.push(name, value)
   }
   out.push('x-relaykey-request-id', requestId)

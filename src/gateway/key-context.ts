@@ -24,6 +24,8 @@ export interface CredentialRoute {
   readonly headerValue: string
   /** `name=value`, already encoded, for query auth */
   readonly queryPair: string | null
+  /** the secret as it may come back in a response header (as is, and URL-encoded): redacted there */
+  readonly secretForms: readonly string[]
   /** shared by every key using this credential, outlives the context */
   readonly breaker: CircuitBreaker
 }
@@ -196,10 +198,22 @@ async function credentialRoutes (credentials: Credential[], partner: Partner, de
       headerName: auth.type === 'header' ? auth.name.toLowerCase() : auth.type === 'bearer' ? 'authorization' : null,
       headerValue: auth.type === 'header' ? auth.prefix + secret : auth.type === 'bearer' ? `Bearer ${secret}` : '',
       queryPair: auth.type === 'query' ? `${encodeURIComponent(auth.name)}=${encodeURIComponent(secret)}` : null,
+      secretForms: secretForms(secret),
       breaker: deps.reliability.credentialBreaker(credential.id, partner.id, partner.slug, partner.circuit_breaker),
     }))
   }
   return out
+}
+
+/**
+ * The secret, and its URL-encoded form when that differs. A secret shorter than 8 characters is
+ * left out: replacing it would mangle unrelated header values, and nothing that short is safe
+ * to share a credential with anyway.
+ */
+function secretForms (secret: string): string[] {
+  if (secret.length < 8) return []
+  const encoded = encodeURIComponent(secret)
+  return encoded === secret ? [secret] : [secret, encoded]
 }
 
 function credentialOrders (routes: CredentialRoute[], byId: Map<string, Credential>): CredentialOrder[] | null {

@@ -25,6 +25,7 @@ import { ExchangeFacts, type ExchangeReporter } from './exchange-report.js'
 import { boundedPartner, boundedPath } from '../audit/bounded-fields.js'
 import { checkProxyPath, withoutQueryParam, type CheckedPath } from './proxy-path.js'
 import { connectionTokens, copyRequestHeaders, responseHeaders } from './header-rules.js'
+import { isTraceMethod, PROXY_METHODS, traceRefusal } from './trace-methods.js'
 import { findEndpoint } from './endpoint-pattern.js'
 import { closeIfDraining, sendJson } from './respond.js'
 import type { CredentialOrder, CredentialRoute, KeyContext, UpstreamTarget } from './key-context.js'
@@ -207,6 +208,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (hosts > 1) return this.#refuse('bad_request', 'more than one Host header')
     // RFC 9112 §3.2 (node:http is told not to answer this itself, which it does without JSON or a request id)
     if (hosts === 0 && this.#req.httpVersionMinor === 1) return this.#refuse('bad_request', 'an HTTP/1.1 request needs a Host header')
+    if (isTraceMethod(this.#req.method!)) return this.#refuse('method_not_allowed', traceRefusal(this.#req.method!), ['allow', PROXY_METHODS])
     if (key === undefined || key === '') return this.#refuse('missing_key', 'send your virtual key in the X-RelayKey header')
 
     const digest = this.#deps.keys.digestOf(key)
@@ -421,6 +423,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const raw = req.rawHeaders
     const headers: string[] = []
     copyRequestHeaders(raw, upstream.credentialHeader, connectionTokens(raw), headers)
+    headers.push('x-relaykey-request-id', this.requestId)
     if (credential.headerName !== null) headers.push(credential.headerName, credential.headerValue)
     let query = this.#query
     if (credential.queryPair !== null) {
@@ -491,7 +494,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#clearDeadline()
     if (statusCode >= 500) this.#refund()
     const res = this.#res
-    const headers = responseHeaders(rawHeaders, this.requestId, upstream.credentialQueryParam)
+    const headers = responseHeaders(rawHeaders, this.requestId, upstream.credentialQueryParam, this.#credential!.secretForms)
     pushRateLimitHeaders(headers, this.#context!.limits.policyHeader, this.#limitState)
     if (this.#paid !== null && statusCode < 400) {
       // served, so to be paid for: held until the payment settles

@@ -51,6 +51,7 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     store,
     codec: new VirtualKeyCodec(config.hmacSecret!),
     cipher: config.masterKey === null ? null : new InlineSecretCipher(config.masterKey),
+    secretFilesDir: config.secretFilesDir,
     invalidations,
     adminToken: config.adminToken!,
     logger,

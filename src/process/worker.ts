@@ -58,7 +58,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     compile: {
       secrets: new SecretResolver([
         new EnvSecretProvider(),
-        new FileSecretProvider(),
+        new FileSecretProvider(config.secretFilesDir),
         new InlineSecretProvider(config.masterKey === null ? null : new InlineSecretCipher(config.masterKey)),
       ]),
       pools,

@@ -1,18 +1,32 @@
 // Secret held in a file (a mounted Kubernetes/Docker secret); surrounding whitespace is dropped.
+// Only files under RELAYKEY_SECRET_FILES_DIR are read (secret-files-dir.ts).
 import { readFile } from 'node:fs/promises'
 import type { StoredSecret } from '../store/model.js'
+import { realSecretFile, secretFileRefProblem } from './secret-files-dir.js'
 import { SecretResolutionError, type SecretProvider } from './secret-provider.js'
 
 type FileSecret = Extract<StoredSecret, { provider: 'file' }>
 
 export class FileSecretProvider implements SecretProvider<FileSecret> {
   readonly name = 'file' as const
+  readonly #dir: string | null
+
+  /** `dir`: RELAYKEY_SECRET_FILES_DIR, or null (no file is read) */
+  constructor (dir: string | null) {
+    this.#dir = dir
+  }
 
   async resolve (secret: FileSecret): Promise<string> {
+    const problem = secretFileRefProblem(secret.ref, this.#dir)
+    if (problem !== null) throw new SecretResolutionError(`secret file ${secret.ref}: ${problem}`)
     let value: string
     try {
-      value = (await readFile(secret.ref, 'utf8')).trim()
+      // symlinks resolved: a link under the directory to a file elsewhere is refused too
+      const file = await realSecretFile(secret.ref, this.#dir!)
+      if (file === null) throw new SecretResolutionError(`secret file ${secret.ref} resolves to a file outside RELAYKEY_SECRET_FILES_DIR`)
+      value = (await readFile(file, 'utf8')).trim()
     } catch (err) {
+      if (err instanceof SecretResolutionError) throw err
       throw new SecretResolutionError(`secret file ${secret.ref} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
     }
     if (value === '') throw new SecretResolutionError(`secret file ${secret.ref} is empty`)

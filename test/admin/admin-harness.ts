@@ -51,6 +51,8 @@ export interface HarnessOptions {
   storeOverrides?: Partial<ControlStore>
   /** the audit query and limits store behind /admin/usage and /admin/audit; without it they are 404 */
   usage?: AdminDeps['usage']
+  /** RELAYKEY_SECRET_FILES_DIR; default /run/secrets, null: file secrets refused */
+  secretFilesDir?: string | null
 }
 
 export class AdminHarness {
@@ -115,6 +117,7 @@ export async function startAdmin (options: HarnessOptions = {}): Promise<AdminHa
     store,
     codec,
     cipher,
+    secretFilesDir: options.secretFilesDir === undefined ? '/run/secrets' : options.secretFilesDir,
     invalidations: publisher,
     adminToken: TOKEN,
     logger,

@@ -101,6 +101,8 @@ describe('credentials', () => {
     ["env secret naming RelayKey's HMAC pepper", { secret: { provider: 'env', ref: 'RELAYKEY_HMAC_SECRET' } }, 'secret.ref'],
     ["env secret naming RelayKey's database URL", { secret: { provider: 'env', ref: 'DATABASE_URL' } }, 'secret.ref'],
     ['file secret with a relative path', { secret: { provider: 'file', ref: 'secrets/acme' } }, 'secret.ref'],
+    ['file secret outside RELAYKEY_SECRET_FILES_DIR (the data dir\'s master key)', { secret: { provider: 'file', ref: '/var/lib/relaykey/master-key' } }, 'secret.ref'],
+    ['file secret climbing out of RELAYKEY_SECRET_FILES_DIR', { secret: { provider: 'file', ref: '/run/secrets/../../proc/self/environ' } }, 'secret.ref'],
     ['inline secret with an empty value', { secret: { provider: 'inline', value: '' } }, 'secret.value'],
     ['inline secret with a non-string value', { secret: { provider: 'inline', value: 12345 } }, 'secret.value'],
     ['inline secret with a ref', { secret: { provider: 'inline', value: 'x', ref: 'y' } }, 'secret.ref'],
@@ -185,6 +187,23 @@ describe('credentials', () => {
     assert.deepEqual(admin.publisher.published.at(-1), { kind: 'partner', id: partnerId })
     assert.equal(await admin.store.getCredential(cred.json.id), null)
     assertError(await admin.call('DELETE', `/admin/credentials/${cred.json.id}`), 404, 'not_found')
+  })
+})
+
+describe('credentials without RELAYKEY_SECRET_FILES_DIR', () => {
+  let admin: AdminHarness
+  before(async () => {
+    admin = await startAdmin({ secretFilesDir: null })
+    await admin.call('POST', '/admin/partners', partnerBody('acme'))
+  })
+  after(async () => { await admin.close() })
+
+  it('refuses every file secret with 400 naming secret.ref and the setting', async () => {
+    const reply = await admin.call('POST', '/admin/partners/acme/credentials', {
+      name: 'from-file', environment: 'production', secret: { provider: 'file', ref: '/run/secrets/acme' },
+    })
+    assertInvalid(reply, 'secret.ref')
+    assert.match(reply.json.error.message, /RELAYKEY_SECRET_FILES_DIR/)
   })
 })
 

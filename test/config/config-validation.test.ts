@@ -102,4 +102,21 @@ describe('configuration', () => {
       assert.match(refused.message, /always, never, or an interval in ms/, bad)
     }
   })
+  it('takes RELAYKEY_SECRET_FILES_DIR as an absolute directory apart from the data dir, /proc and /sys (unset: no file secrets)', () => {
+    assert.equal(loadConfig({}).secretFilesDir, null)
+    assert.equal(loadConfig({ RELAYKEY_SECRET_FILES_DIR: '/run/secrets/' }).secretFilesDir, '/run/secrets')
+    for (const [bad, why] of [
+      ['run/secrets', /absolute/],
+      ['/', /root directory/],
+      ['/proc/self', /\/proc/],
+      ['/sys', /\/sys/],
+      ['/var/lib/relaykey', /RELAYKEY_DATA_DIR/],
+      ['/var/lib/relaykey/keys', /RELAYKEY_DATA_DIR/],
+      ['/var/lib', /RELAYKEY_DATA_DIR/],
+    ] as const) {
+      const refused = refusal({ RELAYKEY_DATA_DIR: '/var/lib/relaykey', RELAYKEY_SECRET_FILES_DIR: bad })
+      assert.equal(refused.variable, 'RELAYKEY_SECRET_FILES_DIR', bad)
+      assert.match(refused.message, why, bad)
+    }
+  })
 })

@@ -1,8 +1,8 @@
-import { describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { InlineSecretCipher } from '../../src/secrets/inline-cipher.js'
 import { SecretResolver } from '../../src/secrets/secret-resolver.js'
@@ -12,15 +12,16 @@ import { InlineSecretProvider } from '../../src/secrets/inline-secret-provider.j
 
 describe('secret providers', () => {
   const cipher = new InlineSecretCipher(randomBytes(32))
+  // RELAYKEY_SECRET_FILES_DIR
+  const dir = mkdtempSync(join(tmpdir(), 'relaykey-secret-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
   const resolver = new SecretResolver([
     new EnvSecretProvider({ VENDOR_TOKEN: 'from-env' }),
-    new FileSecretProvider(),
+    new FileSecretProvider(dir),
     new InlineSecretProvider(cipher),
   ])
 
-  it('reads env, file and inline secrets', async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'relaykey-secret-'))
-    t.after(() => rmSync(dir, { recursive: true, force: true }))
+  it('reads env, file and inline secrets', async () => {
     writeFileSync(join(dir, 'token'), 'from-file\n')
     assert.equal(await resolver.resolve({ provider: 'env', ref: 'VENDOR_TOKEN' }), 'from-env')
     assert.equal(await resolver.resolve({ provider: 'file', ref: join(dir, 'token') }), 'from-file')
@@ -46,9 +47,26 @@ describe('secret providers', () => {
     }
   })
 
+  it('reads no file outside RELAYKEY_SECRET_FILES_DIR: not by path, .., or a symlink; none at all without it', async (t) => {
+    const outside = mkdtempSync(join(tmpdir(), 'relaykey-data-'))
+    t.after(() => rmSync(outside, { recursive: true, force: true }))
+    writeFileSync(join(outside, 'master-key'), 'the-master-key')
+    symlinkSync(join(outside, 'master-key'), join(dir, 'innocent'))
+    for (const ref of [join(outside, 'master-key'), join(dir, '..', basename(outside), 'master-key'), '/proc/self/environ']) {
+      await assert.rejects(resolver.resolve({ provider: 'file', ref }), /must be a file under RELAYKEY_SECRET_FILES_DIR/, ref)
+    }
+    await assert.rejects(resolver.resolve({ provider: 'file', ref: join(dir, 'innocent') }), /resolves to a file outside RELAYKEY_SECRET_FILES_DIR/)
+    // a symlink that stays inside is fine
+    writeFileSync(join(dir, 'real'), 'inside')
+    symlinkSync(join(dir, 'real'), join(dir, 'alias'))
+    assert.equal(await resolver.resolve({ provider: 'file', ref: join(dir, 'alias') }), 'inside')
+    const off = new FileSecretProvider(null)
+    await assert.rejects(off.resolve({ provider: 'file', ref: join(dir, 'real') }), /file secret provider is off/)
+  })
+
   it('fails with messages that never contain the secret', async () => {
     await assert.rejects(resolver.resolve({ provider: 'env', ref: 'MISSING' }), /MISSING is not set/)
-    await assert.rejects(resolver.resolve({ provider: 'file', ref: '/nonexistent/x' }), /cannot be read \(ENOENT\)/)
+    await assert.rejects(resolver.resolve({ provider: 'file', ref: join(dir, 'nonexistent') }), /cannot be read \(ENOENT\)/)
     const other = new InlineSecretCipher(randomBytes(32)).encrypt('do-not-leak')
     await assert.rejects(resolver.resolve({ provider: 'inline', ciphertext: other }), (err: Error) => !err.message.includes('do-not-leak'))
   })

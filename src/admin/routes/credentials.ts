@@ -10,12 +10,12 @@ import { credentialView } from '../views.js'
 const NO_QUERY = new Set<string>()
 
 export function registerCredentialRoutes (router: Router<AdminHandler>, deps: AdminRouteDeps): void {
-  const { store, cipher, invalidations } = deps
+  const { store, cipher, secretFilesDir, invalidations } = deps
 
   router.on('POST', '/admin/partners/:slug/credentials', async ({ params, body }) => {
     const partner = await store.getPartner(params[0])
     if (partner === null) return notFound('partner', params[0])
-    const credential = await store.createCredential(partner.id, parseCredentialCreate(body, partner, cipher))
+    const credential = await store.createCredential(partner.id, parseCredentialCreate(body, partner, { cipher, filesDir: secretFilesDir }))
     invalidations.publish({ kind: 'partner', id: partner.id })
     return created(credentialView(credential))
   })
@@ -31,7 +31,7 @@ export function registerCredentialRoutes (router: Router<AdminHandler>, deps: Ad
   router.on('PATCH', '/admin/credentials/:id', async ({ params, body }) => {
     const current = await store.getCredential(params[0])
     if (current === null) return notFound('credential', params[0])
-    const patch = parseCredentialPatch(body, current, cipher)
+    const patch = parseCredentialPatch(body, current, { cipher, filesDir: secretFilesDir })
     if (Object.keys(patch).length === 0) return ok(credentialView(current))
     const updated = await store.updateCredential(current.id, patch)
     if (updated === null) return notFound('credential', params[0])
