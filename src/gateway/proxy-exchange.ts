@@ -128,6 +128,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #deadlinePassed = false
   /** the current attempt's headers arrived (the breakers were told) */
   #answered = false
+  /**
+   * an attempt's request head may have reached the partner (undici took a connection for it and
+   * was not stopped) and the partner has not answered it with a 5xx: the request is then
+   * charged even if its client leaves
+   */
+  #reached = false
   /** bytes of a retried attempt's answer drained so far */
   #drained = 0
   /** the upstream finished or failed; nothing more may happen */
@@ -452,6 +458,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#abort = abort
     if (this.#res.destroyed) abort()
     else if (this.#deadlinePassed) abort(new DeadlineExceededError())
+    // undici writes the request head right after this returns, unless it was aborted here
+    else this.#reached = true
   }
 
   /** undici 7 passes the chunk itself, though its types say a size: accept both */
@@ -477,6 +485,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const other = statusCode === 401 || statusCode === 403 ? this.#otherCredential(now) : null
     const refused = other !== null
     this.#judgeAttempt(statusCode >= 500 ? 'failed' : !refused ? 'succeeded' : statusCode === 401 ? 'rejected' : 'forbidden', now)
+    // a 5xx is the partner saying it did not do the work: this attempt charges nothing
+    if (statusCode >= 500) this.#reached = false
     if ((refused || upstream.retry.onStatus.includes(statusCode)) && this.#mayRetry()) {
       const next = refused ? other : this.#retryCredential(now)
       const delay = refused ? 0 : this.#retryDelay(rawHeaders, now)
@@ -493,6 +503,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     }
     this.#clearDeadline()
     if (statusCode >= 500) this.#refund()
+    // a paid answer below 400 goes on to be settled though its client left; any other has nobody to go to
+    if (this.#res.destroyed && (this.#paid === null || statusCode >= 400)) {
+      this.#clientLeftDuringAttempt()
+      return true
+    }
     const res = this.#res
     const headers = responseHeaders(rawHeaders, this.requestId, upstream.credentialQueryParam, this.#credential!.secretForms)
     pushRateLimitHeaders(headers, this.#context!.limits.policyHeader, this.#limitState)
@@ -563,7 +578,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.#settled = true
       this.#releaseProbes()
       if (!res.headersSent) {
-        this.#refund()
+        if (!this.#reached) this.#refund()
         this.#facts.status = 499
         this.#facts.outcome = 'client_closed'
       } else {
@@ -636,6 +651,18 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   clientClosed (): void {
     // reported: its answer is written or waiting for the audit log; nothing left to undo
     if (this.#settled || this.#reported) return
+    // x402: the partner has the request and a verified payment stands for it, so the answer is
+    // still awaited and the payment settled (nobody reads the answer); onHeaders, onError or
+    // the settlement end the exchange
+    if (this.#paid !== null && this.#reached && this.#retryTimer === null && !this.#res.headersSent) return
+    this.#clientLeftDuringAttempt()
+  }
+
+  /**
+   * The client is gone before its answer's end. Charged once an attempt may have reached the
+   * partner, whose work it then was (docs/limits-and-budgets.md); refunded otherwise.
+   */
+  #clientLeftDuringAttempt (): void {
     this.#settled = true
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
     this.#abort?.()
@@ -643,8 +670,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.#attempt === 0) this.#paid?.release()
     const facts = this.#facts
     if (!this.#res.headersSent) {
-      this.#refund() // no response was given: the units go back
-
+      if (!this.#reached) this.#refund()
       facts.status = 499
       facts.outcome = 'client_closed'
     } else {

@@ -144,29 +144,42 @@ describe('every request is audited', () => {
     }
   })
 
-  it('a client that leaves before the partner answers still leaves an event (499 client_closed)', async () => {
+  it('a client that leaves once the partner has its request leaves an event (499 client_closed) and is charged: leaving early never bypasses a budget', async () => {
     const partner = await startMockPartner()
     partner.handle((_req, res) => { setTimeout(() => res.end('late'), 1500) })
-    const rk = await startRelayKey({ workers: 1 })
+    const rk = await startRelayKey({ workers: 2 })
     try {
       const setup = await setUpGovernedPartner(rk, { baseUrl: partner.url })
-      assert.equal((await rk.admin('PATCH', `/admin/policies/${setup.policyId}`, { budget: { monthly: 100 }, costs: [{ method: 'GET', path: '/slow', cost: 10 }] })).status, 200)
+      assert.equal((await rk.admin('PATCH', `/admin/policies/${setup.policyId}`, { budget: { monthly: 30 }, costs: [{ method: 'GET', path: '/slow/*', cost: 10 }] })).status, 200)
       await sleep(300)
-      await assert.rejects(request(`${rk.proxyUrl}/proxy/acme/slow`, {
-        headers: { 'x-relaykey': setup.key }, signal: AbortSignal.timeout(300),
-      }))
+      // each client hangs up as soon as the partner has its request
+      for (let i = 0; i < 3; i++) {
+        const reached = partner.received.length + 1
+        const controller = new AbortController()
+        const pending = request(`${rk.proxyUrl}/proxy/acme/slow/${i}`, { headers: { 'x-relaykey': setup.key }, signal: controller.signal })
+        while (partner.received.length < reached) await sleep(10)
+        controller.abort()
+        await assert.rejects(pending)
+      }
+      // the budget is spent: the partner did the work three times
+      const refused = await request(`${rk.proxyUrl}/proxy/acme/slow/3`, { headers: { 'x-relaykey': setup.key } })
+      assert.equal(refused.statusCode, 429)
+      assert.equal((await refused.body.json() as { error: { code: string } }).error.code, 'budget_exceeded')
       let events: Row[] = []
-      for (let i = 0; i < 40 && events.length === 0; i++) {
+      for (let i = 0; i < 40 && events.filter((e) => e.outcome === 'client_closed').length < 3; i++) {
         await sleep(100)
         events = (await rk.admin('GET', `/admin/audit?key_id=${setup.keyId}`)).body.events
       }
-      assert.equal(events.length, 1)
-      assert.equal(events[0]!.outcome, 'client_closed')
-      assert.equal(events[0]!.status, 499)
-      assert.equal(events[0]!.cost, 0)
-      // no response was given, so the reserved units went back
+      const left = events.filter((e) => e.outcome === 'client_closed')
+      assert.equal(left.length, 3)
+      for (const e of left) {
+        assert.equal(e.status, 499)
+        assert.equal(e.cost, 10)
+      }
+      assert.equal(partner.received.length, 3)
       const usage = await rk.admin('GET', `/admin/usage?key_id=${setup.keyId}`)
-      assert.deepEqual(usage.body.budget, { limit: 100, used: 0, remaining: 100 })
+      assert.deepEqual(usage.body.budget, { limit: 30, used: 30, remaining: 0 })
+      assert.equal(usage.body.cost, 30)
     } finally {
       await rk.stop()
       await partner.close()

@@ -7,13 +7,14 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { x402Client, x402HTTPClient } from '@x402/core/client'
+import { request } from 'undici'
 import { decodePaymentRequiredHeader, decodePaymentResponseHeader, decodePaymentSignatureHeader } from '@x402/core/http'
 import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
 import { freePort } from '../helpers/ports.js'
 import { setUpGovernedPartner, startRelayKey, type GovernedSetup, type RelayKeyProcess } from '../helpers/relaykey-process.js'
 import { MockFacilitator, PAYER_ADDRESS, TRANSACTION, type Call } from './mock-facilitator.js'
 import {
-  auditEventOf, call, createPaidKey, header, paymentBody, v1OfferFrom, type Answer, type PaidKey,
+  auditEventOf, call, createPaidKey, eventually, header, paymentBody, v1OfferFrom, type Answer, type PaidKey,
 } from './paid-proxy-client.js'
 import { ASSET, PAY_TO } from './payment-fixtures.js'
 import { payV1, payV2 } from './payer.js'
@@ -211,6 +212,31 @@ describe('x402 through the proxy (embedded mode, 2 workers)', () => {
     assert.equal(usage.status, 200)
     assert.ok(usage.body.paid.requests >= 1)
     assert.ok(BigInt(usage.body.paid.amount) >= 10000n)
+  })
+
+  it('a client that leaves once its paid request reached the partner: the payment is still settled, and the event says so', async () => {
+    const path = 'acme/reports/left-early'
+    const { signature } = await pay(path)
+    const calls = paymentCalls().length
+    const received = partner.received.length
+    const controller = new AbortController()
+    const pending = request(`${rk.proxyUrl}/proxy/${path}`, { headers: { 'x-relaykey': paid.key, 'payment-signature': signature }, signal: controller.signal })
+    await eventually('the partner has the request', async () => partner.received.length > received)
+    controller.abort()
+    await assert.rejects(pending)
+    // the partner answers 200 after 100 ms: that answer is paid for
+    await eventually('the payment is settled', async () => paymentCalls().slice(calls).some((c) => c.path === '/settle'))
+    let event: any
+    await eventually('the event is stored', async () => {
+      const page = await rk.admin('GET', `/admin/audit?key_id=${paid.keyId}&limit=1000`)
+      // (the 402 that asked for the payment has the same path)
+      event = (page.body.events as any[]).find((e) => e.path === '/reports/left-early' && e.status !== 402)
+      return event !== undefined
+    })
+    assert.equal(event.status, 499)
+    assert.equal(event.outcome, 'client_closed')
+    assert.equal(event.payment_tx, TRANSACTION)
+    assert.equal(event.payment_amount, '10000')
   })
 
   it('v1: X-PAYMENT is verified and settled with v1 requirements, and answered with X-PAYMENT-RESPONSE too', async () => {

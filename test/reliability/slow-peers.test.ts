@@ -23,7 +23,7 @@ const SSE_EVENTS = 10
 const SSE_SPACING_MS = 150
 const BIG_BYTES = 50 * 1024 * 1024
 
-interface AuditEvent { path: string; status: number; outcome: string; bytes_in: number; bytes_out: number }
+interface AuditEvent { path: string; status: number; outcome: string; bytes_in: number; bytes_out: number; cost: number }
 
 describe('slow peers', { timeout: 120_000 }, () => {
   let rk: RelayKeyProcess
@@ -260,6 +260,8 @@ describe('slow peers', { timeout: 120_000 }, () => {
     assert.equal(event.status, 499, JSON.stringify(event))
     assert.equal(event.outcome, 'client_closed')
     assert.equal(upstream.has(path), false, 'half a body was forwarded to the partner')
+    // nothing reached the partner: nothing is charged
+    assert.equal(event.cost, 0)
     assertCutOff(conn, 'stalled buffered body')
   })
 
