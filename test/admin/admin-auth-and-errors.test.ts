@@ -95,6 +95,26 @@ describe('admin envelope', () => {
     assert.ok(!reply.text.includes('hunter2'))
   })
 
+  it('refuses deeply nested JSON in any field with 400 naming the field, never 500', async () => {
+    const objects = (n: number): string => '{"a":'.repeat(n) + '1' + '}'.repeat(n)
+    const arrays = (n: number): string => '['.repeat(n) + ']'.repeat(n)
+    const payment = (extra: string): string => `{"name":"deep","payment":{"amount":"10","asset":"0x${'a'.repeat(40)}","network":"eip155:84532",` +
+      `"pay_to":"0x${'b'.repeat(40)}","facilitator_url":"https://facilitator.example","extra":${extra}}}`
+    for (const [path, raw, field] of [
+      ['/admin/policies', payment(objects(10_000)), 'payment.extra'],
+      ['/admin/policies', payment(arrays(100_000)), 'payment.extra'],
+      ['/admin/policies', `{"name":"deep","allow":${arrays(50_000)}}`, 'allow[0]'],
+      ['/admin/partners', arrays(200_000), 'body[0][0]'],
+    ] as const) {
+      const reply = await admin.call('POST', path, undefined, { raw })
+      assertInvalid(reply, field)
+      assert.match(reply.json.error.message, /nested more than 32 levels deep/)
+    }
+    // as deep as anything RelayKey takes is fine
+    const reply = await admin.call('POST', '/admin/policies', undefined, { raw: payment(objects(20)) })
+    assert.equal(reply.status, 201, reply.text)
+  })
+
   it('refuses a body that is not a JSON object, and a missing body, naming body', async () => {
     assertInvalid(await admin.call('POST', '/admin/partners', [1, 2]), 'body')
     assertInvalid(await admin.call('POST', '/admin/policies', 'name'), 'body')
