@@ -55,6 +55,10 @@ export function createGatewayServer (deps: GatewayDeps, timeouts: ClientTimeouts
   // an Expect other than 100-continue: Node would answer a bare 417; RelayKey never forwards
   // Expect, so the request is served as if it had none
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => server.emit('request', req, res))
+  // Expect: 100-continue: Node would say "100 Continue" at once, and an unauthenticated client
+  // would upload its whole body before hearing 401. The exchange says it once the request has
+  // passed its checks, just before reading the body.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => server.emit('request', req, res))
   // CONNECT never reaches 'request'; without this listener Node would just drop the socket
   server.on('connect', refuseConnect)
   // requests Node's parser rejects (malformed, header overflow) still get the contract's JSON

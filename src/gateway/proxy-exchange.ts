@@ -150,6 +150,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #jsonHeaders: string[] | undefined = undefined
   /** the partner answer's Content-Length, -1 without one: its last bytes wait for the audit log */
   #answerLength = -1
+  /**
+   * `Expect: 100-continue`: the client holds its body back until told to go on, which it is
+   * only once its key, policy, limits and payment have let the request through (#send)
+   */
+  #expectsContinue = false
   readonly #facts: ExchangeFacts
 
   constructor (deps: ExchangeDeps, req: IncomingMessage, res: ServerResponse, requestId: string) {
@@ -183,6 +188,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
             hosts++
             this.#host = raw[i + 1]!
           }
+          break
+        case 6:
+          if (name.toLowerCase() === 'expect' && raw[i + 1]!.toLowerCase() === '100-continue') this.#expectsContinue = true
           break
         case 9:
           if (name.toLowerCase() === X_PAYMENT) this.#xPayment = raw[i + 1]
@@ -373,6 +381,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (!this.#hasBody) {
       this.#replayable = mayRetry
       return this.#attemptNow()
+    }
+    if (this.#expectsContinue) {
+      this.#expectsContinue = false
+      res.writeContinue()
     }
     if (mayRetry && this.#contentLength > 0 && this.#contentLength <= retry.replayBufferBytes) {
       // small enough to keep: read it all, then every attempt sends the same bytes
@@ -912,6 +924,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   /** RelayKey's own answer, sent once the request's audit event is in the log */
   #answerJson (status: number, body: string, headers: string[] | undefined): void {
+    // refused before its body was asked for: the client may never send it, so the connection
+    // cannot carry another request after this answer
+    if (this.#expectsContinue) this.#res.shouldKeepAlive = false
     this.#finish = Finish.Json
     this.#jsonStatus = status
     this.#jsonBody = body

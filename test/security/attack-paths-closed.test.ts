@@ -5,17 +5,29 @@
 //   - a `file` secret naming any file the process can read (the data dir's master key);
 //   - a client header `X_App_Token`, which CGI-style upstreams read as `X-App-Token`;
 //   - a client-sent X-RelayKey-Request-Id passed to the partner as if it were RelayKey's;
-//   - the credential coming back in a response header other than Location (Refresh, Link, echo).
+//   - the credential coming back in a response header other than Location (Refresh, Link, echo);
+//   - `Expect: 100-continue` answered before the key was checked, inviting any upload;
+//   - a request with one valid key whose body is unreadable framing: answered, not dropped.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
+import { closedWithin, openRawConnection, parseHead } from '../helpers/raw-connection.js'
 import { rawRequest } from '../helpers/raw-http.js'
 import { setUpGovernedPartner, startRelayKey, type GovernedSetup, type RelayKeyProcess } from '../helpers/relaykey-process.js'
+
+async function eventually (check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail('not within 5 s')
+    await sleep(10)
+  }
+}
 
 const SECRET = `file-secret-${randomBytes(12).toString('hex')}`
 const QUERY_SECRET = `query/secret+${randomBytes(12).toString('hex')}`
@@ -105,6 +117,29 @@ describe('attack paths are closed', () => {
     assert.equal(got[0]!.headers['x-custom'], '2')
     assert.equal(got[0]!.headers['x-relaykey-request-id'], res.headers['x-relaykey-request-id'])
     assert.notEqual(res.headers['x-relaykey-request-id'], 'forged-id')
+  })
+
+  it('Expect: 100-continue is answered only once the key is good: a bad key hears 401 (and the connection closes) before uploading anything', async () => {
+    const port = Number(new URL(rk.proxyUrl).port)
+    const head = (key: string): string => `POST /proxy/byquery/upload HTTP/1.1\r\nHost: relaykey\r\nX-RelayKey: ${key}\r\n` +
+      'Content-Type: text/plain\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n'
+    const refused = await openRawConnection(port)
+    refused.socket.write(head('vk_not_a_key'))
+    await eventually(() => parseHead(refused.received()) !== null)
+    const answer = parseHead(refused.received())!
+    assert.equal(answer.status, 401, refused.received().toString())
+    assert.equal(answer.headers.connection, 'close')
+    assert.notEqual(await closedWithin(refused, 2000), null, 'the connection stayed open waiting for a body that was never asked for')
+
+    const before = partner.received.length
+    const accepted = await openRawConnection(port)
+    accepted.socket.write(head(viaQuery.key))
+    await eventually(() => accepted.received().length > 0)
+    assert.match(accepted.received().toString('latin1'), /^HTTP\/1\.1 100 Continue\r\n\r\n$/)
+    accepted.socket.write('hello world')
+    await eventually(() => partner.received.length > before)
+    assert.equal(partner.received.at(-1)!.body.toString(), 'hello world')
+    accepted.destroy()
   })
 
   it('the credential never comes back in a response header: Location, Refresh, Link or an echo', async () => {
