@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto'
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import { ConflictError, GovernanceUnavailableError, RelayKeyError, ValidationError, errorBody, statusOf } from '../errors.js'
+import { EgressPolicy } from '../gateway/egress-policy.js'
 import { Router, decodeParam } from '../http/router.js'
 import type { InvalidationPublisher } from '../process/invalidation.js'
 import { answerWithin } from '../store/answer-within.js'
@@ -31,6 +32,8 @@ export interface AdminDeps {
   cipher: SecretSealer | null
   /** RELAYKEY_SECRET_FILES_DIR; null (default): file secrets are refused */
   secretFilesDir?: string | null
+  /** default: no allow list (link-local and metadata addresses refused) */
+  egress?: EgressPolicy
   invalidations: InvalidationPublisher
   adminToken: string
   logger: Logger
@@ -80,6 +83,7 @@ class AdminApp {
       codec: deps.codec,
       cipher: deps.cipher,
       secretFilesDir: deps.secretFilesDir ?? null,
+      egress: deps.egress ?? new EgressPolicy(null),
       invalidations: new LoggedPublisher(deps.invalidations, deps.logger),
       now: deps.now ?? Date.now,
     }

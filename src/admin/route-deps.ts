@@ -2,6 +2,7 @@
 // anything with the same shape.
 import type { VirtualKeyCodec } from '../keys/virtual-key.js'
 import type { InvalidationPublisher } from '../process/invalidation.js'
+import type { EgressPolicy } from '../gateway/egress-policy.js'
 import type { InlineSecretCipher } from '../secrets/inline-cipher.js'
 import type { ControlStore } from '../store/control-store.js'
 
@@ -15,6 +16,8 @@ export interface AdminRouteDeps {
   cipher: SecretSealer | null
   /** RELAYKEY_SECRET_FILES_DIR; null: file secrets are refused */
   secretFilesDir: string | null
+  /** which partner base URLs may be saved (RELAYKEY_EGRESS_ALLOW, link-local and metadata addresses) */
+  egress: EgressPolicy
   invalidations: InvalidationPublisher
   /** milliseconds since the epoch; key status, expiry checks and rotation grace read it */
   now: () => number

@@ -3,6 +3,7 @@
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { ConfigError } from '../errors.js'
+import { parseEgressAllow } from '../gateway/egress-policy.js'
 import { secretFilesDirProblem } from '../secrets/secret-files-dir.js'
 import { isClusterUrl, parseClusterUrl } from '../store/redis/cluster-url.js'
 
@@ -52,6 +53,8 @@ export interface Config {
   paymentBufferBytes: number
   /** RELAYKEY_SECRET_FILES_DIR: the only directory the file secret provider reads; null: none */
   secretFilesDir: string | null
+  /** RELAYKEY_EGRESS_ALLOW's hosts and CIDRs; null: any address but link-local and metadata ones */
+  egressAllow: string[] | null
   /** a limits/budget decision the store has not answered within this long fails (503 or fail-open) */
   governanceTimeoutMs: number
   /** a key-cache miss the control store has not answered by then is refused (503) */
@@ -127,6 +130,7 @@ export function loadConfig (env: Env = process.env): Config {
     retryBufferBytes: integer(env, 'RELAYKEY_RETRY_BUFFER_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
     paymentBufferBytes: integer(env, 'RELAYKEY_PAYMENT_BUFFER_BYTES', 1024 * 1024, 0, 64 * 1024 * 1024),
     secretFilesDir: secretFilesDir(env.RELAYKEY_SECRET_FILES_DIR, dataDir),
+    egressAllow: egressAllow(env.RELAYKEY_EGRESS_ALLOW),
     governanceTimeoutMs: integer(env, 'RELAYKEY_GOVERNANCE_TIMEOUT_MS', 250, 10, 60_000),
     keyLoadTimeoutMs: integer(env, 'RELAYKEY_KEY_LOAD_TIMEOUT_MS', 2_000, 50, 60_000),
     adminTimeoutMs: integer(env, 'RELAYKEY_ADMIN_TIMEOUT_MS', 15_000, 100, 600_000),
@@ -136,6 +140,13 @@ export function loadConfig (env: Env = process.env): Config {
     auditFsync: fsyncPolicy(env, 'RELAYKEY_AUDIT_FSYNC'),
     leasesEnabled: onOff(env, 'RELAYKEY_LEASES'),
   }
+}
+
+function egressAllow (value: string | undefined): string[] | null {
+  if (value === undefined || value.trim() === '') return null
+  const parsed = parseEgressAllow(value)
+  if ('problem' in parsed) throw new ConfigError('RELAYKEY_EGRESS_ALLOW', parsed.problem)
+  return parsed.entries
 }
 
 function secretFilesDir (value: string | undefined, dataDir: string): string | null {

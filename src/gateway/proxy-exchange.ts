@@ -613,6 +613,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const now = Date.now()
     // a held (paid) answer that broke mid-body was already judged when its headers came
     if (!this.#answered) this.#judgeAttempt('failed', now)
+    if ((err as { code?: string }).code === 'RELAYKEY_EGRESS_REFUSED') {
+      // RelayKey's own policy, not the partner failing: no retry, the operator is told why
+      this.#deps.logger.error({ request_id: this.requestId, partner: this.#partnerSlug, reason: err.message }, 'partner address refused by the egress policy (RELAYKEY_EGRESS_ALLOW)')
+      return this.#failBeforeResponse('upstream_error', 'RelayKey\'s egress policy does not allow connecting to this partner\'s address')
+    }
     const code = upstreamErrorCode(err)
     // a connection that failed or broke before any answer (a refused connect, a reused
     // keep-alive socket the partner had closed) is safe to try again; a timeout used the deadline

@@ -6,6 +6,7 @@ import { once } from 'node:events'
 import type { Server } from 'node:http'
 import type { Logger } from 'pino'
 import type { Config } from '../config/config.js'
+import { EgressPolicy } from '../gateway/egress-policy.js'
 import { VirtualKeyCodec } from '../keys/virtual-key.js'
 import { InlineSecretCipher } from '../secrets/inline-cipher.js'
 import { openControlStore } from '../store/open-control-store.js'
@@ -52,6 +53,7 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     codec: new VirtualKeyCodec(config.hmacSecret!),
     cipher: config.masterKey === null ? null : new InlineSecretCipher(config.masterKey),
     secretFilesDir: config.secretFilesDir,
+    egress: new EgressPolicy(config.egressAllow),
     invalidations,
     adminToken: config.adminToken!,
     logger,

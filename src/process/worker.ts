@@ -15,6 +15,7 @@ import { errorSummary } from '../errors.js'
 import { KeyCache } from '../gateway/key-cache.js'
 import { KeyResolver } from '../gateway/key-resolver.js'
 import { PartnerDirectory } from '../gateway/partner-directory.js'
+import { EgressPolicy } from '../gateway/egress-policy.js'
 import { UpstreamPools } from '../gateway/upstream-pools.js'
 import { PartnerReliability } from '../reliability/partner-reliability.js'
 import { PaymentServices } from '../payments/payment-services.js'
@@ -44,7 +45,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
   process.on('disconnect', () => askStop('primary disconnected'))
 
   const store = openControlStore(config, { connections: 4, logger })
-  const pools = new UpstreamPools()
+  const pools = new UpstreamPools({ egress: new EgressPolicy(config.egressAllow) })
   // one data-plane Redis connection for limits and payment claims (distributed mode)
   const redis = config.redisUrl === null ? null : await openDataPlaneRedis(config, logger)
   const payments = new PaymentServices(config, logger, redis)

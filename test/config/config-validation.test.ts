@@ -119,4 +119,11 @@ describe('configuration', () => {
       assert.match(refused.message, why, bad)
     }
   })
+  it('takes RELAYKEY_EGRESS_ALLOW as hosts, *.suffixes, IPs and CIDRs (unset: no allow list)', () => {
+    assert.equal(loadConfig({}).egressAllow, null)
+    assert.deepEqual(loadConfig({ RELAYKEY_EGRESS_ALLOW: 'api.vendor.com, *.kyc.example,10.0.0.0/8' }).egressAllow, ['api.vendor.com', '*.kyc.example', '10.0.0.0/8'])
+    const refused = refusal({ RELAYKEY_EGRESS_ALLOW: 'api.vendor.com,10.0.0.0/40' })
+    assert.equal(refused.variable, 'RELAYKEY_EGRESS_ALLOW')
+    assert.match(refused.message, /10\.0\.0\.0\/40/)
+  })
 })

@@ -2,16 +2,27 @@
 import type { Router } from '../../http/router.js'
 import { created, noContent, notFound, ok, refuse, type AdminHandler } from '../reply.js'
 import type { AdminRouteDeps } from '../route-deps.js'
+import { ValidationError } from '../../errors.js'
 import { checkQuery } from '../validate.js'
 import { parsePartnerCreate, parsePartnerPatch } from '../validate-partner.js'
 
 const NO_QUERY = new Set<string>()
 
 export function registerPartnerRoutes (router: Router<AdminHandler>, deps: AdminRouteDeps): void {
-  const { store, invalidations } = deps
+  const { store, invalidations, egress } = deps
+
+  /** a base URL the egress policy would refuse every connection to is refused now, by name */
+  const checkEgress = (baseUrls: Record<string, string>): void => {
+    for (const [env, url] of Object.entries(baseUrls)) {
+      const refusal = egress.hostRefusal(new URL(url).hostname)
+      if (refusal !== null) throw new ValidationError(`base_urls.${env}`, refusal)
+    }
+  }
 
   router.on('POST', '/admin/partners', async ({ body }) => {
-    const partner = await store.createPartner(parsePartnerCreate(body))
+    const input = parsePartnerCreate(body)
+    checkEgress(input.base_urls)
+    const partner = await store.createPartner(input)
     invalidations.publish({ kind: 'partner', id: partner.id })
     return created(partner)
   })
@@ -32,6 +43,7 @@ export function registerPartnerRoutes (router: Router<AdminHandler>, deps: Admin
     if (current === null) return notFound('partner', slug)
     const patch = parsePartnerPatch(body, current)
     if (patch.base_urls !== undefined) {
+      checkEgress(patch.base_urls)
       // A credential is tied to one environment of its partner; dropping that environment
       // would leave it unreachable, so the credential has to go first.
       const credentials = await store.listCredentials(current.id)
