@@ -134,6 +134,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
    * charged even if its client leaves
    */
   #reached = false
+  /** an answer's head was a success; the partner's breaker hears so at the end (#report) */
+  #partnerSucceeding = false
   /** bytes of a retried attempt's answer drained so far */
   #drained = 0
   /** the upstream finished or failed; nothing more may happen */
@@ -606,7 +608,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       // (queued behind another answer, it goes once it gets the connection: the earlier answer
       // finishes first)
       res.destroy()
-      this.#facts.outcome = 'forwarded'
+      // truncated: a failure of the partner's, not a success. The breaker counts it (the
+      // credential did nothing wrong), the request is refunded as a 5xx is, and the event keeps
+      // the status the client got with outcome upstream_error
+      this.#partnerSucceeding = false
+      this.#upstream!.breaker.failed(Date.now())
+      this.#refund()
+      this.#facts.outcome = 'upstream_error'
       this.#report()
       return
     }
@@ -816,7 +824,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       partner.succeeded()
       credential.failed(now)
     } else {
-      partner.succeeded()
+      // the partner's success counts once its answer has come whole (#report): an answer that
+      // breaks off mid-body is a failure of the partner's instead
+      this.#partnerSucceeding = true
       credential.succeeded()
     }
   }
@@ -945,6 +955,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#clearDeadline()
     this.#clearStall()
     if (this.#inGate) this.#upstream!.guards.gate.leave()
+    if (this.#partnerSucceeding) {
+      this.#partnerSucceeding = false
+      this.#upstream!.breaker.succeeded()
+    }
     // an answer to end waits for the event to be in the log; a broken or abandoned one does not
     this.#deps.reporter.report(this.#facts, this.#finish === Finish.None ? null : this)
   }

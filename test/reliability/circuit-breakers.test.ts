@@ -6,7 +6,8 @@ import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { RelayKeyProcess } from '../helpers/relaykey-process.js'
 import type { MockPartner } from '../helpers/mock-partner.js'
-import { ReliabilityBench, auditOf, call, metricsText, partnerWith, uniqueSlug } from './reliability-harness.js'
+import { request } from 'undici'
+import { ReliabilityBench, auditOf, call, metricsText, partnerWith, uniqueSlug, type Seen } from './reliability-harness.js'
 
 describe('circuit breakers', () => {
   const bench = new ReliabilityBench()
@@ -24,6 +25,40 @@ describe('circuit breakers', () => {
     assert.equal(created.status, 201)
     return created.body.id
   }
+
+  it('an answer the partner cuts mid-body is audited as upstream_error (not a success), refunded, and counted by the breaker', async () => {
+    const p = await partner()
+    p.handle((_req, res) => {
+      // promises 1,000 bytes, sends 100, and drops the connection
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' })
+      res.write('x'.repeat(100), () => setTimeout(() => res.socket?.destroy(), 20))
+    })
+    const s = uniqueSlug('cut')
+    const setup = await partnerWith(rk, p.url, s, { retry: { max_attempts: 1 }, circuit_breaker: { failure_threshold: 2, open_ms: 60_000 } })
+    const policy = await rk.admin('PATCH', `/admin/policies/${setup.policyId}`, { budget: { monthly: 100 } })
+    assert.equal(policy.status, 200, JSON.stringify(policy.body))
+    const cut: Seen[] = []
+    for (let i = 0; i < 2; i++) {
+      // a connection of its own each time: RelayKey breaks the one a cut answer was on
+      const res = await request(`${rk.proxyUrl}/proxy/${s}/report`, { headers: { 'x-relaykey': setup.key }, reset: true })
+      assert.equal(res.statusCode, 200)
+      await assert.rejects(res.body.text(), 'the client sees the answer break off')
+      cut.push({ status: res.statusCode, headers: res.headers, text: '', code: undefined, elapsedMs: 0 })
+    }
+    for (const seen of cut) {
+      const event = await auditOf(rk, setup.keyId, seen)
+      assert.equal(event.outcome, 'upstream_error')
+      assert.equal(event.status, 200)
+      assert.equal(event.cost, 0)
+    }
+    // two cut answers at a failure_threshold of 2: the breaker is open
+    const refused = await call(rk, setup.key, `${s}/report`)
+    assert.equal(refused.code, 'circuit_open')
+    assert.equal(p.received.length, 2)
+    const usage = await rk.admin('GET', `/admin/usage?key_id=${setup.keyId}`)
+    assert.equal(usage.body.upstream_errors, 2)
+    assert.equal(usage.body.budget.used, 0)
+  })
 
   it('opens after failure_threshold failures, refuses without calling the partner, probes after open_ms, closes', async () => {
     const p = await partner()
