@@ -284,10 +284,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (preferred === null) {
       return this.#circuitOpen(soonestRetryMs(upstream.routes, now), `every credential of partner ${route.slug} is failing`)
     }
-    if (!upstream.guards.gate.tryEnter()) {
-      return this.#refuse('circuit_open', `partner ${route.slug} has too many requests in flight`, RETRY_SOON)
-    }
-    this.#inGate = true
+    // a full cap refuses before any limit is spent; the slot itself is taken when the first
+    // attempt is dispatched (#attemptNow), so a client still sending its body holds none
+    if (upstream.guards.gate.full()) return this.#refuse('circuit_open', `partner ${route.slug} has too many requests in flight`, RETRY_SOON)
     const payment = context.policy.payment
     if (payment !== null) {
       // read before any limit is spent: a request without a usable payment costs nothing
@@ -422,6 +421,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // request_ms starts with the first attempt, once a buffered body has been read
     if (this.#attempt === 0) this.#deadline = performance.now() + upstream.requestTimeoutMs
     else if (performance.now() >= this.#deadline) return this.#failBeforeResponse('upstream_timeout', 'the partner did not answer in time')
+    if (!this.#inGate) {
+      if (!upstream.guards.gate.tryEnter()) return this.#failBeforeResponse('circuit_open', `partner ${this.#partnerSlug} has too many requests in flight`, 1000)
+      this.#inGate = true
+    }
     const now = Date.now()
     const partnerEntry = upstream.breaker.enter(now)
     if (partnerEntry === 'refused') {
