@@ -7,7 +7,7 @@ export type ErrorCode =
   | 'partner_not_allowed' | 'endpoint_not_allowed' | 'environment_not_allowed'
   | 'unknown_partner' | 'not_found'
   | 'payment_required'
-  | 'rate_limited' | 'upstream_quota_exceeded' | 'budget_exceeded'
+  | 'rate_limited' | 'upstream_quota_exceeded' | 'budget_exceeded' | 'concurrency_limited'
   | 'upstream_error' | 'circuit_open' | 'governance_unavailable' | 'upstream_timeout'
   | 'invalid_request' | 'conflict' | 'unauthorized' | 'method_not_allowed'
   | 'payload_too_large' | 'internal_error'
@@ -40,6 +40,7 @@ export function statusOf (code: ErrorCode): number {
     case 'payload_too_large':
       return 413
     case 'rate_limited':
+    case 'concurrency_limited':
     case 'upstream_quota_exceeded':
     case 'budget_exceeded':
       return 429

@@ -9,6 +9,7 @@ import { rateLimit } from './validate-rate-limit.js'
 
 const FIELDS = new Set([
   'name', 'rate_limit', 'customer_rate_limit', 'budget', 'customer_budget', 'costs', 'allow', 'payment', 'on_governance_failure',
+  'max_in_flight', 'customer_max_in_flight',
 ])
 const BUDGET_FIELDS = new Set(['monthly'])
 const COST_FIELDS = new Set(['method', 'path', 'cost'])
@@ -30,6 +31,8 @@ export function parsePolicyCreate (body: unknown): PolicyInput {
     payment: validatePaymentSettings(b.payment, 'payment'),
     // fail closed unless the operator opts into unmetered traffic during an outage
     on_governance_failure: b.on_governance_failure === undefined ? 'deny' : governanceFailure(b.on_governance_failure),
+    max_in_flight: maxInFlight(b.max_in_flight, 'max_in_flight'),
+    customer_max_in_flight: maxInFlight(b.customer_max_in_flight, 'customer_max_in_flight'),
   }
 }
 
@@ -47,7 +50,15 @@ export function parsePolicyPatch (body: unknown): Partial<PolicyInput> {
   if (b.allow !== undefined) patch.allow = allow(b.allow)
   if (b.payment !== undefined) patch.payment = validatePaymentSettings(b.payment, 'payment')
   if (b.on_governance_failure !== undefined) patch.on_governance_failure = governanceFailure(b.on_governance_failure)
+  if (b.max_in_flight !== undefined) patch.max_in_flight = maxInFlight(b.max_in_flight, 'max_in_flight')
+  if (b.customer_max_in_flight !== undefined) patch.customer_max_in_flight = maxInFlight(b.customer_max_in_flight, 'customer_max_in_flight')
   return patch
+}
+
+/** a positive count of requests, or null (absent) for no cap */
+function maxInFlight (value: unknown, field: string): number | null {
+  if (value === undefined || value === null) return null
+  return integer(value, field, 1, 1_000_000)
 }
 
 function policyName (value: unknown): string {

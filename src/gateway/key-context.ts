@@ -95,6 +95,14 @@ export interface KeyContext {
   readonly limits: CompiledLimits
   /** fail open (forward unmetered) when the limits store does not answer */
   readonly failOpen: boolean
+  /**
+   * the policy's max_in_flight: slot ids and caps for this key and its customer, or null where
+   * the policy sets none (or the key has no customer)
+   */
+  readonly keySlot: string | null
+  readonly keyMaxInFlight: number
+  readonly customerSlot: string | null
+  readonly customerMaxInFlight: number
   readonly routes: ReadonlyMap<string, PartnerRoute>
   readonly partnerIds: readonly string[]
 }
@@ -163,6 +171,10 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
     }),
     limits,
     failOpen: policy.on_governance_failure === 'allow',
+    keySlot: policy.max_in_flight === null ? null : `key:${key.id}`,
+    keyMaxInFlight: policy.max_in_flight ?? 0,
+    customerSlot: policy.customer_max_in_flight === null || key.customer === null ? null : `customer:${key.customer}`,
+    customerMaxInFlight: policy.customer_max_in_flight ?? 0,
     routes,
     partnerIds: Object.freeze(record.bindings.map((b) => b.partner.id)),
   })

@@ -31,6 +31,7 @@ import { closeIfDraining, sendJson } from './respond.js'
 import type { CredentialOrder, CredentialRoute, KeyContext, UpstreamTarget } from './key-context.js'
 import type { Admission, AdmissionRequest, AdmissionStore, CredentialCandidate, LimitState, Reservation } from '../limits/admission.js'
 import { costOf } from '../limits/compile-limits.js'
+import type { InFlightCounts } from '../limits/in-flight-counts.js'
 import { pushRateLimitHeaders } from '../limits/rate-limit-headers.js'
 import type { KeyResolver } from './key-resolver.js'
 import type { PartnerDirectory } from './partner-directory.js'
@@ -47,6 +48,8 @@ export interface ExchangeDeps {
   /** the store's decisions, and this worker's leases for the keys hot enough to have them */
   admission: AdmissionStore & { admitLocally (request: AdmissionRequest): Admission | null }
   payments: PaymentServices
+  /** this worker's share of each key's and customer's max_in_flight */
+  concurrency: InFlightCounts
   /** a client that stops reading the response for this long is cut off (RELAYKEY_CLIENT_IDLE_TIMEOUT_MS) */
   clientStallMs: number
   reporter: ExchangeReporter
@@ -134,6 +137,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
    * charged even if its client leaves
    */
   #reached = false
+  /** the key's and the customer's max_in_flight slots this request holds (#enterKeySlots) */
+  #keySlot: string | null = null
+  #customerSlot: string | null = null
   /** an answer's head was a success; the partner's breaker hears so at the end (#report) */
   #partnerSucceeding = false
   /** bytes of a retried attempt's answer drained so far */
@@ -287,6 +293,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // a full cap refuses before any limit is spent; the slot itself is taken when the first
     // attempt is dispatched (#attemptNow), so a client still sending its body holds none
     if (upstream.guards.gate.full()) return this.#refuse('circuit_open', `partner ${route.slug} has too many requests in flight`, RETRY_SOON)
+    if (!this.#enterKeySlots(context)) return
     const payment = context.policy.payment
     if (payment !== null) {
       // read before any limit is spent: a request without a usable payment costs nothing
@@ -951,9 +958,34 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#jsonHeaders = headers
   }
 
+  /**
+   * the policy's max_in_flight for this key and for its customer: a slot of each, held until the
+   * exchange ends (#report), or 429 concurrency_limited before any limit is spent
+   */
+  #enterKeySlots (context: KeyContext): boolean {
+    const counts = this.#deps.concurrency
+    if (context.keySlot !== null) {
+      if (!counts.tryEnter(context.keySlot, context.keyMaxInFlight)) {
+        this.#refuse('concurrency_limited', `this key already has its max_in_flight (${context.keyMaxInFlight}) requests in flight`, RETRY_SOON)
+        return false
+      }
+      this.#keySlot = context.keySlot
+    }
+    if (context.customerSlot !== null) {
+      if (!counts.tryEnter(context.customerSlot, context.customerMaxInFlight)) {
+        this.#refuse('concurrency_limited', `customer ${context.customer} already has its customer_max_in_flight (${context.customerMaxInFlight}) requests in flight`, RETRY_SOON)
+        return false
+      }
+      this.#customerSlot = context.customerSlot
+    }
+    return true
+  }
+
   #report (): void {
     if (this.#reported) return
     this.#reported = true
+    if (this.#keySlot !== null) this.#deps.concurrency.leave(this.#keySlot)
+    if (this.#customerSlot !== null) this.#deps.concurrency.leave(this.#customerSlot)
     this.#socket[kQueued]?.delete(this)
     this.#clearDeadline()
     this.#clearStall()

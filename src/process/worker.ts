@@ -17,6 +17,7 @@ import { KeyResolver } from '../gateway/key-resolver.js'
 import { PartnerDirectory } from '../gateway/partner-directory.js'
 import { EgressPolicy } from '../gateway/egress-policy.js'
 import { UpstreamPools } from '../gateway/upstream-pools.js'
+import { InFlightCounts } from '../limits/in-flight-counts.js'
 import { PartnerReliability } from '../reliability/partner-reliability.js'
 import { PaymentServices } from '../payments/payment-services.js'
 import { createGatewayServer } from '../gateway/gateway-server.js'
@@ -80,7 +81,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
   serveWorkerMetrics(metrics.registry)
   const reporter = new ExchangeReporter({ audit, metrics, access: new AccessLog(logger, config.accessLogSample) })
   const server = createGatewayServer({
-    keys, partners, admission, payments, clientStallMs: config.clientIdleTimeoutMs, reporter, metrics, logger, ready,
+    keys, partners, admission, payments, concurrency: new InFlightCounts(config.workers), clientStallMs: config.clientIdleTimeoutMs, reporter, metrics, logger, ready,
   }, {
     headersTimeoutMs: config.clientHeadersTimeoutMs,
     requestTimeoutMs: config.clientRequestTimeoutMs,

@@ -127,6 +127,10 @@ export interface PolicyInput {
    * this policy's rate limits and budgets are NOT enforced and the spend is not counted.
    */
   on_governance_failure: GovernanceFailureMode
+  /** requests of one key in flight at once on a node; null: no cap */
+  max_in_flight: number | null
+  /** the same for all keys of one customer together; null: no cap */
+  customer_max_in_flight: number | null
 }
 
 /** See PolicyInput.on_governance_failure. */

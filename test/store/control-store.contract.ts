@@ -50,6 +50,8 @@ function policyInput (name = unique('standard')): PolicyInput {
     allow: null,
     payment: null,
     on_governance_failure: 'deny',
+    max_in_flight: 5,
+    customer_max_in_flight: null,
   }
 }
 
@@ -300,6 +302,16 @@ export function runControlStoreContract (name: string, open: () => Promise<Opene
         const allowAll = await store.updatePolicy(policy.id, { allow: null })
         assert.equal(allowAll?.allow, null)
         assert.deepEqual(await store.updatePolicy(policy.name, { allow: [] }), null, 'updatePolicy takes an id, not a name')
+      })
+
+      it('keeps max_in_flight and customer_max_in_flight as given, and patches them apart', async () => {
+        const policy = await store.createPolicy({ ...policyInput(), customer_max_in_flight: 40 })
+        assert.equal(policy.max_in_flight, 5)
+        assert.equal(policy.customer_max_in_flight, 40)
+        assert.deepEqual(await store.getPolicy(policy.id), policy)
+        const patched = await store.updatePolicy(policy.id, { max_in_flight: null, customer_max_in_flight: 7 })
+        assert.equal(patched?.max_in_flight, null)
+        assert.equal(patched?.customer_max_in_flight, 7)
       })
 
       it('keeps on_governance_failure as given: deny and allow read back by id, name, list and resolveKey', async () => {

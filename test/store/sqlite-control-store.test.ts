@@ -100,6 +100,8 @@ describe('sqlite control-plane file', () => {
       allow: [],
       payment: null,
       on_governance_failure: 'deny',
+      max_in_flight: null,
+      customer_max_in_flight: null,
       created_at: at,
       updated_at: at,
     }

@@ -12,6 +12,7 @@ export const PARTNER_COLUMNS = ['slug', 'base_urls', 'auth', 'timeouts', 'retry'
 export const CREDENTIAL_COLUMNS = ['name', 'environment', 'secret', 'weight', 'rate_limit']
 export const POLICY_COLUMNS = [
   'name', 'rate_limit', 'customer_rate_limit', 'budget', 'customer_budget', 'costs', 'allow', 'payment', 'on_governance_failure',
+  'max_in_flight', 'customer_max_in_flight',
 ]
 export const KEY_COLUMNS = ['name', 'policy_id', 'customer', 'team', 'service', 'expires_at']
 const JSON_COLUMNS = new Set([
@@ -95,6 +96,8 @@ export function toPolicy (r: Row): Policy {
     allow: r.allow,
     payment: r.payment,
     on_governance_failure: r.on_governance_failure,
+    max_in_flight: r.max_in_flight ?? null,
+    customer_max_in_flight: r.customer_max_in_flight ?? null,
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
   }

@@ -118,10 +118,11 @@ export class PostgresControlStore implements ControlStore {
   async createPolicy (input: PolicyInput): Promise<Policy> {
     const rows = await guarded(this.#sql`
       INSERT INTO policies (id, name, rate_limit, customer_rate_limit, budget, customer_budget, costs, allow, payment,
-                            on_governance_failure)
+                            on_governance_failure, max_in_flight, customer_max_in_flight)
       VALUES (${newId('pol')}, ${input.name}, ${this.#json(input.rate_limit)}, ${this.#json(input.customer_rate_limit)},
               ${this.#json(input.budget)}, ${this.#json(input.customer_budget)}, ${this.#json(input.costs)},
-              ${this.#json(input.allow)}, ${this.#json(input.payment)}, ${input.on_governance_failure})
+              ${this.#json(input.allow)}, ${this.#json(input.payment)}, ${input.on_governance_failure},
+              ${input.max_in_flight}, ${input.customer_max_in_flight})
       RETURNING *`)
     return toPolicy(rows[0])
   }

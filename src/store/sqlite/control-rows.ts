@@ -45,6 +45,7 @@ export const PARTNER_FIELDS: ReadonlyArray<keyof PartnerInput> = ['slug', 'base_
 export const CREDENTIAL_FIELDS: ReadonlyArray<keyof CredentialInput> = ['name', 'environment', 'secret', 'weight', 'rate_limit']
 export const POLICY_FIELDS: ReadonlyArray<keyof PolicyInput> = [
   'name', 'rate_limit', 'customer_rate_limit', 'budget', 'customer_budget', 'costs', 'allow', 'payment', 'on_governance_failure',
+  'max_in_flight', 'customer_max_in_flight',
 ]
 export const KEY_PATCH_FIELDS: ReadonlyArray<keyof KeyInput> = ['name', 'policy_id', 'customer', 'team', 'service', 'expires_at']
 
@@ -116,6 +117,8 @@ export function policyParams (p: Policy): Row {
     allow: text(p.allow),
     payment: text(p.payment),
     on_governance_failure: p.on_governance_failure,
+    max_in_flight: p.max_in_flight,
+    customer_max_in_flight: p.customer_max_in_flight,
     created_at: p.created_at,
     updated_at: p.updated_at,
   }
@@ -133,6 +136,8 @@ export function toPolicy (r: Row): Policy {
     allow: parse(r.allow),
     payment: parse(r.payment),
     on_governance_failure: r.on_governance_failure,
+    max_in_flight: r.max_in_flight ?? null,
+    customer_max_in_flight: r.customer_max_in_flight ?? null,
     created_at: r.created_at,
     updated_at: r.updated_at,
   }

@@ -29,15 +29,16 @@ export function prepareStatements (db: Database.Database) {
     setBindingCredentials: q('UPDATE bindings SET credentials = ? WHERE id = ?'),
 
     insertPolicy: q(`INSERT INTO policies (id, name, rate_limit, customer_rate_limit, budget, customer_budget, costs, allow, payment,
-        on_governance_failure, created_at, updated_at)
+        on_governance_failure, max_in_flight, customer_max_in_flight, created_at, updated_at)
       VALUES (@id, @name, @rate_limit, @customer_rate_limit, @budget, @customer_budget, @costs, @allow, @payment,
-        @on_governance_failure, @created_at, @updated_at) RETURNING *`),
+        @on_governance_failure, @max_in_flight, @customer_max_in_flight, @created_at, @updated_at) RETURNING *`),
     listPolicies: q('SELECT * FROM policies ORDER BY name'),
     policyById: q('SELECT * FROM policies WHERE id = ?'),
     policyByIdOrName: q('SELECT * FROM policies WHERE id = @v OR name = @v ORDER BY id = @v DESC LIMIT 1'),
     updatePolicy: q(`UPDATE policies SET name = @name, rate_limit = @rate_limit, customer_rate_limit = @customer_rate_limit,
       budget = @budget, customer_budget = @customer_budget, costs = @costs, allow = @allow, payment = @payment,
-      on_governance_failure = @on_governance_failure, updated_at = @updated_at WHERE id = @id RETURNING *`),
+      on_governance_failure = @on_governance_failure, max_in_flight = @max_in_flight,
+      customer_max_in_flight = @customer_max_in_flight, updated_at = @updated_at WHERE id = @id RETURNING *`),
     deletePolicy: q('DELETE FROM policies WHERE id = ? RETURNING *'),
 
     insertBinding: q(`INSERT INTO bindings (id, policy_id, partner_id, credentials, created_at)

@@ -241,6 +241,11 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
      GROUP BY 1, 2, 3, 4, 5
     `)
   },
+  // 10: max_in_flight per key and per customer, as migrations/0009_policy_max_in_flight.sql
+  `
+  ALTER TABLE policies ADD COLUMN max_in_flight INTEGER CHECK (max_in_flight > 0);
+  ALTER TABLE policies ADD COLUMN customer_max_in_flight INTEGER CHECK (customer_max_in_flight > 0);
+  `,
 ]
 
 /**
