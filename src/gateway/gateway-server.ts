@@ -7,7 +7,7 @@ import { Router } from '../http/router.js'
 import { errorBody, type ErrorCode } from '../errors.js'
 import { PROXY_METHODS, traceRefusal } from './trace-methods.js'
 import { noteLatestRequest, sendError, sendJson } from './respond.js'
-import { ProxyExchange, type ExchangeDeps } from './proxy-exchange.js'
+import { answerMalformedBody, ProxyExchange, type ExchangeDeps } from './proxy-exchange.js'
 
 export interface GatewayDeps extends ExchangeDeps {
   /** resolves when every store the data plane needs answers */
@@ -91,10 +91,16 @@ function refuseMalformed (err: NodeJS.ErrnoException, socket: Socket): void {
   // bytes after a request that said Connection: close (or HTTP/1.0): they are ignored, and the
   // request being answered still gets its answer before Node closes the connection
   if (answering && err.code === 'HPE_CLOSED_CONNECTION') return
-  // a request still being answered on this connection (its upload stalled, or garbage was
-  // pipelined behind it): a raw refusal now would reach its client as that request's answer,
-  // or land in the middle of its body, so the connection just goes
-  if (answering) return void socket.destroy()
+  if (answering) {
+    // the body of the request being answered broke framing (its request is not complete, no
+    // answer has begun): that request is answered 400, with its own id and audit event
+    const res = (socket as Socket & { _httpMessage: ServerResponse })._httpMessage
+    if (err.code?.startsWith('HPE_') === true && res.req?.complete === false && answerMalformedBody(res)) return
+    // otherwise (its upload stalled, or garbage was pipelined behind a complete request) a raw
+    // refusal now would reach its client as that request's answer, or land in the middle of
+    // its body, so the connection just goes
+    return void socket.destroy()
+  }
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     // RELAYKEY_CLIENT_HEADERS_TIMEOUT_MS / _REQUEST_TIMEOUT_MS: a slow or stalled client
     return void socket.end(rawRefusal(408, 'Request Timeout', 'the request did not arrive in time'))

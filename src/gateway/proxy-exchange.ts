@@ -70,7 +70,7 @@ const PROBE_CREDENTIAL = 2
 type RetryReason = 'connection' | 'status' | 'credential_rejected'
 
 /** how the answer ends once the audit event is in the log */
-const enum Finish { None, End, Json }
+const enum Finish { None, End, Json, Raw }
 
 export class ProxyExchange implements Dispatcher.DispatchHandler {
   readonly #deps: ExchangeDeps
@@ -155,6 +155,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #heldChunk: Buffer | null = null
   #jsonStatus = 0
   #jsonBody = ''
+  /** a whole HTTP response for the socket itself (Finish.Raw) */
+  #rawAnswer = ''
   #jsonHeaders: string[] | undefined = undefined
   /** the partner answer's Content-Length, -1 without one: its last bytes wait for the audit log */
   #answerLength = -1
@@ -682,6 +684,32 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#stallTimer = null
   }
 
+  /**
+   * The client's body broke HTTP framing (an invalid chunk size, a bare LF, an oversized chunk
+   * extension) before any answer began: 400 bad_request with this request's id, the attempt
+   * aborted, nothing charged, and the event audited as 400. False when it is too late for that.
+   */
+  bodyMalformed (): boolean {
+    if (this.#settled || this.#reported || this.#res.headersSent) return false
+    this.#settled = true
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
+    this.#abort?.(new Error('the client sent a malformed body'))
+    this.#releaseProbes()
+    if (this.#attempt === 0) this.#paid?.release()
+    this.#paid?.drop()
+    this.#refund()
+    const facts = this.#facts
+    facts.status = 400
+    facts.outcome = 'bad_request'
+    const body = errorBody('bad_request', 'the request body is not valid HTTP/1.1 framing (chunked encoding)', this.requestId)
+    facts.bytesOut = Buffer.byteLength(body)
+    this.#finish = Finish.Raw
+    this.#rawAnswer = `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${facts.bytesOut}\r\n` +
+      `x-relaykey-request-id: ${this.requestId}\r\nconnection: close\r\n\r\n${body}`
+    this.#report()
+    return true
+  }
+
   /** the client went away (or the response finished) */
   clientClosed (): void {
     // reported: its answer is written or waiting for the audit log; nothing left to undo
@@ -1013,6 +1041,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const res = this.#res
     const finish = this.#finish
     this.#finish = Finish.None
+    if (finish === Finish.Raw) {
+      // the request's own framing broke: Node's parser for this connection is done, so the
+      // answer goes straight to the socket, which closes behind it
+      if (!this.#socket.destroyed) this.#socket.end(this.#rawAnswer)
+      return
+    }
     if (res.destroyed) return
     if (finish === Finish.Json) {
       sendJson(res, this.#jsonStatus, this.#jsonBody, this.requestId, this.#jsonHeaders)
@@ -1070,6 +1104,11 @@ function onResponseDrain (this: ExchangeResponse): void {
 
 function resumeExchange (res: ExchangeResponse): void {
   res[kExchange]?.resume()
+}
+
+/** the exchange answering `res`, told its client's body broke framing; false if there is none */
+export function answerMalformedBody (res: ServerResponse): boolean {
+  return (res as ExchangeResponse)[kExchange]?.bodyMalformed() ?? false
 }
 
 function onResponseClose (this: ExchangeResponse): void {

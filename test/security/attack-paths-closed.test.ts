@@ -142,6 +142,44 @@ describe('attack paths are closed', () => {
     accepted.destroy()
   })
 
+  it('a body that breaks chunked framing is answered 400 bad_request with its request id, the attempt aborted and the event audited as 400', async () => {
+    const port = Number(new URL(rk.proxyUrl).port)
+    const bodies = {
+      'an invalid chunk size': '5\r\nhello\r\nzz\r\n',
+      'bare LF line ends': '5\nhello\n0\n\n',
+      'a 20 KB chunk extension': `5;${'e'.repeat(20_000)}\r\nhello\r\n0\r\n\r\n`,
+    }
+    const ids: string[] = []
+    // POST streams its body to the partner as it arrives; PUT's is read whole first
+    for (const method of ['POST', 'PUT']) {
+      for (const [what, body] of Object.entries(bodies)) {
+        const conn = await openRawConnection(port)
+        conn.socket.write(`${method} /proxy/byquery/framing HTTP/1.1\r\nHost: relaykey\r\nX-RelayKey: ${viaQuery.key}\r\nTransfer-Encoding: chunked\r\n\r\n`)
+        await sleep(50)
+        conn.socket.write(body)
+        assert.notEqual(await closedWithin(conn, 3000), null, `${method}, ${what}: the connection stayed open`)
+        const answer = parseHead(conn.received())
+        assert.ok(answer !== null, `${method}, ${what}: no answer, the connection was just dropped`)
+        assert.equal(answer.status, 400, `${method}, ${what}`)
+        const error = JSON.parse(answer.body.toString()).error
+        assert.equal(error.code, 'bad_request')
+        assert.equal(error.request_id, answer.headers['x-relaykey-request-id'])
+        ids.push(error.request_id)
+      }
+    }
+    assert.ok(!partner.received.some((r) => r.url.startsWith('/framing')), 'a partner got a whole request from a malformed body')
+    for (const id of ids) {
+      let event: any
+      for (let i = 0; i < 50 && event === undefined; i++) {
+        await sleep(100)
+        event = (await rk.admin('GET', `/admin/audit?key_id=${viaQuery.keyId}&limit=100`)).body.events.find((e: any) => e.request_id === id)
+      }
+      assert.equal(event?.status, 400, id)
+      assert.equal(event.outcome, 'bad_request')
+      assert.equal(event.cost, 0)
+    }
+  })
+
   it('the credential never comes back in a response header: Location, Refresh, Link or an echo', async () => {
     for (const path of ['items?x=1', 'redirect?x=1']) {
       const res = await request(`${rk.proxyUrl}/proxy/byquery/${path}`, { headers: { 'x-relaykey': viaQuery.key } })
