@@ -505,12 +505,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     facts.upstreamLatencyMs = performance.now() - facts.dispatched
     this.#deps.metrics.upstreamResponded(facts.partner, statusCode, facts.upstreamLatencyMs / 1000)
     const now = Date.now()
-    // The vendor refusing the credential itself: 401 takes it out of rotation at once, 403 (which
-    // may only mean "not this resource") counts towards its breaker; either fails over to
-    // another credential when there is one.
+    // The vendor refusing the credential: this request fails over to another credential when
+    // there is one. The credential's breaker hears of it only once a second key sees the same
+    // (CircuitBreaker.rejected): 401 then takes it out of rotation, 403 (which may only mean
+    // "not this resource") counts as a failure. 502–504 say the partner is unwell; a 500 may be
+    // this one request's doing and says nothing about the partner's health.
     const other = statusCode === 401 || statusCode === 403 ? this.#otherCredential(now) : null
     const refused = other !== null
-    this.#judgeAttempt(statusCode >= 500 ? 'failed' : !refused ? 'succeeded' : statusCode === 401 ? 'rejected' : 'forbidden', now)
+    this.#judgeAttempt(statusCode >= 502 && statusCode <= 504 ? 'failed' : !refused ? 'succeeded' : statusCode === 401 ? 'rejected' : 'forbidden', now)
     // a 5xx is the partner saying it did not do the work: this attempt charges nothing
     if (statusCode >= 500) this.#reached = false
     if ((refused || upstream.retry.onStatus.includes(statusCode)) && this.#mayRetry()) {
@@ -855,17 +857,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (verdict === 'failed') {
       partner.failed(now)
       credential.failed(now)
-    } else if (verdict === 'rejected') {
-      partner.succeeded() // the partner answered; it is this credential it refuses
-      credential.trip(now)
-    } else if (verdict === 'forbidden') {
-      partner.succeeded()
-      credential.failed(now)
+    } else if (verdict === 'rejected' || verdict === 'forbidden') {
+      partner.succeeded(now) // the partner answered; it is this credential it refuses
+      // from one key alone it proves nothing: a probe of the credential's ends undecided
+      if (!credential.rejected(now, this.#context!.keyId, verdict === 'rejected')) credential.releaseProbe()
     } else {
       // the partner's success counts once its answer has come whole (#report): an answer that
       // breaks off mid-body is a failure of the partner's instead
       this.#partnerSucceeding = true
-      credential.succeeded()
+      credential.succeeded(now)
     }
   }
 
@@ -1020,7 +1020,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     if (this.#inGate) this.#upstream!.guards.gate.leave()
     if (this.#partnerSucceeding) {
       this.#partnerSucceeding = false
-      this.#upstream!.breaker.succeeded()
+      this.#upstream!.breaker.succeeded(Date.now())
     }
     // an answer to end waits for the event to be in the log; a broken or abandoned one does not
     this.#deps.reporter.report(this.#facts, this.#finish === Finish.None ? null : this)

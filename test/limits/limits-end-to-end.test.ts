@@ -143,8 +143,9 @@ function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPart
     })
     assert.equal(second.status, 201)
     await sleep(300)
-    // the first credential was revoked at the vendor: each worker fails over from it once, to
-    // the second, whose quota of 3 covers every request the vendor sees with it
+    // the first credential was revoked at the vendor: a request meeting its 401 fails over to
+    // the second, whose quota of 3 covers every request the vendor sees with it (one key's 401s
+    // leave the first in rotation: docs/reliability.md)
     partner().handle((req, res) => { res.writeHead(req.headers['x-app-token'] === 'upstream-secret-value' ? 401 : 200); res.end() })
     const before = partner().received.length
     const outcomes: Outcome[] = []
@@ -153,7 +154,6 @@ function limitScenarios (nodes: () => RelayKeyProcess[], partner: () => MockPart
     assert.equal(tokens.filter((t) => t === 'quota-secret').length, 3, tally(outcomes))
     assert.equal(count(outcomes, 200), 3, tally(outcomes))
     assert.equal(count(outcomes, 429, 'upstream_quota_exceeded'), 5, tally(outcomes))
-    assert.ok(tokens.filter((t) => t === 'upstream-secret-value').length <= 2, 'each worker or node tries the revoked credential once at most')
   })
 }
 

@@ -106,7 +106,7 @@ describe('circuit breakers', () => {
     assert.equal(p.received.length, 3)
   })
 
-  it('a credential the vendor answers 401 for is failed over at once and skipped afterwards', async () => {
+  it('a credential the vendor answers 401 for is failed over at once, and skipped once a second key sees the same; one key alone cannot take it out', async () => {
     const p = await partner()
     p.handle((req, res) => {
       res.writeHead(req.headers['x-app-token'] === 'revoked-at-vendor' ? 401 : 200)
@@ -115,21 +115,52 @@ describe('circuit breakers', () => {
     const s = uniqueSlug('reject')
     const setup = await partnerWith(rk, p.url, s, { retry: { max_attempts: 2, base_delay_ms: 10, max_delay_ms: 20 } })
     const revoked = await secondCredential(s, 'revoked-at-vendor')
+    const byToken = (token: string): number => p.received.filter((r) => r.headers['x-app-token'] === token).length
     const seen = []
+    // one key: every answer is the good credential's, and the other stays in rotation
     for (let i = 0; i < 6; i++) seen.push(await call(rk, setup.key, `${s}/x`))
     for (const r of seen) {
       assert.equal(r.status, 200)
       assert.equal(r.text, 'upstream-secret-value')
     }
-    const byToken = (token: string): number => p.received.filter((r) => r.headers['x-app-token'] === token).length
-    assert.equal(byToken('revoked-at-vendor'), 1)
-    assert.equal(byToken('upstream-secret-value'), 6)
+    const triedByOneKey = byToken('revoked-at-vendor')
+    assert.ok(triedByOneKey >= 2, `one key's 401s took the credential out of rotation (tried ${triedByOneKey} times)`)
     const events = []
     for (const r of seen) events.push(await auditOf(rk, setup.keyId, r))
     const failedOver = events.filter((e) => e.attempts === 2)
-    assert.equal(failedOver.length, 1)
+    assert.equal(failedOver.length, triedByOneKey)
     assert.equal(failedOver[0]!.credential_id, setup.credentialId) // the audit names the credential that answered
     assert.ok(events.every((e) => e.credential_id !== revoked))
+    // a second key meets the same 401: now the credential is out
+    const second = await rk.admin('POST', '/admin/keys', { name: 'second key', policy: setup.policyId, environment: 'production' })
+    assert.equal(second.status, 201)
+    for (let i = 0; i < 3 && byToken('revoked-at-vendor') === triedByOneKey; i++) assert.equal((await call(rk, second.body.key, `${s}/x`)).status, 200)
+    assert.equal(byToken('revoked-at-vendor'), triedByOneKey + 1)
+    for (let i = 0; i < 6; i++) assert.equal((await call(rk, i % 2 === 0 ? setup.key : second.body.key, `${s}/x`)).status, 200)
+    assert.equal(byToken('revoked-at-vendor'), triedByOneKey + 1, 'skipped after two keys saw the 401')
+  })
+
+  it('a 500 is one request\'s answer, not the partner failing: ten of them do not open the breaker for everyone', async () => {
+    const p = await partner()
+    p.handle((req, res) => { res.writeHead(req.url!.startsWith('/broken') ? 500 : 200); res.end() })
+    const s = uniqueSlug('fivehundred')
+    const setup = await partnerWith(rk, p.url, s, { retry: { max_attempts: 1 }, circuit_breaker: { failure_threshold: 3, open_ms: 60_000 } })
+    for (let i = 0; i < 10; i++) assert.equal((await call(rk, setup.key, `${s}/broken/${i}`)).status, 500)
+    assert.equal((await call(rk, setup.key, `${s}/fine`)).status, 200)
+  })
+
+  it('one key\'s requests failing (503) while other keys\' succeed do not open the partner\'s breaker', async () => {
+    const p = await partner()
+    p.handle((req, res) => { res.writeHead(req.url!.startsWith('/failing') ? 503 : 200); res.end() })
+    const s = uniqueSlug('onekey')
+    const setup = await partnerWith(rk, p.url, s, { retry: { max_attempts: 1 }, circuit_breaker: { failure_threshold: 3, open_ms: 60_000 } })
+    const other = await rk.admin('POST', '/admin/keys', { name: 'other key', policy: setup.policyId, environment: 'production' })
+    for (let i = 0; i < 10; i++) {
+      assert.equal((await call(rk, setup.key, `${s}/failing/${i}`)).status, 503)
+      assert.equal((await call(rk, other.body.key, `${s}/fine/${i}`)).status, 200)
+      assert.equal((await call(rk, other.body.key, `${s}/fine/${i}`)).status, 200)
+    }
+    assert.equal((await call(rk, other.body.key, `${s}/fine`)).status, 200)
   })
 
   it('an answer that opens the breaker is not retried into a 503 circuit_open: the client gets the partner\'s answer', async () => {
