@@ -40,7 +40,7 @@ const BATCH = 1000
 /** distinct keys in the mix (BENCH_KEYS); each belongs to one customer */
 const KEYS = Number(process.env.BENCH_KEYS ?? 500)
 const ROUNDS = 3
-const SECONDARY_INDEXES = ['audit_events_key_ts_idx', 'audit_events_customer_ts_idx', 'audit_events_partner_ts_idx', 'audit_events_outcome_ts_idx']
+const SECONDARY_INDEXES = ['audit_events_key_ts_idx', 'audit_events_outcome_ts_idx']
 const logger = pino({ level: 'silent' })
 
 /** A realistic mix: mostly forwarded and keyed, some refusals without a key. */

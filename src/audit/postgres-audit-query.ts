@@ -1,6 +1,7 @@
 // AuditQuery over PostgreSQL (distributed mode).
 import type postgres from 'postgres'
 import type { ChainedAuditEvent } from './audit-event.js'
+import { hoursBelow, hoursFrom, HOURS_PER_STEP, listsByHours } from './rollup-hours.js'
 import { foldUsage, type AuditCursor, type AuditFilter, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
 
 export class PostgresAuditQuery implements AuditQuery {
@@ -34,20 +35,53 @@ export class PostgresAuditQuery implements AuditQuery {
   }
 
   async list (filter: AuditFilter, limit: number, before: AuditCursor | null): Promise<ChainedAuditEvent[]> {
+    if (!listsByHours(filter)) return await this.#events(filter, limit, before, null)
+    const sql = this.#sql
+    const events: ChainedAuditEvent[] = []
+    const from = hoursFrom(filter)
+    let below = hoursBelow(filter, before)
+    for (;;) {
+      const hours = await sql<Array<{ hour: Date }>>`
+        SELECT DISTINCT hour FROM audit_usage_hourly
+         WHERE true
+           ${filter.customer === null ? sql`` : sql`AND customer = ${filter.customer}`}
+           ${filter.partner === null ? sql`` : sql`AND partner = ${filter.partner}`}
+           ${filter.outcome === null ? sql`` : sql`AND outcome = ${filter.outcome}`}
+           ${from === -Infinity ? sql`` : sql`AND hour >= ${new Date(from)}`}
+           ${below === Infinity ? sql`` : sql`AND hour < ${new Date(below)}`}
+         ORDER BY hour DESC
+         LIMIT ${HOURS_PER_STEP}`
+      if (hours.length === 0) return events
+      for (const event of await this.#events(filter, limit - events.length, before, hours.map((h) => h.hour))) events.push(event)
+      if (events.length >= limit || hours.length < HOURS_PER_STEP) return events
+      below = hours[hours.length - 1]!.hour.getTime()
+    }
+  }
+
+  /** the newest events matching, within `hours` (each an hour's start) when given */
+  async #events (filter: AuditFilter, limit: number, before: AuditCursor | null, hours: Date[] | null): Promise<ChainedAuditEvent[]> {
     const sql = this.#sql
     // only the conditions asked for, so the planner sees each combination as it is
-    const rows = await sql`
-      SELECT * FROM audit_events
-       WHERE true
+    const matching = sql`
          ${filter.key_id === null ? sql`` : sql`AND key_id = ${filter.key_id}`}
          ${filter.customer === null ? sql`` : sql`AND customer = ${filter.customer}`}
          ${filter.partner === null ? sql`` : sql`AND partner = ${filter.partner}`}
          ${filter.outcome === null ? sql`` : sql`AND outcome = ${filter.outcome}`}
          ${filter.from === null ? sql`` : sql`AND ts >= ${filter.from}`}
          ${filter.to === null ? sql`` : sql`AND ts < ${filter.to}`}
-         ${before === null ? sql`` : before.id === null ? sql`AND ts < ${before.ts}` : sql`AND (ts, id) < (${before.ts}, ${before.id}::uuid)`}
-       ORDER BY ts DESC, id DESC
-       LIMIT ${limit}`
+         ${before === null ? sql`` : before.id === null ? sql`AND ts < ${before.ts}` : sql`AND (ts, id) < (${before.ts}, ${before.id}::uuid)`}`
+    const rows = hours === null
+      ? await sql`SELECT * FROM audit_events WHERE true ${matching} ORDER BY ts DESC, id DESC LIMIT ${limit}`
+      // each hour read newest first along the primary key, stopping at `limit` matches
+      : await sql`
+        SELECT e.* FROM unnest(${arrayLiteral(hours)}::timestamptz[]) AS h(hour)
+        CROSS JOIN LATERAL (
+          SELECT * FROM audit_events
+           WHERE ts >= h.hour AND ts < h.hour + interval '1 hour' ${matching}
+           ORDER BY ts DESC, id DESC
+           LIMIT ${limit}) AS e
+        ORDER BY e.ts DESC, e.id DESC
+        LIMIT ${limit}`
     return rows.map((r) => ({
       ...(r as unknown as ChainedAuditEvent),
       ts: (r.ts as Date).getTime(),
@@ -61,4 +95,13 @@ export class PostgresAuditQuery implements AuditQuery {
   async close (): Promise<void> {
     await this.#sql.end({ timeout: 5 })
   }
+}
+
+/**
+ * the hours as a PostgreSQL array literal, sent as one text parameter: how postgres.js sends a
+ * JS array depends on the client's options (a bare comma list with some), and ISO times need no
+ * quoting
+ */
+function arrayLiteral (hours: readonly Date[]): string {
+  return '{' + hours.map((h) => h.toISOString()).join(',') + '}'
 }

@@ -1,18 +1,21 @@
 // AuditQuery over the embedded SQLite file (ts is stored as RFC 3339 text, which sorts in time order).
 import type Database from 'better-sqlite3'
 import type { ChainedAuditEvent } from './audit-event.js'
+import { hoursBelow, hoursFrom, HOUR_MS, HOURS_PER_STEP, listsByHours } from './rollup-hours.js'
 import { registerDecimalSum } from '../store/sqlite/schema.js'
 import { foldUsage, type AuditCursor, type AuditFilter, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
 
 /**
- * AuditFilter's exact-match fields (column names, fixed here, never taken from a request), those
- * that usually match fewest events first: one key, one customer, one outcome (the refusal codes
- * looked for are rare), one partner. SQLite has no statistics on this file (nothing runs ANALYZE),
- * so given two of them it picks an index blindly: it read a key's forwarded events through
- * (outcome, ts), 373 ms over 1,000,000 events in bench:audit-query, not the key's 50 rows. Only
- * the first one given may use its index; a unary + keeps the others' out of the plan.
+ * AuditFilter's exact-match fields (column names, fixed here, never taken from a request), the
+ * indexed ones that usually match fewest events first: one key, then one outcome (the refusal
+ * codes looked for are rare; a filter on 'forwarded' with a customer or partner goes by the
+ * rollups' hours instead), then customer and partner, which have no index (rollup-hours.ts).
+ * SQLite has no statistics on this file (nothing runs ANALYZE), so given two of them it picks an
+ * index blindly: it read a key's forwarded events through (outcome, ts), 373 ms over 1,000,000
+ * events in bench:audit-query, not the key's 50 rows. Only the first one given may use its
+ * index; a unary + keeps the others' out of the plan.
  */
-const MATCHED = ['key_id', 'customer', 'outcome', 'partner'] as const
+const MATCHED = ['key_id', 'outcome', 'customer', 'partner'] as const
 
 export class SqliteAuditQuery implements AuditQuery {
   readonly #db: Database.Database
@@ -45,6 +48,37 @@ export class SqliteAuditQuery implements AuditQuery {
   }
 
   async list (filter: AuditFilter, limit: number, before: AuditCursor | null): Promise<ChainedAuditEvent[]> {
+    if (!listsByHours(filter)) return this.#events(filter, limit, before, null)
+    const events: ChainedAuditEvent[] = []
+    const from = hoursFrom(filter)
+    let below = hoursBelow(filter, before)
+    for (;;) {
+      const params: Record<string, string | number> = { limit: HOURS_PER_STEP }
+      const where: string[] = []
+      for (const column of ['customer', 'partner', 'outcome'] as const) {
+        if (filter[column] === null) continue
+        where.push(`${column} = @${column}`)
+        params[column] = filter[column]!
+      }
+      if (from !== -Infinity) {
+        where.push('hour >= @from')
+        params.from = new Date(from).toISOString()
+      }
+      if (below !== Infinity) {
+        where.push('hour < @below')
+        params.below = new Date(below).toISOString()
+      }
+      const hours = (this.#statement(`SELECT DISTINCT hour FROM audit_usage_hourly WHERE ${where.join(' AND ')} ORDER BY hour DESC LIMIT @limit`)
+        .all(params) as Array<{ hour: string }>).map((h) => Date.parse(h.hour))
+      if (hours.length === 0) return events
+      for (const event of this.#events(filter, limit - events.length, before, hours)) events.push(event)
+      if (events.length >= limit || hours.length < HOURS_PER_STEP) return events
+      below = hours[hours.length - 1]!
+    }
+  }
+
+  /** the newest events matching, within `hours` (each an hour's start, newest first) when given */
+  #events (filter: AuditFilter, limit: number, before: AuditCursor | null, hours: number[] | null): ChainedAuditEvent[] {
     const where: string[] = []
     const params: Record<string, string | number> = { limit }
     for (const column of MATCHED) {
@@ -71,7 +105,20 @@ export class SqliteAuditQuery implements AuditQuery {
         params.before_id = before.id
       }
     }
-    const rows = this.#listStatement(where).all(params) as Array<ChainedAuditEvent & { ts: string }>
+    const rows: Array<ChainedAuditEvent & { ts: string }> = []
+    if (hours === null) {
+      rows.push(...this.#listStatement(where).all(params) as Array<ChainedAuditEvent & { ts: string }>)
+    } else {
+      // an hour at a time, newest first, each read along the (ts, id) key until the page is full
+      const statement = this.#listStatement([...where, 'ts >= @hour', 'ts < @hour_end'])
+      for (const hour of hours) {
+        params.limit = limit - rows.length
+        params.hour = new Date(hour).toISOString()
+        params.hour_end = new Date(hour + HOUR_MS).toISOString()
+        rows.push(...statement.all(params) as Array<ChainedAuditEvent & { ts: string }>)
+        if (rows.length >= limit) break
+      }
+    }
     return rows.map((r) => ({ ...r, ts: Date.parse(r.ts) }))
   }
 
@@ -79,7 +126,10 @@ export class SqliteAuditQuery implements AuditQuery {
   // (`@x IS NULL OR x = @x`) can use no index (one such statement read the whole table for a key
   // with 50 events, 400 ms over 1,000,000), so each combination gets its own text
   #listStatement (where: readonly string[]): Database.Statement {
-    const text = `SELECT * FROM audit_events ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')} `}ORDER BY ts DESC, id DESC LIMIT @limit`
+    return this.#statement(`SELECT * FROM audit_events ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')} `}ORDER BY ts DESC, id DESC LIMIT @limit`)
+  }
+
+  #statement (text: string): Database.Statement {
     let statement = this.#lists.get(text)
     if (statement === undefined) {
       statement = this.#db.prepare(text)

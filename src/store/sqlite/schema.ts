@@ -246,6 +246,12 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   ALTER TABLE policies ADD COLUMN max_in_flight INTEGER CHECK (max_in_flight > 0);
   ALTER TABLE policies ADD COLUMN customer_max_in_flight INTEGER CHECK (customer_max_in_flight > 0);
   `,
+  // 11: the lean audit table, as migrations/0010_audit_lean_table.sql: customer and partner
+  // filters find their hours through the usage rollups
+  `
+  DROP INDEX IF EXISTS audit_events_customer_ts_idx;
+  DROP INDEX IF EXISTS audit_events_partner_ts_idx;
+  `,
 ]
 
 /**
