@@ -551,6 +551,9 @@ async function runModel (t: TestContext, target: Target): Promise<void> {
     const victim = workers[VICTIM]!
     const holdsBudget = (): boolean => (victim.stats?.held.key_budget ?? 0) + (victim.stats?.held.customer_budget ?? 0) > 0
     while (!(holdsBudget() && victim.busy > 0) && Date.now() < started + KILL_BETWEEN_MS[1]) await sleep(1)
+    // a loaded machine (a CI run) can leave the victim idle at that moment: the kill is meant to
+    // land on bursts in flight, so it waits a little longer for one
+    while (victim.busy === 0 && Date.now() < started + KILL_BETWEEN_MS[1] + 3_000) await sleep(1)
     atKill.busy = victim.busy
     atKill.unknown = [...ledger.bursts.values()].filter((b) => b.worker === VICTIM).reduce((n, b) => n + b.outcome.filter((o) => o === -1).length, 0)
     atKill.stats = victim.stats
