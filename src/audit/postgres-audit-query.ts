@@ -1,7 +1,7 @@
 // AuditQuery over PostgreSQL (distributed mode).
 import type postgres from 'postgres'
 import type { ChainedAuditEvent } from './audit-event.js'
-import { hoursBelow, hoursFrom, HOURS_PER_STEP, listsByHours } from './rollup-hours.js'
+import { floorHour, hoursBelow, hoursFrom, HOURS_PER_STEP, listsByHours } from './rollup-hours.js'
 import { foldUsage, type AuditCursor, type AuditFilter, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
 
 export class PostgresAuditQuery implements AuditQuery {
@@ -38,7 +38,11 @@ export class PostgresAuditQuery implements AuditQuery {
     if (!listsByHours(filter)) return await this.#events(filter, limit, before, null)
     const sql = this.#sql
     const events: ChainedAuditEvent[] = []
-    const from = hoursFrom(filter)
+    // no earlier than the oldest stored event: rollup hours outlive a detached partition, and
+    // walking those would cost a query per 24 empty hours
+    const [oldest] = await sql<Array<{ ts: Date | null }>>`SELECT min(ts) AS ts FROM audit_events`
+    if (oldest?.ts == null) return events
+    const from = Math.max(hoursFrom(filter), floorHour(oldest.ts.getTime()))
     let below = hoursBelow(filter, before)
     for (;;) {
       const hours = await sql<Array<{ hour: Date }>>`

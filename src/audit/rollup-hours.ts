@@ -23,5 +23,10 @@ export function hoursBelow (filter: AuditFilter, before: AuditCursor | null): nu
 
 /** hours from this on (epoch ms) can hold events at or after `from` */
 export function hoursFrom (filter: AuditFilter): number {
-  return filter.from === null ? -Infinity : Math.floor(filter.from.getTime() / HOUR_MS) * HOUR_MS
+  return filter.from === null ? -Infinity : floorHour(filter.from.getTime())
+}
+
+/** the start of the hour `ms` is in */
+export function floorHour (ms: number): number {
+  return Math.floor(ms / HOUR_MS) * HOUR_MS
 }

@@ -1,7 +1,7 @@
 // AuditQuery over the embedded SQLite file (ts is stored as RFC 3339 text, which sorts in time order).
 import type Database from 'better-sqlite3'
 import type { ChainedAuditEvent } from './audit-event.js'
-import { hoursBelow, hoursFrom, HOUR_MS, HOURS_PER_STEP, listsByHours } from './rollup-hours.js'
+import { floorHour, hoursBelow, hoursFrom, HOUR_MS, HOURS_PER_STEP, listsByHours } from './rollup-hours.js'
 import { registerDecimalSum } from '../store/sqlite/schema.js'
 import { foldUsage, type AuditCursor, type AuditFilter, type AuditQuery, type OutcomeRow, type UsageCounts, type UsageFilter } from './audit-query.js'
 
@@ -50,7 +50,10 @@ export class SqliteAuditQuery implements AuditQuery {
   async list (filter: AuditFilter, limit: number, before: AuditCursor | null): Promise<ChainedAuditEvent[]> {
     if (!listsByHours(filter)) return this.#events(filter, limit, before, null)
     const events: ChainedAuditEvent[] = []
-    const from = hoursFrom(filter)
+    // no earlier than the oldest stored event (rollup hours can outlive the events behind them)
+    const oldest = (this.#statement('SELECT min(ts) AS ts FROM audit_events').get() as { ts: string | null }).ts
+    if (oldest === null) return events
+    const from = Math.max(hoursFrom(filter), floorHour(Date.parse(oldest)))
     let below = hoursBelow(filter, before)
     for (;;) {
       const params: Record<string, string | number> = { limit: HOURS_PER_STEP }

@@ -157,6 +157,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #jsonBody = ''
   /** a whole HTTP response for the socket itself (Finish.Raw) */
   #rawAnswer = ''
+  /** the request passed its checks and its body is being read or sent (#send) */
+  #sending = false
+  /** the body broke framing while the request was still being decided: #send answers 400 */
+  #bodyBroken = false
   #jsonHeaders: string[] | undefined = undefined
   /** the partner answer's Content-Length, -1 without one: its last bytes wait for the audit log */
   #answerLength = -1
@@ -379,6 +383,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #send (): void {
     const res = this.#res
     if (res.destroyed || this.#socket.destroyed) return this.clientClosed()
+    this.#sending = true
+    if (this.#bodyBroken) return this.#answerMalformedBody()
     res.on('close', onResponseClose)
     // Pipelined behind a response still going out: this one has no socket yet and gets no
     // 'close' if the client leaves, so the connection itself is watched.
@@ -633,13 +639,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return
     }
     const now = Date.now()
-    // a held (paid) answer that broke mid-body was already judged when its headers came
-    if (!this.#answered) this.#judgeAttempt('failed', now)
     if ((err as { code?: string }).code === 'RELAYKEY_EGRESS_REFUSED') {
-      // RelayKey's own policy, not the partner failing: no retry, the operator is told why
+      // RelayKey's own policy, not the partner failing (no breaker counts it): no retry, the
+      // operator is told why
+      this.#releaseProbes()
       this.#deps.logger.error({ request_id: this.requestId, partner: this.#partnerSlug, reason: err.message }, 'partner address refused by the egress policy (RELAYKEY_EGRESS_ALLOW)')
       return this.#failBeforeResponse('upstream_error', 'RelayKey\'s egress policy does not allow connecting to this partner\'s address')
     }
+    // a held (paid) answer that broke mid-body was already judged when its headers came
+    if (!this.#answered) this.#judgeAttempt('failed', now)
+    // the partner failed this attempt, as with a 5xx: it charges nothing
+    this.#reached = false
     const code = upstreamErrorCode(err)
     // a connection that failed or broke before any answer (a refused connect, a reused
     // keep-alive socket the partner had closed) is safe to try again; a timeout used the deadline
@@ -693,6 +703,20 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
    */
   bodyMalformed (): boolean {
     if (this.#settled || this.#reported || this.#res.headersSent) return false
+    if (!this.#sending) {
+      // still deciding (a key load, the limits, a payment claim): those end in a refusal, or in
+      // #send, which answers this 400 instead of reading the body. The parser is done with this
+      // connection either way, so it closes after the answer
+      this.#bodyBroken = true
+      this.#res.shouldKeepAlive = false
+      return true
+    }
+    this.#answerMalformedBody()
+    return true
+  }
+
+  /** the 400 for a body that broke framing: the attempt aborted, nothing charged, audited as 400 */
+  #answerMalformedBody (): void {
     this.#settled = true
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
     this.#abort?.(new Error('the client sent a malformed body'))
@@ -709,7 +733,6 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#rawAnswer = `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${facts.bytesOut}\r\n` +
       `x-relaykey-request-id: ${this.requestId}\r\nconnection: close\r\n\r\n${body}`
     this.#report()
-    return true
   }
 
   /** the client went away (or the response finished) */
@@ -853,18 +876,24 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #judgeAttempt (verdict: 'succeeded' | 'failed' | 'rejected' | 'forbidden', now: number): void {
     const partner = this.#upstream!.breaker
     const credential = this.#credential!.breaker
+    const probes = this.#probes
     this.#probes = 0
     if (verdict === 'failed') {
+      // an earlier attempt's success (a 429 or 500 retried) is not this request's verdict
+      this.#partnerSucceeding = false
       partner.failed(now)
       credential.failed(now)
     } else if (verdict === 'rejected' || verdict === 'forbidden') {
       partner.succeeded(now) // the partner answered; it is this credential it refuses
-      // from one key alone it proves nothing: a probe of the credential's ends undecided
-      if (!credential.rejected(now, this.#context!.keyId, verdict === 'rejected')) credential.releaseProbe()
+      // from one key alone it proves nothing: a probe of the credential's it held ends undecided
+      if (!credential.rejected(now, this.#context!.keyId, verdict === 'rejected') && (probes & PROBE_CREDENTIAL) !== 0) credential.releaseProbe()
     } else {
       // the partner's success counts once its answer has come whole (#report): an answer that
-      // breaks off mid-body is a failure of the partner's instead
-      this.#partnerSucceeding = true
+      // breaks off mid-body is a failure of the partner's instead. An open breaker (this is its
+      // probe) closes at the head, so a long answer does not keep everyone else out; a break
+      // later still counts as a failure
+      if (partner.isOpen) partner.succeeded(now)
+      else this.#partnerSucceeding = true
       credential.succeeded(now)
     }
   }

@@ -1,8 +1,7 @@
 // Secret held in a file (a mounted Kubernetes/Docker secret); surrounding whitespace is dropped.
 // Only files under RELAYKEY_SECRET_FILES_DIR are read (secret-files-dir.ts).
-import { readFile } from 'node:fs/promises'
 import type { StoredSecret } from '../store/model.js'
-import { realSecretFile, secretFileRefProblem } from './secret-files-dir.js'
+import { readSecretFile, secretFileRefProblem } from './secret-files-dir.js'
 import { SecretResolutionError, type SecretProvider } from './secret-provider.js'
 
 type FileSecret = Extract<StoredSecret, { provider: 'file' }>
@@ -22,9 +21,9 @@ export class FileSecretProvider implements SecretProvider<FileSecret> {
     let value: string
     try {
       // symlinks resolved: a link under the directory to a file elsewhere is refused too
-      const file = await realSecretFile(secret.ref, this.#dir!)
-      if (file === null) throw new SecretResolutionError(`secret file ${secret.ref} resolves to a file outside RELAYKEY_SECRET_FILES_DIR`)
-      value = (await readFile(file, 'utf8')).trim()
+      const contents = await readSecretFile(secret.ref, this.#dir!)
+      if (contents === null) throw new SecretResolutionError(`secret file ${secret.ref} resolves to a file outside RELAYKEY_SECRET_FILES_DIR`)
+      value = contents.trim()
     } catch (err) {
       if (err instanceof SecretResolutionError) throw err
       throw new SecretResolutionError(`secret file ${secret.ref} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`)

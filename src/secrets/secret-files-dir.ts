@@ -3,13 +3,16 @@
 // "any file the process can read" includes the data dir's master key and admin token, /proc and
 // /sys. The check is made twice: on the path as written when a credential is saved (a clear 400),
 // and on the real path, symlinks resolved, each time the secret is read (what actually guards).
-import { realpath } from 'node:fs/promises'
+import { constants, realpathSync } from 'node:fs'
+import { open, readlink, realpath } from 'node:fs/promises'
 import { isAbsolute, relative, resolve, sep } from 'node:path'
 
 /** why RELAYKEY_SECRET_FILES_DIR cannot be used as given, or null when it can */
 export function secretFilesDirProblem (dir: string, dataDir: string): string | null {
   if (!isAbsolute(dir)) return 'must be an absolute path'
-  const d = resolve(dir)
+  // compared as they really are: a symlink must not hide the data dir inside the directory
+  const d = realOrAsIs(resolve(dir))
+  dataDir = realOrAsIs(dataDir)
   if (d === sep) return 'must not be the root directory'
   for (const system of ['/proc', '/sys', '/dev']) {
     if (isWithin(d, system) || d === system) return `must not be under ${system}`
@@ -25,10 +28,30 @@ export function secretFileRefProblem (ref: string, dir: string | null): string |
   return null
 }
 
-/** the real path of `ref` when it is under the directory's real path, else null */
-export async function realSecretFile (ref: string, dir: string): Promise<string | null> {
+/**
+ * The contents of `ref` when the file it really is lies under the directory's real path, else
+ * null. The check is made on the open descriptor (/proc/self/fd), so a path component swapped
+ * for a symlink between a check and the read cannot redirect it.
+ */
+export async function readSecretFile (ref: string, dir: string): Promise<string | null> {
   const [file, root] = await Promise.all([realpath(ref), realpath(dir)])
-  return isWithin(file, root) ? file : null
+  if (!isWithin(file, root)) return null
+  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW)
+  try {
+    const opened = await readlink(`/proc/self/fd/${handle.fd}`).catch(() => file)
+    if (!isWithin(opened, root)) return null
+    return await handle.readFile('utf8')
+  } finally {
+    await handle.close()
+  }
+}
+
+function realOrAsIs (path: string): string {
+  try {
+    return realpathSync(path)
+  } catch {
+    return path
+  }
 }
 
 function isWithin (path: string, dir: string): boolean {

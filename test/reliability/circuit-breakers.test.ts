@@ -60,6 +60,20 @@ describe('circuit breakers', () => {
     assert.equal(usage.body.budget.used, 0)
   })
 
+  it('a request whose first attempt was a retried 500 and whose retry met a 503 leaves the breaker that 503 opened open', async () => {
+    const p = await partner()
+    p.handle((_req, res) => {
+      res.writeHead(p.received.length === 1 ? 500 : 503)
+      res.end()
+    })
+    const s = uniqueSlug('mixed')
+    const setup = await partnerWith(rk, p.url, s, { retry: { max_attempts: 2, base_delay_ms: 1, max_delay_ms: 2, on_status: [500, 503] }, circuit_breaker: { failure_threshold: 1, open_ms: 60_000 } })
+    assert.equal((await call(rk, setup.key, `${s}/x`)).status, 503)
+    assert.equal(p.received.length, 2)
+    const refused = await call(rk, setup.key, `${s}/x`)
+    assert.equal(refused.code, 'circuit_open', 'the first attempt\'s 500 closed the breaker again at the end of the request')
+  })
+
   it('opens after failure_threshold failures, refuses without calling the partner, probes after open_ms, closes', async () => {
     const p = await partner()
     let healthy = false

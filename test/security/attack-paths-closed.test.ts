@@ -180,6 +180,30 @@ describe('attack paths are closed', () => {
     }
   })
 
+  it('a broken body that arrives while the request is still being decided (a key not yet cached) is answered 400 and leaks no slot or budget', async () => {
+    const port = Number(new URL(rk.proxyUrl).port)
+    const s = `capped${Math.random().toString(36).slice(2, 8)}`
+    const capped = await setUpGovernedPartner(rk, { slug: s, baseUrl: partner.url })
+    // two workers, one slot each: a leaked slot would turn every later request into a 503
+    assert.equal((await rk.admin('PATCH', `/admin/partners/${s}`, { circuit_breaker: { max_in_flight: 2 } })).status, 200)
+    assert.equal((await rk.admin('PATCH', `/admin/policies/${capped.policyId}`, { budget: { monthly: 100 } })).status, 200)
+    for (let i = 0; i < 4; i++) {
+      // a fresh key each time: its first request waits for the key to load
+      const key = await rk.admin('POST', '/admin/keys', { name: `fresh-${i}`, policy: capped.policyId, environment: 'production' })
+      const conn = await openRawConnection(port)
+      // headers and the broken chunk in one write: Node parses both before the key has loaded
+      conn.socket.write(`POST /proxy/${s}/broken HTTP/1.1\r\nHost: relaykey\r\nX-RelayKey: ${key.body.key}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n`)
+      assert.notEqual(await closedWithin(conn, 3000), null)
+      assert.equal(parseHead(conn.received())?.status, 400, conn.received().toString())
+    }
+    for (let i = 0; i < 6; i++) {
+      const res = await request(`${rk.proxyUrl}/proxy/${s}/fine`, { headers: { 'x-relaykey': capped.key } })
+      await res.body.text()
+      assert.equal(res.statusCode, 200, `request ${i} after the broken bodies`)
+    }
+    assert.ok(!partner.received.some((r) => r.url.startsWith('/broken')))
+  })
+
   it('the credential never comes back in a response header: Location, Refresh, Link or an echo', async () => {
     for (const path of ['items?x=1', 'redirect?x=1']) {
       const res = await request(`${rk.proxyUrl}/proxy/byquery/${path}`, { headers: { 'x-relaykey': viaQuery.key } })
