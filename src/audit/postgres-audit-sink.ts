@@ -46,14 +46,17 @@ const MOVE_STAGED = `WITH stored AS (
     SELECT date_trunc('hour', ts, 'UTC'), coalesce(key_id, ''), coalesce(customer, ''), partner, outcome,
            count(*), sum(greatest(attempts - 1, 0)), count(*) FILTER (WHERE status >= 500), sum(cost),
            sum(bytes_in), sum(bytes_out), count(payment_tx), coalesce(sum(payment_amount) FILTER (WHERE payment_tx IS NOT NULL), 0)
-      FROM stored GROUP BY 1, 2, 3, 4, 5
+      FROM stored GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
     ${ADD_TO_USAGE}
   )
   SELECT count(*)::int AS stored FROM stored`
-// the direct path's cells (usage-cells.ts): one per row of the hourly table already
+// the direct path's cells (usage-cells.ts): one per row of the hourly table already. Both
+// upserts take their rows' locks in key order: two workers' batches sharing cells in different
+// orders would otherwise deadlock (40P01), and a deadlock marks the sink down
 const CREATE_CELL_STAGING = 'CREATE TEMP TABLE IF NOT EXISTS audit_usage_staging (LIKE audit_usage_hourly) ON COMMIT DELETE ROWS'
 const COPY_CELLS = `COPY audit_usage_staging (${USAGE_LIST}) FROM STDIN`
-const ADD_CELLS = `INSERT INTO audit_usage_hourly AS u (${USAGE_LIST}) SELECT ${USAGE_LIST} FROM audit_usage_staging ${ADD_TO_USAGE}`
+const ADD_CELLS = `INSERT INTO audit_usage_hourly AS u (${USAGE_LIST})
+  SELECT ${USAGE_LIST} FROM audit_usage_staging ORDER BY hour, key_id, customer, partner, outcome ${ADD_TO_USAGE}`
 const COPY_DIRECT = `COPY audit_events (${COLUMN_LIST}) FROM STDIN`
 // Blocks travel by COPY too: at low traffic a block is one event, so they are as many as the rows
 const BLOCK_COLUMNS = 'writer_id, first_seq, last_seq, prev_hash, hash'
@@ -145,7 +148,7 @@ export class PostgresAuditSink implements AuditSink {
   async #write (batch: AuditBatch): Promise<void> {
     if (batch.events > 0) await this.#ensurePartitions(batch)
     if (this.#direct || batch.events === 0) {
-      const cells = batch.events > 0 ? usageCellsOf(batch).copyRows() : null
+      const cells = batch.events === 0 ? null : batch.cellRows ?? usageCellsOf(batch).copyRows()
       try {
         await this.#inSession(async (tx) => await copyDirect(tx, batch, cells))
         return
@@ -289,7 +292,7 @@ async function copyRows (tx: postgres.TransactionSql, statement: string, rows: U
   await Promise.race([finished(stream), failed])
 }
 
-async function copyDirect (tx: postgres.TransactionSql, batch: AuditBatch, cells: Buffer | null): Promise<void> {
+async function copyDirect (tx: postgres.TransactionSql, batch: AuditBatch, cells: Uint8Array | null): Promise<void> {
   if (cells !== null) {
     await copyRows(tx, COPY_DIRECT, batch.rows)
     await copyRows(tx, COPY_CELLS, cells)

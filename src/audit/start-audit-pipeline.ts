@@ -7,8 +7,7 @@ import type { Config } from '../config/config.js'
 import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
 import { AuditPipeline, type AuditPipelineStats } from './audit-pipeline.js'
 import type { AuditRecorder } from './audit-event.js'
-import { openPostgresAuditSink } from './postgres-audit-sink.js'
-import { openThreadedSqliteAuditSink } from './threaded-sqlite-audit-sink.js'
+import { openThreadedPostgresAuditSink, openThreadedSqliteAuditSink } from './threaded-audit-sink.js'
 
 export interface WorkerAudit extends AuditRecorder {
   stats (): AuditPipelineStats
@@ -17,8 +16,9 @@ export interface WorkerAudit extends AuditRecorder {
 }
 
 export async function startAuditPipeline (config: Config, logger: Logger): Promise<WorkerAudit> {
+  // the store's writes run on a thread of the worker's own, off the event loop
   const sink = config.databaseUrl !== null
-    ? openPostgresAuditSink(config.databaseUrl)
+    ? await openThreadedPostgresAuditSink(config.databaseUrl)
     : await openThreadedSqliteAuditSink(join(config.dataDir, EMBEDDED_DB_FILE))
   const pipeline = new AuditPipeline({
     sink,
