@@ -25,7 +25,7 @@ import type { AuditSink } from '../src/audit/audit-sink.js'
 import { UsageCells } from '../src/audit/usage-cells.js'
 import { openPostgresAuditSink } from '../src/audit/postgres-audit-sink.js'
 import { SqliteAuditSink } from '../src/audit/sqlite-audit-sink.js'
-import { openThreadedPostgresAuditSink, openThreadedSqliteAuditSink } from '../src/audit/threaded-audit-sink.js'
+import { openThreadedSqliteAuditSink } from '../src/audit/threaded-sqlite-audit-sink.js'
 import { AUDIT_WRITER_CHECKPOINT_PAGES, openSqliteDatabase } from '../src/store/sqlite/schema.js'
 import { runMigrations } from '../src/store/postgres/migrate.js'
 import { createTestDatabase } from '../test/helpers/postgres.js'
@@ -100,14 +100,14 @@ interface Store {
   done (): Promise<void>
 }
 
-async function freshPostgres (dropIndexes: string[] = [], threaded = false): Promise<Store> {
+async function freshPostgres (dropIndexes: string[] = []): Promise<Store> {
   const db = await createTestDatabase()
   await runMigrations(db.url)
   const admin = postgres(db.url, { max: 1, onnotice: () => {} })
   for (const index of dropIndexes) await admin.unsafe(`DROP INDEX ${index}`)
   const app = new URL(db.url)
   app.username = 'relaykey_app'
-  const sink = threaded ? await openThreadedPostgresAuditSink(app.toString()) : openPostgresAuditSink(app.toString())
+  const sink = openPostgresAuditSink(app.toString())
   // partitions exist before the clock starts, as in a running process
   await sink.write(encodeBatches(makeEvents(1))[0]!)
   const [backend] = await admin<Array<{ pid: number }>>`
@@ -125,8 +125,6 @@ interface Cost {
   /** µs of CPU per event: the event loop's thread, the store (PostgreSQL backend or SQLite thread) */
   loop: number
   store: number | null
-  /** the process's other threads (the PostgreSQL sink's writer thread), when the store is a backend */
-  thread?: number
   rate: number
 }
 
@@ -155,7 +153,6 @@ async function throughPipeline (sink: AuditSink, serverPid: number | null, event
   if (pipeline.stats().written !== (record ? events.length : 0)) throw new Error(`stored ${pipeline.stats().written} of ${events.length}`)
   return {
     loop: threads === null || threadsAfter === null ? Number.NaN : (threadsAfter.main - threads.main) / events.length,
-    ...(serverPid !== null && threads !== null && threadsAfter !== null ? { thread: (threadsAfter.others - threads.others) / events.length } : {}),
     store: serverPid !== null
       ? (server === null || serverAfter === null ? null : (serverAfter - server) / events.length)
       : (threads === null || threadsAfter === null ? null : (threadsAfter.others - threads.others) / events.length),
@@ -190,7 +187,6 @@ function micros (n: number | null): string {
 function report (name: string, runs: Cost[], storeLabel: string): void {
   console.log(`${name.padEnd(44)} ${Math.round(median(runs.map((r) => r.rate))).toLocaleString('en-US').padStart(9)} events/s  ` +
     `cpu µs/event: event loop ${micros(median(runs.map((r) => r.loop)))}, ${storeLabel} ${micros(runs[0]!.store === null ? null : median(runs.map((r) => r.store!)))}` +
-    (runs[0]!.thread === undefined ? '' : `, other threads ${micros(median(runs.map((r) => r.thread!)))}`) +
     `   (rates: ${runs.map((r) => Math.round(r.rate)).join(', ')})`)
 }
 
@@ -202,11 +198,7 @@ async function main (): Promise<void> {
   const scenarios: Array<[string, string, () => Promise<Cost>]> = [
     // what the pacing loop itself costs the event loop: subtract it from the two rows below
     ['pacing loop alone (nothing recorded)', 'store', async () => await throughPipeline({ async write () {}, async close () {} }, null, events, false)],
-    ['pipeline → PostgreSQL on its writer thread (as a worker runs it)', 'postgres', async () => {
-      const store = await freshPostgres([], true)
-      try { return await throughPipeline(store.sink, store.serverPid, events) } finally { await store.done() }
-    }],
-    ['pipeline → PostgreSQL on the event loop', 'postgres', async () => {
+    ['pipeline → PostgreSQL (as a worker runs it)', 'postgres', async () => {
       const store = await freshPostgres()
       try { return await throughPipeline(store.sink, store.serverPid, events) } finally { await store.done() }
     }],

@@ -23,8 +23,6 @@ export interface AuditBatch {
    * was read back from a log or split, and then counted from the rows (usageCellsOf)
    */
   cells?: UsageCells
-  /** the cells as COPY rows, once the batch has crossed to a writer thread (a class cannot) */
-  cellRows?: Uint8Array
 }
 
 /** one batch of several, in order (string concatenation: the rows are not copied per event) */

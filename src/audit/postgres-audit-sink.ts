@@ -148,7 +148,7 @@ export class PostgresAuditSink implements AuditSink {
   async #write (batch: AuditBatch): Promise<void> {
     if (batch.events > 0) await this.#ensurePartitions(batch)
     if (this.#direct || batch.events === 0) {
-      const cells = batch.events === 0 ? null : batch.cellRows ?? usageCellsOf(batch).copyRows()
+      const cells = batch.events > 0 ? usageCellsOf(batch).copyRows() : null
       try {
         await this.#inSession(async (tx) => await copyDirect(tx, batch, cells))
         return
@@ -292,7 +292,7 @@ async function copyRows (tx: postgres.TransactionSql, statement: string, rows: U
   await Promise.race([finished(stream), failed])
 }
 
-async function copyDirect (tx: postgres.TransactionSql, batch: AuditBatch, cells: Uint8Array | null): Promise<void> {
+async function copyDirect (tx: postgres.TransactionSql, batch: AuditBatch, cells: Buffer | null): Promise<void> {
   if (cells !== null) {
     await copyRows(tx, COPY_DIRECT, batch.rows)
     await copyRows(tx, COPY_CELLS, cells)

@@ -7,7 +7,8 @@ import type { Config } from '../config/config.js'
 import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
 import { AuditPipeline, type AuditPipelineStats } from './audit-pipeline.js'
 import type { AuditRecorder } from './audit-event.js'
-import { openThreadedPostgresAuditSink, openThreadedSqliteAuditSink } from './threaded-audit-sink.js'
+import { openPostgresAuditSink } from './postgres-audit-sink.js'
+import { openThreadedSqliteAuditSink } from './threaded-sqlite-audit-sink.js'
 
 export interface WorkerAudit extends AuditRecorder {
   stats (): AuditPipelineStats
@@ -16,9 +17,8 @@ export interface WorkerAudit extends AuditRecorder {
 }
 
 export async function startAuditPipeline (config: Config, logger: Logger): Promise<WorkerAudit> {
-  // the store's writes run on a thread of the worker's own, off the event loop
   const sink = config.databaseUrl !== null
-    ? await openThreadedPostgresAuditSink(config.databaseUrl)
+    ? openPostgresAuditSink(config.databaseUrl)
     : await openThreadedSqliteAuditSink(join(config.dataDir, EMBEDDED_DB_FILE))
   const pipeline = new AuditPipeline({
     sink,

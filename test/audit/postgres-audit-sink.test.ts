@@ -11,7 +11,6 @@ import type { ChainedAuditEvent } from '../../src/audit/audit-event.js'
 import { runMigrations } from '../../src/store/postgres/migrate.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 import { asRole, auditEvent, batchOfEvents, chain } from './audit-fixtures.js'
-import { openThreadedPostgresAuditSink } from '../../src/audit/threaded-audit-sink.js'
 import { PostgresAuditQuery } from '../../src/audit/postgres-audit-query.js'
 import { runAuditSinkContract } from './audit-sink.contract.js'
 
@@ -24,11 +23,11 @@ async function migratedDatabase (): Promise<{ db: TestDatabase, appUrl: string }
 }
 
 // both write paths: COPY straight into audit_events (falling back to staging when a batch meets
-// stored events), and the staging path alone; and the sink on its writer thread, as workers run it
-for (const [name, directCopy, threaded] of [['postgres', true, false], ['postgres, staging path only', false, false], ['postgres, on a writer thread', true, true]] as const) {
+// stored events), and the staging path alone
+for (const [name, directCopy] of [['postgres', true], ['postgres, staging path only', false]] as const) {
   runAuditSinkContract(name, async () => {
     const { db, appUrl } = await migratedDatabase()
-    const sink = threaded ? await openThreadedPostgresAuditSink(appUrl) : openPostgresAuditSink(appUrl, { directCopy })
+    const sink = openPostgresAuditSink(appUrl, { directCopy })
     const reader = postgres(appUrl, { max: 1, onnotice: () => {} })
     return {
       sink,

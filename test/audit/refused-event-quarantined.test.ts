@@ -14,7 +14,7 @@ import type { AuditEvent, ChainedAuditEvent } from '../../src/audit/audit-event.
 import { AuditPipeline } from '../../src/audit/audit-pipeline.js'
 import type { AuditSink } from '../../src/audit/audit-sink.js'
 import { openPostgresAuditSink } from '../../src/audit/postgres-audit-sink.js'
-import { openThreadedSqliteAuditSink } from '../../src/audit/threaded-audit-sink.js'
+import { openThreadedSqliteAuditSink } from '../../src/audit/threaded-sqlite-audit-sink.js'
 import { runMigrations } from '../../src/store/postgres/migrate.js'
 import { createTestDatabase } from '../helpers/postgres.js'
 import { asRole, plainEvent } from './audit-fixtures.js'

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type Database from 'better-sqlite3'
-import { openThreadedSqliteAuditSink, type ThreadedAuditSink } from '../../src/audit/threaded-audit-sink.js'
+import { openThreadedSqliteAuditSink, type ThreadedSqliteAuditSink } from '../../src/audit/threaded-sqlite-audit-sink.js'
 import { AUDIT_WRITER_CHECKPOINT_PAGES, openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { auditEvent, batchOfEvents, chain } from './audit-fixtures.js'
 
@@ -18,7 +18,7 @@ const PAGE = 4096
 describe('WAL checkpoints of the embedded file', () => {
   let dir: string
   let file: string
-  let sink: ThreadedAuditSink
+  let sink: ThreadedSqliteAuditSink
   let other: Database.Database
 
   before(async () => {

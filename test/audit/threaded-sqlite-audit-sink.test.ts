@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { readSqliteAuditEvents } from '../../src/audit/audit-event-readers.js'
-import { openThreadedSqliteAuditSink, threadedSqliteAuditSink } from '../../src/audit/threaded-audit-sink.js'
+import { openThreadedSqliteAuditSink, ThreadedSqliteAuditSink } from '../../src/audit/threaded-sqlite-audit-sink.js'
 import { openSqliteDatabase } from '../../src/store/sqlite/schema.js'
 import { batchOfEvents, chainedEvents } from './audit-fixtures.js'
 
@@ -15,7 +15,7 @@ describe('threaded SQLite audit sink', () => {
   it('fails writes while its file cannot be opened, and stores them once it can', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaykey-audit-'))
     const file = join(dir, 'not-yet', 'relaykey.db')
-    const sink = threadedSqliteAuditSink(file)
+    const sink = new ThreadedSqliteAuditSink(file)
     try {
       await assert.rejects(sink.open(), /directory does not exist|unable to open/)
       const batch = chainedEvents(20)
@@ -35,7 +35,7 @@ describe('threaded SQLite audit sink', () => {
 
   it('closes at once while a thread is failing to open its file, failing the write it had', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'relaykey-audit-'))
-    const sink = threadedSqliteAuditSink(join(dir, 'missing', 'relaykey.db'))
+    const sink = new ThreadedSqliteAuditSink(join(dir, 'missing', 'relaykey.db'))
     const failed = assert.rejects(sink.write(batchOfEvents(chainedEvents(5))), /directory does not exist|unable to open/)
     await sink.close()
     await failed

@@ -1,11 +1,10 @@
-// An audit sink on a thread of the worker's own: the SQLite inserts (embedded mode) or the
-// PostgreSQL driver's COPY (distributed mode) run there, so a batch (milliseconds of inserts per
-// 1,000 events, longer while another process holds SQLite's write lock; the driver's protocol
-// work) never stalls the requests on the event loop, nor spends its CPU. The event loop pays
-// for copying the batch to the thread (the rows' bytes, a few blocks, and for PostgreSQL the
-// usage cells as COPY rows); the thread pays for the rest.
+// Embedded mode's audit sink: the SQLite inserts run on a thread of the worker's own, so a
+// batch (milliseconds of inserts per 1,000 events, longer while another process holds SQLite's
+// write lock) never stalls the requests on the event loop. The event loop pays for copying the
+// batch to the thread (one string of COPY text rows and a few blocks); the thread parses the
+// rows and pays for the rest.
 //
-//   write(batch) ──postMessage──► thread: the store's sink.write ──reply {id, error}──► settle
+//   write(batch) ──postMessage──► thread: SqliteAuditSink.write ──reply {id, error}──► settle
 //
 // A thread that dies (its file unusable, a crash) fails every write in flight, which the
 // pipeline reads back from its log and writes again; the next write starts a new thread.
@@ -17,7 +16,7 @@ export type ThreadRequest =
   | { type: 'write'; id: number; batch: AuditBatch }
   | { type: 'close' }
 
-/** id 0 says the thread opened its store and is ready */
+/** id 0 says the thread opened its file and is ready */
 export interface ThreadReply {
   id: number
   /** null when the batch is stored */
@@ -31,19 +30,13 @@ interface Pending {
   reject: (err: Error) => void
 }
 
-/** longer than SQLite's busy_timeout (5 s) and the PostgreSQL sink's write deadline, so a write may still finish */
-const CLOSE_DEADLINE_MS = 12_000
+const THREAD_SCRIPT = new URL('./sqlite-audit-thread.js', import.meta.url)
 
-export interface ThreadedSinkOptions {
-  /** the thread's script: it builds the store's sink from `workerData` and serves it (audit-thread.ts) */
-  script: URL
-  workerData: unknown
-  /** send each batch's usage cells along as COPY rows (the PostgreSQL sink upserts them) */
-  sendCells: boolean
-}
+/** longer than SQLite's busy_timeout (5 s), so a write waiting for the lock may still finish */
+const CLOSE_DEADLINE_MS = 7_000
 
-export class ThreadedAuditSink implements AuditSink {
-  readonly #options: ThreadedSinkOptions
+export class ThreadedSqliteAuditSink implements AuditSink {
+  readonly #file: string
   #thread: Worker | null = null
   /** resolves once the current thread has opened the file; rejects if it could not */
   #ready: Promise<void> | null = null
@@ -51,11 +44,11 @@ export class ThreadedAuditSink implements AuditSink {
   #nextId = 1
   #closed = false
 
-  constructor (options: ThreadedSinkOptions) {
-    this.#options = options
+  constructor (file: string) {
+    this.#file = file
   }
 
-  /** starts the thread and waits until it has opened its store (fails as opening it would) */
+  /** starts the thread and waits until it has opened the file (fails as opening it would) */
   async open (): Promise<void> {
     await this.#start()
   }
@@ -70,11 +63,7 @@ export class ThreadedAuditSink implements AuditSink {
     const id = this.#nextId++
     const stored = new Promise<void>((resolve, reject) => { this.#pending.set(id, { resolve, reject }) })
     try {
-      // the cells are a class (they would arrive empty): as COPY rows, or left for the thread
-      // to count from the rows
-      const { cells, ...rest } = batch
-      const crossing: AuditBatch = this.#options.sendCells && cells !== undefined ? { ...rest, cellRows: cells.copyRows() } : rest
-      thread.postMessage({ type: 'write', id, batch: crossing } satisfies ThreadRequest)
+      thread.postMessage({ type: 'write', id, batch } satisfies ThreadRequest)
     } catch (err) {
       this.#pending.delete(id) // the batch could not be copied (never the case for events)
       throw err
@@ -104,7 +93,7 @@ export class ThreadedAuditSink implements AuditSink {
 
   #start (): Promise<void> {
     if (this.#ready !== null) return this.#ready
-    const thread = new Worker(this.#options.script, { workerData: this.#options.workerData })
+    const thread = new Worker(THREAD_SCRIPT, { workerData: { file: this.#file } })
     this.#thread = thread
     this.#ready = new Promise<void>((resolve, reject) => {
       this.#pending.set(0, { resolve, reject })
@@ -135,24 +124,9 @@ export class ThreadedAuditSink implements AuditSink {
   }
 }
 
-/** the embedded file's audit sink; its thread starts at open() or the first write */
-export function threadedSqliteAuditSink (file: string): ThreadedAuditSink {
-  return new ThreadedAuditSink({ script: new URL('./sqlite-audit-thread.js', import.meta.url), workerData: { file }, sendCells: false })
-}
-
 /** the embedded file's audit sink, its thread started and the file opened */
-export async function openThreadedSqliteAuditSink (file: string): Promise<ThreadedAuditSink> {
-  const sink = threadedSqliteAuditSink(file)
-  await sink.open()
-  return sink
-}
-
-/**
- * PostgreSQL's audit sink on a thread (its own single connection to `databaseUrl`), started. The
- * database need not be up: the sink connects at its first write, as openPostgresAuditSink does.
- */
-export async function openThreadedPostgresAuditSink (databaseUrl: string): Promise<ThreadedAuditSink> {
-  const sink = new ThreadedAuditSink({ script: new URL('./postgres-audit-thread.js', import.meta.url), workerData: { databaseUrl }, sendCells: true })
+export async function openThreadedSqliteAuditSink (file: string): Promise<ThreadedSqliteAuditSink> {
+  const sink = new ThreadedSqliteAuditSink(file)
   await sink.open()
   return sink
 }
