@@ -249,7 +249,7 @@ describe('leftover logs', () => {
     for (const file of readdirSync(dir)) {
       if (file.includes('.gone.')) renameSync(join(dir, file), join(dir, formatLogFileName({ ...parseLogFileName(file)!, owner: deadOwner() })))
     }
-    const next = new LeftoverLogs([dir], `${process.pid}-0-next`)
+    const next = new LeftoverLogs([dir], `${process.pid}-0-c3`)
     assert.deepEqual(await next.claim(), { files: 1, bytes: gone.bytes, errors: [] })
     assert.equal(next.oldest()!.writerId, 'gone')
     assert.equal((await next.read(next.oldest()!, 100)).rows.length, 5)
@@ -269,8 +269,8 @@ describe('leftover logs', () => {
     }
     handTo(dir, deadOwner())
     appendFileSync(join(dir, 'unrelated.txt'), 'not a log file')
-    const one = new LeftoverLogs([dir], `${process.pid}-0-one`)
-    const two = new LeftoverLogs([dir], `${process.pid}-0-two`)
+    const one = new LeftoverLogs([dir], `${process.pid}-0-a1`)
+    const two = new LeftoverLogs([dir], `${process.pid}-0-b2`)
     const [a, b] = await Promise.all([one.claim(), two.claim()])
     assert.equal(a.files + b.files, 18)
     const writersOf = async (leftovers: LeftoverLogs): Promise<Map<string, number[]>> => {
