@@ -185,4 +185,40 @@ describe('every request is audited', () => {
       await partner.close()
     }
   })
+  it('a client that leaves while a retry waits, after the partner reset the connection, is not charged: the partner failed that attempt', async () => {
+    const partner = await startMockPartner()
+    // the partner reads the request, then resets the connection without answering
+    partner.handle((req) => { req.socket.resetAndDestroy() })
+    const rk = await startRelayKey({ workers: 1 })
+    try {
+      const setup = await setUpGovernedPartner(rk, { baseUrl: partner.url })
+      assert.equal((await rk.admin('PATCH', '/admin/partners/acme', { retry: { max_attempts: 3, base_delay_ms: 1500, max_delay_ms: 1500 } })).status, 200)
+      assert.equal((await rk.admin('PATCH', `/admin/policies/${setup.policyId}`, { budget: { monthly: 100 }, costs: [{ method: 'GET', path: '/flaky', cost: 10 }] })).status, 200)
+      await sleep(300)
+      const controller = new AbortController()
+      const pending = request(`${rk.proxyUrl}/proxy/acme/flaky`, { headers: { 'x-relaykey': setup.key }, signal: controller.signal })
+      while (partner.received.length < 1) await sleep(10)
+      // the reset comes at once, and RelayKey waits before its retry (full jitter, up to 1.5 s):
+      // the client leaves then
+      await sleep(30)
+      controller.abort()
+      await assert.rejects(pending)
+      let events: Row[] = []
+      for (let i = 0; i < 40 && events.length === 0; i++) {
+        await sleep(100)
+        events = (await rk.admin('GET', `/admin/audit?key_id=${setup.keyId}`)).body.events
+      }
+      assert.equal(events.length, 1)
+      assert.equal(events[0]!.outcome, 'client_closed')
+      // a jittered delay under 30 ms (2 % of runs) sends the retry first: that attempt then
+      // reached the partner and is charged, by the same rule
+      const charged = partner.received.length === 1 ? 0 : 10
+      assert.equal(events[0]!.cost, charged)
+      const usage = await rk.admin('GET', `/admin/usage?key_id=${setup.keyId}`)
+      assert.deepEqual(usage.body.budget, { limit: 100, used: charged, remaining: 100 - charged })
+    } finally {
+      await rk.stop()
+      await partner.close()
+    }
+  })
 })
