@@ -6,6 +6,8 @@
 //    thread);
 //  - direct ingest: the sink alone taking rows already encoded, 1,000 a batch, as shipped and
 //    with each secondary index dropped, which prices what each index costs a stored row.
+// The event mix has 500 keys, each of one customer (BENCH_KEYS=n for another count: fewer keys,
+// fewer usage rollup cells per batch); BENCH_ONLY=<regex> runs only the scenarios it matches.
 // Run: npm run bench:audit -- [events] [rate]   (PostgreSQL: RELAYKEY_TEST_POSTGRES_URL, default
 // postgres://postgres@127.0.0.1:5432/postgres; the sink logs in as relaykey_app, which needs
 // local trust auth or a password in that URL)

@@ -10,6 +10,8 @@
 import { randomUUID } from 'node:crypto'
 import type Database from 'better-sqlite3'
 import type postgres from 'postgres'
+import { usageRollupOf } from '../../src/audit/postgres-audit-sink.js'
+import { addStoredEventsToRollups } from '../../src/store/sqlite/schema.js'
 
 export const DAY_MS = 86_400_000
 export const HOT_KEYS = 100
@@ -100,12 +102,7 @@ export async function fillPostgres (sql: postgres.Sql, shape: TrailShape): Promi
       FROM (SELECT i, ${SQL_KEY} AS k, ${SQL_PARTNER} AS partner, ${SQL_OUTCOME} AS outcome
               FROM generate_series(1::bigint, ${events}::bigint) AS i) AS g`)
   // the hourly usage rollups the audit sink would have kept (audit filters find hours there)
-  await sql.unsafe(`
-    INSERT INTO audit_usage_hourly
-    SELECT date_trunc('hour', ts, 'UTC'), coalesce(key_id, ''), coalesce(customer, ''), partner, outcome,
-           count(*), sum(greatest(attempts - 1, 0)), count(*) FILTER (WHERE status >= 500), sum(cost),
-           sum(bytes_in), sum(bytes_out), count(payment_tx), coalesce(sum(payment_amount) FILTER (WHERE payment_tx IS NOT NULL), 0)
-      FROM audit_events GROUP BY 1, 2, 3, 4, 5`)
+  await sql.unsafe(`INSERT INTO audit_usage_hourly ${usageRollupOf('audit_events')}`)
 }
 
 /** Appends the trail to an SQLite file opened with its schema, 10,000 rows per transaction. */
@@ -127,10 +124,5 @@ export function fillSqlite (db: Database.Database, shape: TrailShape): void {
   })
   for (let first = 1; first <= shape.events; first += 10_000) batch(first, Math.min(shape.events, first + 9_999))
   // the hourly usage rollups the audit sink would have kept (audit filters find hours there)
-  db.exec(`
-    INSERT INTO audit_usage_hourly
-    SELECT substr(ts, 1, 13) || ':00:00.000Z', coalesce(key_id, ''), coalesce(customer, ''), partner, outcome,
-           count(*), coalesce(sum(max(attempts - 1, 0)), 0), sum(status >= 500), sum(cost), sum(bytes_in), sum(bytes_out),
-           count(payment_tx), '0'
-      FROM audit_events GROUP BY 1, 2, 3, 4, 5`)
+  addStoredEventsToRollups(db)
 }

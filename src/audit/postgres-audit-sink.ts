@@ -36,17 +36,25 @@ const ADD_TO_USAGE = `ON CONFLICT ON CONSTRAINT audit_usage_hourly_pkey DO UPDAT
     bytes_in = u.bytes_in + excluded.bytes_in, bytes_out = u.bytes_out + excluded.bytes_out,
     paid = u.paid + excluded.paid, paid_amount = u.paid_amount + excluded.paid_amount`
 const USAGE_LIST = USAGE_CELL_COLUMNS.join(', ')
+
+/**
+ * The hourly usage rows (USAGE_CELL_COLUMNS) of the events in `source`, a table or CTE with
+ * audit_events' columns, in key order (the order upserts lock them in). migrations/0008 fills the
+ * table from audit_events with the same sums.
+ */
+export function usageRollupOf (source: string): string {
+  return `SELECT date_trunc('hour', ts, 'UTC'), coalesce(key_id, ''), coalesce(customer, ''), partner, outcome,
+           count(*), sum(greatest(attempts - 1, 0)), count(*) FILTER (WHERE status >= 500), sum(cost),
+           sum(bytes_in), sum(bytes_out), count(payment_tx), coalesce(sum(payment_amount) FILTER (WHERE payment_tx IS NOT NULL), 0)
+      FROM ${source} GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5`
+}
 // RETURNING hands on only the rows stored: a replayed event adds nothing to usage. The answer is
 // how many were stored.
 const MOVE_STAGED = `WITH stored AS (
     INSERT INTO audit_events (${COLUMN_LIST}) SELECT ${COLUMN_LIST} FROM audit_staging ON CONFLICT DO NOTHING
     RETURNING ts, key_id, customer, partner, outcome, status, attempts, cost, bytes_in, bytes_out, payment_tx, payment_amount
   ), usage AS (
-    INSERT INTO audit_usage_hourly AS u (${USAGE_LIST})
-    SELECT date_trunc('hour', ts, 'UTC'), coalesce(key_id, ''), coalesce(customer, ''), partner, outcome,
-           count(*), sum(greatest(attempts - 1, 0)), count(*) FILTER (WHERE status >= 500), sum(cost),
-           sum(bytes_in), sum(bytes_out), count(payment_tx), coalesce(sum(payment_amount) FILTER (WHERE payment_tx IS NOT NULL), 0)
-      FROM stored GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    INSERT INTO audit_usage_hourly AS u (${USAGE_LIST}) ${usageRollupOf('stored')}
     ${ADD_TO_USAGE}
   )
   SELECT count(*)::int AS stored FROM stored`

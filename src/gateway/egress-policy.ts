@@ -26,11 +26,9 @@ export class EgressPolicy {
   readonly #names: { exact: Set<string>; suffixes: string[] } | null
   readonly #cidrs: BlockList
   readonly #hasCidrs: boolean
-  readonly source: string | null
 
   /** `allow`: RELAYKEY_EGRESS_ALLOW's entries (hosts, `*.suffix`, IPs, CIDRs), or null */
   constructor (allow: readonly string[] | null) {
-    this.source = allow === null ? null : allow.join(',')
     this.#cidrs = new BlockList()
     this.#hasCidrs = false
     if (allow === null) {

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto'
 import { Router } from '../http/router.js'
 import { errorBody, type ErrorCode } from '../errors.js'
 import { PROXY_METHODS, traceRefusal } from './trace-methods.js'
-import { noteLatestRequest, sendError, sendJson } from './respond.js'
+import { noteLatestRequest, rawErrorResponse, sendError, sendJson } from './respond.js'
 import { answerMalformedBody, ProxyExchange, type ExchangeDeps } from './proxy-exchange.js'
 
 export interface GatewayDeps extends ExchangeDeps {
@@ -119,7 +119,5 @@ function refuseMalformed (err: NodeJS.ErrnoException, socket: Socket): void {
 /** a whole HTTP/1.1 response for a socket Node will not give us a response object for */
 function rawRefusal (status: number, reason: string, message: string, code: ErrorCode = 'bad_request', extraHeaders = ''): string {
   const requestId = randomUUID()
-  const body = errorBody(code, message, requestId)
-  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-    `x-relaykey-request-id: ${requestId}\r\n${extraHeaders}connection: close\r\n\r\n${body}`
+  return rawErrorResponse(status, reason, errorBody(code, message, requestId), requestId, extraHeaders)
 }

@@ -27,7 +27,7 @@ import { checkProxyPath, withoutQueryParam, type CheckedPath } from './proxy-pat
 import { connectionTokens, copyRequestHeaders, responseHeaders } from './header-rules.js'
 import { isTraceMethod, PROXY_METHODS, traceRefusal } from './trace-methods.js'
 import { findEndpoint } from './endpoint-pattern.js'
-import { closeIfDraining, sendJson } from './respond.js'
+import { closeIfDraining, rawErrorResponse, sendJson } from './respond.js'
 import type { CredentialOrder, CredentialRoute, KeyContext, UpstreamTarget } from './key-context.js'
 import type { Admission, AdmissionRequest, AdmissionStore, CredentialCandidate, LimitState, Reservation } from '../limits/admission.js'
 import { costOf } from '../limits/compile-limits.js'
@@ -730,8 +730,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const body = errorBody('bad_request', 'the request body is not valid HTTP/1.1 framing (chunked encoding)', this.requestId)
     facts.bytesOut = Buffer.byteLength(body)
     this.#finish = Finish.Raw
-    this.#rawAnswer = `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${facts.bytesOut}\r\n` +
-      `x-relaykey-request-id: ${this.requestId}\r\nconnection: close\r\n\r\n${body}`
+    this.#rawAnswer = rawErrorResponse(400, 'Bad Request', body, this.requestId)
     this.#report()
   }
 

@@ -33,6 +33,15 @@ export function sendJson (res: ServerResponse, status: number, body: string, req
   return length
 }
 
+/**
+ * A whole HTTP/1.1 refusal for a socket whose parser is done (Node gives no response object for
+ * it, or no longer reads from it): the JSON error body, and the connection closes behind it.
+ */
+export function rawErrorResponse (status: number, reason: string, body: string, requestId: string, extraHeaders = ''): string {
+  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `x-relaykey-request-id: ${requestId}\r\n${extraHeaders}connection: close\r\n\r\n${body}`
+}
+
 /** the newest request a connection has brought: the one whose answer may end it */
 const kLatest = Symbol('relaykey.latestRequest')
 type ClientSocket = Socket & { server?: Server; [kLatest]?: IncomingMessage }

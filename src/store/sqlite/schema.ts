@@ -229,17 +229,7 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
     CREATE INDEX audit_usage_hourly_customer_idx ON audit_usage_hourly (customer, hour);
     CREATE INDEX audit_usage_hourly_partner_idx ON audit_usage_hourly (partner, hour);
     `)
-    registerDecimalSum(db)
-    // the events stored so far (ts is ISO text: its first 13 characters are the hour)
-    db.exec(`
-    INSERT INTO audit_usage_hourly
-    SELECT substr(ts, 1, 13) || ':00:00.000Z', coalesce(key_id, ''), coalesce(customer, ''), partner, outcome,
-           count(*), coalesce(sum(max(attempts - 1, 0)), 0), sum(status >= 500), sum(cost),
-           sum(bytes_in), sum(bytes_out), count(payment_tx),
-           coalesce(relaykey_decimal_sum(payment_amount) FILTER (WHERE payment_tx IS NOT NULL), '0')
-      FROM audit_events
-     GROUP BY 1, 2, 3, 4, 5
-    `)
+    addStoredEventsToRollups(db)
   },
   // 10: max_in_flight per key and per customer, as migrations/0009_policy_max_in_flight.sql
   `
@@ -253,6 +243,21 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   DROP INDEX IF EXISTS audit_events_partner_ts_idx;
   `,
 ]
+
+/** adds the events in audit_events to the hourly rollups (schema step 9's backfill) */
+export function addStoredEventsToRollups (db: Database.Database): void {
+  registerDecimalSum(db)
+  // ts is ISO text: its first 13 characters are the hour
+  db.exec(`
+    INSERT INTO audit_usage_hourly
+    SELECT substr(ts, 1, 13) || ':00:00.000Z', coalesce(key_id, ''), coalesce(customer, ''), partner, outcome,
+           count(*), coalesce(sum(max(attempts - 1, 0)), 0), sum(status >= 500), sum(cost),
+           sum(bytes_in), sum(bytes_out), count(payment_tx),
+           coalesce(relaykey_decimal_sum(payment_amount) FILTER (WHERE payment_tx IS NOT NULL), '0')
+      FROM audit_events
+     GROUP BY 1, 2, 3, 4, 5
+  `)
+}
 
 /**
  * relaykey_decimal_sum(text): the exact sum of decimal strings (x402 atomic units pass 2^63,
