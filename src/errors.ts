@@ -1,6 +1,6 @@
 // Every error RelayKey answers with: one family of classes, one code → status table.
 
-/** Error codes of the data plane (CONTRACT §4) and the admin API (CONTRACT §5). */
+/** Error codes of the data plane (README) and the admin API (docs/admin-api.md). */
 export type ErrorCode =
   | 'invalid_path' | 'bad_request'
   | 'missing_key' | 'invalid_key' | 'key_revoked' | 'key_expired'
@@ -105,7 +105,7 @@ export class ConfigError extends Error {
   }
 }
 
-/** The JSON body of every refusal (CONTRACT §4). */
+/** The JSON body of every refusal (README, "every code the proxy answers with"). */
 export function errorBody (code: ErrorCode, message: string, requestId: string): string {
   return JSON.stringify({ error: { code, message, request_id: requestId } })
 }

@@ -53,7 +53,7 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024
 const DEFAULT_TIMEOUT_MS = 15_000
 
 /**
- * Every request, /admin/health and /metrics included, needs the bearer token (CONTRACT §5:
+ * Every request, /admin/health and /metrics included, needs the bearer token (docs/admin-api.md:
  * "on every call"), and it is checked before routing, so unauthenticated callers cannot map
  * which routes exist.
  */

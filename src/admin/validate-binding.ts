@@ -1,4 +1,4 @@
-// Binding bodies (CONTRACT §5): which partner a policy's keys may call, optionally pinned to
+// Binding bodies (docs/admin-api.md): which partner a policy's keys may call, optionally pinned to
 // some of the partner's credentials. References are resolved by the route, which owns the store.
 import { ValidationError } from '../errors.js'
 import { array, bodyObject, item, onlyFields, string } from './validate.js'

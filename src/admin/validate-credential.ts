@@ -1,4 +1,4 @@
-// Credential bodies (CONTRACT §5): the upstream secret a partner's requests carry. Inline
+// Credential bodies (docs/admin-api.md): the upstream secret a partner's requests carry. Inline
 // secret values are encrypted here, where they enter, so nothing behind this point (store,
 // logs, responses) ever holds the plaintext.
 import { secretFileRefProblem } from '../secrets/secret-files-dir.js'

@@ -1,4 +1,4 @@
-// Virtual-key bodies (CONTRACT §5). The policy is named by id or name here and resolved to an
+// Virtual-key bodies (docs/admin-api.md). The policy is named by id or name here and resolved to an
 // id by the route, which owns the store.
 import { ValidationError } from '../errors.js'
 import type { KeyInput, VirtualKey } from '../store/model.js'

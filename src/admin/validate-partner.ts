@@ -1,4 +1,4 @@
-// Partner bodies (CONTRACT §5): slug, base URLs per environment, upstream auth and the
+// Partner bodies (docs/admin-api.md): slug, base URLs per environment, upstream auth and the
 // timeout / retry / circuit-breaker settings, with defaults filled in.
 //
 // PATCH semantics: a present field replaces the stored one, except that `base_urls`, `timeouts`,

@@ -1,4 +1,4 @@
-// Policy bodies (CONTRACT §5): limits, budgets, endpoint costs, the allow list, x402 payment
+// Policy bodies (docs/admin-api.md): limits, budgets, endpoint costs, the allow list, x402 payment
 // settings and what happens when the limit store is down.
 import { ValidationError } from '../errors.js'
 import { validatePaymentSettings } from '../payments/payment-settings.js'

@@ -1,4 +1,4 @@
-// One audit event per request that reached the proxy route, forwarded or refused (CONTRACT §6).
+// One audit event per request that reached the proxy route, forwarded or refused (docs/operations.md, "Audit events").
 
 export interface AuditEvent {
   /** uuid; replays deduplicate on it */

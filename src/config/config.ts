@@ -1,4 +1,4 @@
-// Configuration from the environment (CONTRACT §3), validated once at start. Every problem
+// Configuration from the environment (the README's settings table), validated once at start. Every problem
 // becomes a ConfigError whose message is the one line the operator reads.
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'

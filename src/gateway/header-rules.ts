@@ -1,4 +1,4 @@
-// Header hygiene in both directions (CONTRACT §4). Name tables are built once; each request
+// Header hygiene in both directions (docs/security.md). Name tables are built once; each request
 // makes one pass over the raw header list and writes a flat [name, value, …] array that
 // undici (request) and res.writeHead (response) take without further copying.
 import { PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE, X_PAYMENT, X_PAYMENT_RESPONSE } from '../payments/x402-headers.js'

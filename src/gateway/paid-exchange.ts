@@ -1,4 +1,4 @@
-// The x402 side of one paid request (CONTRACT §7, docs/payments.md): read the client's payment,
+// The x402 side of one paid request (docs/payments.md): read the client's payment,
 // claim it against replay, verify it, and after the partner answered below 400 hold that answer
 // until the payment settles, so no byte of a paid response reaches a client that did not pay.
 // ProxyExchange owns the sockets and calls these steps in order; only paid policies build one.

@@ -932,7 +932,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#refuse(code, message)
   }
 
-  /** 402 with the PAYMENT-REQUIRED header and the same object as the body (CONTRACT §7) */
+  /** 402 with the PAYMENT-REQUIRED header and the same object as the body (docs/payments.md) */
   #paymentRequired (reason: string, extraHeaders?: string[]): void {
     const answer = this.#paid!.required(reason, this.requestId)
     const headers = [PAYMENT_REQUIRED, answer.header]

@@ -1,5 +1,5 @@
 // Talks to x402 facilitators: POST /verify and /settle, GET /supported (x402 facilitator API).
-// Failure rules (CONTRACT §7): a facilitator that is down, slow, redirects, or answers anything
+// Failure rules (docs/payments.md): a facilitator that is down, slow, redirects, or answers anything
 // but the expected JSON is "facilitator failed" (502), never a free pass. /verify only reads,
 // so it is retried on connection errors and 5xx; /settle moves money and is never retried.
 //

@@ -1,4 +1,4 @@
-// x402 payments (CONTRACT §7): what the proxy calls, in the order it calls it. Nothing here
+// x402 payments (docs/payments.md): what the proxy calls, in the order it calls it. Nothing here
 // touches a request or a response; the proxy reads headers, writes answers and decides status
 // codes from the values returned. See docs/payments.md for the operator's view.
 //

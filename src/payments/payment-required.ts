@@ -1,4 +1,4 @@
-// The 402 answer (CONTRACT §7): a v2 PaymentRequired object offering this request's price, as
+// The 402 answer (docs/payments.md): a v2 PaymentRequired object offering this request's price, as
 // the base64 `PAYMENT-REQUIRED` header and as the JSON body, where `error` is the contract's
 // error object ({code: "payment_required", message, request_id}) instead of x402's reason
 // string; the message is that same reason.

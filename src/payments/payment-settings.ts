@@ -1,4 +1,4 @@
-// A policy's x402 `payment` settings (CONTRACT §7): their stored shape and their validation at
+// A policy's x402 `payment` settings (docs/payments.md): their stored shape and their validation at
 // the admin API, the one place they enter. Everything downstream trusts the normalized value.
 import { ValidationError } from '../errors.js'
 import {

@@ -1,4 +1,4 @@
-// The replay guard: each payment payload is accepted once (CONTRACT §7), across every worker and
+// The replay guard: each payment payload is accepted once (docs/payments.md), across every worker and
 // node sharing the store. Implementations: Redis (redis-replay-guard.ts) in distributed mode, the
 // embedded SQLite file (sqlite-replay-guard.ts); both run test/payments/replay-guard.contract.ts.
 //

@@ -5,7 +5,7 @@
 // four headers and three facilitator calls. @x402/core's helpers for that are one-liners whose
 // import loads its whole resource-server/client bundle and zod, and its HTTPFacilitatorClient
 // follows redirects, waits up to 90 s and logs with console.log: none of it fits the
-// proxy's failure rules (CONTRACT §7: a facilitator that does not answer well is a 502, never a
+// proxy's failure rules (docs/payments.md: a facilitator that does not answer well is a 502, never a
 // free pass). `import type` is erased, so production installs carry no x402 code at all; the
 // tests use @x402/core's real client to build payments and read our headers, which is what
 // proves the wire format.

@@ -118,7 +118,7 @@ export interface PolicyInput {
   costs: CostRule[]
   /** null: everything allowed */
   allow: AllowRule[] | null
-  /** x402 settings (CONTRACT §7); null: requests are not paid for */
+  /** x402 settings (docs/payments.md); null: requests are not paid for */
   payment: PaymentSettings | null
   /**
    * What the data plane does when Redis or SQLite, needed for a rate-limit or budget decision,

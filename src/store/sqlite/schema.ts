@@ -94,7 +94,7 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   ALTER TABLE policies ADD COLUMN on_governance_failure TEXT NOT NULL DEFAULT 'deny'
     CHECK (on_governance_failure IN ('deny', 'allow'));
   `,
-  // 3: audit events (CONTRACT §6), as migrations/0003_audit_events.sql minus partitions and
+  // 3: audit events (docs/operations.md, "Audit events"), as migrations/0003_audit_events.sql minus partitions and
   // roles: a file has no roles, so the triggers are what keeps it append-only (against
   // mistakes; the hash chain is what shows deliberate edits)
   `
@@ -142,7 +142,7 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
   BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: DELETE refused'); END;
   `,
-  // 4: x402 payments claimed by the replay guard (CONTRACT §7: a payment payload is accepted
+  // 4: x402 payments claimed by the replay guard (docs/payments.md: a payment payload is accepted
   // once). A row whose expires_at has passed is no claim and may be taken again; the guard
   // sweeps such rows lazily.
   `
