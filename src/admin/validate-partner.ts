@@ -1,33 +1,42 @@
-// Partner bodies (docs/admin-api.md): slug, base URLs per environment, upstream auth and the
-// timeout / retry / circuit-breaker settings, with defaults filled in.
+// Partner bodies (docs/admin-api.md): slug, base URLs per environment, upstream auth
+// (validate-partner-auth.ts), the partner's own CA for HTTPS and the timeout / retry /
+// circuit-breaker settings, with defaults filled in.
 //
 // PATCH semantics: a present field replaces the stored one, except that `base_urls`, `timeouts`,
 // `retry` and `circuit_breaker` merge into the stored value (RFC 7396 style: a member set to null
 // removes that environment, or restores that setting's default). So `{"retry":{"max_attempts":3}}`
 // keeps the partner's other retry settings instead of silently resetting them.
 import { ValidationError } from '../errors.js'
-import { defaultCircuitBreaker, defaultRetry, defaultTimeouts, type CircuitBreakerSettings, type Partner, type PartnerAuth, type PartnerInput, type RetrySettings, type Timeouts } from '../store/model.js'
+import { defaultCircuitBreaker, defaultRetry, defaultTimeouts, type CircuitBreakerSettings, type Partner, type PartnerInput, type PartnerTls, type RetrySettings, type Timeouts } from '../store/model.js'
 import {
   array, boolean, bodyObject, child, httpUrl, integer, item, type JsonObject, matching, memberName, object, onlyFields,
 } from './validate.js'
+import { partnerAuth } from './validate-partner-auth.js'
+import { secretReference, type SecretRules } from './validate-secret.js'
+
+/** what a caller without secrets to save passes: inline and file references are refused */
+const NO_SECRETS: SecretRules = { cipher: null, filesDir: null }
 
 export const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/
 export const ENVIRONMENT = /^[a-z][a-z0-9_-]{0,31}$/
 export const SLUG_SHAPE = 'lowercase letters, digits and dashes, starting with a letter or digit, at most 63 characters'
 export const ENVIRONMENT_SHAPE = 'lowercase letters, digits, _ and -, starting with a letter, at most 32 characters'
 
-const FIELDS = new Set(['slug', 'base_urls', 'auth', 'timeouts', 'retry', 'circuit_breaker'])
+const FIELDS = new Set(['slug', 'base_urls', 'auth', 'tls', 'timeouts', 'retry', 'circuit_breaker'])
+const TLS_FIELDS = new Set(['ca'])
 const MAX_ENVIRONMENTS = 32
 
-export function parsePartnerCreate (body: unknown): PartnerInput {
+export function parsePartnerCreate (body: unknown, rules: SecretRules = NO_SECRETS): PartnerInput {
   const b = bodyObject(body)
   onlyFields(b, FIELDS, '')
   if (b.base_urls === undefined || b.base_urls === null) throw new ValidationError('base_urls', 'is required')
   if (b.auth === undefined || b.auth === null) throw new ValidationError('auth', 'is required')
+  const urls = baseUrls(b.base_urls, {})
   return {
     slug: matching(b.slug, 'slug', SLUG, SLUG_SHAPE),
-    base_urls: baseUrls(b.base_urls, {}),
-    auth: auth(b.auth),
+    base_urls: urls,
+    auth: partnerAuth(b.auth, origins(urls)),
+    tls: tls(b.tls, rules),
     timeouts: timeouts(b.timeouts, defaultTimeouts()),
     retry: retry(b.retry, defaultRetry()),
     circuit_breaker: circuitBreaker(b.circuit_breaker, defaultCircuitBreaker()),
@@ -35,7 +44,7 @@ export function parsePartnerCreate (body: unknown): PartnerInput {
 }
 
 /** Only the fields present in `body`, each merged with `current` where the header says so. */
-export function parsePartnerPatch (body: unknown, current: Partner): Partial<PartnerInput> {
+export function parsePartnerPatch (body: unknown, current: Partner, rules: SecretRules = NO_SECRETS): Partial<PartnerInput> {
   const b = bodyObject(body)
   onlyFields(b, FIELDS, '')
   const patch: Partial<PartnerInput> = {}
@@ -44,11 +53,28 @@ export function parsePartnerPatch (body: unknown, current: Partner): Partial<Par
     if (b.base_urls === null) throw new ValidationError('base_urls', 'cannot be removed; a partner needs at least one environment')
     patch.base_urls = baseUrls(b.base_urls, current.base_urls)
   }
-  if (b.auth !== undefined) patch.auth = auth(b.auth)
+  if (b.auth !== undefined) patch.auth = partnerAuth(b.auth, origins(patch.base_urls ?? current.base_urls))
+  else if (patch.base_urls !== undefined && current.auth.type === 'oauth2_client_credentials') {
+    // the token URL must stay on one of the partner's origins
+    partnerAuth(current.auth, origins(patch.base_urls))
+  }
+  if (b.tls !== undefined) patch.tls = tls(b.tls, rules)
   if (b.timeouts !== undefined) patch.timeouts = timeouts(b.timeouts, current.timeouts)
   if (b.retry !== undefined) patch.retry = retry(b.retry, current.retry)
   if (b.circuit_breaker !== undefined) patch.circuit_breaker = circuitBreaker(b.circuit_breaker, current.circuit_breaker)
   return patch
+}
+
+function origins (urls: Record<string, string>): string[] {
+  return [...new Set(Object.values(urls).map((u) => new URL(u).origin))]
+}
+
+/** `{"ca": <secret reference>}`: a PEM bundle trusted for this partner's HTTPS; null: the system's CAs */
+function tls (value: unknown, rules: SecretRules): PartnerTls | null {
+  if (value === undefined || value === null) return null
+  const o = object(value, 'tls')
+  onlyFields(o, TLS_FIELDS, 'tls')
+  return { ca: secretReference(o.ca, 'tls.ca', rules, true) }
 }
 
 function baseUrls (value: unknown, current: Record<string, string>): Record<string, string> {
@@ -72,51 +98,6 @@ export function baseUrl (value: unknown, field: string): string {
   let path = url.pathname
   while (path.endsWith('/')) path = path.slice(0, -1)
   return `${url.protocol}//${url.host}${path}`
-}
-
-// RFC 9110 token characters.
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/
-// Headers the proxy strips, frames the message with, or owns: a credential there would be
-// dropped or would break the request.
-const RESERVED_HEADERS = new Set([
-  'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length',
-  'content-type', 'forwarded', 'x-relaykey', 'traceparent', 'payment-signature', 'x-payment',
-])
-const HEADER_VALUE = /^[\u0020-\u007e]*$/
-const QUERY_NAME = /^[A-Za-z0-9._~-]{1,128}$/
-const HEADER_AUTH_FIELDS = new Set(['type', 'name', 'prefix'])
-const BEARER_AUTH_FIELDS = new Set(['type'])
-const QUERY_AUTH_FIELDS = new Set(['type', 'name'])
-
-function auth (value: unknown): PartnerAuth {
-  const o = object(value, 'auth')
-  switch (o.type) {
-    case 'header': {
-      onlyFields(o, HEADER_AUTH_FIELDS, 'auth')
-      const name = matching(o.name, 'auth.name', HEADER_NAME, 'a valid HTTP header name')
-      const lower = name.toLowerCase()
-      if (RESERVED_HEADERS.has(lower) || lower.startsWith('proxy-') || lower.startsWith('x-forwarded-')) {
-        throw new ValidationError('auth.name', 'is a header the proxy strips or controls')
-      }
-      let prefix = ''
-      if (o.prefix !== undefined && o.prefix !== null) {
-        if (typeof o.prefix !== 'string') throw new ValidationError('auth.prefix', 'must be a string')
-        if (o.prefix.length > 256 || !HEADER_VALUE.test(o.prefix)) {
-          throw new ValidationError('auth.prefix', 'must be at most 256 printable ASCII characters')
-        }
-        prefix = o.prefix
-      }
-      return { type: 'header', name, prefix }
-    }
-    case 'bearer':
-      onlyFields(o, BEARER_AUTH_FIELDS, 'auth')
-      return { type: 'bearer' }
-    case 'query':
-      onlyFields(o, QUERY_AUTH_FIELDS, 'auth')
-      return { type: 'query', name: matching(o.name, 'auth.name', QUERY_NAME, 'letters, digits, ".", "_", "~" or "-"') }
-    default:
-      throw new ValidationError('auth.type', "must be 'header', 'bearer' or 'query'")
-  }
 }
 
 const TIMEOUT_FIELDS = new Set(['connect_ms', 'request_ms'])

@@ -1,12 +1,14 @@
-// How records leave the admin API: credentials without their secret material, keys with a
-// computed status, bindings with the partner's slug beside its id.
-import type { Binding, Credential, StoredSecret, VirtualKey } from '../store/model.js'
+// How records leave the admin API: credentials (and a partner's CA) without their secret
+// material, keys with a computed status, bindings with the partner's slug beside its id.
+import { SECRET_PARTS, type Binding, type Credential, type Partner, type SecretPart, type StoredSecret, type VirtualKey } from '../store/model.js'
 
 export type KeyStatus = 'active' | 'revoked' | 'expired'
 
 export type PublicSecret = { provider: 'env'; ref: string } | { provider: 'file'; ref: string } | { provider: 'inline' }
 
-export type CredentialView = Omit<Credential, 'secret'> & { secret: PublicSecret }
+/** the secret parts are siblings of `secret`, each shown by reference only */
+export type CredentialView = Omit<Credential, 'secret' | 'secret_parts'> & { secret: PublicSecret | null } & Partial<Record<SecretPart, PublicSecret>>
+export type PartnerView = Omit<Partner, 'tls'> & { tls: { ca: PublicSecret } | null }
 export type KeyView = VirtualKey & { status: KeyStatus }
 export type BindingView = Binding & { partner: string | null }
 
@@ -20,7 +22,17 @@ export function publicSecret (secret: StoredSecret): PublicSecret {
 }
 
 export function credentialView (credential: Credential): CredentialView {
-  return { ...credential, secret: publicSecret(credential.secret) }
+  const { secret_parts: parts, ...rest } = credential
+  const view: CredentialView = { ...rest, secret: credential.secret === null ? null : publicSecret(credential.secret) }
+  for (const part of SECRET_PARTS) {
+    const stored = parts[part]
+    if (stored !== undefined) view[part] = publicSecret(stored)
+  }
+  return view
+}
+
+export function partnerView (partner: Partner): PartnerView {
+  return { ...partner, tls: partner.tls === null ? null : { ca: publicSecret(partner.tls.ca) } }
 }
 
 export function keyStatus (key: VirtualKey, now: number): KeyStatus {

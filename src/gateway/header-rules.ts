@@ -45,15 +45,17 @@ function addConnectionTokens (value: string, tokens: Set<string> | null): Set<st
 
 /**
  * HOT PATH: copies the client's headers that may go upstream into `out`.
- * `credentialHeader` is the lowercased name of the header the credential goes in (or null).
+ * `credentialHeader` is the lowercased name of the header the credential goes in (or null);
+ * `signerHeaders` those a per-attempt signer sets (hmac, jwt, OAuth2).
  * Names with an underscore are dropped, as nginx does: CGI, WSGI and PHP upstreams read
  * `X_App_Token` and `X-App-Token` as the same variable, so a client could send a credential
  * header of its own past the one RelayKey strips and injects.
  */
-export function copyRequestHeaders (raw: string[], credentialHeader: string | null, named: Set<string> | null, out: string[]): void {
+export function copyRequestHeaders (raw: string[], credentialHeader: string | null, named: Set<string> | null, out: string[], signerHeaders: ReadonlySet<string> | null = null): void {
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase()
     if (HOP_BY_HOP.has(lower) || REQUEST_ONLY.has(lower) || lower === credentialHeader) continue
+    if (signerHeaders !== null && signerHeaders.has(lower)) continue
     if (lower.indexOf('_') !== -1) continue
     if (lower.startsWith('proxy-') || lower.startsWith('x-forwarded-')) continue
     if (named !== null && named.has(lower)) continue

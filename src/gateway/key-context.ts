@@ -13,19 +13,26 @@ import type { CircuitBreaker } from '../reliability/circuit-breaker.js'
 import type { PartnerGuards, PartnerReliability, RetryPlan } from '../reliability/partner-reliability.js'
 import type { CompiledPayment } from '../payments/compile-payment.js'
 import type { PaymentServices } from '../payments/payment-services.js'
+import { compileCredentialAuth, type CredentialAuth } from '../partner-auth/compile-credential-auth.js'
+import type { AttemptSigner } from '../partner-auth/attempt-signer.js'
+import type { TokenSources } from '../partner-auth/token-sources.js'
 
 export interface CredentialRoute {
   /** position in UpstreamTarget.orders */
   readonly index: number
   readonly id: string
   readonly name: string
-  /** header to inject (lowercase), or null for query auth */
+  /** header to inject (lowercase), or null (query auth, or a signer's headers) */
   readonly headerName: string | null
   readonly headerValue: string
   /** `name=value`, already encoded, for query auth */
   readonly queryPair: string | null
-  /** the secret as it may come back in a response header (as is, and URL-encoded): redacted there */
+  /** the secret parts as they may come back in a response header (as is, and URL-encoded): redacted there */
   readonly secretForms: readonly string[]
+  /** signs each attempt (hmac, jwt, oauth2_client_credentials); null for the static schemes */
+  readonly signer: AttemptSigner | null
+  /** the credential's own connections (mTLS), else null: the partner's pool */
+  readonly pool: Pool | null
   /** shared by every key using this credential, outlives the context */
   readonly breaker: CircuitBreaker
 }
@@ -38,6 +45,10 @@ export interface UpstreamTarget {
   readonly requestTimeoutMs: number
   /** lowercased name of the client header that must never pass (same as the credential's) */
   readonly credentialHeader: string | null
+  /** lowercase names of the headers a signer sets (client's own dropped); null without a signer */
+  readonly signerHeaders: ReadonlySet<string> | null
+  /** the body is signed: read whole before the first attempt, refused 413 above this; -1: streamed */
+  readonly signedBodyLimit: number
   /** query parameter the credential goes in, stripped from the client's query */
   readonly credentialQueryParam: string | null
   readonly credentials: WeightedRoundRobin<CredentialRoute>
@@ -110,6 +121,7 @@ export interface KeyContext {
 export interface CompileDeps {
   secrets: SecretResolver
   pools: UpstreamPools
+  tokens: TokenSources
   reliability: PartnerReliability
   payments: PaymentServices
   logger: Logger
@@ -124,17 +136,20 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
     const bound = credentials.filter((c) => c.environment === key.environment &&
       (binding.credentials === null || binding.credentials.includes(c.id)))
     let upstream: UpstreamTarget | null = null
-    if (baseUrl !== undefined && bound.length > 0) {
-      const routesForCredentials = await credentialRoutes(bound, partner, deps)
+    const ca = await partnerCa(partner, deps)
+    if (baseUrl !== undefined && bound.length > 0 && ca !== undefined) {
+      const routesForCredentials = await credentialRoutes(bound, partner, ca, deps)
       if (routesForCredentials.length > 0) {
         const byId = new Map(bound.map((c) => [c.id, c]))
         const url = new URL(baseUrl)
         upstream = Object.freeze({
           origin: url.origin,
           basePath: url.pathname.replace(/\/+$/, ''),
-          pool: deps.pools.get(url.origin, { connectTimeoutMs: partner.timeouts.connect_ms }),
+          pool: deps.pools.get(url.origin, { connectTimeoutMs: partner.timeouts.connect_ms, ca }),
           requestTimeoutMs: partner.timeouts.request_ms,
-          credentialHeader: partner.auth.type === 'header' ? partner.auth.name.toLowerCase() : partner.auth.type === 'bearer' ? 'authorization' : null,
+          credentialHeader: routesForCredentials[0]!.headerName,
+          signerHeaders: routesForCredentials[0]!.signer?.ownedHeaders ?? null,
+          signedBodyLimit: routesForCredentials[0]!.signer?.signsBody === true ? routesForCredentials[0]!.signer.maxBodyBytes : -1,
           credentialQueryParam: partner.auth.type === 'query' ? partner.auth.name : null,
           credentials: new WeightedRoundRobin(routesForCredentials, routesForCredentials.map((r) => byId.get(r.id)!.weight)),
           routes: Object.freeze(routesForCredentials),
@@ -180,52 +195,38 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
   })
 }
 
-/** what node:http and undici accept in a header value (RFC 9110 field-value, obs-text included) */
-const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
-/** what encodeURIComponent throws on */
-const UNPAIRED_SURROGATE = /\p{Cs}/u
-
-async function credentialRoutes (credentials: Credential[], partner: Partner, deps: CompileDeps): Promise<CredentialRoute[]> {
-  const auth = partner.auth
+async function credentialRoutes (credentials: Credential[], partner: Partner, ca: string | null, deps: CompileDeps): Promise<CredentialRoute[]> {
   const out: CredentialRoute[] = []
   for (const credential of credentials) {
-    let secret: string
+    let auth: CredentialAuth
     try {
-      secret = await deps.secrets.resolve(credential.secret)
+      auth = await compileCredentialAuth(partner, credential, ca, deps)
     } catch (err) {
       // An unusable credential is left out of rotation; the message never holds the secret.
-      deps.logger.error({ credential_id: credential.id, err: (err as Error).message }, 'credential secret unavailable')
-      continue
-    }
-    // an env or file secret, or one stored before the partner's auth type changed, that its
-    // auth cannot carry would fail every request at the HTTP client and open the breakers
-    if (auth.type === 'query' ? UNPAIRED_SURROGATE.test(secret) : !HEADER_VALUE.test(secret)) {
-      deps.logger.error({ credential_id: credential.id }, `credential secret has characters ${auth.type === 'query' ? 'a query string' : 'an HTTP header'} cannot carry; left out of rotation`)
+      deps.logger.error({ credential_id: credential.id, partner: partner.slug, err: (err as Error).message }, 'credential unusable; left out of rotation')
       continue
     }
     out.push(Object.freeze({
       index: out.length,
       id: credential.id,
       name: credential.name,
-      headerName: auth.type === 'header' ? auth.name.toLowerCase() : auth.type === 'bearer' ? 'authorization' : null,
-      headerValue: auth.type === 'header' ? auth.prefix + secret : auth.type === 'bearer' ? `Bearer ${secret}` : '',
-      queryPair: auth.type === 'query' ? `${encodeURIComponent(auth.name)}=${encodeURIComponent(secret)}` : null,
-      secretForms: secretForms(secret),
+      ...auth,
+      secretForms: Object.freeze(auth.secretForms),
       breaker: deps.reliability.credentialBreaker(credential.id, partner.id, partner.slug, partner.circuit_breaker),
     }))
   }
   return out
 }
 
-/**
- * The secret, and its URL-encoded form when that differs. A secret shorter than 8 characters is
- * left out: replacing it would mangle unrelated header values, and nothing that short is safe
- * to share a credential with anyway.
- */
-function secretForms (secret: string): string[] {
-  if (secret.length < 8) return []
-  const encoded = encodeURIComponent(secret)
-  return encoded === secret ? [secret] : [secret, encoded]
+/** the partner's own CA bundle; undefined when it is set but cannot be read (nothing is sent then) */
+async function partnerCa (partner: Partner, deps: CompileDeps): Promise<string | null | undefined> {
+  if (partner.tls === null) return null
+  try {
+    return await deps.secrets.resolve(partner.tls.ca)
+  } catch (err) {
+    deps.logger.error({ partner: partner.slug, err: (err as Error).message }, 'partner CA bundle (tls.ca) unavailable; nothing is sent to this partner')
+    return undefined
+  }
 }
 
 function credentialOrders (routes: CredentialRoute[], byId: Map<string, Credential>): CredentialOrder[] | null {

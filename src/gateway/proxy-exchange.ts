@@ -25,6 +25,7 @@ import { ExchangeFacts, type ExchangeReporter } from './exchange-report.js'
 import { boundedPartner, boundedPath } from '../audit/bounded-fields.js'
 import { checkProxyPath, withoutQueryParam, type CheckedPath } from './proxy-path.js'
 import { connectionTokens, copyRequestHeaders, responseHeaders } from './header-rules.js'
+import { tlsFailureReason } from '../partner-auth/tls-failure.js'
 import { isTraceMethod, PROXY_METHODS, traceRefusal } from './trace-methods.js'
 import { findEndpoint } from './endpoint-pattern.js'
 import { closeIfDraining, rawErrorResponse, sendJson } from './respond.js'
@@ -67,7 +68,7 @@ type ExchangeRequest = IncomingMessage & { [kExchange]?: ProxyExchange }
 const PROBE_PARTNER = 1
 const PROBE_CREDENTIAL = 2
 
-type RetryReason = 'connection' | 'status' | 'credential_rejected'
+type RetryReason = 'connection' | 'status' | 'credential_rejected' | 'token_refresh'
 
 /** how the answer ends once the audit event is in the log */
 const enum Finish { None, End, Json, Raw }
@@ -108,6 +109,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   /** what each attempt sends: the client's stream (sent once), a buffered copy, or nothing */
   #body: IncomingMessage | Buffer | null = null
   #bodyChunks: Buffer[] | null = null
+  #bodyBytes = 0
+  /** a signed body is read whole up to this many bytes (UpstreamTarget.signedBodyLimit); -1: no bound here */
+  #bodyLimit = -1
+  /** the current attempt's headers, kept when a signer made them (a 401 says which token failed) */
+  #signedHeaders: string[] | null = null
+  /** a 401 already had its access token refreshed and the request sent once more */
+  #tokenRefreshed = false
   /** the request may be sent more than once */
   #replayable = false
   #attempt = 0
@@ -287,6 +295,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return this.#refuse('endpoint_not_allowed', `${method} ${this.#path!.match} is not allowed by policy ${context.policy.name}`)
     }
     this.#upstream = upstream
+    // a body that must be signed is read whole: one over the partner's bound is refused before
+    // anything is charged (a chunked one, once it passes the bound while being read)
+    if (upstream.signedBodyLimit >= 0 && this.#contentLength > upstream.signedBodyLimit) {
+      return this.#refuse('payload_too_large', `partner ${route.slug} signs request bodies, which may be at most ${upstream.signedBodyLimit} bytes`)
+    }
     // Breakers and the concurrency gate come before limits: a request that will not be sent
     // must not spend the key's rate limit or budget.
     if (upstream.breaker.blocks(now)) {
@@ -402,9 +415,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.#expectsContinue = false
       res.writeContinue()
     }
-    if (mayRetry && this.#contentLength > 0 && this.#contentLength <= retry.replayBufferBytes) {
-      // small enough to keep: read it all, then every attempt sends the same bytes
-      this.#replayable = true
+    const signed = upstream.signedBodyLimit >= 0
+    // an access token the partner refuses is refreshed and the request sent again, so a small
+    // body is kept for that too (signers that need no body: OAuth2)
+    const keep = signed || ((mayRetry || this.#credential!.signer !== null) && this.#contentLength > 0 && this.#contentLength <= retry.replayBufferBytes)
+    if (keep) {
+      // small enough to keep (or signed): read it all, then every attempt sends the same bytes
+      this.#replayable = mayRetry
+      if (signed) this.#bodyLimit = upstream.signedBodyLimit
       this.#bodyChunks = []
       req[kExchange] = this
       req.on('data', onRequestData)
@@ -417,11 +435,22 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   bodyChunk (chunk: Buffer): void {
-    this.#bodyChunks!.push(chunk)
+    if (this.#bodyChunks === null) return // refused for its size: the rest is read and dropped
+    this.#bodyBytes += chunk.length
+    if (this.#bodyLimit >= 0 && this.#bodyBytes > this.#bodyLimit) return this.#signedBodyTooLarge()
+    this.#bodyChunks.push(chunk)
+  }
+
+  /** a chunked body passed the signing bound while being read: 413, nothing sent, nothing charged */
+  #signedBodyTooLarge (): void {
+    this.#bodyChunks = null
+    this.#res.shouldKeepAlive = false // the rest of the body is not read as a next request
+    this.#failBeforeResponse('payload_too_large', `partner ${this.#partnerSlug} signs request bodies, which may be at most ${this.#bodyLimit} bytes`)
   }
 
   bodyComplete (): void {
-    const body = Buffer.concat(this.#bodyChunks!)
+    if (this.#bodyChunks === null) return
+    const body = Buffer.concat(this.#bodyChunks)
     this.#bodyChunks = null
     this.#body = body
     this.#facts.bytesIn = body.length
@@ -432,6 +461,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #attemptNow (): void {
     const upstream = this.#upstream!
     const credential = this.#credential!
+    const signer = credential.signer
+    if (signer !== null) {
+      // an access token to fetch first (OAuth2): the attempt starts once it is there
+      const waiting = signer.ready(Date.now())
+      if (waiting !== null) {
+        waiting.then(() => signerReady(this), (err: unknown) => this.#signerFailed(err))
+        return
+      }
+    }
     const facts = this.#facts
     // request_ms starts with the first attempt, once a buffered body has been read
     if (this.#attempt === 0) this.#deadline = performance.now() + upstream.requestTimeoutMs
@@ -460,7 +498,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const req = this.#req
     const raw = req.rawHeaders
     const headers: string[] = []
-    copyRequestHeaders(raw, upstream.credentialHeader, connectionTokens(raw), headers)
+    copyRequestHeaders(raw, upstream.credentialHeader, connectionTokens(raw), headers, upstream.signerHeaders)
     headers.push('x-relaykey-request-id', this.requestId)
     if (credential.headerName !== null) headers.push(credential.headerName, credential.headerValue)
     let query = this.#query
@@ -469,9 +507,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       query = query === '' ? credential.queryPair : query + '&' + credential.queryPair
     }
     const path = upstream.basePath + '/' + this.#path!.raw + (query === '' ? '' : '?' + query)
+    if (signer !== null) {
+      // signed afresh on every attempt: a retry gets a new timestamp, nonce and signature
+      const body = this.#body
+      signer.sign(req.method!, path, body === null || body === req ? null : body as Buffer, headers, Date.now())
+      this.#signedHeaders = headers
+    }
     const remaining = Math.max(1, Math.ceil(this.#deadline - facts.dispatched))
     if (this.#attempt > 1) this.#armDeadline()
-    upstream.pool.dispatch({
+    ;(credential.pool ?? upstream.pool).dispatch({
       method: req.method as Dispatcher.HttpMethod,
       path,
       headers,
@@ -511,6 +555,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     facts.upstreamLatencyMs = performance.now() - facts.dispatched
     this.#deps.metrics.upstreamResponded(facts.partner, statusCode, facts.upstreamLatencyMs / 1000)
     const now = Date.now()
+    if (statusCode === 401 && this.#tokenRefreshed === false && this.#refreshToken()) return true
     // The vendor refusing the credential: this request fails over to another credential when
     // there is one. The credential's breaker hears of it only once a second key sees the same
     // (CircuitBreaker.rejected): 401 then takes it out of rotation, 403 (which may only mean
@@ -646,6 +691,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.#deps.logger.error({ request_id: this.requestId, partner: this.#partnerSlug, reason: err.message }, 'partner address refused by the egress policy (RELAYKEY_EGRESS_ALLOW)')
       return this.#failBeforeResponse('upstream_error', 'RelayKey\'s egress policy does not allow connecting to this partner\'s address')
     }
+    const tls = tlsFailureReason(err)
+    if (tls !== null) {
+      // the partner's certificate or the handshake: the same on every attempt, so none follows
+      this.#deps.logger.error({ request_id: this.requestId, partner: this.#partnerSlug, tls_reason: tls, err: errorSummary(err) }, `TLS connection to the partner failed: ${tls.replaceAll('_', ' ')}`)
+      this.#deps.metrics.upstreamTlsFailed(this.#partnerSlug, tls)
+      if (!this.#answered) this.#judgeAttempt('failed', now)
+      this.#reached = false
+      return this.#failBeforeResponse('upstream_error', `the TLS connection to the partner failed (${tls.replaceAll('_', ' ')})`)
+    }
     // a held (paid) answer that broke mid-body was already judged when its headers came
     if (!this.#answered) this.#judgeAttempt('failed', now)
     // the partner failed this attempt, as with a 5xx: it charges nothing
@@ -732,6 +786,40 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#finish = Finish.Raw
     this.#rawAnswer = rawErrorResponse(400, 'Bad Request', body, this.requestId)
     this.#report()
+  }
+
+  /**
+   * A 401 to an attempt that carried an access token: the token is dropped and the same request
+   * goes once more, at once, with a fresh one, before any breaker hears of it. Only when the
+   * body can be sent again (none, or kept) and the client is still there.
+   */
+  #refreshToken (): boolean {
+    const signer = this.#credential!.signer
+    if (signer === null || this.#signedHeaders === null || this.#body === this.#req) return false
+    if (this.#settled || this.#res.destroyed || performance.now() >= this.#deadline) return false
+    if (!signer.refused(this.#signedHeaders)) return false
+    this.#tokenRefreshed = true
+    this.#releaseProbes()
+    // a 401 is the partner saying it did nothing
+    this.#reached = false
+    this.#discarding = true
+    this.#drained = 0
+    this.#armDeadline()
+    this.#retryDelayMs = 0
+    this.#retryReason = 'token_refresh'
+    return true
+  }
+
+  /** the signer is ready (an access token came): the attempt goes on, if anyone still waits */
+  signerReady (): void {
+    if (this.#settled) return
+    this.#attemptNow()
+  }
+
+  #signerFailed (err: unknown): void {
+    if (this.#settled) return
+    this.#deps.logger.error({ request_id: this.requestId, partner: this.#partnerSlug, credential_id: this.#credential!.id, err: (err as Error).message ?? errorSummary(err).type }, 'could not get an access token for the partner')
+    this.#failBeforeResponse('upstream_error', `could not get an access token from partner ${this.#partnerSlug}`)
   }
 
   /** the client went away (or the response finished) */
@@ -1252,6 +1340,10 @@ function soonestRetryMs (routes: readonly CredentialRoute[], now: number): numbe
 }
 
 /** the answer's Content-Length, -1 when it has none */
+function signerReady (exchange: ProxyExchange): void {
+  exchange.signerReady()
+}
+
 function contentLengthOf (rawHeaders: Buffer[]): number {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!

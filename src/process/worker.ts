@@ -29,6 +29,12 @@ import { serveWorkerMetrics } from '../telemetry/cluster-metrics.js'
 import { AccessLog } from '../telemetry/access-log.js'
 import { ExchangeReporter } from '../gateway/exchange-report.js'
 import { isPrimaryToWorker } from './messages.js'
+import { TokenSources } from '../partner-auth/token-sources.js'
+import { TokenSeal } from '../partner-auth/shared-tokens.js'
+import { RedisSharedTokens } from '../store/redis/redis-shared-tokens.js'
+import { SqliteSharedTokens } from '../store/sqlite/sqlite-shared-tokens.js'
+import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
+import { join } from 'node:path'
 
 export async function runWorker (config: Config, logger: Logger): Promise<void> {
   // A stop asked for while the worker is still starting (opening stores, claiming audit logs)
@@ -50,6 +56,11 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
   // one data-plane Redis connection for limits and payment claims (distributed mode)
   const redis = config.redisUrl === null ? null : await openDataPlaneRedis(config, logger)
   const payments = new PaymentServices(config, logger, redis)
+  // OAuth2 partners' access tokens: one per credential for the whole deployment
+  const seal = new TokenSeal(config.hmacSecret!)
+  const tokens = new TokenSources(redis === null
+    ? new SqliteSharedTokens(join(config.dataDir, EMBEDDED_DB_FILE), seal)
+    : new RedisSharedTokens(redis, config.redisPrefix, seal), logger)
   const reliability = new PartnerReliability({ workers: config.workers, replayBufferBytes: config.retryBufferBytes })
   const cache = new KeyCache({ max: config.keyCacheMax, ttlMs: config.keyCacheTtlMs })
   const keys = new KeyResolver({
@@ -64,6 +75,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
         new InlineSecretProvider(config.masterKey === null ? null : new InlineSecretCipher(config.masterKey)),
       ]),
       pools,
+      tokens,
       reliability,
       payments,
       logger,
@@ -108,6 +120,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     await store.close()
     await admission.close()
     await payments.close()
+    await tokens.close()
     logger.flush()
     process.exit(0)
   }

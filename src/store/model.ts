@@ -12,10 +12,90 @@ export interface Budget {
   monthly: number
 }
 
+/** How a partner's requests carry their credential (docs/partners.md). */
 export type PartnerAuth =
   | { type: 'header'; name: string; prefix: string }
   | { type: 'bearer' }
   | { type: 'query'; name: string }
+  | HmacAuth
+  | OAuth2ClientCredentialsAuth
+  | MtlsAuth
+  | JwtAuth
+
+/** a header that carries the credential's `secret`, after a fixed prefix */
+export interface SecretHeader {
+  name: string
+  prefix: string
+}
+
+/** one piece of an HMAC scheme's string to sign, in order */
+export type CanonicalPart =
+  | 'timestamp' | 'nonce' | 'method' | 'path' | 'body' | 'secret'
+  | { header: string }
+  | { literal: string }
+
+/** every request signed with HMAC keyed by the credential's `signing_secret` */
+export interface HmacAuth {
+  type: 'hmac'
+  /** a vendor's documented scheme the fields below were filled from ('sumsub'), or null */
+  preset: string | null
+  algorithm: 'sha256' | 'sha512'
+  encoding: 'hex' | 'HEX' | 'base64'
+  canonical: CanonicalPart[]
+  separator: string
+  timestamp_unit: 's' | 'ms'
+  timestamp_header: string | null
+  nonce_header: string | null
+  signature_header: string
+  signature_prefix: string
+  /** the credential's `secret` (an app token, an API key) sent as is, or null */
+  secret_header: SecretHeader | null
+  /** bodies are read whole to be signed: larger ones are refused 413 */
+  max_body_bytes: number
+}
+
+/** an access token fetched with the credential's client id and secret (RFC 6749 §4.4), cached */
+export interface OAuth2ClientCredentialsAuth {
+  type: 'oauth2_client_credentials'
+  token_url: string
+  scope: string | null
+  audience: string | null
+  /** how the client authenticates to the token URL: HTTP Basic or client_id/client_secret in the body */
+  client_auth: 'basic' | 'body'
+}
+
+/** a client certificate per credential; optionally a header credential as well */
+export interface MtlsAuth {
+  type: 'mtls'
+  header: SecretHeader | null
+}
+
+/** a short-lived JWT per request signed with the credential's `private_key` */
+export interface JwtAuth {
+  type: 'jwt'
+  preset: string | null
+  algorithm: 'RS256' | 'ES256'
+  /** where the token goes (Authorization: Bearer …) */
+  header: SecretHeader
+  /** the credential's `secret` (an API key) sent as well, or null */
+  secret_header: SecretHeader | null
+  expires_in_seconds: number
+  /** claim names for the request's path with query, a fresh nonce and the body's SHA-256 (hex); null leaves one out */
+  path_claim: string | null
+  nonce_claim: string | null
+  body_hash_claim: string | null
+  /** `sub` is the credential's `secret` (the API key) */
+  subject_is_secret: boolean
+  /** fixed claims added to every token */
+  claims: Record<string, string | number | boolean>
+  key_id: string | null
+  max_body_bytes: number
+}
+
+/** HTTPS to the partner: a CA bundle (PEM) to trust besides the system's */
+export interface PartnerTls {
+  ca: StoredSecret
+}
 
 export interface Timeouts {
   connect_ms: number
@@ -60,6 +140,8 @@ export interface PartnerInput {
   /** environment name → absolute http(s) base URL */
   base_urls: Record<string, string>
   auth: PartnerAuth
+  /** null: the system's trusted CAs only */
+  tls: PartnerTls | null
   timeouts: Timeouts
   retry: RetrySettings
   circuit_breaker: CircuitBreakerSettings
@@ -83,10 +165,18 @@ export type StoredSecret =
   | { provider: 'file'; ref: string }
   | { provider: 'inline'; ciphertext: string }
 
+/** A credential's secret parts besides `secret`, each needed by one kind of partner auth. */
+export const SECRET_PARTS = ['signing_secret', 'client_id', 'client_secret', 'client_cert', 'client_key', 'private_key'] as const
+export type SecretPart = typeof SECRET_PARTS[number]
+export type SecretParts = Partial<Record<SecretPart, StoredSecret>>
+
 export interface CredentialInput {
   name: string
   environment: string
-  secret: StoredSecret
+  /** null only where the partner's auth needs none (OAuth2 client credentials, mTLS alone) */
+  secret: StoredSecret | null
+  /** the other parts, by name; absent ones are not set */
+  secret_parts: SecretParts
   weight: number
   rate_limit: RateLimit | null
 }

@@ -29,6 +29,7 @@ export class GatewayMetrics {
   readonly #upstream: LabelledCounter
   readonly #refusals: LabelledCounter
   readonly #retries: LabelledCounter
+  readonly #tlsFailures: LabelledCounter
   readonly #latency: LabelledHistogram
   readonly #upstreamLatency: LabelledHistogram
 
@@ -38,7 +39,8 @@ export class GatewayMetrics {
     this.#requests = new LabelledCounter({ name: 'relaykey_requests_total', help: 'Requests that reached the proxy route, by partner and outcome (forwarded or the error code).', labelNames: ['partner', 'outcome'], registry })
     this.#upstream = new LabelledCounter({ name: 'relaykey_upstream_responses_total', help: 'Responses received from partners, by status class.', labelNames: ['partner', 'status_class'], registry })
     this.#refusals = new LabelledCounter({ name: 'relaykey_refusals_total', help: 'Requests RelayKey answered itself with an error, by error code.', labelNames: ['code'], registry })
-    this.#retries = new LabelledCounter({ name: 'relaykey_upstream_retries_total', help: 'Attempts sent again to a partner, by reason (connection, status, credential_rejected).', labelNames: ['partner', 'reason'], registry })
+    this.#retries = new LabelledCounter({ name: 'relaykey_upstream_retries_total', help: 'Attempts sent again to a partner, by reason (connection, status, credential_rejected, token_refresh).', labelNames: ['partner', 'reason'], registry })
+    this.#tlsFailures = new LabelledCounter({ name: 'relaykey_upstream_tls_failures_total', help: 'TLS connections to a partner that failed, by reason (unknown_ca, hostname_mismatch, certificate_expired, certificate_not_yet_valid, handshake_failed).', labelNames: ['partner', 'reason'], registry })
     this.#latency = new LabelledHistogram({ name: 'relaykey_request_duration_seconds', help: 'Time from request arrival to the last response byte.', labelName: 'partner', buckets: LATENCY_BUCKETS, registry })
     this.#upstreamLatency = new LabelledHistogram({ name: 'relaykey_upstream_duration_seconds', help: 'Time from dispatch to the partner\'s response headers.', labelName: 'partner', buckets: LATENCY_BUCKETS, registry })
     counterFrom(registry, 'relaykey_key_cache_hits_total', 'Key lookups answered from the worker cache.', () => sources.keyCache().hits)
@@ -65,6 +67,11 @@ export class GatewayMetrics {
   /** an attempt is about to be sent again */
   retried (partner: string, reason: string): void {
     this.#retries.inc(partner, reason)
+  }
+
+  /** a TLS connection to a partner failed, for `reason` (tls-failure.ts) */
+  upstreamTlsFailed (partner: string, reason: string): void {
+    this.#tlsFailures.inc(partner, reason)
   }
 
   /** HOT PATH: one call per upstream response; the status class is a constant string, not built */

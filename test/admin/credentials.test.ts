@@ -38,7 +38,7 @@ describe('credentials', () => {
     assert.deepEqual(admin.publisher.published.at(-1), { kind: 'partner', id: partnerId })
 
     const stored = await admin.store.getCredential(reply.json.id)
-    assert.ok(stored !== null && stored.secret.provider === 'inline')
+    assert.ok(stored !== null && stored.secret !== null && stored.secret.provider === 'inline')
     assert.ok(!JSON.stringify(stored).includes(PLAINTEXT))
     assert.equal(admin.cipher?.decrypt(stored.secret.ciphertext), PLAINTEXT)
   })
@@ -145,7 +145,7 @@ describe('credentials', () => {
     assert.deepEqual(sealed.json.secret, { provider: 'inline' })
     assert.equal(sealed.json.rate_limit, null)
     const stored = await admin.store.getCredential(id)
-    assert.ok(stored !== null && stored.secret.provider === 'inline')
+    assert.ok(stored !== null && stored.secret !== null && stored.secret.provider === 'inline')
     assert.equal(admin.cipher?.decrypt(stored.secret.ciphertext), ROTATED)
   })
 

@@ -146,7 +146,7 @@ describe('a credential secret the partner auth cannot carry', () => {
     }
     assert.deepEqual(new Set(partner.received.map((r) => r.headers['x-app-token'])), new Set(['good-token']))
     assert.equal(partner.received.some((r) => r.headers['x-injected'] !== undefined), false)
-    assert.match(rk.output(), /credential secret has characters an HTTP header cannot carry; left out of rotation/)
+    assert.match(rk.output(), /"err":"credential secret has characters an HTTP header cannot carry".*"msg":"credential unusable; left out of rotation"/)
     assert.doesNotMatch(rk.output(), /tok\\r\\nX-Injected/)
   })
 })

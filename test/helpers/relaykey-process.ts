@@ -141,6 +141,12 @@ export async function setUpGovernedPartner (rk: RelayKeyProcess, options: {
   secret?: unknown
   allow?: unknown
   customer?: string
+  /** more partner fields (tls, retry, …) */
+  partner?: Record<string, unknown>
+  /** more credential fields (secret parts, …); `secret: null` sends none */
+  credential?: Record<string, unknown>
+  /** more policy fields (budget, costs, …) */
+  policy?: Record<string, unknown>
 }): Promise<GovernedSetup> {
   const slug = options.slug ?? 'acme'
   const environment = options.environment ?? 'production'
@@ -153,13 +159,15 @@ export async function setUpGovernedPartner (rk: RelayKeyProcess, options: {
     slug,
     base_urls: { [environment]: options.baseUrl },
     auth: options.auth ?? { type: 'header', name: 'X-App-Token', prefix: '' },
+    ...options.partner,
   })
   const credential = await must('POST', `/admin/partners/${slug}/credentials`, {
-    name: 'main', environment, secret: options.secret ?? { provider: 'inline', value: 'upstream-secret-value' },
+    name: 'main', environment, secret: options.secret ?? { provider: 'inline', value: 'upstream-secret-value' }, ...options.credential,
   })
   const policy = await must('POST', '/admin/policies', {
     name: `${slug}-policy-${Math.random().toString(36).slice(2, 8)}`,
     ...(options.allow === undefined ? {} : { allow: options.allow }),
+    ...options.policy,
   })
   await must('POST', '/admin/bindings', { policy: policy.id, partner: slug })
   const key = await must('POST', '/admin/keys', {

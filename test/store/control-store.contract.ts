@@ -29,6 +29,7 @@ function partnerInput (slug = unique('acme')): PartnerInput {
     slug,
     base_urls: { sandbox: 'https://sandbox.acme.test/v1', production: 'https://api.acme.test/v1' },
     auth: { type: 'header', name: 'X-App-Token', prefix: '' },
+    tls: null,
     timeouts: { connect_ms: 1000, request_ms: 30000 },
     retry: { max_attempts: 3, base_delay_ms: 100, max_delay_ms: 2000, on_status: [502, 503], respect_retry_after: true, budget_percent: 20, budget_min_per_second: 3 },
     circuit_breaker: { failure_threshold: 5, open_ms: 30000, max_in_flight: 1000 },
@@ -36,7 +37,7 @@ function partnerInput (slug = unique('acme')): PartnerInput {
 }
 
 function credentialInput (name = unique('main'), environment = 'sandbox'): CredentialInput {
-  return { name, environment, secret: { provider: 'inline', ciphertext: 'v1.aGVsbG8.d29ybGQ' }, weight: 1, rate_limit: null }
+  return { name, environment, secret: { provider: 'inline', ciphertext: 'v1.aGVsbG8.d29ybGQ' }, secret_parts: {}, weight: 1, rate_limit: null }
 }
 
 function policyInput (name = unique('standard')): PolicyInput {

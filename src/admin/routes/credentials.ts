@@ -31,7 +31,9 @@ export function registerCredentialRoutes (router: Router<AdminHandler>, deps: Ad
   router.on('PATCH', '/admin/credentials/:id', async ({ params, body }) => {
     const current = await store.getCredential(params[0])
     if (current === null) return notFound('credential', params[0])
-    const patch = parseCredentialPatch(body, current, { cipher, filesDir: secretFilesDir })
+    const partner = await store.getPartnerById(current.partner_id)
+    if (partner === null) return notFound('credential', params[0])
+    const patch = parseCredentialPatch(body, current, partner, { cipher, filesDir: secretFilesDir })
     if (Object.keys(patch).length === 0) return ok(credentialView(current))
     const updated = await store.updateCredential(current.id, patch)
     if (updated === null) return notFound('credential', params[0])

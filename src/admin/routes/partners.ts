@@ -5,11 +5,13 @@ import type { AdminRouteDeps } from '../route-deps.js'
 import { ValidationError } from '../../errors.js'
 import { checkQuery } from '../validate.js'
 import { parsePartnerCreate, parsePartnerPatch } from '../validate-partner.js'
+import { partnerView } from '../views.js'
 
 const NO_QUERY = new Set<string>()
 
 export function registerPartnerRoutes (router: Router<AdminHandler>, deps: AdminRouteDeps): void {
   const { store, invalidations, egress } = deps
+  const rules = { cipher: deps.cipher, filesDir: deps.secretFilesDir }
 
   /** a base URL the egress policy would refuse every connection to is refused now, by name */
   const checkEgress = (baseUrls: Record<string, string>): void => {
@@ -20,28 +22,28 @@ export function registerPartnerRoutes (router: Router<AdminHandler>, deps: Admin
   }
 
   router.on('POST', '/admin/partners', async ({ body }) => {
-    const input = parsePartnerCreate(body)
+    const input = parsePartnerCreate(body, rules)
     checkEgress(input.base_urls)
     const partner = await store.createPartner(input)
     invalidations.publish({ kind: 'partner', id: partner.id })
-    return created(partner)
+    return created(partnerView(partner))
   })
 
   router.on('GET', '/admin/partners', async ({ query }) => {
     checkQuery(query, NO_QUERY)
-    return ok(await store.listPartners())
+    return ok((await store.listPartners()).map(partnerView))
   })
 
   router.on('GET', '/admin/partners/:slug', async ({ params }) => {
     const partner = await store.getPartner(params[0])
-    return partner === null ? notFound('partner', params[0]) : ok(partner)
+    return partner === null ? notFound('partner', params[0]) : ok(partnerView(partner))
   })
 
   router.on('PATCH', '/admin/partners/:slug', async ({ params, body }) => {
     const slug = params[0]
     const current = await store.getPartner(slug)
     if (current === null) return notFound('partner', slug)
-    const patch = parsePartnerPatch(body, current)
+    const patch = parsePartnerPatch(body, current, rules)
     if (patch.base_urls !== undefined) {
       checkEgress(patch.base_urls)
       // A credential is tied to one environment of its partner; dropping that environment
@@ -52,11 +54,11 @@ export function registerPartnerRoutes (router: Router<AdminHandler>, deps: Admin
         return refuse('conflict', `base_urls.${orphan.environment}: credential '${orphan.name}' (${orphan.id}) still uses this environment; delete it first`)
       }
     }
-    if (Object.keys(patch).length === 0) return ok(current)
+    if (Object.keys(patch).length === 0) return ok(partnerView(current))
     const updated = await store.updatePartner(slug, patch)
     if (updated === null) return notFound('partner', slug)
     invalidations.publish({ kind: 'partner', id: updated.id })
-    return ok(updated)
+    return ok(partnerView(updated))
   })
 
   router.on('DELETE', '/admin/partners/:slug', async ({ params }) => {

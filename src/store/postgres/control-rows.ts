@@ -8,15 +8,15 @@ type Value = postgres.ParameterOrJSON<never>
 export interface PatchValues { values: Record<string, Value>; columns: string[] }
 
 // Column lists double as the allow-list for patches: nothing else reaches an UPDATE.
-export const PARTNER_COLUMNS = ['slug', 'base_urls', 'auth', 'timeouts', 'retry', 'circuit_breaker']
-export const CREDENTIAL_COLUMNS = ['name', 'environment', 'secret', 'weight', 'rate_limit']
+export const PARTNER_COLUMNS = ['slug', 'base_urls', 'auth', 'tls', 'timeouts', 'retry', 'circuit_breaker']
+export const CREDENTIAL_COLUMNS = ['name', 'environment', 'secret', 'secret_parts', 'weight', 'rate_limit']
 export const POLICY_COLUMNS = [
   'name', 'rate_limit', 'customer_rate_limit', 'budget', 'customer_budget', 'costs', 'allow', 'payment', 'on_governance_failure',
   'max_in_flight', 'customer_max_in_flight',
 ]
 export const KEY_COLUMNS = ['name', 'policy_id', 'customer', 'team', 'service', 'expires_at']
 const JSON_COLUMNS = new Set([
-  'base_urls', 'auth', 'timeouts', 'retry', 'circuit_breaker', 'secret', 'rate_limit',
+  'base_urls', 'auth', 'tls', 'timeouts', 'retry', 'circuit_breaker', 'secret', 'secret_parts', 'rate_limit',
   'customer_rate_limit', 'budget', 'customer_budget', 'costs', 'allow', 'payment',
 ])
 
@@ -62,6 +62,7 @@ export function toPartner (r: Row): Partner {
     slug: r.slug,
     base_urls: r.base_urls,
     auth: r.auth,
+    tls: r.tls ?? null,
     timeouts: { ...defaultTimeouts(), ...r.timeouts },
     retry: { ...defaultRetry(), ...r.retry },
     circuit_breaker: { ...defaultCircuitBreaker(), ...r.circuit_breaker },
@@ -76,7 +77,8 @@ export function toCredential (r: Row): Credential {
     partner_id: r.partner_id,
     name: r.name,
     environment: r.environment,
-    secret: r.secret,
+    secret: r.secret ?? null,
+    secret_parts: r.secret_parts ?? {},
     weight: r.weight,
     rate_limit: r.rate_limit,
     created_at: iso(r.created_at),

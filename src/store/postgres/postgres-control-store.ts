@@ -42,8 +42,8 @@ export class PostgresControlStore implements ControlStore {
 
   async createPartner (input: PartnerInput): Promise<Partner> {
     const rows = await guarded(this.#sql`
-      INSERT INTO partners (id, slug, base_urls, auth, timeouts, retry, circuit_breaker)
-      VALUES (${newId('prt')}, ${input.slug}, ${this.#json(input.base_urls)}, ${this.#json(input.auth)},
+      INSERT INTO partners (id, slug, base_urls, auth, tls, timeouts, retry, circuit_breaker)
+      VALUES (${newId('prt')}, ${input.slug}, ${this.#json(input.base_urls)}, ${this.#json(input.auth)}, ${this.#json(input.tls)},
               ${this.#json(input.timeouts)}, ${this.#json(input.retry)}, ${this.#json(input.circuit_breaker)})
       RETURNING *`)
     return toPartner(rows[0])
@@ -77,8 +77,8 @@ export class PostgresControlStore implements ControlStore {
 
   async createCredential (partnerId: string, input: CredentialInput): Promise<Credential> {
     const rows = await guarded(this.#sql`
-      INSERT INTO credentials (id, partner_id, name, environment, secret, weight, rate_limit)
-      VALUES (${newId('cred')}, ${partnerId}, ${input.name}, ${input.environment}, ${this.#json(input.secret)},
+      INSERT INTO credentials (id, partner_id, name, environment, secret, secret_parts, weight, rate_limit)
+      VALUES (${newId('cred')}, ${partnerId}, ${input.name}, ${input.environment}, ${this.#json(input.secret)}, ${this.#json(input.secret_parts)},
               ${input.weight}, ${this.#json(input.rate_limit)})
       RETURNING *`)
     return toCredential(rows[0])

@@ -41,8 +41,8 @@ export function merge<T extends { updated_at: string }> (current: T, patch: obje
   return changed === 0 ? null : { ...next, updated_at: nowIso() } as T
 }
 
-export const PARTNER_FIELDS: ReadonlyArray<keyof PartnerInput> = ['slug', 'base_urls', 'auth', 'timeouts', 'retry', 'circuit_breaker']
-export const CREDENTIAL_FIELDS: ReadonlyArray<keyof CredentialInput> = ['name', 'environment', 'secret', 'weight', 'rate_limit']
+export const PARTNER_FIELDS: ReadonlyArray<keyof PartnerInput> = ['slug', 'base_urls', 'auth', 'tls', 'timeouts', 'retry', 'circuit_breaker']
+export const CREDENTIAL_FIELDS: ReadonlyArray<keyof CredentialInput> = ['name', 'environment', 'secret', 'secret_parts', 'weight', 'rate_limit']
 export const POLICY_FIELDS: ReadonlyArray<keyof PolicyInput> = [
   'name', 'rate_limit', 'customer_rate_limit', 'budget', 'customer_budget', 'costs', 'allow', 'payment', 'on_governance_failure',
   'max_in_flight', 'customer_max_in_flight',
@@ -55,6 +55,7 @@ export function partnerParams (p: Partner): Row {
     slug: p.slug,
     base_urls: text(p.base_urls),
     auth: text(p.auth),
+    tls: text(p.tls),
     timeouts: text(p.timeouts),
     retry: text(p.retry),
     circuit_breaker: text(p.circuit_breaker),
@@ -69,6 +70,7 @@ export function toPartner (r: Row): Partner {
     slug: r.slug,
     base_urls: parse(r.base_urls),
     auth: parse(r.auth),
+    tls: parse(r.tls ?? null),
     timeouts: { ...defaultTimeouts(), ...parse(r.timeouts) },
     retry: { ...defaultRetry(), ...parse(r.retry) },
     circuit_breaker: { ...defaultCircuitBreaker(), ...parse(r.circuit_breaker) },
@@ -83,7 +85,9 @@ export function credentialParams (c: Credential): Row {
     partner_id: c.partner_id,
     name: c.name,
     environment: c.environment,
-    secret: text(c.secret),
+    // the column is NOT NULL: a credential without one holds the JSON text null
+    secret: JSON.stringify(c.secret),
+    secret_parts: JSON.stringify(c.secret_parts),
     weight: c.weight,
     rate_limit: text(c.rate_limit),
     created_at: c.created_at,
@@ -98,6 +102,7 @@ export function toCredential (r: Row): Credential {
     name: r.name,
     environment: r.environment,
     secret: parse(r.secret),
+    secret_parts: parse(r.secret_parts ?? '{}'),
     weight: r.weight,
     rate_limit: parse(r.rate_limit),
     created_at: r.created_at,

@@ -8,20 +8,20 @@ export function prepareStatements (db: Database.Database) {
   return {
     ping: q('SELECT 1'),
 
-    insertPartner: q(`INSERT INTO partners (id, slug, base_urls, auth, timeouts, retry, circuit_breaker, created_at, updated_at)
-      VALUES (@id, @slug, @base_urls, @auth, @timeouts, @retry, @circuit_breaker, @created_at, @updated_at) RETURNING *`),
+    insertPartner: q(`INSERT INTO partners (id, slug, base_urls, auth, tls, timeouts, retry, circuit_breaker, created_at, updated_at)
+      VALUES (@id, @slug, @base_urls, @auth, @tls, @timeouts, @retry, @circuit_breaker, @created_at, @updated_at) RETURNING *`),
     listPartners: q('SELECT * FROM partners ORDER BY slug'),
     partnerBySlug: q('SELECT * FROM partners WHERE slug = ?'),
     partnerById: q('SELECT * FROM partners WHERE id = ?'),
-    updatePartner: q(`UPDATE partners SET slug = @slug, base_urls = @base_urls, auth = @auth, timeouts = @timeouts,
+    updatePartner: q(`UPDATE partners SET slug = @slug, base_urls = @base_urls, auth = @auth, tls = @tls, timeouts = @timeouts,
       retry = @retry, circuit_breaker = @circuit_breaker, updated_at = @updated_at WHERE id = @id RETURNING *`),
     deletePartner: q('DELETE FROM partners WHERE slug = ? RETURNING *'),
 
-    insertCredential: q(`INSERT INTO credentials (id, partner_id, name, environment, secret, weight, rate_limit, created_at, updated_at)
-      VALUES (@id, @partner_id, @name, @environment, @secret, @weight, @rate_limit, @created_at, @updated_at) RETURNING *`),
+    insertCredential: q(`INSERT INTO credentials (id, partner_id, name, environment, secret, secret_parts, weight, rate_limit, created_at, updated_at)
+      VALUES (@id, @partner_id, @name, @environment, @secret, @secret_parts, @weight, @rate_limit, @created_at, @updated_at) RETURNING *`),
     credentialsOfPartner: q('SELECT * FROM credentials WHERE partner_id = ? ORDER BY name'),
     credentialById: q('SELECT * FROM credentials WHERE id = ?'),
-    updateCredential: q(`UPDATE credentials SET name = @name, environment = @environment, secret = @secret, weight = @weight,
+    updateCredential: q(`UPDATE credentials SET name = @name, environment = @environment, secret = @secret, secret_parts = @secret_parts, weight = @weight,
       rate_limit = @rate_limit, updated_at = @updated_at WHERE id = @id RETURNING *`),
     deleteCredential: q('DELETE FROM credentials WHERE id = ? RETURNING *'),
     bindingsListingCredential: q(`SELECT * FROM bindings

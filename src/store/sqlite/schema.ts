@@ -242,6 +242,19 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   DROP INDEX IF EXISTS audit_events_customer_ts_idx;
   DROP INDEX IF EXISTS audit_events_partner_ts_idx;
   `,
+  // 12: partner auth schemes, as migrations/0011_partner_auth_schemes.sql (`secret` holds the
+  // JSON text 'null' where a credential has none: the column's NOT NULL stays), and the OAuth2
+  // access tokens the node's workers share (oauth2-token-cache.ts)
+  `
+  ALTER TABLE credentials ADD COLUMN secret_parts TEXT NOT NULL DEFAULT '{}';
+  ALTER TABLE partners ADD COLUMN tls TEXT;
+  CREATE TABLE oauth2_tokens (
+    credential_id TEXT PRIMARY KEY,
+    ciphertext    TEXT,
+    expires_at    INTEGER NOT NULL,
+    lock_until    INTEGER NOT NULL
+  ) STRICT;
+  `,
 ]
 
 /** adds the events in audit_events to the hourly rollups (schema step 9's backfill) */
