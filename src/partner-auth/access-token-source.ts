@@ -73,7 +73,14 @@ export class AccessTokenSource {
       const stored = await this.#readShared()
       if (stored !== null && Date.now() < stored.refreshAt) return this.#install(stored)
       if (await this.#claim()) {
-        const fresh = await this.#fetch()
+        let fresh: CachedToken
+        try {
+          fresh = await this.#fetch()
+        } catch (err) {
+          // the others waiting on the claim fetch for themselves at once rather than time out
+          await this.#shared.release(this.#id).catch(() => {})
+          throw err
+        }
         this.#install(fresh)
         await this.#shared.write(this.#id, fresh).catch((err: unknown) => {
           this.#logger.warn({ credential_id: this.#id, err: (err as Error).message }, 'could not share the access token; each worker fetches its own meanwhile')

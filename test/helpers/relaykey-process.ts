@@ -162,7 +162,7 @@ export async function setUpGovernedPartner (rk: RelayKeyProcess, options: {
     ...options.partner,
   })
   const credential = await must('POST', `/admin/partners/${slug}/credentials`, {
-    name: 'main', environment, secret: options.secret ?? { provider: 'inline', value: 'upstream-secret-value' }, ...options.credential,
+    name: 'main', environment, secret: options.secret === undefined ? { provider: 'inline', value: 'upstream-secret-value' } : options.secret, ...options.credential,
   })
   const policy = await must('POST', '/admin/policies', {
     name: `${slug}-policy-${Math.random().toString(36).slice(2, 8)}`,
