@@ -7,7 +7,9 @@
 //                              └─▶ RelayKey, audit off (cluster) ───┘
 //
 // The audit-off instance (RELAYKEY_AUDIT=off, a benchmark-only switch) prices the audit
-// pipeline: governed must stay within 5 % of it. Both run in embedded mode (SQLite), or with
+// pipeline: governed must stay within 5 % of it. `signed` is the governed instance's second
+// partner, whose auth is `hmac` with the Sumsub preset: every request signed (HMAC-SHA256 over
+// timestamp, method, path and body), the price of signing beside `governed`. Both run in embedded mode (SQLite), or with
 // --distributed on the local PostgreSQL (audit by COPY) and Redis, each with its own database.
 //
 // Targets are driven one at a time, in an order that rotates each round, with identical
@@ -35,6 +37,7 @@ const RATIO_TARGET = 0.9
 const AUDIT_RATIO_TARGET = 0.95
 /** the same request line and headers go to both targets; only the origin differs */
 const PATH = '/proxy/bench/resources/items/42?view=full'
+const SIGNED_PATH = '/proxy/bench-signed/resources/items/42?view=full'
 
 async function scenario (settings: BenchSettings): Promise<void> {
   await runScenario(async (group) => {
@@ -65,16 +68,24 @@ async function scenario (settings: BenchSettings): Promise<void> {
     const partnerSettings = { slug: 'bench', upstreamUrl: upstream.url, allow: [{ method: 'GET', path: '/resources/items/*' }] }
     const partner = await createGovernedPartner(relaykey, partnerSettings)
     const unauditedPartner = await createGovernedPartner(unaudited, partnerSettings)
+    const signedPartner = await createGovernedPartner(relaykey, {
+      ...partnerSettings,
+      slug: 'bench-signed',
+      auth: { type: 'hmac', preset: 'sumsub' },
+      secretParts: { signing_secret: { provider: 'inline', value: 'bench-signing-secret-0123456789' } },
+    })
 
     const headers = { 'x-relaykey': partner.key, accept: 'application/json' }
     const targets: LoadTarget[] = [
       { name: 'bare', url: bare.url + PATH, headers, pid: bare.service.pid },
       { name: 'governed', url: relaykey.proxyUrl + PATH, headers, pid: relaykey.service.pid },
       { name: 'audit-off', url: unaudited.proxyUrl + PATH, headers: { ...headers, 'x-relaykey': unauditedPartner.key }, pid: unaudited.service.pid },
+      { name: 'signed', url: relaykey.proxyUrl + SIGNED_PATH, headers: { ...headers, 'x-relaykey': signedPartner.key }, pid: relaykey.service.pid },
     ]
     await checkTarget(targets[0]!, { status: 200, body: UPSTREAM_BODY })
     await checkTarget(targets[1]!, { status: 200, body: UPSTREAM_BODY, headers: ['x-relaykey-request-id'] })
     await checkTarget(targets[2]!, { status: 200, body: UPSTREAM_BODY, headers: ['x-relaykey-request-id'] })
+    await checkTarget(targets[3]!, { status: 200, body: UPSTREAM_BODY, headers: ['x-relaykey-request-id'] })
 
     const measured: LoadSettings = { connections: settings.connections, pipelining: PIPELINING, durationSeconds: settings.durationSeconds }
     const warmup: LoadSettings = { ...measured, durationSeconds: settings.warmupSeconds }
@@ -110,6 +121,7 @@ async function scenario (settings: BenchSettings): Promise<void> {
         { subject: 'governed', baseline: 'bare', target: RATIO_TARGET },
         { subject: 'audit-off', baseline: 'bare', target: RATIO_TARGET },
         { subject: 'governed', baseline: 'audit-off', target: AUDIT_RATIO_TARGET },
+        { subject: 'signed', baseline: 'governed', target: null },
       ],
     })
     if (problems.length > 0) throw new Error(`the measured runs are not valid:\n  ${problems.join('\n  ')}`)

@@ -10,6 +10,9 @@ export interface GovernedPartnerOptions {
   allow?: Array<{ method: string; path: string }>
   /** further policy fields (rate_limit, budget, costs…) for scenarios that measure them */
   policy?: Record<string, unknown>
+  /** the partner's auth (default: a static header) and the credential's other secret parts */
+  auth?: Record<string, unknown>
+  secretParts?: Record<string, unknown>
 }
 
 export interface GovernedPartner {
@@ -27,10 +30,10 @@ export async function createGovernedPartner (rk: RelayKey, options: GovernedPart
   const partner = await created<{ id: string }>(rk, 'POST', '/admin/partners', {
     slug: options.slug,
     base_urls: { [environment]: options.upstreamUrl },
-    auth: { type: 'header', name: 'X-App-Token', prefix: '' },
+    auth: options.auth ?? { type: 'header', name: 'X-App-Token', prefix: '' },
   })
   const credential = await created<{ id: string }>(rk, 'POST', `/admin/partners/${options.slug}/credentials`, {
-    name: 'bench', environment, secret: { provider: 'inline', value: 'bench-upstream-secret' },
+    name: 'bench', environment, secret: { provider: 'inline', value: 'bench-upstream-secret' }, ...options.secretParts,
   })
   const policy = await created<{ id: string }>(rk, 'POST', '/admin/policies', {
     name: `${options.slug}-bench`,

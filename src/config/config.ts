@@ -49,6 +49,8 @@ export interface Config {
   clientIdleTimeoutMs: number
   /** request bodies up to this size are kept so a retry can send them again */
   retryBufferBytes: number
+  /** request bodies held to be signed (hmac, jwt partners), per worker */
+  signedBodyMemoryBytes: number
   /** a paid request's upstream answer up to this size is held until the payment settles */
   paymentBufferBytes: number
   /** RELAYKEY_SECRET_FILES_DIR: the only directory the file secret provider reads; null: none */
@@ -128,6 +130,7 @@ export function loadConfig (env: Env = process.env): Config {
     ...clientTimeouts(env),
     clientIdleTimeoutMs: integer(env, 'RELAYKEY_CLIENT_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),
     retryBufferBytes: integer(env, 'RELAYKEY_RETRY_BUFFER_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
+    signedBodyMemoryBytes: integer(env, 'RELAYKEY_SIGNED_BODY_MEMORY_BYTES', 256 * 1024 * 1024, 1024 * 1024, 16 * 1024 * 1024 * 1024),
     paymentBufferBytes: integer(env, 'RELAYKEY_PAYMENT_BUFFER_BYTES', 1024 * 1024, 0, 64 * 1024 * 1024),
     secretFilesDir: secretFilesDir(env.RELAYKEY_SECRET_FILES_DIR, dataDir),
     egressAllow: egressAllow(env.RELAYKEY_EGRESS_ALLOW),

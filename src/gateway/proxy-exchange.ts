@@ -26,6 +26,7 @@ import { boundedPartner, boundedPath } from '../audit/bounded-fields.js'
 import { checkProxyPath, withoutQueryParam, type CheckedPath } from './proxy-path.js'
 import { connectionTokens, copyRequestHeaders, responseHeaders } from './header-rules.js'
 import { tlsFailureReason } from '../partner-auth/tls-failure.js'
+import type { SignedBodyMemory } from '../partner-auth/signed-body-memory.js'
 import { isTraceMethod, PROXY_METHODS, traceRefusal } from './trace-methods.js'
 import { findEndpoint } from './endpoint-pattern.js'
 import { closeIfDraining, rawErrorResponse, sendJson } from './respond.js'
@@ -56,6 +57,8 @@ export interface ExchangeDeps {
   reporter: ExchangeReporter
   metrics: GatewayMetrics
   logger: Logger
+  /** bodies held to be signed, bounded per worker */
+  signedBodies: SignedBodyMemory
 }
 
 const NO_CANDIDATES: readonly CredentialCandidate[] = Object.freeze([])
@@ -110,6 +113,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #body: IncomingMessage | Buffer | null = null
   #bodyChunks: Buffer[] | null = null
   #bodyBytes = 0
+  /** bytes of this request's body counted in deps.signedBodies, given back at #report */
+  #signedBytesHeld = 0
   /** a signed body is read whole up to this many bytes (UpstreamTarget.signedBodyLimit); -1: no bound here */
   #bodyLimit = -1
   /** the current attempt's headers, kept when a signer made them (a 401 says which token failed) */
@@ -437,8 +442,20 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   bodyChunk (chunk: Buffer): void {
     if (this.#bodyChunks === null) return // refused for its size: the rest is read and dropped
     this.#bodyBytes += chunk.length
-    if (this.#bodyLimit >= 0 && this.#bodyBytes > this.#bodyLimit) return this.#signedBodyTooLarge()
+    if (this.#bodyLimit >= 0) {
+      if (this.#bodyBytes > this.#bodyLimit) return this.#signedBodyTooLarge()
+      if (!this.#deps.signedBodies.take(chunk.length)) return this.#signedBodiesFull()
+      this.#signedBytesHeld += chunk.length
+    }
     this.#bodyChunks.push(chunk)
+  }
+
+  /** the worker holds as many signed bodies as it may: this one waits for a retry, uncharged */
+  #signedBodiesFull (): void {
+    this.#bodyChunks = null
+    this.#res.shouldKeepAlive = false
+    this.#deps.logger.warn({ request_id: this.requestId, partner: this.#partnerSlug, held_bytes: this.#deps.signedBodies.held() }, 'signed request bodies in memory reached RELAYKEY_SIGNED_BODY_MEMORY_BYTES; request refused')
+    this.#failBeforeResponse('circuit_open', 'RelayKey holds as many request bodies for signing as it may; retry shortly', 1000)
   }
 
   /** a chunked body passed the signing bound while being read: 413, nothing sent, nothing charged */
@@ -1128,6 +1145,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #report (): void {
     if (this.#reported) return
     this.#reported = true
+    if (this.#signedBytesHeld !== 0) {
+      this.#deps.signedBodies.give(this.#signedBytesHeld)
+      this.#signedBytesHeld = 0
+    }
     if (this.#keySlot !== null) this.#deps.concurrency.leave(this.#keySlot)
     if (this.#customerSlot !== null) this.#deps.concurrency.leave(this.#customerSlot)
     this.#socket[kQueued]?.delete(this)

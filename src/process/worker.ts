@@ -30,6 +30,7 @@ import { AccessLog } from '../telemetry/access-log.js'
 import { ExchangeReporter } from '../gateway/exchange-report.js'
 import { isPrimaryToWorker } from './messages.js'
 import { TokenSources } from '../partner-auth/token-sources.js'
+import { SignedBodyMemory } from '../partner-auth/signed-body-memory.js'
 import { TokenSeal } from '../partner-auth/shared-tokens.js'
 import { RedisSharedTokens } from '../store/redis/redis-shared-tokens.js'
 import { SqliteSharedTokens } from '../store/sqlite/sqlite-shared-tokens.js'
@@ -89,11 +90,13 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     await answerWithin(Promise.all([store.ping(), admission.ping()]), config.keyLoadTimeoutMs, notReady)
   }
   const audit = config.auditEnabled ? await startAuditPipeline(config, logger) : null
-  const metrics = new GatewayMetrics({ keyCache: () => cache.stats(), reliability: () => reliability.snapshot(), audit: () => audit?.stats() ?? null, leases: admission })
+  const signedBodies = new SignedBodyMemory(config.signedBodyMemoryBytes)
+  const metrics = new GatewayMetrics({ signedBodies: () => signedBodies.held(), keyCache: () => cache.stats(), reliability: () => reliability.snapshot(), audit: () => audit?.stats() ?? null, leases: admission })
   serveWorkerMetrics(metrics.registry)
   const reporter = new ExchangeReporter({ audit, metrics, access: new AccessLog(logger, config.accessLogSample) })
   const server = createGatewayServer({
     keys, partners, admission, payments, concurrency: new InFlightCounts(config.workers), clientStallMs: config.clientIdleTimeoutMs, reporter, metrics, logger, ready,
+    signedBodies,
   }, {
     headersTimeoutMs: config.clientHeadersTimeoutMs,
     requestTimeoutMs: config.clientRequestTimeoutMs,

@@ -14,6 +14,8 @@ const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx']
 
 export interface MetricSources {
   keyCache (): { hits: number; misses: number; size: number }
+  /** bytes of request bodies held to be signed; absent in unit tests */
+  signedBodies?: () => number
   reliability (): ReliabilitySnapshot[]
   audit (): { queueDepth: number; replayedEvents: number; logBytes: number; logWriteFailures: number; written: number; dropped: number; quarantined: number } | null
   /** absent where a worker has no limits store (unit tests) */
@@ -45,6 +47,7 @@ export class GatewayMetrics {
     this.#upstreamLatency = new LabelledHistogram({ name: 'relaykey_upstream_duration_seconds', help: 'Time from dispatch to the partner\'s response headers.', labelName: 'partner', buckets: LATENCY_BUCKETS, registry })
     counterFrom(registry, 'relaykey_key_cache_hits_total', 'Key lookups answered from the worker cache.', () => sources.keyCache().hits)
     counterFrom(registry, 'relaykey_key_cache_misses_total', 'Key lookups that needed the store.', () => sources.keyCache().misses)
+    if (sources.signedBodies !== undefined) gaugeFrom(registry, 'relaykey_signed_body_bytes', 'Bytes of request bodies held in memory to be signed (hmac and jwt partners), summed over workers.', sources.signedBodies)
     gaugeFrom(registry, 'relaykey_key_cache_entries', 'Key contexts cached, summed over workers.', () => sources.keyCache().size)
     gaugeFrom(registry, 'relaykey_audit_queue_depth', 'Audit events waiting in memory.', () => sources.audit()?.queueDepth ?? 0)
     gaugeFrom(registry, 'relaykey_audit_log_bytes', 'Bytes of local audit log on disk (segments not yet wholly in the database).', () => sources.audit()?.logBytes ?? 0)

@@ -111,3 +111,50 @@ describe('hmac partner auth, Sumsub preset, over HTTPS with the partner\'s own C
     assert.equal((await over.body.json() as { error: { code: string } }).error.code, 'budget_exceeded')
   })
 })
+
+describe('bodies held to be signed are bounded per worker (RELAYKEY_SIGNED_BODY_MEMORY_BYTES)', () => {
+  let rk: RelayKeyProcess
+  let sumsub: SumsubMock
+  let setup: GovernedSetup
+
+  before(async () => {
+    const pki = makeTestPki()
+    sumsub = await startSumsubMock({ appToken: APP_TOKEN, secretKey: SECRET_KEY })
+    rk = await startRelayKey({ workers: 1, env: { RELAYKEY_SIGNED_BODY_MEMORY_BYTES: String(1024 * 1024) } })
+    setup = await setUpGovernedPartner(rk, {
+      slug: 'sumsub',
+      baseUrl: sumsub.url,
+      auth: { type: 'hmac', preset: 'sumsub', max_body_bytes: 900 * 1024 },
+      partner: { tls: { ca: { provider: 'inline', value: pki.ca.cert } } },
+      secret: { provider: 'inline', value: APP_TOKEN },
+      credential: { signing_secret: { provider: 'inline', value: SECRET_KEY } },
+    })
+  })
+  after(async () => {
+    assert.equal(await rk.stop(), 0)
+    await sumsub.close()
+  })
+
+  const upload = (body: Readable) => request(`${rk.proxyUrl}/proxy/sumsub/resources/applicants/a/info/idDoc`, {
+    method: 'POST', headers: { 'x-relaykey': setup.key, 'content-type': 'application/octet-stream' }, body,
+  })
+
+  it('refuses 503 with Retry-After while another body holds the memory, and takes bodies again once it is given back', async () => {
+    // A: 800 KiB sent, its end held back, so its bytes stay in memory
+    const a = new Readable({ read () {} })
+    const answerA = upload(a)
+    a.push(randomBytes(800 * 1024))
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const b = await upload(Readable.from([randomBytes(400 * 1024)]))
+    assert.equal(b.statusCode, 503)
+    assert.ok(Number(b.headers['retry-after']) >= 1)
+    assert.equal((await b.body.json() as { error: { code: string } }).error.code, 'circuit_open')
+    a.push(null)
+    const resA = await answerA
+    assert.equal(resA.statusCode, 200, await resA.body.text())
+    const c = await upload(Readable.from([randomBytes(800 * 1024)]))
+    assert.equal(c.statusCode, 200, await c.body.text())
+    assert.equal(sumsub.received.length, 2, 'A and C reached the partner, B did not')
+    assert.ok(sumsub.received.every((r) => r.signatureValid))
+  })
+})
