@@ -27,7 +27,7 @@ const QUERY_AUTH_FIELDS = new Set(['type', 'name'])
 const HMAC_FIELDS = new Set(['type', 'preset', 'algorithm', 'encoding', 'canonical', 'separator', 'timestamp_unit', 'timestamp_header',
   'nonce_header', 'signature_header', 'signature_prefix', 'secret_header', 'max_body_bytes'])
 const PRESET_FIELDS = new Set(['type', 'preset', 'max_body_bytes'])
-const OAUTH2_FIELDS = new Set(['type', 'token_url', 'scope', 'audience', 'client_auth'])
+const OAUTH2_FIELDS = new Set(['type', 'token_url', 'scope', 'audience', 'client_auth', 'token_url_other_origin'])
 const MTLS_FIELDS = new Set(['type', 'header'])
 const JWT_FIELDS = new Set(['type', 'preset', 'algorithm', 'header', 'secret_header', 'expires_in_seconds', 'path_claim', 'nonce_claim',
   'body_hash_claim', 'subject_is_secret', 'claims', 'key_id', 'max_body_bytes'])
@@ -101,8 +101,10 @@ export function partnerAuth (value: unknown, baseOrigins: readonly string[]): Pa
     case 'oauth2_client_credentials': {
       onlyFields(o, OAUTH2_FIELDS, 'auth')
       const url = httpUrlWithQuery(o.token_url, 'auth.token_url')
-      if (!baseOrigins.includes(url.origin)) {
-        throw new ValidationError('auth.token_url', `must be on the partner's own origin (${baseOrigins.join(', ')})`)
+      // the client secret goes there: only to the partner itself unless the admin says otherwise
+      const otherOrigin = o.token_url_other_origin === undefined ? false : boolean(o.token_url_other_origin, 'auth.token_url_other_origin')
+      if (!otherOrigin && !baseOrigins.includes(url.origin)) {
+        throw new ValidationError('auth.token_url', `must be on the partner's own origin (${baseOrigins.join(', ')}), or set token_url_other_origin to true for an identity provider of its own`)
       }
       return {
         type: 'oauth2_client_credentials',
@@ -110,6 +112,7 @@ export function partnerAuth (value: unknown, baseOrigins: readonly string[]): Pa
         scope: optionalText(o.scope, 'auth.scope'),
         audience: optionalText(o.audience, 'auth.audience'),
         client_auth: o.client_auth === undefined || o.client_auth === null ? 'basic' : oneOf(o.client_auth, 'auth.client_auth', ['basic', 'body']),
+        token_url_other_origin: otherOrigin,
       }
     }
     case 'mtls':

@@ -605,7 +605,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       return true
     }
     const res = this.#res
-    const headers = responseHeaders(rawHeaders, this.requestId, upstream.credentialQueryParam, this.#credential!.secretForms)
+    const headers = responseHeaders(rawHeaders, this.requestId, upstream.credentialQueryParam, this.#secretFormsOf(this.#credential!))
     pushRateLimitHeaders(headers, this.#context!.limits.policyHeader, this.#limitState)
     if (this.#paid !== null && statusCode < 400) {
       // served, so to be paid for: held until the payment settles
@@ -825,6 +825,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#retryDelayMs = 0
     this.#retryReason = 'token_refresh'
     return true
+  }
+
+  /** what to redact from the answer's headers: the credential's secrets, and an access token the attempt carried */
+  #secretFormsOf (credential: CredentialRoute): readonly string[] {
+    const token = credential.signer === null || this.#signedHeaders === null ? null : credential.signer.carriedSecret(this.#signedHeaders)
+    return token === null || token.length < 8 ? credential.secretForms : [...credential.secretForms, token]
   }
 
   /** the signer is ready (an access token came): the attempt goes on, if anyone still waits */

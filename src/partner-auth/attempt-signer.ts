@@ -21,6 +21,8 @@ export interface AttemptSigner {
    * pass (an access token was dropped and a fresh one will be fetched), false otherwise.
    */
   refused (sent: readonly string[]): boolean
+  /** a secret the attempt carried that changes per attempt (an access token), to redact from the answer's headers; null: none */
+  carriedSecret (sent: readonly string[]): string | null
 }
 
 /** `name` (lowercase) in a flat header list, or '' */

@@ -43,6 +43,10 @@ export class HmacSigner implements AttemptSigner {
     return false
   }
 
+  carriedSecret (): null {
+    return null
+  }
+
   sign (method: string, target: string, body: Buffer | null, headers: string[], now: number): void {
     const auth = this.#auth
     const timestamp = auth.timestamp_unit === 's' ? String(Math.floor(now / 1000)) : String(now)

@@ -44,6 +44,10 @@ export class JwtSigner implements AttemptSigner {
     return false
   }
 
+  carriedSecret (): null {
+    return null
+  }
+
   sign (_method: string, target: string, body: Buffer | null, headers: string[], now: number): void {
     const auth = this.#auth
     const iat = Math.floor(now / 1000)

@@ -25,6 +25,11 @@ export class OAuth2Signer implements AttemptSigner {
     headers.push('authorization', 'Bearer ' + this.#source.token())
   }
 
+  carriedSecret (sent: readonly string[]): string | null {
+    const value = headerValue(sent, 'authorization')
+    return value.startsWith('Bearer ') ? value.slice(7) : null
+  }
+
   refused (sent: readonly string[]): boolean {
     const value = headerValue(sent, 'authorization')
     if (!value.startsWith('Bearer ')) return false

@@ -62,6 +62,8 @@ export interface OAuth2ClientCredentialsAuth {
   audience: string | null
   /** how the client authenticates to the token URL: HTTP Basic or client_id/client_secret in the body */
   client_auth: 'basic' | 'body'
+  /** the token URL may be on another origin than the partner's base URLs (an identity provider of its own) */
+  token_url_other_origin: boolean
 }
 
 /** a client certificate per credential; optionally a header credential as well */

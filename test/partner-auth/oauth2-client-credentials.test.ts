@@ -11,6 +11,7 @@ import { request } from 'undici'
 import { distributedEnv, startRelayKey, setUpGovernedPartner, type RelayKeyProcess } from '../helpers/relaykey-process.js'
 import { startOAuth2Mock, type OAuth2Mock } from '../helpers/mock-vendors/oauth2.js'
 import { makeTestPki } from '../helpers/test-certificates.js'
+import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 
 const CLIENT_ID = 'relaykey-client'
@@ -148,5 +149,43 @@ describe('OAuth2 client credentials in embedded mode (client authentication in t
     assert.equal(vendor.tokenRequests[0]!.clientAuth, 'body')
     assert.ok(!rk.output().includes(secret), 'the client secret is in no log line')
     assert.ok(!rk.output().includes(vendor.tokenRequests[0]!.accessToken!), 'nor the access token')
+  })
+})
+
+describe('OAuth2 with an identity provider on its own origin', () => {
+  let idp: OAuth2Mock
+  let api: MockPartner
+  let rk: RelayKeyProcess
+
+  after(async () => {
+    if (rk !== undefined) assert.equal(await rk.stop(), 0)
+    await idp?.close()
+    await api?.close()
+  })
+
+  it('needs token_url_other_origin, and the access token never comes back in a response header', async () => {
+    const secret = randomBytes(16).toString('hex')
+    idp = await startOAuth2Mock({ clientId: CLIENT_ID, clientSecret: secret })
+    api = await startMockPartner()
+    // a partner that echoes what it received, the access token included
+    api.handle((req, res) => {
+      res.writeHead(200, { 'x-echo-authorization': String(req.headers.authorization), 'content-type': 'text/plain' })
+      res.end('ok')
+    })
+    rk = await startRelayKey({ workers: 1 })
+    const auth = { type: 'oauth2_client_credentials', token_url: idp.tokenUrl }
+    const refused = await rk.admin('POST', '/admin/partners', { slug: 'vendor', base_urls: { production: api.url }, auth })
+    assert.equal(refused.status, 400)
+    assert.match(refused.body.error.message, /^auth\.token_url: must be on the partner's own origin/)
+    const setup = await setUpGovernedPartner(rk, {
+      ...oauth2Partner(idp, secret, 'basic'),
+      baseUrl: api.url,
+      auth: { ...auth, token_url_other_origin: true },
+    })
+    const res = await request(`${rk.proxyUrl}/proxy/vendor/x`, { headers: { 'x-relaykey': setup.key } })
+    assert.equal(res.statusCode, 200, await res.body.text())
+    const token = idp.tokenRequests[0]!.accessToken!
+    assert.equal(api.received[0]!.headers.authorization, `Bearer ${token}`)
+    assert.equal(res.headers['x-echo-authorization'], 'Bearer [redacted]')
   })
 })
