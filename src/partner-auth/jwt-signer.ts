@@ -21,7 +21,7 @@ export class JwtSigner implements AttemptSigner {
     this.#auth = auth
     this.#key = createPrivateKey(privateKeyPem)
     const kind = this.#key.asymmetricKeyType
-    if (auth.algorithm === 'RS256' && kind !== 'rsa') throw new Error(`private_key is ${kind ?? 'not'} an RSA key, which RS256 needs`)
+    if (auth.algorithm === 'RS256' && kind !== 'rsa') throw new Error('private_key is not an RSA key, which RS256 needs')
     if (auth.algorithm === 'ES256' && (kind !== 'ec' || this.#key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')) {
       throw new Error('private_key is not a P-256 EC key, which ES256 needs')
     }

@@ -1,7 +1,8 @@
 // Why a TLS connection to a partner failed, in words an operator acts on: the partner's
 // certificate is signed by a CA RelayKey does not trust (set the partner's `tls.ca`), names
-// another host, has expired, or the handshake itself failed (an mTLS partner refusing the
-// client certificate, no common protocol version).
+// another host, has expired, or the handshake itself failed (no common protocol version). An
+// mTLS partner refusing the client certificate closes the connection after the handshake, which
+// undici reports as a closed socket, not as TLS: that is an ordinary connection failure.
 export type TlsFailureReason = 'unknown_ca' | 'hostname_mismatch' | 'certificate_expired' | 'certificate_not_yet_valid' | 'handshake_failed'
 
 export function tlsFailureReason (err: unknown): TlsFailureReason | null {
