@@ -127,7 +127,8 @@ function hmac (o: Record<string, unknown>): HmacAuth {
   const maxBody = maxBodyBytes(o.max_body_bytes)
   if (o.preset !== undefined && o.preset !== null) {
     onlyFields(o, PRESET_FIELDS, 'auth')
-    const preset = HMAC_PRESETS[string(o.preset, 'auth.preset', 64)]
+    const name = string(o.preset, 'auth.preset', 64)
+    const preset = Object.hasOwn(HMAC_PRESETS, name) ? HMAC_PRESETS[name] : undefined
     if (preset === undefined) throw new ValidationError('auth.preset', `must be one of: ${Object.keys(HMAC_PRESETS).join(', ')}`)
     return preset(maxBody)
   }
@@ -139,28 +140,48 @@ function hmac (o: Record<string, unknown>): HmacAuth {
   // a timestamp or nonce signed but not sent could never be checked by the partner
   if (canonical.includes('timestamp') && timestampHeader === null) throw new ValidationError('auth.timestamp_header', 'is required when the canonical string holds the timestamp')
   if (canonical.includes('nonce') && nonceHeader === null) throw new ValidationError('auth.nonce_header', 'is required when the canonical string holds a nonce')
+  const signatureHeader = headerName(o.signature_header, 'auth.signature_header')
+  const secretHeaderValue = o.secret_header === undefined || o.secret_header === null ? null : objectHeader(o.secret_header, 'auth.secret_header')
+  // each header is set once: a name used twice would go out twice, with different values
+  const named: Array<[string, string | null]> = [['auth.timestamp_header', timestampHeader], ['auth.nonce_header', nonceHeader],
+    ['auth.signature_header', signatureHeader], ['auth.secret_header.name', secretHeaderValue?.name ?? null]]
+  const seen = new Set<string>()
+  for (const [field, name] of named) {
+    if (name === null) continue
+    if (seen.has(name.toLowerCase())) throw new ValidationError(field, 'names a header another field of auth already sets')
+    seen.add(name.toLowerCase())
+  }
   return {
     type: 'hmac',
     preset: null,
     algorithm: o.algorithm === undefined ? 'sha256' : oneOf(o.algorithm, 'auth.algorithm', ['sha256', 'sha512']),
     encoding: o.encoding === undefined ? 'hex' : oneOf(o.encoding, 'auth.encoding', ['hex', 'HEX', 'base64']),
     canonical,
-    separator: o.separator === undefined || o.separator === null ? '' : headerText(o.separator, 'auth.separator', 16, true),
+    separator: o.separator === undefined || o.separator === null ? '' : separator(o.separator),
     timestamp_unit: o.timestamp_unit === undefined ? 's' : oneOf(o.timestamp_unit, 'auth.timestamp_unit', ['s', 'ms']),
     timestamp_header: timestampHeader,
     nonce_header: nonceHeader,
-    signature_header: headerName(o.signature_header, 'auth.signature_header'),
+    signature_header: signatureHeader,
     signature_prefix: o.signature_prefix === undefined || o.signature_prefix === null ? '' : headerText(o.signature_prefix, 'auth.signature_prefix', 256, true),
-    secret_header: o.secret_header === undefined || o.secret_header === null ? null : objectHeader(o.secret_header, 'auth.secret_header'),
+    secret_header: secretHeaderValue,
     max_body_bytes: maxBody,
   }
+}
+
+/** what goes between the signed parts: signed, never sent, so a line break is fine (no NUL) */
+function separator (value: unknown): string {
+  if (value === '') return ''
+  const s = string(value, 'auth.separator', 16)
+  if (/\p{Cs}/u.test(s)) throw new ValidationError('auth.separator', 'must not contain unpaired surrogates')
+  return s
 }
 
 function jwt (o: Record<string, unknown>): JwtAuth {
   const maxBody = maxBodyBytes(o.max_body_bytes)
   if (o.preset !== undefined && o.preset !== null) {
     onlyFields(o, PRESET_FIELDS, 'auth')
-    const preset = JWT_PRESETS[string(o.preset, 'auth.preset', 64)]
+    const name = string(o.preset, 'auth.preset', 64)
+    const preset = Object.hasOwn(JWT_PRESETS, name) ? JWT_PRESETS[name] : undefined
     if (preset === undefined) throw new ValidationError('auth.preset', `must be one of: ${Object.keys(JWT_PRESETS).join(', ')}`)
     return preset(maxBody)
   }
@@ -206,7 +227,7 @@ function claims (value: unknown): Record<string, string | number | boolean> {
   const result: Record<string, string | number | boolean> = {}
   for (const [name, claim] of entries) {
     const field = child('auth.claims', name)
-    if (!CLAIM_NAME.test(name)) throw new ValidationError(field, 'claim names are letters, digits, _ . : and -')
+    if (!CLAIM_NAME.test(name) || name === '__proto__') throw new ValidationError(field, 'claim names are letters, digits, _ . : and -')
     if (typeof claim === 'string') result[name] = headerText(claim, field, 1024, true)
     else if (typeof claim === 'number' && Number.isFinite(claim)) result[name] = claim
     else if (typeof claim === 'boolean') result[name] = claim

@@ -100,10 +100,13 @@ const ACCEPTED: Array<[string, Record<string, unknown>, Record<string, unknown>]
   }],
   ['oauth2 client credentials with scope, audience and body client auth',
     { type: 'oauth2_client_credentials', token_url: TOKEN_URL, scope: 'payments:read payments:write', audience: 'https://api.example.com/', client_auth: 'body' },
-    { type: 'oauth2_client_credentials', token_url: TOKEN_URL, scope: 'payments:read payments:write', audience: 'https://api.example.com/', client_auth: 'body' }],
+    { type: 'oauth2_client_credentials', token_url: TOKEN_URL, scope: 'payments:read payments:write', audience: 'https://api.example.com/', client_auth: 'body', token_url_other_origin: false }],
   ['oauth2 client credentials with defaults, its token URL on the sandbox origin with a query',
     { type: 'oauth2_client_credentials', token_url: 'https://sandbox.example.com:443/oauth/token?tenant=42' },
-    { type: 'oauth2_client_credentials', token_url: 'https://sandbox.example.com/oauth/token?tenant=42', scope: null, audience: null, client_auth: 'basic' }],
+    { type: 'oauth2_client_credentials', token_url: 'https://sandbox.example.com/oauth/token?tenant=42', scope: null, audience: null, client_auth: 'basic', token_url_other_origin: false }],
+  ['oauth2 client credentials with its token URL at an identity provider of its own, said so',
+    { type: 'oauth2_client_credentials', token_url: 'https://auth.example.com/oauth2/token', token_url_other_origin: true },
+    { type: 'oauth2_client_credentials', token_url: 'https://auth.example.com/oauth2/token', scope: null, audience: null, client_auth: 'basic', token_url_other_origin: true }],
   ['mtls alone', { type: 'mtls' }, { type: 'mtls', header: null }],
   ['mtls with a header credential', { type: 'mtls', header: { name: 'X-Api-Key', prefix: 'Key ' } }, { type: 'mtls', header: { name: 'X-Api-Key', prefix: 'Key ' } }],
   ['the Fireblocks jwt preset, expanded to the fields it stands for', { type: 'jwt', preset: 'fireblocks' }, FIREBLOCKS],
@@ -151,6 +154,8 @@ const REFUSED: Array<[string, Record<string, unknown>, string]> = [
   ['a signature_prefix with a line break', { auth: hmacWith({ signature_prefix: 'v1\r\nX-Evil: 1' }) }, 'auth.signature_prefix'],
   ['an unknown hmac field', { auth: hmacWith({ digest: 'hex' }) }, 'auth.digest'],
   ['an OAuth2 token_url on another host', { auth: { type: 'oauth2_client_credentials', token_url: 'https://auth.example.com/oauth/token' } }, 'auth.token_url'],
+  ['an OAuth2 token_url on another host, token_url_other_origin false', { auth: { type: 'oauth2_client_credentials', token_url: 'https://auth.example.com/oauth/token', token_url_other_origin: false } }, 'auth.token_url'],
+  ['a token_url_other_origin that is not true or false', { auth: { type: 'oauth2_client_credentials', token_url: 'https://auth.example.com/oauth/token', token_url_other_origin: 'yes' } }, 'auth.token_url_other_origin'],
   ['an OAuth2 token_url on another scheme', { auth: { type: 'oauth2_client_credentials', token_url: 'http://api.example.com/oauth/token' } }, 'auth.token_url'],
   ['an OAuth2 token_url on another port', { auth: { type: 'oauth2_client_credentials', token_url: 'https://api.example.com:8443/oauth/token' } }, 'auth.token_url'],
   ['an OAuth2 token_url with credentials in it', { auth: { type: 'oauth2_client_credentials', token_url: 'https://id:secret@api.example.com/oauth/token' } }, 'auth.token_url'],
@@ -270,7 +275,7 @@ for (const mode of ['embedded', 'distributed'] as const) {
     const open = (stored: StoredSecret | null | undefined): string | null | undefined => {
       if (stored === null || stored === undefined) return stored
       if (stored.provider === 'inline') {
-        assert.ok(!Object.values(stored).some((v) => NEEDLES.includes(v as string)), 'an inline secret is stored sealed')
+        assertAbsent(JSON.stringify(stored), 'a stored inline secret (it must be sealed)')
         return cipher.decrypt(stored.ciphertext)
       }
       return `${stored.provider}:${stored.ref}`
@@ -309,7 +314,7 @@ for (const mode of ['embedded', 'distributed'] as const) {
         // whatever happened above: no response ever carried a secret, nor did the log
         for (const body of bodies) {
           assertAbsent(body, `a response: ${body.slice(0, 200)}`)
-          assert.ok(!body.includes('ciphertext') && !body.includes('secret_parts'), `a response shows stored secret material: ${body.slice(0, 200)}`)
+          assert.ok(!body.includes('"ciphertext"') && !body.includes('"secret_parts"'), `a response shows stored secret material: ${body.slice(0, 200)}`)
         }
         assert.equal(await rk.stop(), 0)
         assertAbsent(rk.output(), 'the log')
@@ -355,7 +360,7 @@ for (const mode of ['embedded', 'distributed'] as const) {
       const toOauth = await call('PATCH', '/admin/partners/shape-patched', { auth: { type: 'oauth2_client_credentials', token_url: TOKEN_URL } })
       assert.equal(toOauth.status, 200, toOauth.text)
       assert.deepEqual((await call('GET', '/admin/partners/shape-patched')).json.auth,
-        { type: 'oauth2_client_credentials', token_url: TOKEN_URL, scope: null, audience: null, client_auth: 'basic' })
+        { type: 'oauth2_client_credentials', token_url: TOKEN_URL, scope: null, audience: null, client_auth: 'basic', token_url_other_origin: false })
       // its token URL must stay on one of its origins
       assertInvalid(await call('PATCH', '/admin/partners/shape-patched', { base_urls: { production: 'https://api2.example.com/v1' } }), 'auth.token_url')
       assertInvalid(await call('PATCH', '/admin/partners/shape-patched', { auth: { type: 'hmac', preset: 'sumsub', signature_header: 'x' } }), 'auth.signature_header')
@@ -378,7 +383,7 @@ for (const mode of ['embedded', 'distributed'] as const) {
 
       assert.deepEqual((await call('GET', '/admin/partners/ca-inline')).json.tls, { ca: { provider: 'inline' } })
       const listed = (await call('GET', '/admin/partners')).json as Array<{ slug: string; tls: unknown }>
-      assert.deepEqual(listed.filter((p) => p.slug.startsWith('ca-')).map((p) => [p.slug, p.tls]), [
+      assert.deepEqual(listed.filter((p) => p.slug.startsWith('ca-')).map((p) => [p.slug, p.tls]).sort((a, b) => String(a[0]).localeCompare(String(b[0]))), [
         ['ca-env', { ca: { provider: 'env', ref: 'PARTNER_CA_BUNDLE' } }],
         ['ca-file', { ca: { provider: 'file', ref: `${secretsDir}/ca.pem` } }],
         ['ca-inline', { ca: { provider: 'inline' } }],
@@ -428,17 +433,14 @@ for (const mode of ['embedded', 'distributed'] as const) {
     }
 
     it('accepts an OAuth2 credential with no secret, showing each part by provider (and ref) only', async () => {
-      await Promise.all([`${secretsDir}/oauth-client-id`].map(async () => {}))
       const main = await created(credentials('c-oauth'), {
         name: 'main', environment: 'production', client_id: inline(CLIENT_ID), client_secret: inline(CLIENT_SECRET),
       })
       assert.equal(main.secret, null)
       assertCredentialView(main, { secret: null, client_id: { provider: 'inline' }, client_secret: { provider: 'inline' } })
-      assert.deepEqual(await storedCredential(main.id), {
-        secret: null,
-        parts: { client_id: CLIENT_ID, client_secret: CLIENT_SECRET },
-        sealed: (await storedCredential(main.id)).sealed,
-      })
+      const stored = await storedCredential(main.id)
+      assert.equal(stored.secret, null)
+      assert.deepEqual(stored.parts, { client_id: CLIENT_ID, client_secret: CLIENT_SECRET }, 'stored sealed, exactly as sent')
       const refs = await created(credentials('c-oauth'), {
         name: 'by-reference', environment: 'sandbox', secret: null,
         client_id: { provider: 'file', ref: `${secretsDir}/oauth-client-id` }, client_secret: { provider: 'env', ref: 'OAUTH_CLIENT_SECRET' },
@@ -541,6 +543,27 @@ for (const mode of ['embedded', 'distributed'] as const) {
       assert.deepEqual(await storedCredential(cred.id).then((s) => [s.secret, s.parts]), [APP_TOKEN, { signing_secret: SIGNING_SECRET }])
       assert.deepEqual((await storedCredential(oauth.id)).parts, { client_id: CLIENT_ID, client_secret: ROTATED_CLIENT_SECRET })
       assert.equal((await storedCredential(mtls.id)).parts.client_key, CLIENT_KEY_CRLF)
+    })
+
+    it('refuses a change of auth that a credential of the partner could not serve, naming the credential and part', async () => {
+      const partner = await created('/admin/partners', { slug: `switch-${mode}`, base_urls: { sandbox: 'https://api.switch.test' }, auth: { type: 'header', name: 'X-Key' } })
+      const cred = await created(`/admin/partners/${partner.slug}/credentials`, { name: 'main', environment: 'sandbox', secret: inline(HEADER_SECRET) })
+      const refused = await call('PATCH', `/admin/partners/${partner.slug}`, { auth: { type: 'hmac', preset: 'sumsub' } })
+      assert.equal(refused.status, 409, refused.text)
+      assert.equal(refused.json.error.code, 'conflict')
+      assert.match(refused.json.error.message, new RegExp(`^auth: credential 'main' \\(${cred.id}\\) has no signing_secret`))
+      assert.deepEqual((await call('GET', `/admin/partners/${partner.slug}`)).json.auth, { type: 'header', name: 'X-Key', prefix: '' }, 'unchanged')
+      // the part first, then the switch
+      assert.equal((await call('PATCH', `/admin/credentials/${cred.id}`, { signing_secret: inline(SIGNING_SECRET) })).status, 200)
+      const switched = await call('PATCH', `/admin/partners/${partner.slug}`, { auth: { type: 'hmac', preset: 'sumsub' } })
+      assert.equal(switched.status, 200, switched.text)
+      assert.equal(switched.json.auth.preset, 'sumsub')
+    })
+
+    it('refuses an hmac scheme that sets one header twice, and a claim named __proto__', async () => {
+      const base = { base_urls: { sandbox: 'https://api.twice.test' } }
+      assertInvalid(await call('POST', '/admin/partners', { ...base, slug: `twice-${mode}`, auth: { type: 'hmac', canonical: ['timestamp', 'body'], timestamp_header: 'X-Sig', signature_header: 'x-sig' } }), 'auth.signature_header')
+      assertInvalid(await call('POST', '/admin/partners', { ...base, slug: `proto-${mode}`, auth: { type: 'jwt', algorithm: 'ES256', claims: JSON.parse('{"__proto__": "x"}') } }), 'auth.claims.__proto__')
     })
 
     it('shows every credential of every partner with its parts by provider and ref only', async () => {

@@ -156,6 +156,7 @@ describe('HmacSigner', () => {
     assert.equal(signer.signsBody, false)
     assert.equal(signer.ready(), null)
     assert.equal(signer.refused(), false, 'a 401 is not retried: a fresh signature would fail the same')
+    assert.equal(signer.carriedSecret(), null, 'no per-attempt secret to redact: the signature is no secret')
   })
 
   it('sets its own headers before signing, so a canonical header part may name one of them', () => {
@@ -302,6 +303,7 @@ describe('JwtSigner', () => {
     assert.equal(signer.maxBodyBytes, 1024)
     assert.equal(signer.ready(), null)
     assert.equal(signer.refused(), false)
+    assert.equal(signer.carriedSecret(), null)
   })
 
   it('refuses a key its algorithm does not sign with', () => {

@@ -6,6 +6,8 @@ import { ValidationError } from '../../errors.js'
 import { checkQuery } from '../validate.js'
 import { parsePartnerCreate, parsePartnerPatch } from '../validate-partner.js'
 import { partnerView } from '../views.js'
+import { requiredParts } from '../validate-partner-auth.js'
+import type { SecretPart } from '../../store/model.js'
 
 const NO_QUERY = new Set<string>()
 
@@ -52,6 +54,17 @@ export function registerPartnerRoutes (router: Router<AdminHandler>, deps: Admin
       const orphan = credentials.find((c) => patch.base_urls !== undefined && !Object.hasOwn(patch.base_urls, c.environment))
       if (orphan !== undefined) {
         return refuse('conflict', `base_urls.${orphan.environment}: credential '${orphan.name}' (${orphan.id}) still uses this environment; delete it first`)
+      }
+    }
+    if (patch.auth !== undefined) {
+      // a credential the new auth cannot use would silently drop out of rotation: its missing
+      // part is added first (a credential may hold parts its partner's auth does not need yet)
+      const needs = requiredParts(patch.auth)
+      for (const credential of await store.listCredentials(current.id)) {
+        const missing = needs.secret && credential.secret === null ? 'secret' : needs.parts.find((part) => credential.secret_parts[part as SecretPart] === undefined)
+        if (missing !== undefined) {
+          return refuse('conflict', `auth: credential '${credential.name}' (${credential.id}) has no ${missing}, which auth ${patch.auth.type} needs; add it to the credential first`)
+        }
       }
     }
     if (Object.keys(patch).length === 0) return ok(partnerView(current))
