@@ -14,6 +14,9 @@ const RESERVED_HEADERS = new Set([
   'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length',
   'content-type', 'forwarded', 'x-relaykey', 'traceparent', 'payment-signature', 'x-payment', 'x-relaykey-request-id',
 ])
+/** headers a canonical {header} part may not name: the partner never sees the client's value */
+const STRIPPED_HEADERS = new Set(['host', 'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'content-length', 'x-relaykey',
+  'forwarded', 'expect', 'payment-signature', 'x-payment', 'proxy-authorization'])
 const HEADER_VALUE = /^[\u0020-\u007e]*$/
 const QUERY_NAME = /^[A-Za-z0-9._~-]{1,128}$/
 const CLAIM_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/
@@ -101,11 +104,13 @@ export function partnerAuth (value: unknown, baseOrigins: readonly string[]): Pa
     case 'oauth2_client_credentials': {
       onlyFields(o, OAUTH2_FIELDS, 'auth')
       const url = httpUrlWithQuery(o.token_url, 'auth.token_url')
-      // the client secret goes there: only to the partner itself unless the admin says otherwise
+      // the client secret goes there: only to the partner itself unless the admin says otherwise,
+      // and then only over HTTPS
       const otherOrigin = o.token_url_other_origin === undefined ? false : boolean(o.token_url_other_origin, 'auth.token_url_other_origin')
       if (!otherOrigin && !baseOrigins.includes(url.origin)) {
         throw new ValidationError('auth.token_url', `must be on the partner's own origin (${baseOrigins.join(', ')}), or set token_url_other_origin to true for an identity provider of its own`)
       }
+      if (otherOrigin && url.protocol !== 'https:') throw new ValidationError('auth.token_url', 'must be an https URL when it is on another origin')
       return {
         type: 'oauth2_client_credentials',
         token_url: url.href,
@@ -117,6 +122,8 @@ export function partnerAuth (value: unknown, baseOrigins: readonly string[]): Pa
     }
     case 'mtls':
       onlyFields(o, MTLS_FIELDS, 'auth')
+      // a client certificate travels only over TLS: an http base URL would send none
+      if (baseOrigins.some((origin) => origin.startsWith('http:'))) throw new ValidationError('auth.type', 'mtls needs https base URLs')
       return { type: 'mtls', header: o.header === undefined || o.header === null ? null : objectHeader(o.header, 'auth.header') }
     default:
       throw new ValidationError('auth.type', "must be 'header', 'bearer', 'query', 'hmac', 'oauth2_client_credentials', 'mtls' or 'jwt'")
@@ -186,12 +193,17 @@ function jwt (o: Record<string, unknown>): JwtAuth {
     return preset(maxBody)
   }
   onlyFields(o, JWT_FIELDS, 'auth')
+  const header = o.header === undefined || o.header === null ? { name: 'authorization', prefix: 'Bearer ' } : objectHeader(o.header, 'auth.header')
+  const secretHeaderValue = o.secret_header === undefined || o.secret_header === null ? null : objectHeader(o.secret_header, 'auth.secret_header')
+  if (secretHeaderValue !== null && secretHeaderValue.name.toLowerCase() === header.name.toLowerCase()) {
+    throw new ValidationError('auth.secret_header.name', 'names the header the token goes in')
+  }
   return {
     type: 'jwt',
     preset: null,
     algorithm: oneOf(o.algorithm, 'auth.algorithm', ['RS256', 'ES256']),
-    header: o.header === undefined || o.header === null ? { name: 'authorization', prefix: 'Bearer ' } : objectHeader(o.header, 'auth.header'),
-    secret_header: o.secret_header === undefined || o.secret_header === null ? null : objectHeader(o.secret_header, 'auth.secret_header'),
+    header,
+    secret_header: secretHeaderValue,
     expires_in_seconds: o.expires_in_seconds === undefined ? 30 : integer(o.expires_in_seconds, 'auth.expires_in_seconds', 1, 3600),
     path_claim: optionalClaim(o.path_claim, 'auth.path_claim'),
     nonce_claim: optionalClaim(o.nonce_claim, 'auth.nonce_claim'),
@@ -213,7 +225,10 @@ function canonicalPart (value: unknown, field: string): CanonicalPart {
   const o = object(value, field)
   if (o.header !== undefined) {
     onlyFields(o, new Set(['header']), field)
-    return { header: matching(o.header, child(field, 'header'), HEADER_NAME, 'a valid HTTP header name') }
+    const name = matching(o.header, child(field, 'header'), HEADER_NAME, 'a valid HTTP header name')
+    // what the partner receives is signed: a header RelayKey strips or sets itself never arrives as the client sent it
+    if (STRIPPED_HEADERS.has(name.toLowerCase())) throw new ValidationError(child(field, 'header'), 'is a header the proxy strips or replaces, so the partner could not check it')
+    return { header: name }
   }
   onlyFields(o, new Set(['literal']), field)
   return { literal: headerText(o.literal, child(field, 'literal'), 256, true) }

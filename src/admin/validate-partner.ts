@@ -54,8 +54,8 @@ export function parsePartnerPatch (body: unknown, current: Partner, rules: Secre
     patch.base_urls = baseUrls(b.base_urls, current.base_urls)
   }
   if (b.auth !== undefined) patch.auth = partnerAuth(b.auth, origins(patch.base_urls ?? current.base_urls))
-  else if (patch.base_urls !== undefined && current.auth.type === 'oauth2_client_credentials') {
-    // the token URL must stay on one of the partner's origins
+  else if (patch.base_urls !== undefined && (current.auth.type === 'oauth2_client_credentials' || current.auth.type === 'mtls')) {
+    // the token URL must stay on one of the partner's origins; mTLS needs https
     partnerAuth(current.auth, origins(patch.base_urls))
   }
   if (b.tls !== undefined) patch.tls = tls(b.tls, rules)

@@ -121,6 +121,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #signedHeaders: string[] | null = null
   /** a 401 already had its access token refreshed and the request sent once more */
   #tokenRefreshed = false
+  /** the next attempt waits for its signer (an OAuth2 access token being fetched) */
+  #waitingForSigner = false
   /** the request may be sent more than once */
   #replayable = false
   #attempt = 0
@@ -478,19 +480,23 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #attemptNow (): void {
     const upstream = this.#upstream!
     const credential = this.#credential!
+    // request_ms starts with the first attempt (a wait for its access token included), once a
+    // buffered body has been read
+    if (this.#deadline === 0) this.#deadline = performance.now() + upstream.requestTimeoutMs
+    else if (performance.now() >= this.#deadline) return this.#failBeforeResponse('upstream_timeout', 'the partner did not answer in time')
     const signer = credential.signer
     if (signer !== null) {
-      // an access token to fetch first (OAuth2): the attempt starts once it is there
+      // an access token to fetch first (OAuth2): the attempt starts once it is there, or the
+      // request ends at its deadline
       const waiting = signer.ready(Date.now())
       if (waiting !== null) {
+        this.#waitingForSigner = true
+        this.#armDeadline()
         waiting.then(() => signerReady(this), (err: unknown) => this.#signerFailed(err))
         return
       }
     }
     const facts = this.#facts
-    // request_ms starts with the first attempt, once a buffered body has been read
-    if (this.#attempt === 0) this.#deadline = performance.now() + upstream.requestTimeoutMs
-    else if (performance.now() >= this.#deadline) return this.#failBeforeResponse('upstream_timeout', 'the partner did not answer in time')
     if (!this.#inGate) {
       if (!upstream.guards.gate.tryEnter()) return this.#failBeforeResponse('circuit_open', `partner ${this.#partnerSlug} has too many requests in flight`, 1000)
       this.#inGate = true
@@ -572,13 +578,20 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     facts.upstreamLatencyMs = performance.now() - facts.dispatched
     this.#deps.metrics.upstreamResponded(facts.partner, statusCode, facts.upstreamLatencyMs / 1000)
     const now = Date.now()
-    if (statusCode === 401 && this.#tokenRefreshed === false && this.#refreshToken()) return true
+    // a 401 to an attempt that carried an access token: that token is dropped, and the request
+    // goes once more with a fresh one when it can; when it cannot, the 401 goes to the client,
+    // and no breaker holds a stale token against the credential
+    let staleToken = false
+    if (statusCode === 401 && this.#signedHeaders !== null && this.#credential!.signer?.refused(this.#signedHeaders) === true && !this.#tokenRefreshed) {
+      if (this.#mayRefreshToken()) return true
+      staleToken = true
+    }
     // The vendor refusing the credential: this request fails over to another credential when
     // there is one. The credential's breaker hears of it only once a second key sees the same
     // (CircuitBreaker.rejected): 401 then takes it out of rotation, 403 (which may only mean
     // "not this resource") counts as a failure. 502–504 say the partner is unwell; a 500 may be
     // this one request's doing and says nothing about the partner's health.
-    const other = statusCode === 401 || statusCode === 403 ? this.#otherCredential(now) : null
+    const other = (statusCode === 401 && !staleToken) || statusCode === 403 ? this.#otherCredential(now) : null
     const refused = other !== null
     this.#judgeAttempt(statusCode >= 502 && statusCode <= 504 ? 'failed' : !refused ? 'succeeded' : statusCode === 401 ? 'rejected' : 'forbidden', now)
     // a 5xx is the partner saying it did not do the work: this attempt charges nothing
@@ -598,6 +611,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       }
     }
     this.#clearDeadline()
+    // no attempt follows: a body held to be signed is not needed while the answer streams
+    this.#giveBackSignedBody()
     if (statusCode >= 500) this.#refund()
     // a paid answer below 400 goes on to be settled though its client left; any other has nobody to go to
     if (this.#res.destroyed && (this.#paid === null || statusCode >= 400)) {
@@ -806,15 +821,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   }
 
   /**
-   * A 401 to an attempt that carried an access token: the token is dropped and the same request
-   * goes once more, at once, with a fresh one, before any breaker hears of it. Only when the
-   * body can be sent again (none, or kept) and the client is still there.
+   * After a 401 dropped the access token the attempt carried: the same request goes once more,
+   * at once, with a fresh one, before any breaker hears of it. Only when the body can be sent
+   * again (none, or kept), the client is still there and the deadline leaves time.
    */
-  #refreshToken (): boolean {
-    const signer = this.#credential!.signer
-    if (signer === null || this.#signedHeaders === null || this.#body === this.#req) return false
+  #mayRefreshToken (): boolean {
+    if (this.#body === this.#req) return false
     if (this.#settled || this.#res.destroyed || performance.now() >= this.#deadline) return false
-    if (!signer.refused(this.#signedHeaders)) return false
     this.#tokenRefreshed = true
     this.#releaseProbes()
     // a 401 is the partner saying it did nothing
@@ -835,11 +848,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
 
   /** the signer is ready (an access token came): the attempt goes on, if anyone still waits */
   signerReady (): void {
+    this.#waitingForSigner = false
     if (this.#settled) return
     this.#attemptNow()
   }
 
   #signerFailed (err: unknown): void {
+    this.#waitingForSigner = false
     if (this.#settled) return
     this.#deps.logger.error({ request_id: this.requestId, partner: this.#partnerSlug, credential_id: this.#credential!.id, err: (err as Error).message ?? errorSummary(err).type }, 'could not get an access token for the partner')
     this.#failBeforeResponse('upstream_error', `could not get an access token from partner ${this.#partnerSlug}`)
@@ -881,6 +896,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   deadlineReached (): void {
     this.#deadlineTimer = null
     if (this.#settled || this.#res.headersSent || this.#retryTimer !== null) return
+    if (this.#waitingForSigner) {
+      this.#waitingForSigner = false
+      return this.#failBeforeResponse('upstream_timeout', `no access token from partner ${this.#partnerSlug} within request_ms`)
+    }
     // a drain ends here and #scheduleRetry turns it into the 504; an attempt still waiting
     // for a connection is aborted as soon as it gets one
     if (this.#abort === null) this.#deadlinePassed = true
@@ -1148,13 +1167,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     return true
   }
 
+  #giveBackSignedBody (): void {
+    if (this.#signedBytesHeld === 0) return
+    this.#deps.signedBodies.give(this.#signedBytesHeld)
+    this.#signedBytesHeld = 0
+    this.#body = null
+  }
+
   #report (): void {
     if (this.#reported) return
     this.#reported = true
-    if (this.#signedBytesHeld !== 0) {
-      this.#deps.signedBodies.give(this.#signedBytesHeld)
-      this.#signedBytesHeld = 0
-    }
+    this.#giveBackSignedBody()
     if (this.#keySlot !== null) this.#deps.concurrency.leave(this.#keySlot)
     if (this.#customerSlot !== null) this.#deps.concurrency.leave(this.#customerSlot)
     this.#socket[kQueued]?.delete(this)
@@ -1366,11 +1389,11 @@ function soonestRetryMs (routes: readonly CredentialRoute[], now: number): numbe
   return soonest
 }
 
-/** the answer's Content-Length, -1 when it has none */
 function signerReady (exchange: ProxyExchange): void {
   exchange.signerReady()
 }
 
+/** the answer's Content-Length, -1 when it has none */
 function contentLengthOf (rawHeaders: Buffer[]): number {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!

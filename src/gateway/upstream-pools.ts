@@ -3,6 +3,7 @@
 // between credentials with different certificates. Pools outlive key contexts: a cache refresh
 // must not open new connections.
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { rootCertificates } from 'node:tls'
 import { buildConnector, Pool } from 'undici'
 import { EgressPolicy, EgressRefusedError } from './egress-policy.js'
@@ -14,6 +15,25 @@ export interface PoolSettings {
   /** PEM: the client certificate and key presented (mTLS) */
   cert?: string | null
   key?: string | null
+}
+
+/**
+ * NODE_EXTRA_CA_CERTS, which Node adds to its default store but which an explicit `ca` option
+ * replaces: read once, so a partner's own CA adds to what every other partner trusts
+ */
+let extraCas: string[] | null = null
+function extraCaCertificates (): string[] {
+  if (extraCas !== null) return extraCas
+  const file = process.env.NODE_EXTRA_CA_CERTS
+  extraCas = []
+  if (file !== undefined && file !== '') {
+    try {
+      extraCas = [readFileSync(file, 'utf8')]
+    } catch {
+      // Node warned about it at start and uses none: the same here
+    }
+  }
+  return extraCas
 }
 
 export class UpstreamPools {
@@ -52,7 +72,7 @@ export class UpstreamPools {
     // verification is always on (no option turns it off); SNI and the hostname check are Node's
     const tls: Record<string, unknown> = { minVersion: 'TLSv1.2' }
     // the partner's CA is trusted besides the system's, as NODE_EXTRA_CA_CERTS would do process-wide
-    if (settings.ca != null) tls.ca = [...rootCertificates, settings.ca]
+    if (settings.ca != null) tls.ca = [...rootCertificates, ...extraCaCertificates(), settings.ca]
     if (settings.cert != null) tls.cert = settings.cert
     if (settings.key != null) tls.key = settings.key
     const connect = buildConnector({ timeout: settings.connectTimeoutMs, lookup: egress.lookup, ...tls } as buildConnector.BuildOptions)

@@ -28,7 +28,7 @@ export class TokenFetchError extends Error {
 
 export class AccessTokenSource {
   readonly #id: string
-  readonly #endpoint: TokenEndpoint
+  #endpoint: TokenEndpoint
   readonly #shared: SharedTokens
   readonly #logger: Logger
   #current: CachedToken | null = null
@@ -45,11 +45,21 @@ export class AccessTokenSource {
     this.#logger = logger
   }
 
+  /** the partner's TLS settings or timeouts changed: later fetches use them (the token stays) */
+  useEndpoint (endpoint: TokenEndpoint): void {
+    this.#endpoint = endpoint
+  }
+
   /** HOT PATH for OAuth2 partners: null when token() may be used now */
   ready (now: number): Promise<void> | null {
     const current = this.#current
     if (current !== null && now < usableUntil(current)) {
-      if (now >= current.refreshAt && this.#fetching === null) this.#fetching = this.#refresh()
+      if (now >= current.refreshAt && this.#fetching === null) {
+        // in the background: nobody waits on it, so its failure (logged in #refresh) must not
+        // become an unhandled rejection
+        this.#fetching = this.#refresh()
+        this.#fetching.catch(ignore)
+      }
       return null
     }
     return this.#fetching ??= this.#refresh()
@@ -72,29 +82,17 @@ export class AccessTokenSource {
     try {
       const stored = await this.#readShared()
       if (stored !== null && Date.now() < stored.refreshAt) return this.#install(stored)
-      if (await this.#claim()) {
-        let fresh: CachedToken
-        try {
-          fresh = await this.#fetch()
-        } catch (err) {
-          // the others waiting on the claim fetch for themselves at once rather than time out
-          await this.#shared.release(this.#id).catch(() => {})
-          throw err
-        }
-        this.#install(fresh)
-        await this.#shared.write(this.#id, fresh).catch((err: unknown) => {
-          this.#logger.warn({ credential_id: this.#id, err: (err as Error).message }, 'could not share the access token; each worker fetches its own meanwhile')
-        })
-        return
-      }
-      // another worker or node is fetching it: wait for it, then fetch here only if it never came
+      if (await this.#claim()) return await this.#fetchAndShare(true)
+      // another worker or node is fetching it: wait for it; take the claim over if it is let go
+      // (that fetch failed), and fetch here after all if nothing came in time
       const deadline = Date.now() + CLAIM_MS
       while (Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, POLL_MS))
         const shared = await this.#readShared()
         if (shared !== null && Date.now() < shared.refreshAt) return this.#install(shared)
+        if (await this.#claim()) return await this.#fetchAndShare(true)
       }
-      this.#install(await this.#fetch())
+      await this.#fetchAndShare(false)
     } catch (err) {
       // a background refresh that failed leaves the current token serving until it expires
       if (this.#current !== null && Date.now() < usableUntil(this.#current)) {
@@ -109,6 +107,22 @@ export class AccessTokenSource {
 
   #install (token: CachedToken): void {
     this.#current = token
+  }
+
+  /** fetches, serves and shares a token; `claimed`: the claim is this worker's, let go on failure */
+  async #fetchAndShare (claimed: boolean): Promise<void> {
+    let fresh: CachedToken
+    try {
+      fresh = await this.#fetch()
+    } catch (err) {
+      // the others waiting on the claim fetch for themselves at once rather than time out
+      if (claimed) await this.#shared.release(this.#id).catch(ignore)
+      throw err
+    }
+    this.#install(fresh)
+    await this.#shared.write(this.#id, fresh).catch((err: unknown) => {
+      this.#logger.warn({ credential_id: this.#id, err: (err as Error).message }, 'could not share the access token; each worker fetches its own meanwhile')
+    })
   }
 
   async #readShared (): Promise<CachedToken | null> {
@@ -144,7 +158,6 @@ export class AccessTokenSource {
     }
     const url = new URL(auth.token_url)
     this.fetches++
-    const started = Date.now()
     const answer = await dispatcher.request({
       method: 'POST', path: url.pathname + url.search, headers, body: form.toString(), headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
     })
@@ -169,11 +182,14 @@ export class AccessTokenSource {
     // no expires_in: the server's policy is unknown, so an hour, refreshed on the first 401
     const lifetimeMs = (typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 3600) * 1000
     this.#logger.info({ credential_id: this.#id, expires_in_s: lifetimeMs / 1000 }, 'access token fetched')
+    // counted from its arrival: a slow answer must not leave a token that is stale on arrival
+    // (and an attempt waiting for it in a loop of fetches)
+    const arrived = Date.now()
     return {
       token: body.access_token,
-      expiresAt: started + lifetimeMs,
+      expiresAt: arrived + lifetimeMs,
       // refreshed in its last fifth (at most the last minute)
-      refreshAt: started + lifetimeMs - Math.min(60_000, lifetimeMs / 5),
+      refreshAt: arrived + lifetimeMs - Math.min(60_000, lifetimeMs / 5),
     }
   }
 }
@@ -182,6 +198,8 @@ export class AccessTokenSource {
 function usableUntil (token: CachedToken): number {
   return token.expiresAt - Math.min(5_000, (token.expiresAt - token.refreshAt) / 2)
 }
+
+function ignore (): void {}
 
 function formEncode (value: string): string {
   return new URLSearchParams({ v: value }).toString().slice(2)

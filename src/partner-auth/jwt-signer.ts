@@ -3,7 +3,7 @@
 // SHA-256, as custody APIs (Fireblocks and the like) require.
 import { createHash, createPrivateKey, randomUUID, sign, type KeyObject } from 'node:crypto'
 import type { JwtAuth } from '../store/model.js'
-import type { AttemptSigner } from './attempt-signer.js'
+import { headerValue, type AttemptSigner } from './attempt-signer.js'
 
 export class JwtSigner implements AttemptSigner {
   readonly signsBody: boolean
@@ -44,8 +44,10 @@ export class JwtSigner implements AttemptSigner {
     return false
   }
 
-  carriedSecret (): null {
-    return null
+  /** the token: it carries the API key in `sub` (base64url), so an echo of it is redacted */
+  carriedSecret (sent: readonly string[]): string | null {
+    const value = headerValue(sent, this.#header)
+    return value === '' ? null : value.slice(this.#auth.header.prefix.length)
   }
 
   sign (_method: string, target: string, body: Buffer | null, headers: string[], now: number): void {

@@ -3,7 +3,7 @@
 // lifetime for the whole deployment, not one per worker. Tokens are stored encrypted (AES-GCM
 // under a key derived from RELAYKEY_HMAC_SECRET), with a short hash beside the ciphertext so a
 // token the partner refused can be dropped without dropping a newer one.
-import { createHash, hkdfSync } from 'node:crypto'
+import { createHash, createHmac, hkdfSync } from 'node:crypto'
 import { InlineSecretCipher } from '../secrets/inline-cipher.js'
 
 export interface CachedToken {
@@ -29,9 +29,16 @@ export interface SharedTokens {
 /** the seal the stores keep: `h.<token hash>.<AES-GCM ciphertext>` */
 export class TokenSeal {
   readonly #cipher: InlineSecretCipher
+  readonly #labelKey: Buffer
 
   constructor (hmacSecret: Buffer) {
     this.#cipher = new InlineSecretCipher(Buffer.from(hkdfSync('sha256', hmacSecret, 'relaykey', 'oauth2 access token cache', 32)))
+    this.#labelKey = Buffer.from(hkdfSync('sha256', hmacSecret, 'relaykey', 'oauth2 access token label', 32))
+  }
+
+  /** a short keyed digest of `text` (what identifies a client's tokens in the shared store) */
+  label (text: string): string {
+    return createHmac('sha256', this.#labelKey).update(text).digest('hex').slice(0, 32)
   }
 
   seal (token: CachedToken): string {

@@ -61,7 +61,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
   const seal = new TokenSeal(config.hmacSecret!)
   const tokens = new TokenSources(redis === null
     ? new SqliteSharedTokens(join(config.dataDir, EMBEDDED_DB_FILE), seal)
-    : new RedisSharedTokens(redis, config.redisPrefix, seal), logger)
+    : new RedisSharedTokens(redis, config.redisPrefix, seal), seal, logger)
   const reliability = new PartnerReliability({ workers: config.workers, replayBufferBytes: config.retryBufferBytes })
   const cache = new KeyCache({ max: config.keyCacheMax, ttlMs: config.keyCacheTtlMs })
   const keys = new KeyResolver({

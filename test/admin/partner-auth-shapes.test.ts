@@ -122,6 +122,10 @@ const hmacWith = (fields: Record<string, unknown>): Record<string, unknown> =>
 
 /** [what, partner fields replacing the defaults, field the 400 must name] */
 const REFUSED: Array<[string, Record<string, unknown>, string]> = [
+  ['mtls on an http base URL (no client certificate would go)', { base_urls: { production: 'http://api.example.com' }, auth: { type: 'mtls' } }, 'auth.type'],
+  ['an http token URL on another origin (the client secret would travel in clear)', { auth: { type: 'oauth2_client_credentials', token_url: 'http://idp.example.net/token', token_url_other_origin: true } }, 'auth.token_url'],
+  ['a canonical header part RelayKey strips (Host)', { auth: hmacWith({ canonical: ['timestamp', { header: 'Host' }] }) }, 'auth.canonical[1].header'],
+  ['a jwt secret_header on the token\'s own header', { auth: { type: 'jwt', algorithm: 'ES256', secret_header: { name: 'Authorization' } } }, 'auth.secret_header.name'],
   ['an unknown hmac preset', { auth: { type: 'hmac', preset: 'stripe' } }, 'auth.preset'],
   ['an unknown jwt preset (an hmac one)', { auth: { type: 'jwt', preset: 'sumsub' } }, 'auth.preset'],
   ['a preset named like an Object.prototype member (constructor)', { auth: { type: 'hmac', preset: 'constructor' } }, 'auth.preset'],

@@ -303,7 +303,12 @@ describe('JwtSigner', () => {
     assert.equal(signer.maxBodyBytes, 1024)
     assert.equal(signer.ready(), null)
     assert.equal(signer.refused(), false)
-    assert.equal(signer.carriedSecret(), null)
+    // the token carries the API key (sub), so it is what an echoed header gets redacted for
+    const headers: string[] = []
+    signer.sign('GET', '/v1/vault', null, headers, Date.now())
+    const token = headers[headers.indexOf('authorization') + 1]!.slice('Bearer '.length)
+    assert.equal(signer.carriedSecret(headers), token)
+    assert.equal(signer.carriedSecret([]), null)
   })
 
   it('refuses a key its algorithm does not sign with', () => {

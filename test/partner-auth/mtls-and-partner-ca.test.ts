@@ -309,3 +309,31 @@ function logLines (rk: RelayKeyProcess): Record<string, unknown>[] {
   }
   return lines
 }
+
+describe('a partner\'s own CA adds to NODE_EXTRA_CA_CERTS, it does not replace it', () => {
+  let rk: RelayKeyProcess
+  const servers: Array<HttpsMock<VendorRequest>> = []
+
+  after(async () => {
+    if (rk !== undefined) assert.equal(await rk.stop(), 0)
+    for (const server of servers) await server.close()
+  })
+
+  it('a partner with tls.ca still trusts what the process trusts', async () => {
+    const pki = makeTestPki()
+    const { mkdtempSync, writeFileSync } = await import('node:fs')
+    const { join } = await import('node:path')
+    const { tmpdir } = await import('node:os')
+    const caFile = join(mkdtempSync(join(tmpdir(), 'relaykey-extra-ca-')), 'ca.pem')
+    writeFileSync(caFile, pki.ca.cert)
+    // the server's certificate comes from the CA the process trusts through NODE_EXTRA_CA_CERTS;
+    // the partner names another CA of its own besides
+    const server = await startHttpsMock<VendorRequest>({ serverCert: pki.server }, (req) => ({ record: req, answer: { status: 200, json: { ok: true } } }))
+    servers.push(server)
+    rk = await startRelayKey({ workers: 1, env: { NODE_EXTRA_CA_CERTS: caFile } })
+    const setup = await setUpGovernedPartner(rk, { baseUrl: server.url, partner: { tls: { ca: { provider: 'inline', value: pki.otherCa.cert } } } })
+    const res = await request(`${rk.proxyUrl}/proxy/acme/x`, { headers: { 'x-relaykey': setup.key } })
+    assert.equal(res.statusCode, 200, await res.body.text())
+    assert.equal(server.received.length, 1)
+  })
+})

@@ -189,3 +189,50 @@ describe('OAuth2 with an identity provider on its own origin', () => {
     assert.equal(res.headers['x-echo-authorization'], 'Bearer [redacted]')
   })
 })
+
+describe('OAuth2: a 401 on a request that cannot be sent again, and a CA set after the fact', () => {
+  let vendor: OAuth2Mock
+  let rk: RelayKeyProcess
+
+  after(async () => {
+    if (rk !== undefined) assert.equal(await rk.stop(), 0)
+    await vendor?.close()
+  })
+
+  it('reaches the token URL once the partner\'s tls.ca is set, without a restart', async () => {
+    const secret = randomBytes(16).toString('hex')
+    vendor = await startOAuth2Mock({ clientId: CLIENT_ID, clientSecret: secret })
+    rk = await startRelayKey({ workers: 1 })
+    const setup = await setUpGovernedPartner(rk, { ...oauth2Partner(vendor, secret, 'basic'), partner: {} })
+    const before = await call(rk, setup.key)
+    assert.equal(before.status, 502, before.body)
+    assert.equal(vendor.tokenRequests.length, 0, 'the token URL\'s certificate was not trusted')
+    const patched = await rk.admin('PATCH', '/admin/partners/vendor', { tls: { ca: { provider: 'inline', value: makeTestPki().ca.cert } } })
+    assert.equal(patched.status, 200, JSON.stringify(patched.body))
+    const deadline = Date.now() + 5000
+    let answer = await call(rk, setup.key)
+    while (answer.status !== 200 && Date.now() < deadline) {
+      await sleep(100)
+      answer = await call(rk, setup.key)
+    }
+    assert.equal(answer.status, 200, answer.body)
+  })
+
+  it('drops the token a streamed request\'s 401 carried, so the next request goes with a fresh one', async () => {
+    const { key } = (await rk.admin('POST', '/admin/keys', { name: 'k2', policy: (await rk.admin('GET', '/admin/policies')).body[0].id, environment: 'production' })).body
+    assert.equal((await call(rk, key)).status, 200)
+    vendor.revokeAll()
+    // 100 KiB: more than RELAYKEY_RETRY_BUFFER_BYTES keeps, so it streams and cannot go again
+    const big = await request(`${rk.proxyUrl}/proxy/vendor/v1/uploads`, {
+      method: 'POST', headers: { 'x-relaykey': key, 'content-type': 'application/octet-stream' }, body: randomBytes(100 * 1024),
+    })
+    assert.equal(big.statusCode, 401, 'the partner\'s 401 goes to the client')
+    await big.body.text()
+    const tokensBefore = vendor.tokenRequests.length
+    const apiBefore = vendor.apiRequests.length
+    const next = await call(rk, key)
+    assert.equal(next.status, 200, next.body)
+    assert.equal(vendor.tokenRequests.length, tokensBefore + 1)
+    assert.deepEqual(vendor.apiRequests.slice(apiBefore).map((r) => r.tokenValid), [true], 'no attempt with the revoked token')
+  })
+})
