@@ -1,80 +1,75 @@
-// `relaykey serve` (what `npm start` runs), `relaykey migrate` and `relaykey audit verify`.
-import cluster from 'node:cluster'
+// `relaykey <command>`: serve (what `npm start` runs), migrate, audit, config and the admin
+// commands (src/cli/commands.ts). An unknown command or flag is an error (exit 2), never a
+// server start; every command answers --help.
+import { readFileSync } from 'node:fs'
 import { loadDotEnv } from './config/dotenv.js'
-import { loadConfig, type Config } from './config/config.js'
-import { ensureEmbeddedSecrets } from './config/embedded-secrets.js'
-import { ConfigError } from './errors.js'
-import { createLogger } from './telemetry/logger.js'
-import { runMigrations } from './store/postgres/migrate.js'
+import { COMMANDS } from './cli/commands.js'
+import type { Command } from './cli/command.js'
+import { CliError, EXIT } from './cli/cli-error.js'
 
-const USAGE = `usage: relaykey <command>
-  serve          run the proxy and the admin API (same as npm start)
-  migrate        apply migrations/ to DATABASE_URL
-  audit verify   check the audit trail's hash chains (DATABASE_URL, else RELAYKEY_DATA_DIR)`
+function overview (): string {
+  const width = Math.max(...COMMANDS.map((c) => c.words.join(' ').length))
+  return [
+    'usage: relaykey <command> [options]      (relaykey <command> --help for one command)',
+    '',
+    ...COMMANDS.map((c) => `  ${c.words.join(' ').padEnd(width)}  ${c.summary}`),
+    '',
+    'The admin commands talk to a running node: RELAYKEY_ADMIN_URL (default',
+    'http://127.0.0.1:8081) with RELAYKEY_ADMIN_TOKEN, or the admin-token file in',
+    'RELAYKEY_DATA_DIR. --json prints JSON for scripts. Exit codes: 0 ok, 1 failed,',
+    '2 usage, 3 config diff found changes, 4 not found.',
+  ].join('\n')
+}
+
+function version (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+/** the command whose words start argv, the longest such */
+function findCommand (argv: string[]): Command | undefined {
+  let found: Command | undefined
+  for (const command of COMMANDS) {
+    if (command.words.every((w, i) => argv[i] === w) && (found === undefined || command.words.length > found.words.length)) found = command
+  }
+  return found
+}
 
 async function main (argv: string[]): Promise<number> {
-  const command = argv[0] ?? 'serve'
+  // no command: serve, as the package's start script and earlier releases did
+  if (argv.length === 0) argv = ['serve']
+  const first = argv[0]!
+  if (first === '-h' || first === '--help' || first === 'help') {
+    console.log(overview())
+    return EXIT.ok
+  }
+  if (first === '-v' || first === '--version') {
+    console.log(version())
+    return EXIT.ok
+  }
+  const command = findCommand(argv)
+  if (command === undefined) {
+    const known = COMMANDS.filter((c) => c.words[0] === first)
+    const what = known.length > 0 ? `'${argv.slice(0, 2).join(' ')}' is not a command; ${first} has: ${known.map((c) => c.words.slice(1).join(' ')).join(', ')}` : `unknown command '${first}'`
+    console.error(`relaykey: ${what}\n\n${overview()}`)
+    return EXIT.usage
+  }
+  const args = argv.slice(command.words.length)
+  if (args.includes('-h') || args.includes('--help')) {
+    console.log(command.help)
+    return EXIT.ok
+  }
   loadDotEnv()
-  if (command === 'migrate') return await migrate()
-  if (command === 'audit') {
-    // loaded on demand: serve never needs it
-    const { runAuditCommand } = await import('./audit/audit-verify-command.js')
-    return await runAuditCommand(argv.slice(1))
-  }
-  let config: Config
-  try {
-    config = loadConfig()
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`relaykey: ${err.message}`)
-      return 2
-    }
-    throw err
-  }
-  switch (command) {
-    case 'serve':
-      await serve(config)
-      return -1
-    case 'help':
-    case '--help':
-      console.log(USAGE)
-      return 0
-    default:
-      console.error(USAGE)
-      return 2
-  }
-}
-
-/** needs nothing but DATABASE_URL: migrations run before the rest of a deployment exists */
-async function migrate (): Promise<number> {
-  const url = process.env.DATABASE_URL?.trim()
-  if (url === undefined || url === '') {
-    console.error('relaykey: DATABASE_URL: required to migrate')
-    return 2
-  }
-  const applied = await runMigrations(url)
-  console.log(applied.length === 0 ? 'migrations: up to date' : `migrations applied: ${applied.join(', ')}`)
-  return 0
-}
-
-async function serve (config: Config): Promise<void> {
-  const logger = createLogger(config.logLevel)
-  if (cluster.isPrimary) {
-    if (config.mode === 'embedded') {
-      const files = ensureEmbeddedSecrets(config)
-      logger.info({ admin_token_file: files.adminTokenFile, data_dir: config.dataDir }, 'embedded mode: admin token is in admin_token_file')
-    }
-    const { runPrimary } = await import('./process/primary.js')
-    await runPrimary(config, logger)
-  } else {
-    const { runWorker } = await import('./process/worker.js')
-    await runWorker(config, logger)
-  }
+  return await command.run(args)
 }
 
 main(process.argv.slice(2)).then((code) => {
   if (code >= 0) process.exit(code)
 }, (err: unknown) => {
+  if (err instanceof CliError) {
+    console.error(`relaykey: ${err.message}`)
+    process.exit(err.exitCode)
+  }
   console.error(`relaykey: ${err instanceof Error ? err.message : String(err)}`)
-  process.exit(1)
+  process.exit(EXIT.failed)
 })

@@ -7,7 +7,7 @@ import type { InlineSecretCipher } from '../secrets/inline-cipher.js'
 import type { ControlStore } from '../store/control-store.js'
 
 export type KeyIssuer = Pick<VirtualKeyCodec, 'issue'>
-export type SecretSealer = Pick<InlineSecretCipher, 'encrypt'>
+export type SecretSealer = Pick<InlineSecretCipher, 'encrypt' | 'decrypt'>
 
 export interface AdminRouteDeps {
   store: ControlStore

@@ -4,7 +4,7 @@
 // is exactly what is applied.
 import { ValidationError } from '../errors.js'
 import type { CanonicalPart, HmacAuth, JwtAuth, PartnerAuth, SecretHeader } from '../store/model.js'
-import { array, boolean, child, integer, item, matching, object, onlyFields, string } from './validate.js'
+import { array, boolean, child, httpUrl, integer, item, matching, object, onlyFields, string } from './validate.js'
 
 // RFC 9110 token characters.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/
@@ -103,7 +103,7 @@ export function partnerAuth (value: unknown, baseOrigins: readonly string[]): Pa
     case 'jwt': return jwt(o)
     case 'oauth2_client_credentials': {
       onlyFields(o, OAUTH2_FIELDS, 'auth')
-      const url = httpUrlWithQuery(o.token_url, 'auth.token_url')
+      const url = httpUrl(o.token_url, 'auth.token_url', true)
       // the client secret goes there: only to the partner itself unless the admin says otherwise,
       // and then only over HTTPS
       const otherOrigin = o.token_url_other_origin === undefined ? false : boolean(o.token_url_other_origin, 'auth.token_url_other_origin')
@@ -130,15 +130,20 @@ export function partnerAuth (value: unknown, baseOrigins: readonly string[]): Pa
   }
 }
 
+/** a preset's fields (only max_body_bytes may go beside its name), or null for a custom scheme */
+function fromPreset<T> (o: Record<string, unknown>, presets: Record<string, (maxBodyBytes: number) => T>): T | null {
+  if (o.preset === undefined || o.preset === null) return null
+  onlyFields(o, PRESET_FIELDS, 'auth')
+  const name = string(o.preset, 'auth.preset', 64)
+  // own members only: "constructor" or "toString" are no presets
+  if (!Object.hasOwn(presets, name)) throw new ValidationError('auth.preset', `must be one of: ${Object.keys(presets).join(', ')}`)
+  return presets[name]!(maxBodyBytes(o.max_body_bytes))
+}
+
 function hmac (o: Record<string, unknown>): HmacAuth {
+  const preset = fromPreset(o, HMAC_PRESETS)
+  if (preset !== null) return preset
   const maxBody = maxBodyBytes(o.max_body_bytes)
-  if (o.preset !== undefined && o.preset !== null) {
-    onlyFields(o, PRESET_FIELDS, 'auth')
-    const name = string(o.preset, 'auth.preset', 64)
-    const preset = Object.hasOwn(HMAC_PRESETS, name) ? HMAC_PRESETS[name] : undefined
-    if (preset === undefined) throw new ValidationError('auth.preset', `must be one of: ${Object.keys(HMAC_PRESETS).join(', ')}`)
-    return preset(maxBody)
-  }
   onlyFields(o, HMAC_FIELDS, 'auth')
   const canonical = array(o.canonical, 'auth.canonical', 32).map((part, i) => canonicalPart(part, item('auth.canonical', i)))
   if (canonical.length === 0) throw new ValidationError('auth.canonical', 'must list at least one part')
@@ -184,14 +189,9 @@ function separator (value: unknown): string {
 }
 
 function jwt (o: Record<string, unknown>): JwtAuth {
+  const preset = fromPreset(o, JWT_PRESETS)
+  if (preset !== null) return preset
   const maxBody = maxBodyBytes(o.max_body_bytes)
-  if (o.preset !== undefined && o.preset !== null) {
-    onlyFields(o, PRESET_FIELDS, 'auth')
-    const name = string(o.preset, 'auth.preset', 64)
-    const preset = Object.hasOwn(JWT_PRESETS, name) ? JWT_PRESETS[name] : undefined
-    if (preset === undefined) throw new ValidationError('auth.preset', `must be one of: ${Object.keys(JWT_PRESETS).join(', ')}`)
-    return preset(maxBody)
-  }
   onlyFields(o, JWT_FIELDS, 'auth')
   const header = o.header === undefined || o.header === null ? { name: 'authorization', prefix: 'Bearer ' } : objectHeader(o.header, 'auth.header')
   const secretHeaderValue = o.secret_header === undefined || o.secret_header === null ? null : objectHeader(o.secret_header, 'auth.secret_header')
@@ -302,21 +302,6 @@ function oneOf<T extends string> (value: unknown, field: string, allowed: readon
 
 function maxBodyBytes (value: unknown): number {
   return value === undefined || value === null ? DEFAULT_MAX_SIGNED_BODY_BYTES : integer(value, 'auth.max_body_bytes', 0, MAX_SIGNED_BODY_BYTES)
-}
-
-/** an absolute http(s) URL without credentials or fragment; a query (some token URLs have one) is kept */
-function httpUrlWithQuery (value: unknown, field: string): URL {
-  const s = string(value, field, 2048)
-  let url: URL
-  try {
-    url = new URL(s)
-  } catch {
-    throw new ValidationError(field, 'must be an absolute http or https URL')
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ValidationError(field, 'must be an absolute http or https URL')
-  if (url.username !== '' || url.password !== '') throw new ValidationError(field, 'must not contain credentials; put them in a credential')
-  if (url.hash !== '' || s.includes('#')) throw new ValidationError(field, 'must not contain a fragment')
-  return url
 }
 
 /** what a partner's auth needs of each credential, besides what is optional */

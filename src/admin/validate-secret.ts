@@ -15,7 +15,9 @@ export interface SecretRules {
 }
 
 const REF_FIELDS = new Set(['provider', 'ref'])
-const INLINE_FIELDS = new Set(['provider', 'value'])
+const INLINE_FIELDS = new Set(['provider', 'value', 'ciphertext'])
+/** what InlineSecretCipher.encrypt writes: v1.<iv>.<tag>.<ciphertext>, base64url */
+const SEALED = /^v1\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{1,90000}$/
 const ENV_VAR = /^[A-Za-z_][A-Za-z0-9_]{0,254}$/
 const MAX_INLINE_SECRET = 64 * 1024
 /** control characters (tab is the one a header value may hold) and unpaired surrogates */
@@ -44,6 +46,7 @@ export function secretReference (value: unknown, field: string, { cipher, filesD
     }
     case 'inline': {
       onlyFields(o, INLINE_FIELDS, field)
+      if (o.ciphertext !== undefined) return sealedReference(o, field, cipher, pem)
       const plaintext = string(o.value, child(field, 'value'), MAX_INLINE_SECRET)
       if (pem) {
         if (NOT_PEM.test(plaintext)) throw new ValidationError(child(field, 'value'), 'must be PEM text (no control characters other than line breaks)')
@@ -59,4 +62,25 @@ export function secretReference (value: unknown, field: string, { cipher, filesD
     default:
       throw new ValidationError(child(field, 'provider'), "must be 'env', 'file' or 'inline'")
   }
+}
+
+/**
+ * An inline secret given already sealed (`relaykey config seal`, for config files kept in git):
+ * stored as given once it opens under this node's master key and holds a value its use allows.
+ */
+function sealedReference (o: Record<string, unknown>, field: string, cipher: SecretSealer | null, pem: boolean): StoredSecret {
+  if (o.value !== undefined) throw new ValidationError(field, 'give value or ciphertext, not both')
+  const sealed = string(o.ciphertext, child(field, 'ciphertext'), 100_000)
+  if (cipher === null) throw new ValidationError(field, 'inline secrets need RELAYKEY_MASTER_KEY to be set on the node')
+  let plaintext: string
+  try {
+    if (!SEALED.test(sealed)) throw new Error('format')
+    plaintext = cipher.decrypt(sealed)
+  } catch {
+    throw new ValidationError(child(field, 'ciphertext'), 'does not open under this node\'s master key (seal it with relaykey config seal on a machine with the same RELAYKEY_MASTER_KEY)')
+  }
+  if (plaintext === '' || (pem ? NOT_PEM : UNSENDABLE).test(plaintext)) {
+    throw new ValidationError(child(field, 'ciphertext'), pem ? 'holds a value that is not PEM text' : 'holds a value with control characters or unpaired surrogates')
+  }
+  return { provider: 'inline', ciphertext: sealed }
 }

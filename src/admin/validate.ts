@@ -69,10 +69,11 @@ export const NO_NUL = 'must not contain NUL characters'
 
 /**
  * An absolute http(s) URL without credentials (settings are readable over the admin API;
- * secrets belong in a credential) and without a query or fragment (RelayKey appends paths).
- * `new URL` drops an empty `?` or `#`, so the raw text is checked too.
+ * secrets belong in a credential) and without a fragment; without a query either (RelayKey
+ * appends paths) unless `query` (an OAuth2 token URL may have one). `new URL` drops an empty
+ * `?` or `#`, so the raw text is checked too.
  */
-export function httpUrl (value: unknown, field: string): URL {
+export function httpUrl (value: unknown, field: string, query = false): URL {
   const s = string(value, field, 2048)
   let url: URL
   try {
@@ -82,7 +83,7 @@ export function httpUrl (value: unknown, field: string): URL {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ValidationError(field, 'must be an absolute http or https URL')
   if (url.username !== '' || url.password !== '') throw new ValidationError(field, 'must not contain credentials; put them in a credential')
-  if (url.search !== '' || s.includes('?')) throw new ValidationError(field, 'must not contain a query string')
+  if (!query && (url.search !== '' || s.includes('?'))) throw new ValidationError(field, 'must not contain a query string')
   if (url.hash !== '' || s.includes('#')) throw new ValidationError(field, 'must not contain a fragment')
   return url
 }

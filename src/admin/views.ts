@@ -1,10 +1,12 @@
 // How records leave the admin API: credentials (and a partner's CA) without their secret
 // material, keys with a computed status, bindings with the partner's slug beside its id.
+import { createHash } from 'node:crypto'
 import { SECRET_PARTS, type Binding, type Credential, type Partner, type SecretPart, type StoredSecret, type VirtualKey } from '../store/model.js'
 
 export type KeyStatus = 'active' | 'revoked' | 'expired'
 
-export type PublicSecret = { provider: 'env'; ref: string } | { provider: 'file'; ref: string } | { provider: 'inline' }
+/** inline: `sealed` is a digest of the stored ciphertext (never of the value), so a config file's sealed value can be compared */
+export type PublicSecret = { provider: 'env'; ref: string } | { provider: 'file'; ref: string } | { provider: 'inline'; sealed: string }
 
 /** the secret parts are siblings of `secret`, each shown by reference only */
 export type CredentialView = Omit<Credential, 'secret' | 'secret_parts'> & { secret: PublicSecret | null } & Partial<Record<SecretPart, PublicSecret>>
@@ -17,8 +19,13 @@ export function publicSecret (secret: StoredSecret): PublicSecret {
   switch (secret.provider) {
     case 'env': return { provider: 'env', ref: secret.ref }
     case 'file': return { provider: 'file', ref: secret.ref }
-    case 'inline': return { provider: 'inline' }
+    case 'inline': return { provider: 'inline', sealed: sealedDigest(secret.ciphertext) }
   }
+}
+
+/** the first 16 hex digits of the SHA-256 of a sealed value: which ciphertext is stored, nothing of what it holds */
+export function sealedDigest (ciphertext: string): string {
+  return createHash('sha256').update(ciphertext).digest('hex').slice(0, 16)
 }
 
 export function credentialView (credential: Credential): CredentialView {

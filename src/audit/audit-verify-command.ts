@@ -10,14 +10,8 @@ import { verifyChains, type ChainProblem, type VerifyResult, type WriterSummary 
 import { readPostgresAuditBlocks, readPostgresAuditEvents, readSqliteAuditBlocks, readSqliteAuditEvents } from './audit-event-readers.js'
 import { clientOptions } from '../store/postgres/client-options.js'
 
-export const AUDIT_USAGE = 'audit verify   check the audit trail\'s hash chains (DATABASE_URL, else RELAYKEY_DATA_DIR)'
-
 /** needs only DATABASE_URL or RELAYKEY_DATA_DIR, like migrate: no secrets, no running proxy */
-export async function runAuditCommand (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  if (args[0] !== 'verify' || args.length > 1) {
-    console.error(`usage: relaykey ${AUDIT_USAGE}`)
-    return 2
-  }
+export async function runAuditVerify (env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const url = env.DATABASE_URL?.trim()
   let result: VerifyResult
   if (url !== undefined && url !== '') {

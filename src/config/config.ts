@@ -31,6 +31,8 @@ export interface Config {
   /** prefix of every Redis key and channel, so several deployments (or test runs) can share one Redis */
   redisPrefix: string
   dataDir: string
+  /** RELAYKEY_CONFIG: a config file that is the source of truth (embedded mode only); null: none */
+  configFile: string | null
   logLevel: string
   autoMigrate: boolean
   /** how long a cached key context may live without an invalidation message */
@@ -122,6 +124,7 @@ export function loadConfig (env: Env = process.env): Config {
     redisUrl,
     redisPrefix: redisPrefix(env.RELAYKEY_REDIS_PREFIX),
     dataDir,
+    configFile: configFile(env.RELAYKEY_CONFIG, mode),
     logLevel,
     autoMigrate: boolean(env, 'RELAYKEY_AUTO_MIGRATE', true),
     keyCacheTtlMs: integer(env, 'RELAYKEY_KEY_CACHE_TTL_MS', 30_000, 100, 3_600_000),
@@ -150,6 +153,12 @@ function egressAllow (value: string | undefined): string[] | null {
   const parsed = parseEgressAllow(value)
   if ('problem' in parsed) throw new ConfigError('RELAYKEY_EGRESS_ALLOW', parsed.problem)
   return parsed.entries
+}
+
+function configFile (value: string | undefined, mode: string): string | null {
+  if (value === undefined || value.trim() === '') return null
+  if (mode !== 'embedded') throw new ConfigError('RELAYKEY_CONFIG', 'is for embedded mode; in distributed mode apply the file with `relaykey config apply` (from CI), so every node serves the same configuration')
+  return resolve(value.trim())
 }
 
 function secretFilesDir (value: string | undefined, dataDir: string): string | null {

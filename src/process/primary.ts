@@ -12,6 +12,7 @@ import { InlineSecretCipher } from '../secrets/inline-cipher.js'
 import { openControlStore } from '../store/open-control-store.js'
 import { runMigrations } from '../store/postgres/migrate.js'
 import { createAdminServer } from '../admin/admin-server.js'
+import { loadConfigFile, selfAdminClient } from '../config-file/config-file-loader.js'
 import type { Invalidation, InvalidationPublisher } from './invalidation.js'
 import type { PrimaryToWorker } from './messages.js'
 import { RedisInvalidationRelay } from './redis-invalidation-relay.js'
@@ -63,6 +64,12 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
   })
   admin.listen(config.adminPort, config.adminHost)
   await once(admin, 'listening')
+  // RELAYKEY_CONFIG: the file's configuration is in force before a worker serves a request
+  const configClient = config.configFile === null ? null : selfAdminClient(config.adminHost, config.adminPort, config.adminToken!)
+  if (config.configFile !== null && !await loadConfigFile(config.configFile, configClient!, logger)) {
+    logger.flush()
+    process.exit(2)
+  }
 
   // Workers get the resolved secrets (embedded mode may have generated them) through env.
   const workerEnv = {
@@ -113,6 +120,26 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
+  if (config.configFile !== null) {
+    // SIGHUP: the file again; one reload at a time, a second signal during one runs it once more after
+    let reloading: Promise<void> | null = null
+    let again = false
+    const reload = async (): Promise<void> => {
+      do {
+        again = false
+        logger.info({ file: config.configFile }, 'SIGHUP: reloading the config file')
+        await loadConfigFile(config.configFile!, configClient!, logger).catch((err: unknown) => {
+          logger.error({ err: (err as Error).message }, 'config file reload failed; the configuration in force stays')
+        })
+      } while (again && !stopping)
+      reloading = null
+    }
+    process.on('SIGHUP', () => {
+      if (stopping) return
+      if (reloading !== null) again = true
+      else reloading = reload()
+    })
+  }
 
   for (let i = 0; i < config.workers; i++) fork()
   // a worker that dies before listening is replaced by fork(); its replacement is what we wait for

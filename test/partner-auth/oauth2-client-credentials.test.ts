@@ -80,8 +80,10 @@ describe('OAuth2 client credentials across 2 nodes × 2 workers', () => {
     }
     assert.equal(refused, 0, 'no request failed across the expiry')
     const fetched = vendor.tokenRequests.length - before
-    // about one fetch per lifetime for the deployment (one per worker would be 4 each time)
-    assert.ok(fetched >= 1 && fetched <= 2, `${fetched} token requests in 1.6 lifetimes`)
+    // about one fetch per lifetime for the deployment: 1.6 lifetimes hold one or two refresh
+    // points, and a loaded machine may stretch one into a second fetch; one per worker would be
+    // 4 each time (8 or more)
+    assert.ok(fetched >= 1 && fetched <= 3, `${fetched} token requests in 1.6 lifetimes`)
     assert.ok(vendor.apiRequests.every((r) => r.tokenValid), 'the partner never saw an expired token')
   })
 
@@ -115,7 +117,7 @@ describe('OAuth2 client credentials across 2 nodes × 2 workers', () => {
     vendor.rotateClientSecret(secret)
     const patched = await nodes[0]!.admin('PATCH', `/admin/credentials/${credentialId}`, { client_secret: { provider: 'inline', value: secret } })
     assert.equal(patched.status, 200, JSON.stringify(patched.body))
-    assert.deepEqual(patched.body.client_secret, { provider: 'inline' })
+    assert.deepEqual(Object.keys(patched.body.client_secret), ['provider', 'sealed'])
     // the change reaches every node's key cache within about a second
     const deadline = Date.now() + 5000
     let answer = await call(nodes[1]!, key)
