@@ -14,6 +14,7 @@ import type { Invalidation, InvalidationPublisher } from '../../src/process/inva
 import { InlineSecretCipher } from '../../src/secrets/inline-cipher.js'
 import type { ControlStore } from '../../src/store/control-store.js'
 import { openSqliteControlStore } from '../../src/store/sqlite/sqlite-control-store.js'
+import { checkAdminExchange } from '../helpers/openapi-check.js'
 
 export const TOKEN = 'test-admin-token-0123456789abcdef'
 
@@ -95,6 +96,10 @@ export class AdminHarness {
     this.bodies.push(text)
     let json: unknown = null
     if (text !== '' && String(res.headers['content-type']).startsWith('application/json')) json = JSON.parse(text)
+    // every exchange against the OpenAPI document (src/admin/openapi.json)
+    const contentType = res.headers['content-type']
+    checkAdminExchange(method, path, sentBody(body, payload), res.statusCode, text === '' ? undefined : json ?? text,
+      Array.isArray(contentType) ? contentType[0] : contentType)
     return { status: res.statusCode, headers: res.headers, text, json }
   }
 
@@ -176,6 +181,18 @@ export function assertConflict (reply: Reply, field: string): void {
   assertError(reply, 409, 'conflict')
   const message: string = reply.json.error.message
   assert.ok(message.startsWith(`${field}: `) || message.startsWith(`${field}.`), `message ${JSON.stringify(message)} should name ${field}`)
+}
+
+/** the request body as the server read it: undefined when none was sent, else the parsed JSON (the raw text if it is none) */
+function sentBody (body: unknown, payload: string | Buffer | undefined): unknown {
+  if (payload === undefined || payload.length === 0) return undefined
+  if (typeof payload === 'string' && payload === JSON.stringify(body)) return body
+  const text = payload.toString()
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
 }
 
 function overriding (store: ControlStore, overrides: Partial<ControlStore>): ControlStore {

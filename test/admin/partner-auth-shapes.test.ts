@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import postgres from 'postgres'
 import { request } from 'undici'
+import { checkAdminExchange } from '../helpers/openapi-check.js'
 import { assertInvalid, type Reply } from './admin-harness.js'
 import { distributedEnv, startRelayKey, type RelayKeyProcess } from '../helpers/relaykey-process.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
@@ -259,6 +260,7 @@ for (const mode of ['embedded', 'distributed'] as const) {
       const res = await request(rk.adminUrl + path, { method: method as 'GET', headers, body: body === undefined ? undefined : JSON.stringify(body) })
       const text = await res.body.text()
       bodies.push(text)
+      checkAdminExchange(method, path, body, res.statusCode, text === '' ? undefined : String(res.headers['content-type']).startsWith('application/json') ? JSON.parse(text) : text, res.headers['content-type'] as string | undefined)
       let json: any = null
       if (text !== '' && String(res.headers['content-type']).startsWith('application/json')) json = withoutSealedDigests(JSON.parse(text))
       return { status: res.statusCode, headers: res.headers, text, json }

@@ -101,7 +101,11 @@ export async function startRelayKey (options: StartOptions = {}): Promise<RelayK
         body: body === undefined ? undefined : JSON.stringify(body),
       })
       const text = await res.text()
-      return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
+      const parsed = text === '' ? undefined : JSON.parse(text)
+      // every exchange against the OpenAPI document (src/admin/openapi.json)
+      const { checkAdminExchange } = await import('./openapi-check.js')
+      checkAdminExchange(method, path, body, res.status, parsed, res.headers.get('content-type'))
+      return { status: res.status, body: parsed }
     },
   }
 }
