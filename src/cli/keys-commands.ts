@@ -5,25 +5,11 @@ import type { AdminClient } from './admin-client.js'
 import { CliError, EXIT } from './cli-error.js'
 import { printJson, printTable } from './output.js'
 import { parseCommandArgs } from './parse-args.js'
+import type { VirtualKey } from '../store/model.js'
 import { JSON_OPTION, admin, connect, integerOption, onePositional, printFields, queryString, requiredOption, safeText, stringOption } from './admin-command-kit.js'
 
-interface KeyView {
-  id: string
-  name: string
-  policy_id: string
-  environment: string
-  customer: string | null
-  team: string | null
-  service: string | null
-  prefix: string
-  expires_at: string | null
-  revoked_at: string | null
-  created_at: string
-  updated_at: string
-  status: string
-  /** only in the answers to create and rotate */
-  key?: string
-}
+/** a key as the admin API shows it (the raw key only in the answers to create and rotate) */
+type KeyView = VirtualKey & { status: string; key?: string }
 
 const MAX_GRACE_SECONDS = 2_592_000
 

@@ -1,24 +1,17 @@
 // `relaykey usage`: one month of requests, outcomes, cost, bytes and x402 payments for a key, a
 // customer, a partner (the filters combine) or everything, from GET /admin/usage.
+import type { UsageCounts } from '../audit/audit-query.js'
 import { CliError, EXIT } from './cli-error.js'
 import { printJson, printTable } from './output.js'
 import { parseCommandArgs } from './parse-args.js'
 import { JSON_OPTION, admin, connect, printFields, queryString, safeText, stringOption } from './admin-command-kit.js'
 
-interface Usage {
+/** GET /admin/usage's answer: the counts, and what they are of */
+interface Usage extends UsageCounts {
   month: string
   key_id: string | null
   customer: string | null
   partner: string | null
-  requests: number
-  forwarded: number
-  retried: number
-  blocked: Record<string, number>
-  cost: number
-  upstream_errors: number
-  bytes_in: number
-  bytes_out: number
-  paid: { requests: number; amount: string }
   budget?: { limit: number; used: number; remaining: number }
 }
 
