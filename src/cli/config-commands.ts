@@ -15,9 +15,10 @@ import { InlineSecretCipher } from '../secrets/inline-cipher.js'
 import { parseMasterKey } from '../config/config.js'
 
 const FILE_OPTIONS = { file: { type: 'string', short: 'f' }, prune: { type: 'boolean' }, json: { type: 'boolean' } } as const
+const APPLY_OPTIONS = { file: { type: 'string', short: 'f' }, prune: { type: 'boolean' } } as const
 
-async function plan (args: string[]): Promise<{ plan: Plan; json: boolean; prune: boolean }> {
-  const { values } = parseCommandArgs(args, FILE_OPTIONS)
+async function plan (args: string[], options: typeof FILE_OPTIONS | typeof APPLY_OPTIONS = FILE_OPTIONS): Promise<{ plan: Plan; json: boolean; prune: boolean }> {
+  const { values } = parseCommandArgs(args, options)
   if (typeof values.file !== 'string') throw new CliError('-f <file> is required', EXIT.usage)
   const prune = values.prune === true
   let desired
@@ -44,19 +45,18 @@ export async function diff (args: string[]): Promise<number> {
 }
 
 export async function apply (args: string[]): Promise<number> {
-  const { plan: p } = await plan(args)
+  const { plan: p } = await plan(args, APPLY_OPTIONS)
   if (p.changes.length === 0) {
     console.log('no changes')
     return EXIT.ok
   }
-  let done = 0
   try {
     await applyPlan(p, AdminClient.fromEnv(), (line) => { console.log(line) })
-    done = p.changes.length
-  } finally {
-    if (done !== p.changes.length) console.error('relaykey: apply stopped; the changes above this error were applied (run config diff to see what is left)')
+  } catch (err) {
+    if (!(err instanceof CliError)) throw err
+    throw new CliError(`apply stopped at ${err.message}\n  the changes printed above were applied; run config diff to see what is left`, EXIT.failed)
   }
-  console.log(`applied ${done} change${done === 1 ? '' : 's'}`)
+  console.log(`applied ${p.changes.length} change${p.changes.length === 1 ? '' : 's'}`)
   return EXIT.ok
 }
 

@@ -29,7 +29,11 @@ export class ConfigFile {
     this.path = path
     this.#doc = doc
     this.#lines = lines
-    this.body = doc.toJS({ maxAliasCount: 100 })
+    try {
+      this.body = doc.toJS({ maxAliasCount: 100 })
+    } catch (err) {
+      throw new ConfigFileError(path, null, '', `cannot be read as data: ${(err as Error).message}`)
+    }
   }
 
   /** throws ConfigFileError for a file that cannot be read or parsed (the line of the first problem) */

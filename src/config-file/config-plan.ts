@@ -29,8 +29,11 @@ export interface Plan {
 const META = new Set(['id', 'partner_id', 'created_at', 'updated_at'])
 
 export function planChanges (desired: DesiredState, current: CurrentState, prune: boolean): Plan {
-  const steps: Record<'createPartners' | 'updateCredentials' | 'updatePartners' | 'createCredentials' | 'policies' | 'unbind' | 'bind' | 'pruneRest' | 'keys', Change[]> =
-    { createPartners: [], updateCredentials: [], updatePartners: [], createCredentials: [], policies: [], unbind: [], bind: [], pruneRest: [], keys: [] }
+  // the order the node accepts: a part added to a credential before its partner's auth needs it,
+  // bindings and credentials gone before the environment or auth they hold on to changes, new
+  // credentials after their partner's new auth, parts dropped once no auth needs them
+  const steps: Record<'createPartners' | 'addParts' | 'unbind' | 'pruneCredentials' | 'updatePartners' | 'createCredentials' | 'dropParts' | 'policies' | 'bind' | 'pruneRest' | 'keys', Change[]> =
+    { createPartners: [], addParts: [], unbind: [], pruneCredentials: [], updatePartners: [], createCredentials: [], dropParts: [], policies: [], bind: [], pruneRest: [], keys: [] }
   const unmanaged: Plan['unmanaged'] = []
   const kept = desired.kept
 
@@ -38,33 +41,43 @@ export function planChanges (desired: DesiredState, current: CurrentState, prune
     const view = withKept(strip(partnerView({ ...input, id: '', created_at: '', updated_at: '' })), (path) => kept.get(`${input.slug}//${path}`), ['tls.ca'])
     const now = current.partners.get(input.slug)
     if (now === undefined) {
-      refuseKeptOnCreate(body, `partner ${input.slug}`)
-      steps.createPartners.push({ action: 'create', kind: 'partner', name: input.slug, fields: listFields(view, ['slug'], body), run: post('/admin/partners', body) })
+      steps.createPartners.push({ action: 'create', kind: 'partner', name: input.slug, fields: listFields(view, ['slug'], body), run: sendable(body, `partner ${input.slug}`, post('/admin/partners', body)) })
       continue
     }
     const fields = diffFields(strip(now), view)
     if (fields.length === 0) continue
     const patch: Record<string, unknown> = {}
-    for (const { field } of fields) patch[field] = patchValue(field, body, now)
-    assertSendable(patch, `partner ${input.slug}`)
-    steps.updatePartners.push({ action: 'update', kind: 'partner', name: input.slug, fields, run: send('PATCH', `/admin/partners/${encodeURIComponent(input.slug)}`, 200, patch) })
+    for (const { field } of fields) patch[field] = partnerPatchValue(field, body, input as unknown as View, now)
+    steps.updatePartners.push({ action: 'update', kind: 'partner', name: input.slug, fields, run: sendable(patch, `partner ${input.slug}`, send('PATCH', `/admin/partners/${encodeURIComponent(input.slug)}`, 200, patch)) })
   }
 
-  for (const { partner, input, body } of desired.credentials) {
+  for (const { index, partner, input, body } of desired.credentials) {
     const name = `${partner}/${input.name}`
     const view = withKept(strip(credentialView({ ...input, id: '', partner_id: '', created_at: '', updated_at: '' })), (path) => kept.get(`${name}/${path}`))
     const now = current.credentials.get(name)
     if (now === undefined) {
-      refuseKeptOnCreate(body, `credential ${name}`)
-      steps.createCredentials.push({ action: 'create', kind: 'credential', name, fields: listFields(view, ['name'], body), run: post(`/admin/partners/${encodeURIComponent(partner)}/credentials`, body) })
+      steps.createCredentials.push({ action: 'create', kind: 'credential', name, fields: listFields(view, ['name'], body), run: sendable(body, `credential ${name}`, post(`/admin/partners/${encodeURIComponent(partner)}/credentials`, body)) })
       continue
     }
     const fields = diffFields(strip(now), view)
     if (fields.length === 0) continue
-    const patch: Record<string, unknown> = {}
-    for (const { field } of fields) patch[field] = body[field] === undefined ? null : body[field]
-    assertSendable(patch, `credential ${name}`)
-    steps.updateCredentials.push({ action: 'update', kind: 'credential', name, fields, run: send('PATCH', `/admin/credentials/${now.id}`, 200, patch) })
+    if (fields.some((f) => f.field === 'environment')) {
+      throw desired.file.error(['credentials', index, 'environment'], `credential '${input.name}' of partner '${partner}' is in ${String(now.environment)} on the node, and a credential's environment cannot change: give this one another name (with --prune the old one goes)`)
+    }
+    // set and replaced parts first (the partner's new auth may need them), removed ones last (its old auth may)
+    const adds: Record<string, unknown> = {}
+    const drops: Record<string, unknown> = {}
+    for (const { field } of fields) {
+      if (body[field] === undefined || body[field] === null) drops[field] = null
+      else adds[field] = SECRET_FIELDS.has(field) ? body[field] : (input as unknown as View)[field]
+    }
+    const id = now.id as string
+    if (Object.keys(adds).length > 0) {
+      steps.addParts.push({ action: 'update', kind: 'credential', name, fields: fields.filter((f) => f.field in adds), run: sendable(adds, `credential ${name}`, send('PATCH', `/admin/credentials/${id}`, 200, adds)) })
+    }
+    if (Object.keys(drops).length > 0) {
+      steps.dropParts.push({ action: 'update', kind: 'credential', name, fields: fields.filter((f) => f.field in drops), run: send('PATCH', `/admin/credentials/${id}`, 200, drops) })
+    }
   }
 
   for (const { input, body } of desired.policies) {
@@ -75,8 +88,9 @@ export function planChanges (desired: DesiredState, current: CurrentState, prune
     }
     const fields = diffFields(strip(now), input as unknown as View)
     if (fields.length === 0) continue
+    // the validated values: a field the file leaves out is its default, not null (which some fields refuse)
     const patch: Record<string, unknown> = {}
-    for (const { field } of fields) patch[field] = body[field] === undefined ? null : body[field]
+    for (const { field } of fields) patch[field] = (input as unknown as View)[field]
     steps.policies.push({ action: 'update', kind: 'policy', name: input.name, fields, run: send('PATCH', `/admin/policies/${now.id}`, 200, patch) })
   }
 
@@ -96,10 +110,10 @@ export function planChanges (desired: DesiredState, current: CurrentState, prune
     }
   }
 
-  const leftOver = <T>(kind: Kind, names: Iterable<[string, T]>, wanted: (name: string) => boolean, remove: (name: string, item: T) => Change): void => {
+  const leftOver = <T>(kind: Kind, names: Iterable<[string, T]>, wanted: (name: string) => boolean, remove: (name: string, item: T) => Change, into = kind === 'binding' ? steps.unbind : steps.pruneRest): void => {
     for (const [name, item] of names) {
       if (wanted(name)) continue
-      if (prune) (kind === 'binding' ? steps.unbind : steps.pruneRest).push(remove(name, item))
+      if (prune) into.push(remove(name, item))
       else unmanaged.push({ kind, name: kind === 'binding' ? name.replace('/', ' → ') : name })
     }
   }
@@ -109,7 +123,7 @@ export function planChanges (desired: DesiredState, current: CurrentState, prune
   const desiredPolicies = new Set(desired.policies.map((p) => p.input.name))
   // a pruned partner takes its credentials with it: they are not deleted one by one
   leftOver('credential', current.credentials, (n) => desiredCredentials.has(n) || (prune && !desiredPartners.has(n.split('/')[0]!)),
-    (n, c) => ({ action: 'delete', kind: 'credential', name: n, fields: [], run: send('DELETE', `/admin/credentials/${c.id}`, 204) }))
+    (n, c) => ({ action: 'delete', kind: 'credential', name: n, fields: [], run: send('DELETE', `/admin/credentials/${c.id}`, 204) }), steps.pruneCredentials)
   leftOver('policy', current.policies, (n) => desiredPolicies.has(n), (n, p) => {
     const users = current.keys.filter((k) => k.policy_id === p.id)
     if (users.length > 0) {
@@ -121,11 +135,15 @@ export function planChanges (desired: DesiredState, current: CurrentState, prune
   leftOver('partner', current.partners, (n) => desiredPartners.has(n), (n) => ({ action: 'delete', kind: 'partner', name: n, fields: [], run: send('DELETE', `/admin/partners/${encodeURIComponent(n)}`, 204) }))
 
   // keys are issued, never changed or revoked from a file (they are secrets, and a key's holder
-  // depends on it): one with the name, not revoked, counts as there
-  const live = new Set(current.keys.filter((k) => k.status !== 'revoked').map((k) => k.name as string))
-  for (const { request } of desired.keys) {
-    if (live.has(request.name)) continue
-    live.add(request.name)
+  // depends on it): one with the name counts as there, a revoked one too, so a key revoked for
+  // leaking is not issued again by the next apply (give the new one another name)
+  const named = new Set(current.keys.map((k) => k.name as string))
+  for (const { index, request } of desired.keys) {
+    if (named.has(request.name)) continue
+    named.add(request.name)
+    if (request.expires_at !== null && Date.parse(request.expires_at) <= Date.now()) {
+      throw desired.file.error(['keys', index, 'expires_at'], `key '${request.name}' is still to be issued and its expiry has passed`)
+    }
     steps.keys.push({
       action: 'issue', kind: 'key', name: request.name, fields: listFields(request as unknown as View, ['name'], request as unknown as View),
       run: async (client, report) => {
@@ -136,16 +154,22 @@ export function planChanges (desired: DesiredState, current: CurrentState, prune
   }
 
   return {
-    changes: [...steps.createPartners, ...steps.updateCredentials, ...steps.updatePartners, ...steps.createCredentials, ...steps.policies,
-      ...steps.unbind, ...steps.bind, ...steps.pruneRest, ...steps.keys],
+    changes: [...steps.createPartners, ...steps.addParts, ...steps.unbind, ...steps.pruneCredentials, ...steps.updatePartners,
+      ...steps.createCredentials, ...steps.dropParts, ...steps.policies, ...steps.bind, ...steps.pruneRest, ...steps.keys],
     unmanaged,
   }
 }
 
+/** runs the changes in order; each is reported once it is done */
 export async function applyPlan (plan: Plan, client: AdminClient, report: (line: string) => void): Promise<void> {
   for (const change of plan.changes) {
+    try {
+      await change.run(client, report)
+    } catch (err) {
+      if (err instanceof CliError) throw new CliError(`${describe(change).split('\n')[0]}: ${err.message}`, EXIT.failed)
+      throw err
+    }
     report(describe(change))
-    await change.run(client, report)
   }
 }
 
@@ -195,27 +219,34 @@ function keptFields (body: Record<string, unknown>): string[] {
   }).map(([field]) => field)
 }
 
-function refuseKeptOnCreate (body: Record<string, unknown>, what: string): void {
+/**
+ * A kept secret (by its digest) cannot be sent: it can only be what the node already holds. The
+ * diff shows the difference; applying it is refused, naming what to do
+ */
+function sendable (body: Record<string, unknown>, what: string, run: Change['run']): Change['run'] {
   const kept = keptFields(body)
-  if (kept.length > 0) throw new CliError(`${what} is new on this node, so its ${kept[0]} needs a ciphertext (relaykey config seal), not the digest of a sealed value`, EXIT.failed)
+  if (kept.length === 0) return run
+  return async () => {
+    throw new CliError(`${what}: ${kept[0]} keeps a sealed value by its digest, but the node holds another (or none): give its ciphertext (relaykey config seal)`, EXIT.failed)
+  }
 }
 
-/** a kept secret cannot be sent: it can only be what the node already holds */
-function assertSendable (patch: Record<string, unknown>, what: string): void {
-  const kept = keptFields(patch)
-  if (kept.length > 0) throw new CliError(`${what}: ${kept[0]} keeps a sealed value by its digest, but the node holds another; give the ciphertext (relaykey config seal)`, EXIT.failed)
-}
-
-/** a partner field for PATCH: as the file has it; base_urls with the environments it dropped set to null */
-function patchValue (field: string, body: Record<string, unknown>, now: View): unknown {
-  const value = body[field]
+/**
+ * A partner field for PATCH. base_urls: the file's, with the environments it dropped set to null;
+ * timeouts, retry and circuit_breaker: whole, defaults filled in (the node merges a PATCH onto
+ * what it holds); auth and tls as the file has them (a preset by its name)
+ */
+function partnerPatchValue (field: string, body: Record<string, unknown>, input: View, now: View): unknown {
   if (field === 'base_urls') {
-    const urls: Record<string, unknown> = { ...(value as Record<string, unknown>) }
+    const urls: Record<string, unknown> = { ...input.base_urls }
     for (const env of Object.keys(now.base_urls ?? {})) if (!(env in urls)) urls[env] = null
     return urls
   }
-  return value === undefined ? null : value
+  if (field === 'auth' || field === 'tls') return body[field] ?? null
+  return input[field]
 }
+
+const SECRET_FIELDS = new Set(['secret', 'signing_secret', 'client_id', 'client_secret', 'client_cert', 'client_key', 'private_key'])
 
 function diffFields (now: View, want: View): FieldChange[] {
   const fields = new Set([...Object.keys(now), ...Object.keys(want)])

@@ -42,7 +42,7 @@ const LOCAL_RULES: SecretRules = {
   filesDir: '/',
 }
 
-export function desiredState (file: ConfigFile, now = Date.now()): DesiredState {
+export function desiredState (file: ConfigFile): DesiredState {
   const root = file.body
   if (root === null || typeof root !== 'object' || Array.isArray(root)) throw file.error([], 'the file must be a mapping with partners, credentials, policies, bindings and keys')
   for (const key of Object.keys(root)) {
@@ -117,7 +117,9 @@ export function desiredState (file: ConfigFile, now = Date.now()): DesiredState 
   })
 
   section('keys').forEach((entry, i) => {
-    const request = validated(file, ['keys', i], () => parseKeyCreate(entry, now))
+    // an expiry is judged when the key is to be issued (config-plan.ts): one issued long ago
+    // with an expiry now past is no error in the file
+    const request = validated(file, ['keys', i], () => parseKeyCreate(entry, 0))
     if (!policyNames.has(request.policy)) throw file.error(['keys', i, 'policy'], `no policy '${request.policy}' in this file`)
     state.keys.push({ index: i, request })
   })

@@ -64,8 +64,11 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
   })
   admin.listen(config.adminPort, config.adminHost)
   await once(admin, 'listening')
-  // RELAYKEY_CONFIG: the file's configuration is in force before a worker serves a request
-  const configClient = config.configFile === null ? null : selfAdminClient(config.adminHost, config.adminPort, config.adminToken!)
+  // RELAYKEY_CONFIG: the file's configuration is in force before a worker serves a request; a
+  // SIGHUP meanwhile is kept for once the handler below is in place (its default would kill us)
+  let hangupDuringStart = false
+  if (config.configFile !== null) process.on('SIGHUP', () => { hangupDuringStart = true })
+  const configClient = config.configFile === null ? null : selfAdminClient(config.adminHost, (admin.address() as { port: number }).port, config.adminToken!)
   if (config.configFile !== null && !await loadConfigFile(config.configFile, configClient!, logger)) {
     logger.flush()
     process.exit(2)
@@ -134,11 +137,14 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
       } while (again && !stopping)
       reloading = null
     }
-    process.on('SIGHUP', () => {
+    const onHangup = (): void => {
       if (stopping) return
       if (reloading !== null) again = true
       else reloading = reload()
-    })
+    }
+    process.removeAllListeners('SIGHUP')
+    process.on('SIGHUP', onHangup)
+    if (hangupDuringStart) onHangup()
   }
 
   for (let i = 0; i < config.workers; i++) fork()

@@ -298,3 +298,71 @@ describe('an embedded node started from RELAYKEY_CONFIG, reloaded with SIGHUP', 
       /relaykey exited with 2:[\s\S]*embedded-bad\.yaml:2: partners\[0\]\.slug: must be/)
   })
 })
+
+describe('config apply converges where the node needs an order, and never re-issues a revoked key', () => {
+  let rk: RelayKeyProcess
+  let env: Record<string, string>
+  const apply = async (name: string, text: string, prune = true): Promise<Run> => runCli(env, ['config', 'apply', '-f', file(name, text), ...(prune ? ['--prune'] : [])])
+  const diff = async (name: string, text: string): Promise<Run> => runCli(env, ['config', 'diff', '-f', file(name, text), '--prune'])
+
+  before(async () => {
+    rk = await startRelayKey({ workers: 1 })
+    env = { RELAYKEY_DATA_DIR: rk.dataDir, RELAYKEY_ADMIN_URL: rk.adminUrl }
+  })
+  after(async () => { assert.equal(await rk.stop(), 0) })
+
+  /** apply, then nothing left to do */
+  const converges = async (name: string, text: string): Promise<void> => {
+    const applied = await apply(`${name}.yaml`, text)
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr)
+    const left = await diff(`${name}-again.yaml`, text)
+    assert.equal(left.code, 0, `${name}: ${left.stdout}`)
+  }
+
+  it('partial retry and circuit_breaker blocks, an environment dropped with its credential, an auth change dropping a part, a policy setting back to its default', async () => {
+    const partner = (extra: string, envs = 'sandbox: https://sb.vendor.test, production: https://api.vendor.test', auth = '{ type: hmac, preset: sumsub }') =>
+      `partners:\n  - slug: vendor\n    base_urls: { ${envs} }\n    auth: ${auth}\n${extra}`
+    const hmacCredentials = 'credentials:\n  - { partner: vendor, name: prod, environment: production, secret: { provider: env, ref: A }, signing_secret: { provider: env, ref: B } }\n' +
+      '  - { partner: vendor, name: sb, environment: sandbox, secret: { provider: env, ref: A }, signing_secret: { provider: env, ref: B } }\n'
+    const policy = (extra: string) => `policies:\n  - name: p\n${extra}bindings:\n  - { policy: p, partner: vendor, credentials: [prod] }\n`
+    await converges('start', partner('    retry: { max_attempts: 3, on_status: [503] }\n    circuit_breaker: { max_in_flight: 50 }\n') + hmacCredentials + policy('    on_governance_failure: allow\n'))
+    // defaults back where the file no longer says otherwise
+    await converges('partial', partner('    retry: { max_attempts: 3 }\n    circuit_breaker: { failure_threshold: 9 }\n') + hmacCredentials + policy(''))
+    assert.deepEqual((await rk.admin('GET', '/admin/partners/vendor')).body.retry.on_status, [502, 503, 504])
+    assert.equal((await rk.admin('GET', '/admin/policies/p')).body.on_governance_failure, 'deny')
+    // the sandbox environment and its credential go; hmac becomes bearer and the signing secret goes
+    const bearer = partner('', 'production: https://api.vendor.test', '{ type: bearer }') +
+      'credentials:\n  - { partner: vendor, name: prod, environment: production, secret: { provider: env, ref: A } }\n' + policy('')
+    await converges('bearer', bearer)
+    const credentials = (await rk.admin('GET', '/admin/partners/vendor/credentials')).body
+    assert.deepEqual(credentials.map((c: { name: string; signing_secret?: unknown }) => [c.name, c.signing_secret ?? null]), [['prod', null]])
+  })
+
+  it('refuses a credential moved to another environment with the file\'s line, and diffs a sealed value the node no longer holds', async () => {
+    const text = 'partners:\n  - slug: two\n    base_urls: { sandbox: https://sb.two.test, production: https://api.two.test }\n    auth: { type: bearer }\n' +
+      'credentials:\n  - partner: two\n    name: main\n    environment: ENV\n    secret: { provider: env, ref: A }\n'
+    await converges('two', text.replace('ENV', 'sandbox'))
+    const moved = await diff('two-moved.yaml', text.replace('ENV', 'production'))
+    assert.equal(moved.code, 1)
+    assert.match(moved.stderr, /two-moved\.yaml:8: credentials\[0\]\.environment: credential 'main' of partner 'two' is in sandbox on the node/)
+    // a file that keeps a sealed value by a digest the node does not hold: a change to see, not to apply
+    const kept = text.replace('ENV', 'sandbox').replace('{ provider: env, ref: A }', '{ provider: inline, sealed: 0123456789abcdef }')
+    const drift = await diff('two-drift.yaml', kept)
+    assert.equal(drift.code, 3, drift.stderr)
+    assert.match(drift.stdout, /^~ credential two\/main\n {4}secret: \{"provider":"env","ref":"A"\} → \{"provider":"inline","sealed":"0123456789abcdef"\}$/m)
+    const refused = await apply('two-drift-apply.yaml', kept)
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr, /apply stopped at ~ credential two\/main: credential two\/main: secret keeps a sealed value by its digest/)
+  })
+
+  it('issues a key once, and does not issue it again after it was revoked', async () => {
+    const text = 'policies:\n  - name: kp\nkeys:\n  - { name: batch-job, policy: kp, environment: production }\n'
+    const first = await apply('key.yaml', text, false)
+    assert.match(first.stdout, /key batch-job \(key_/)
+    const id = (await rk.admin('GET', '/admin/keys')).body.find((k: { name: string }) => k.name === 'batch-job').id
+    assert.equal((await rk.admin('POST', `/admin/keys/${id}/revoke`)).status, 200)
+    const again = await apply('key-again.yaml', text, false)
+    assert.equal(again.code, 0)
+    assert.equal(again.stdout.trim(), 'no changes')
+  })
+})
