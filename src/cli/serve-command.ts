@@ -6,6 +6,7 @@ import { ConfigError } from '../errors.js'
 import { createLogger } from '../telemetry/logger.js'
 import { CliError, EXIT } from './cli-error.js'
 import { parseCommandArgs } from './parse-args.js'
+import { DataDirLockedError, lockDataDir } from '../config/data-dir-lock.js'
 
 /** never resolves with a code while serving: -1 tells cli.ts not to exit */
 export async function run (args: string[]): Promise<number> {
@@ -21,6 +22,14 @@ export async function run (args: string[]): Promise<number> {
   if (cluster.isPrimary) {
     if (config.mode === 'embedded') {
       const files = ensureEmbeddedSecrets(config)
+      let release: () => void
+      try {
+        release = lockDataDir(config.dataDir)
+      } catch (err) {
+        if (err instanceof DataDirLockedError) throw new CliError(err.message, EXIT.failed)
+        throw err
+      }
+      process.on('exit', release)
       logger.info({ admin_token_file: files.adminTokenFile, data_dir: config.dataDir }, 'embedded mode: admin token is in admin_token_file')
     }
     const { runPrimary } = await import('../process/primary.js')
