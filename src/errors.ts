@@ -8,7 +8,7 @@ export type ErrorCode =
   | 'unknown_partner' | 'not_found'
   | 'payment_required'
   | 'rate_limited' | 'upstream_quota_exceeded' | 'budget_exceeded' | 'concurrency_limited'
-  | 'upstream_error' | 'circuit_open' | 'governance_unavailable' | 'upstream_timeout'
+  | 'upstream_error' | 'partner_misconfigured' | 'circuit_open' | 'governance_unavailable' | 'upstream_timeout'
   | 'invalid_request' | 'conflict' | 'unauthorized' | 'method_not_allowed'
   | 'payload_too_large' | 'internal_error'
 
@@ -47,6 +47,7 @@ export function statusOf (code: ErrorCode): number {
     case 'internal_error':
       return 500
     case 'upstream_error':
+    case 'partner_misconfigured':
       return 502
     case 'circuit_open':
     case 'governance_unavailable':

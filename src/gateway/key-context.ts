@@ -78,6 +78,12 @@ export interface PartnerRoute {
   readonly groups: { readonly owner: string; readonly partner: string }
   /** null: the partner has no base URL or no usable credential for the key's environment */
   readonly upstream: UpstreamTarget | null
+  /**
+   * with no upstream although the partner has a base URL for the key's environment: why it cannot
+   * be used (no credential, none usable, its CA unreadable), answered 502 partner_misconfigured;
+   * null otherwise (no base URL: 403 environment_not_allowed)
+   */
+  readonly misconfigured: string | null
 }
 
 export interface CompiledPolicy {
@@ -136,6 +142,7 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
     const bound = credentials.filter((c) => c.environment === key.environment &&
       (binding.credentials === null || binding.credentials.includes(c.id)))
     let upstream: UpstreamTarget | null = null
+    let misconfigured: string | null = null
     const ca = await partnerCa(partner, deps)
     if (baseUrl !== undefined && bound.length > 0 && ca !== undefined) {
       const routesForCredentials = await credentialRoutes(bound, partner, ca, deps)
@@ -160,11 +167,17 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
         })
       }
     }
+    if (upstream === null && baseUrl !== undefined) {
+      misconfigured = ca === undefined ? 'its CA bundle (tls.ca) cannot be read'
+        : bound.length === 0 ? `it has no credential for environment ${key.environment}${binding.credentials === null ? '' : ' among those the binding names'}`
+          : `none of its credentials for environment ${key.environment} is usable (see the error log: credential unusable)`
+    }
     routes.set(partner.slug, Object.freeze({
       partnerId: partner.id,
       slug: partner.slug,
       groups: Object.freeze({ owner: limits.owner, partner: partner.id }),
       upstream,
+      misconfigured,
     }))
   }
   return Object.freeze({

@@ -294,7 +294,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#groups = route.groups
     const upstream = route.upstream
     if (upstream === null) {
-      return this.#refuse('environment_not_allowed', `partner ${route.slug} has no base URL or credential for environment ${context.environment}`)
+      // the operator's configuration, not the key's rules: a 5xx the client can report, naming why
+      if (route.misconfigured !== null) return this.#refuse('partner_misconfigured', `partner ${route.slug} cannot be called in environment ${context.environment}: ${route.misconfigured}`)
+      return this.#refuse('environment_not_allowed', `partner ${route.slug} has no base URL for environment ${context.environment}`)
     }
     const method = this.#req.method!
     const allow = context.policy.allow

@@ -14,7 +14,7 @@ import { freePort } from '../helpers/ports.js'
 import { rawRequest } from '../helpers/raw-http.js'
 import { VirtualKeyCodec } from '../../src/keys/virtual-key.js'
 
-async function refused (url: string, headers: Record<string, string>, status: number, code: string, method = 'GET'): Promise<void> {
+async function refused (url: string, headers: Record<string, string>, status: number, code: string, method = 'GET'): Promise<unknown> {
   const res = await request(url, { method: method as 'GET', headers })
   const body = await res.body.json() as { error: { code: string; message: string; request_id: string } }
   assert.equal(res.statusCode, status, JSON.stringify(body))
@@ -22,6 +22,7 @@ async function refused (url: string, headers: Record<string, string>, status: nu
   assert.equal(typeof body.error.message, 'string')
   assert.equal(body.error.request_id, res.headers['x-relaykey-request-id'])
   assert.equal(res.headers['content-type'], 'application/json')
+  return body
 }
 
 describe('refusals', () => {
@@ -84,14 +85,15 @@ describe('refusals', () => {
     await encoded.body.dump()
   })
 
-  it('403 environment_not_allowed when the partner has no base URL or credential for the key\'s environment', async () => {
+  it('403 environment_not_allowed without a base URL for the key\'s environment; 502 partner_misconfigured with one but no credential', async () => {
     const key = await rk.admin('POST', '/admin/keys', { name: 'sandbox key', policy: setup.policyId, environment: 'sandbox' })
     assert.equal(key.status, 201)
     await refused(url('acme/resources/applicants/1'), { 'x-relaykey': key.body.key }, 403, 'environment_not_allowed')
     // a base URL for sandbox but still no sandbox credential
     assert.equal((await rk.admin('PATCH', '/admin/partners/acme', { base_urls: { production: `${partner.url}/v1`, sandbox: `${partner.url}/sb` } })).status, 200)
     await sleep(300)
-    await refused(url('acme/resources/applicants/1'), { 'x-relaykey': key.body.key }, 403, 'environment_not_allowed')
+    const body = await refused(url('acme/resources/applicants/1'), { 'x-relaykey': key.body.key }, 502, 'partner_misconfigured')
+    assert.match(JSON.stringify(body), /partner acme cannot be called in environment sandbox: it has no credential for environment sandbox/)
   })
 
   it('401 key_revoked and key_expired', async () => {

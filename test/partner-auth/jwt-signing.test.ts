@@ -166,12 +166,13 @@ describe('jwt partner auth over HTTPS with the partner\'s own CA', () => {
     assert.equal(sent('x-api-key'), 1)
   })
 
-  it('leaves a credential whose private key is EC out of rotation on an RS256 partner: 403 environment_not_allowed, and says why', async () => {
+  it('leaves a credential whose private key is EC out of rotation on an RS256 partner: 502 partner_misconfigured, and says why', async () => {
     const before = fireblocks.received.length
     const res = await call(wrongKey, 'fireblocks-ec-key', 'GET', '/vault/accounts_paged')
-    assert.equal(res.statusCode, 403)
+    assert.equal(res.statusCode, 502)
     const body = await res.body.json() as ErrorBody
-    assert.equal(body.error.code, 'environment_not_allowed')
+    assert.equal(body.error.code, 'partner_misconfigured')
+    assert.match(body.error.message, /none of its credentials for environment production is usable/)
     assert.equal(fireblocks.received.length, before, 'nothing was sent')
 
     // the worker logs why (asynchronously to the answer: wait a little for the line)
