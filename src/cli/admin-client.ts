@@ -60,13 +60,16 @@ export class AdminClient {
   /** the answer's body when its status is `expected`, else a CliError with the API's message */
   async expect<T = any> (method: string, path: string, expected: number, body?: unknown): Promise<T> {
     const reply = await this.call<T>(method, path, body)
-    if (reply.status !== expected) throw apiError(method, path, reply)
+    if (reply.status !== expected) throw apiError(this.url, method, path, reply)
     return reply.body
   }
 }
 
-export function apiError (method: string, path: string, reply: AdminReply): CliError {
+export function apiError (url: string, method: string, path: string, reply: AdminReply): CliError {
   const error = (reply.body as { error?: { code?: string; message?: string } } | undefined)?.error
   const what = error === undefined ? `HTTP ${reply.status}` : `${reply.status} ${error.code}: ${error.message}`
-  return new CliError(`${method} ${path}: ${what}`, reply.status === 404 ? EXIT.notFound : reply.status === 401 ? EXIT.usage : EXIT.failed)
+  if (reply.status === 401) {
+    return new CliError(`the admin API at ${url} refused the token (401 unauthorized): check RELAYKEY_ADMIN_TOKEN, or the admin-token file in RELAYKEY_DATA_DIR`, EXIT.usage)
+  }
+  return new CliError(`${method} ${path}: ${what}`, reply.status === 404 ? EXIT.notFound : EXIT.failed)
 }

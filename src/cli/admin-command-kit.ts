@@ -3,7 +3,7 @@
 // The HTTP client loads only once the command line has parsed: a usage error answers at once.
 import type { AdminClient } from './admin-client.js'
 import { CliError, EXIT } from './cli-error.js'
-import { printTable } from './output.js'
+import { printTable, safeText } from './output.js'
 
 /** `--json`, accepted by every admin command */
 export const JSON_OPTION = { json: { type: 'boolean' } } as const
@@ -14,15 +14,9 @@ export async function connect (): Promise<AdminClient> {
   return AdminClient.fromEnv()
 }
 
-/** the answer's body when its status is `expected`; a refused token says so plainly */
+/** the answer's body when its status is `expected` (AdminClient.expect, which names a refused token plainly) */
 export async function admin<T = any> (client: AdminClient, method: string, path: string, expected = 200, body?: unknown): Promise<T> {
-  const reply = await client.call<T>(method, path, body)
-  if (reply.status === expected) return reply.body
-  if (reply.status === 401) {
-    throw new CliError(`the admin API at ${client.url} refused the token (401 unauthorized): check RELAYKEY_ADMIN_TOKEN, or the admin-token file in RELAYKEY_DATA_DIR`, EXIT.usage)
-  }
-  const { apiError } = await import('./admin-client.js')
-  throw apiError(method, path, reply)
+  return await client.expect<T>(method, path, expected, body)
 }
 
 /** `?a=1&b=2` from the members that are set, or '' */
@@ -66,11 +60,7 @@ export function onePositional (positionals: string[], what: string): string {
   return value
 }
 
-/** text from the API fit for a terminal: no C0 or C1 control characters (escape sequences) */
-export function safeText (value: unknown): string {
-  if (value === null || value === undefined) return '-'
-  return String(value).replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')
-}
+export { safeText } from './output.js'
 
 /** a two-column FIELD / VALUE table, for one record */
 export function printFields (fields: ReadonlyArray<readonly [string, unknown]>): void {

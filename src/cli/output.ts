@@ -13,8 +13,11 @@ export function printTable<T> (rows: readonly T[], columns: ReadonlyArray<[strin
 }
 
 function cellText (value: unknown): string {
+  return value !== null && typeof value === 'object' ? JSON.stringify(value) : safeText(value)
+}
+
+/** text from the API fit for a terminal: C0, DEL and C1 (\x9b opens an escape) replaced, as audit paths come from clients */
+export function safeText (value: unknown): string {
   if (value === null || value === undefined) return '-'
-  if (typeof value === 'object') return JSON.stringify(value)
-  // C0, DEL and C1 (\x9b opens a terminal escape): audit paths come from clients
   return String(value).replace(/[\x00-\x1f\x7f-\x9f]/g, '?')
 }

@@ -33,9 +33,9 @@ export async function readCurrentState (client: AdminClient): Promise<CurrentSta
     policyNameOf: new Map(policies.map((p) => [p.id as string, p.name as string])),
   }
   const credentialName = new Map<string, string>()
-  for (const partner of partners) {
-    const list = await client.expect<View[]>('GET', `/admin/partners/${encodeURIComponent(partner.slug)}/credentials`, 200)
-    for (const credential of list) {
+  const lists = await Promise.all(partners.map((partner) => client.expect<View[]>('GET', `/admin/partners/${encodeURIComponent(partner.slug)}/credentials`, 200)))
+  for (const [i, partner] of partners.entries()) {
+    for (const credential of lists[i]!) {
       state.credentials.set(`${partner.slug}/${credential.name}`, credential)
       credentialName.set(credential.id, credential.name)
     }

@@ -20,7 +20,7 @@ export const SECTIONS = ['partners', 'credentials', 'policies', 'bindings', 'key
 export const KEEP_CIPHERTEXT = 'v1.AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA.keep'
 
 export interface DesiredPartner { index: number; input: PartnerInput; body: Record<string, unknown> }
-export interface DesiredCredential { index: number; partner: string; input: CredentialInput; body: Record<string, unknown>; kept: Map<string, string> }
+export interface DesiredCredential { index: number; partner: string; input: CredentialInput; body: Record<string, unknown> }
 export interface DesiredPolicy { index: number; input: PolicyInput; body: Record<string, unknown> }
 export interface DesiredBinding { index: number; policy: string; partner: string; credentials: string[] | null }
 export interface DesiredKey { index: number; request: KeyRequest }
@@ -91,7 +91,7 @@ export function desiredState (file: ConfigFile): DesiredState {
     names.add(input.name)
     credentialNames.set(slug, names)
     for (const [field, digest] of credentialKept) kept.set(`${slug}/${input.name}/${field}`, digest)
-    state.credentials.push({ index: i, partner: slug, input, body, kept: credentialKept })
+    state.credentials.push({ index: i, partner: slug, input, body })
   })
 
   const policyNames = new Set<string>()

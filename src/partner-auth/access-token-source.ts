@@ -35,8 +35,6 @@ export class AccessTokenSource {
   #fetching: Promise<void> | null = null
   /** a token the partner refused: not taken back from the shared store */
   #refused = ''
-  /** fetches from the token URL by this worker (tests and metrics read it) */
-  fetches = 0
 
   constructor (credentialId: string, endpoint: TokenEndpoint, shared: SharedTokens, logger: Logger) {
     this.#id = credentialId
@@ -157,7 +155,6 @@ export class AccessTokenSource {
       form.set('client_secret', clientSecret)
     }
     const url = new URL(auth.token_url)
-    this.fetches++
     const answer = await dispatcher.request({
       method: 'POST', path: url.pathname + url.search, headers, body: form.toString(), headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
     })

@@ -31,9 +31,9 @@ export class OAuth2Signer implements AttemptSigner {
   }
 
   refused (sent: readonly string[]): boolean {
-    const value = headerValue(sent, 'authorization')
-    if (!value.startsWith('Bearer ')) return false
-    this.#source.drop(value.slice(7))
+    const token = this.carriedSecret(sent)
+    if (token === null) return false
+    this.#source.drop(token)
     return true
   }
 }

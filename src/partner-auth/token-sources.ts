@@ -35,13 +35,6 @@ export class TokenSources {
     return source
   }
 
-  /** token fetches by this worker since it started */
-  fetches (): number {
-    let total = 0
-    for (const { source } of this.#sources.values()) total += source.fetches
-    return total
-  }
-
   close (): Promise<void> {
     return this.#shared.close()
   }
