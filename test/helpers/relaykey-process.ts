@@ -44,6 +44,8 @@ export interface StartOptions {
   dataDir?: string
   /** give up waiting for readiness after this long */
   timeoutMs?: number
+  /** the CLI to run (default: this checkout's dist/src/cli.js) */
+  cli?: string
 }
 
 export async function startRelayKey (options: StartOptions = {}): Promise<RelayKeyProcess> {
@@ -61,7 +63,7 @@ export async function startRelayKey (options: StartOptions = {}): Promise<RelayK
     RELAYKEY_SHUTDOWN_GRACE_MS: '5000',
     ...options.env,
   }
-  const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: dataDir })
+  const child = spawn(process.execPath, [options.cli ?? CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: dataDir })
   let output = ''
   child.stdout!.on('data', (c: Buffer) => { output += c.toString() })
   child.stderr!.on('data', (c: Buffer) => { output += c.toString() })
