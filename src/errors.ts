@@ -99,10 +99,21 @@ export class GovernanceUnavailableError extends RelayKeyError {
 /** Configuration that cannot start RelayKey; the message is the one line the operator sees. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
+  /** the first variable named; `variables` has them all */
   readonly variable: string
-  constructor (variable: string, message: string) {
+  readonly variables: readonly string[]
+  constructor (variable: string, message: string, variables: readonly string[] = [variable]) {
     super(`${variable}: ${message}`)
     this.variable = variable
+    this.variables = variables
+  }
+
+  /** several problems as one error, so the operator fixes them all in one go (one line, `; ` between) */
+  static combine (errors: readonly ConfigError[]): ConfigError {
+    if (errors.length === 1) return errors[0]!
+    const combined = new ConfigError(errors[0]!.variable, '', errors.map((e) => e.variable))
+    combined.message = errors.map((e) => e.message).join('; ')
+    return combined
   }
 }
 

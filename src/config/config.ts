@@ -82,70 +82,82 @@ type Env = Record<string, string | undefined>
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
 export function loadConfig (env: Env = process.env): Config {
+  // Every variable is read even after a problem, so one message names them all.
+  const problems: ConfigError[] = []
+  /** parse() or, when it finds a problem, undefined: never returned, the problems are thrown below */
+  const take = <T>(parse: () => T): T => {
+    try {
+      return parse()
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      problems.push(err)
+      return undefined as T
+    }
+  }
   const databaseUrl = nonEmpty(env.DATABASE_URL)
   const redisUrl = nonEmpty(env.REDIS_URL)
   if ((databaseUrl === null) !== (redisUrl === null)) {
     const missing = databaseUrl === null ? 'DATABASE_URL' : 'REDIS_URL'
-    throw new ConfigError(missing, 'distributed mode needs both DATABASE_URL and REDIS_URL; set it, or unset the other for embedded mode')
+    problems.push(new ConfigError(missing, 'distributed mode needs both DATABASE_URL and REDIS_URL: set it, or unset the other for embedded mode'))
   }
-  const mode: Mode = databaseUrl === null ? 'embedded' : 'distributed'
-  if (databaseUrl !== null) checkUrl('DATABASE_URL', databaseUrl, ['postgres:', 'postgresql:'])
-  if (redisUrl !== null) checkRedisUrl(redisUrl)
+  // one URL alone: the operator meant distributed mode, so its other requirements are named too
+  const mode: Mode = databaseUrl === null && redisUrl === null ? 'embedded' : 'distributed'
+  if (databaseUrl !== null) take(() => checkUrl('DATABASE_URL', databaseUrl, ['postgres:', 'postgresql:']))
+  if (redisUrl !== null) take(() => checkRedisUrl(redisUrl))
 
-  const adminToken = nonEmpty(env.RELAYKEY_ADMIN_TOKEN)
-  if (adminToken !== null && adminToken.length < 16) {
-    throw new ConfigError('RELAYKEY_ADMIN_TOKEN', 'must be at least 16 characters')
-  }
-  const hmacSecret = parseHmacSecret(env.RELAYKEY_HMAC_SECRET)
-  const masterKey = parseMasterKey(env.RELAYKEY_MASTER_KEY)
+  const adminToken = take(() => parseAdminToken(env.RELAYKEY_ADMIN_TOKEN))
+  const hmacSecret = take(() => parseHmacSecret(env.RELAYKEY_HMAC_SECRET))
+  const masterKey = take(() => parseMasterKey(env.RELAYKEY_MASTER_KEY))
   if (mode === 'distributed') {
-    if (adminToken === null) throw new ConfigError('RELAYKEY_ADMIN_TOKEN', 'required in distributed mode')
-    if (hmacSecret === null) throw new ConfigError('RELAYKEY_HMAC_SECRET', 'required in distributed mode (at least 32 bytes)')
+    if (nonEmpty(env.RELAYKEY_ADMIN_TOKEN) === null) problems.push(new ConfigError('RELAYKEY_ADMIN_TOKEN', `required in distributed mode ${GENERATE}`))
+    if (nonEmpty(env.RELAYKEY_HMAC_SECRET) === null) problems.push(new ConfigError('RELAYKEY_HMAC_SECRET', `required in distributed mode (at least 32 bytes, ${GENERATE.slice(1)}`))
   }
 
   const logLevel = env.RELAYKEY_LOG_LEVEL ?? 'info'
   if (!LOG_LEVELS.has(logLevel)) {
-    throw new ConfigError('RELAYKEY_LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}`)
+    problems.push(new ConfigError('RELAYKEY_LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}`))
   }
 
   const dataDir = resolve(env.RELAYKEY_DATA_DIR ?? './data')
-  return {
+  const config: Config = {
     mode,
-    port: port(env, 'RELAYKEY_PORT', 8080),
+    port: take(() => port(env, 'RELAYKEY_PORT', 8080)),
     host: env.RELAYKEY_HOST ?? '0.0.0.0',
-    adminPort: port(env, 'RELAYKEY_ADMIN_PORT', 8081),
+    adminPort: take(() => port(env, 'RELAYKEY_ADMIN_PORT', 8081)),
     adminHost: env.RELAYKEY_ADMIN_HOST ?? '127.0.0.1',
-    workers: integer(env, 'RELAYKEY_WORKERS', availableParallelism(), 1, 256),
+    workers: take(() => integer(env, 'RELAYKEY_WORKERS', availableParallelism(), 1, 256)),
     adminToken,
     hmacSecret,
     masterKey,
-    publicUrl: publicUrl(env.RELAYKEY_PUBLIC_URL),
+    publicUrl: take(() => publicUrl(env.RELAYKEY_PUBLIC_URL)),
     databaseUrl,
     redisUrl,
-    redisPrefix: redisPrefix(env.RELAYKEY_REDIS_PREFIX),
+    redisPrefix: take(() => redisPrefix(env.RELAYKEY_REDIS_PREFIX)),
     dataDir,
-    configFile: configFile(env.RELAYKEY_CONFIG, mode),
+    configFile: take(() => configFile(env.RELAYKEY_CONFIG, mode)),
     logLevel,
-    autoMigrate: boolean(env, 'RELAYKEY_AUTO_MIGRATE', true),
-    keyCacheTtlMs: integer(env, 'RELAYKEY_KEY_CACHE_TTL_MS', 30_000, 100, 3_600_000),
-    keyCacheMax: integer(env, 'RELAYKEY_KEY_CACHE_MAX', 100_000, 1, 10_000_000),
-    shutdownGraceMs: integer(env, 'RELAYKEY_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
-    ...clientTimeouts(env),
-    clientIdleTimeoutMs: integer(env, 'RELAYKEY_CLIENT_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),
-    retryBufferBytes: integer(env, 'RELAYKEY_RETRY_BUFFER_BYTES', 64 * 1024, 0, 16 * 1024 * 1024),
-    signedBodyMemoryBytes: integer(env, 'RELAYKEY_SIGNED_BODY_MEMORY_BYTES', 256 * 1024 * 1024, 1024 * 1024, 16 * 1024 * 1024 * 1024),
-    paymentBufferBytes: integer(env, 'RELAYKEY_PAYMENT_BUFFER_BYTES', 1024 * 1024, 0, 64 * 1024 * 1024),
-    secretFilesDir: secretFilesDir(env.RELAYKEY_SECRET_FILES_DIR, dataDir),
-    egressAllow: egressAllow(env.RELAYKEY_EGRESS_ALLOW),
-    governanceTimeoutMs: integer(env, 'RELAYKEY_GOVERNANCE_TIMEOUT_MS', 250, 10, 60_000),
-    keyLoadTimeoutMs: integer(env, 'RELAYKEY_KEY_LOAD_TIMEOUT_MS', 2_000, 50, 60_000),
-    adminTimeoutMs: integer(env, 'RELAYKEY_ADMIN_TIMEOUT_MS', 15_000, 100, 600_000),
-    pgStallMs: stallMs(env),
-    accessLogSample: fraction(env, 'RELAYKEY_ACCESS_LOG_SAMPLE', 1),
-    auditEnabled: onOff(env, 'RELAYKEY_AUDIT'),
-    auditFsync: fsyncPolicy(env, 'RELAYKEY_AUDIT_FSYNC'),
-    leasesEnabled: onOff(env, 'RELAYKEY_LEASES'),
+    autoMigrate: take(() => boolean(env, 'RELAYKEY_AUTO_MIGRATE', true)),
+    keyCacheTtlMs: take(() => integer(env, 'RELAYKEY_KEY_CACHE_TTL_MS', 30_000, 100, 3_600_000)),
+    keyCacheMax: take(() => integer(env, 'RELAYKEY_KEY_CACHE_MAX', 100_000, 1, 10_000_000)),
+    shutdownGraceMs: take(() => integer(env, 'RELAYKEY_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000)),
+    ...take(() => clientTimeouts(env)),
+    clientIdleTimeoutMs: take(() => integer(env, 'RELAYKEY_CLIENT_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000)),
+    retryBufferBytes: take(() => integer(env, 'RELAYKEY_RETRY_BUFFER_BYTES', 64 * 1024, 0, 16 * 1024 * 1024)),
+    signedBodyMemoryBytes: take(() => integer(env, 'RELAYKEY_SIGNED_BODY_MEMORY_BYTES', 256 * 1024 * 1024, 1024 * 1024, 16 * 1024 * 1024 * 1024)),
+    paymentBufferBytes: take(() => integer(env, 'RELAYKEY_PAYMENT_BUFFER_BYTES', 1024 * 1024, 0, 64 * 1024 * 1024)),
+    secretFilesDir: take(() => secretFilesDir(env.RELAYKEY_SECRET_FILES_DIR, dataDir)),
+    egressAllow: take(() => egressAllow(env.RELAYKEY_EGRESS_ALLOW)),
+    governanceTimeoutMs: take(() => integer(env, 'RELAYKEY_GOVERNANCE_TIMEOUT_MS', 250, 10, 60_000)),
+    keyLoadTimeoutMs: take(() => integer(env, 'RELAYKEY_KEY_LOAD_TIMEOUT_MS', 2_000, 50, 60_000)),
+    adminTimeoutMs: take(() => integer(env, 'RELAYKEY_ADMIN_TIMEOUT_MS', 15_000, 100, 600_000)),
+    pgStallMs: take(() => stallMs(env)),
+    accessLogSample: take(() => fraction(env, 'RELAYKEY_ACCESS_LOG_SAMPLE', 1)),
+    auditEnabled: take(() => onOff(env, 'RELAYKEY_AUDIT')),
+    auditFsync: take(() => fsyncPolicy(env, 'RELAYKEY_AUDIT_FSYNC')),
+    leasesEnabled: take(() => onOff(env, 'RELAYKEY_LEASES')),
   }
+  if (problems.length > 0) throw ConfigError.combine(problems)
+  return config
 }
 
 function egressAllow (value: string | undefined): string[] | null {
@@ -277,11 +289,20 @@ function boolean (env: Env, variable: string, fallback: boolean): boolean {
   throw new ConfigError(variable, 'must be true or false')
 }
 
+/** how to make a secret, in every message that asks for one */
+const GENERATE = '(generate one with `openssl rand -hex 32`)'
+
+function parseAdminToken (raw: string | undefined): string | null {
+  const value = nonEmpty(raw)
+  if (value !== null && value.length < 16) throw new ConfigError('RELAYKEY_ADMIN_TOKEN', `must be at least 16 characters ${GENERATE}`)
+  return value
+}
+
 function parseHmacSecret (raw: string | undefined): Buffer | null {
   const value = nonEmpty(raw)
   if (value === null) return null
   const bytes = Buffer.from(value, 'utf8')
-  if (bytes.length < 32) throw new ConfigError('RELAYKEY_HMAC_SECRET', 'must be at least 32 bytes')
+  if (bytes.length < 32) throw new ConfigError('RELAYKEY_HMAC_SECRET', `must be at least 32 bytes ${GENERATE}`)
   return bytes
 }
 
@@ -291,7 +312,7 @@ export function parseMasterKey (raw: string | undefined): Buffer | null {
   if (value === null) return null
   const bytes = /^[0-9a-fA-F]{64}$/.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64')
   if (bytes.length !== 32 || (!/^[0-9a-fA-F]{64}$/.test(value) && !/^[A-Za-z0-9+/_-]+={0,2}$/.test(value))) {
-    throw new ConfigError('RELAYKEY_MASTER_KEY', 'must be 32 bytes given as 64 hex characters or base64')
+    throw new ConfigError('RELAYKEY_MASTER_KEY', `must be 32 bytes given as 64 hex characters or base64 ${GENERATE}`)
   }
   return bytes
 }

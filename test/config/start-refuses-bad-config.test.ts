@@ -32,4 +32,16 @@ describe('start-up refuses bad configuration', () => {
       assert.match(lines[0]!, new RegExp(`^relaykey: ${variable}: `))
     })
   }
+
+  it('names every missing or malformed variable in one line, and how to generate the secrets', () => {
+    const { status, stderr } = serve({ DATABASE_URL: 'postgres://x@127.0.0.1/x', RELAYKEY_PORT: 'abc', RELAYKEY_MASTER_KEY: 'short' })
+    assert.equal(status, 2)
+    const lines = stderr.trim().split('\n')
+    assert.equal(lines.length, 1, stderr)
+    const named = [...lines[0]!.matchAll(/(?:^relaykey: |; )([A-Z_]+): /g)].map((m) => m[1])
+    assert.deepEqual(named.sort(), ['REDIS_URL', 'RELAYKEY_ADMIN_TOKEN', 'RELAYKEY_HMAC_SECRET', 'RELAYKEY_MASTER_KEY', 'RELAYKEY_PORT'])
+    for (const secret of ['RELAYKEY_ADMIN_TOKEN', 'RELAYKEY_HMAC_SECRET', 'RELAYKEY_MASTER_KEY']) {
+      assert.match(lines[0]!, new RegExp(`${secret}: [^;]*openssl rand -hex 32`))
+    }
+  })
 })
