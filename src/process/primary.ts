@@ -16,7 +16,7 @@ import { loadConfigFile, selfAdminClient } from '../config-file/config-file-load
 import type { Invalidation, InvalidationPublisher } from './invalidation.js'
 import type { PrimaryToWorker } from './messages.js'
 import { RedisInvalidationRelay } from './redis-invalidation-relay.js'
-import { clusterMetricsReader } from '../telemetry/cluster-metrics.js'
+import { clusterMetricsReader, processMetrics, PRIMARY_PROCESS_PREFIX } from '../telemetry/cluster-metrics.js'
 import { openAuditQuery } from '../audit/open-audit-query.js'
 import { openAdmissionStore } from '../limits/open-admission-store.js'
 import { workerExecArgv } from './worker-node-flags.js'
@@ -58,7 +58,8 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     invalidations,
     adminToken: config.adminToken!,
     logger,
-    metrics: clusterMetricsReader(),
+    // the workers' aggregate, then the primary's own process metrics under relaykey_primary_
+    metrics: clusterMetricsReader(processMetrics(PRIMARY_PROCESS_PREFIX)),
     usage: { audit, budgets },
     timeoutMs: config.adminTimeoutMs,
   })

@@ -25,7 +25,7 @@ import { openAdmissionStore, openDataPlaneRedis } from '../limits/open-admission
 import { LeasedAdmission } from '../limits/leased-admission.js'
 import { startAuditPipeline } from '../audit/start-audit-pipeline.js'
 import { GatewayMetrics } from '../telemetry/gateway-metrics.js'
-import { serveWorkerMetrics } from '../telemetry/cluster-metrics.js'
+import { processMetrics, serveWorkerMetrics } from '../telemetry/cluster-metrics.js'
 import { AccessLog } from '../telemetry/access-log.js'
 import { ExchangeReporter } from '../gateway/exchange-report.js'
 import { isPrimaryToWorker } from './messages.js'
@@ -92,7 +92,9 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
   const audit = config.auditEnabled ? await startAuditPipeline(config, logger) : null
   const signedBodies = new SignedBodyMemory(config.signedBodyMemoryBytes)
   const metrics = new GatewayMetrics({ signedBodies: () => signedBodies.held(), keyCache: () => cache.stats(), reliability: () => reliability.snapshot(), audit: () => audit?.stats() ?? null, leases: admission })
-  serveWorkerMetrics(metrics.registry)
+  // the data-plane metrics and this process's CPU, memory, event loop and GC: the primary merges
+  // each by its aggregator over the workers (cluster-metrics.ts, docs/operations.md)
+  serveWorkerMetrics(metrics.registry, processMetrics())
   const reporter = new ExchangeReporter({ audit, metrics, access: new AccessLog(logger, config.accessLogSample) })
   const server = createGatewayServer({
     keys, partners, admission, payments, concurrency: new InFlightCounts(config.workers), clientStallMs: config.clientIdleTimeoutMs, reporter, metrics, logger, ready,
