@@ -10,7 +10,7 @@ import { EgressPolicy } from '../gateway/egress-policy.js'
 import { VirtualKeyCodec } from '../keys/virtual-key.js'
 import { InlineSecretCipher } from '../secrets/inline-cipher.js'
 import { openControlStore } from '../store/open-control-store.js'
-import { runMigrations } from '../store/postgres/migrate.js'
+import { migrateAtStart } from '../store/postgres/migrate.js'
 import { createAdminServer } from '../admin/admin-server.js'
 import { loadConfigFile, selfAdminClient } from '../config-file/config-file-loader.js'
 import type { Invalidation, InvalidationPublisher } from './invalidation.js'
@@ -25,8 +25,8 @@ import { workerExecArgv } from './worker-node-flags.js'
 const EARLY_EXIT_MS = 5_000
 
 export async function runPrimary (config: Config, logger: Logger): Promise<void> {
-  if (config.mode === 'distributed' && config.autoMigrate) {
-    const applied = await runMigrations(config.databaseUrl!)
+  if (config.mode === 'distributed') {
+    const applied = await migrateAtStart(config.databaseUrl!, config.autoMigrate)
     if (applied.length > 0) logger.info({ applied }, 'migrations applied')
   }
   const store = openControlStore(config, { connections: 8, logger })

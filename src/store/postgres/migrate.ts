@@ -19,7 +19,7 @@ export async function migrate (sql: postgres.Sql, dir: string = MIGRATIONS_DIR):
   const files = (await readdir(dir)).filter((name) => name.endsWith('.sql')).sort()
   // Nothing pending: done without a lock or any DDL, so a node running as the application role
   // (which may read schema_migrations but not create tables) starts with auto-migrate on.
-  if (await allApplied(sql, files)) return []
+  if ((await pendingOf(sql, files)).length === 0) return []
   // Advisory locks belong to a session, so everything runs on one reserved connection.
   const conn = await sql.reserve()
   try {
@@ -34,12 +34,45 @@ export async function migrate (sql: postgres.Sql, dir: string = MIGRATIONS_DIR):
   }
 }
 
-async function allApplied (sql: postgres.Sql, files: string[]): Promise<boolean> {
+/** what start-up could not do about pending migrations; the message names them and the fix */
+export class PendingMigrationsError extends Error {
+  override readonly name = 'PendingMigrationsError'
+}
+
+/**
+ * Start-up: applies what is pending (auto-migrate) or, with it off, checks that nothing is.
+ * Either way a refusal names the pending migrations and what to run, rather than a bare
+ * "permission denied for schema public" from a role that may not create tables.
+ */
+export async function migrateAtStart (databaseUrl: string, autoMigrate: boolean, dir: string = MIGRATIONS_DIR): Promise<string[]> {
+  const sql = postgres(databaseUrl, clientOptions({ max: 1 }))
+  try {
+    const files = (await readdir(dir)).filter((name) => name.endsWith('.sql')).sort()
+    const pending = await pendingOf(sql, files)
+    if (pending.length === 0) return []
+    const named = `${pending.length === 1 ? '1 migration is' : `${pending.length} migrations are`} pending (${pending.join(', ')})`
+    const fix = 'apply them with `npx relaykey migrate` and an administrator\'s DATABASE_URL, then start RelayKey again'
+    if (!autoMigrate) throw new PendingMigrationsError(`${named} and RELAYKEY_AUTO_MIGRATE is false: ${fix}`)
+    try {
+      return await migrate(sql, dir)
+    } catch (err) {
+      const cause = ((err as Error).cause ?? err) as { code?: string; message?: string }
+      if (cause.code !== '42501') throw err // insufficient_privilege
+      const [{ role }] = await sql<[{ role: string }]>`SELECT current_user AS role`
+      throw new PendingMigrationsError(`${named} and role ${role} may not apply them (${cause.message}): ${fix}`)
+    }
+  } finally {
+    await sql.end({ timeout: 5 })
+  }
+}
+
+/** the files schema_migrations does not list; all of them when it cannot be read */
+async function pendingOf (sql: postgres.Sql, files: string[]): Promise<string[]> {
   try {
     const done = new Set((await sql<Array<{ name: string }>>`SELECT name FROM schema_migrations`).map((row) => row.name))
-    return files.every((name) => done.has(name))
+    return files.filter((name) => !done.has(name))
   } catch {
-    return false // no table yet, or no right to read it: the locked path below will say what is wrong
+    return files
   }
 }
 
