@@ -160,7 +160,7 @@ export function partnerBody (slug: string, overrides: Record<string, unknown> = 
   }
 }
 
-/** An error reply per CONTRACT §4/§5: status, code, request id echoed in the header. */
+/** An error reply: the status, a JSON body {error: {code, message, request_id}}, and that request id echoed in X-RelayKey-Request-Id. */
 export function assertError (reply: Reply, status: number, code: string): void {
   assert.equal(reply.status, status, reply.text)
   assert.match(String(reply.headers['content-type']), /^application\/json/)

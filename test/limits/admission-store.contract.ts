@@ -307,7 +307,7 @@ export function runAdmissionStoreContract (name: string, open: OpenAdmissionStor
         admitted(await store.admit(req()))
         const last = admitted(await store.admit(req())).tightest
         assert.deepEqual(last, { name: 'key', remaining: 8, resetSeconds: 12 })
-        // headers on the 429 must still say how much rate-limit room there is (CONTRACT §4)
+        // a 429 for a budget still carries RateLimit with the room left on the tightest limit (the refused request took none)
         assert.deepEqual(refused(await store.admit(req()), 'budget_exceeded', 'key').tightest, last)
       })
 
