@@ -9,7 +9,7 @@ export type ErrorCode =
   | 'payment_required'
   | 'rate_limited' | 'upstream_quota_exceeded' | 'budget_exceeded' | 'concurrency_limited'
   | 'upstream_error' | 'partner_misconfigured' | 'circuit_open' | 'governance_unavailable' | 'upstream_timeout'
-  | 'invalid_request' | 'conflict' | 'unauthorized' | 'method_not_allowed'
+  | 'invalid_request' | 'conflict' | 'unauthorized' | 'forbidden' | 'method_not_allowed'
   | 'payload_too_large' | 'internal_error'
 
 export function statusOf (code: ErrorCode): number {
@@ -29,6 +29,7 @@ export function statusOf (code: ErrorCode): number {
     case 'partner_not_allowed':
     case 'endpoint_not_allowed':
     case 'environment_not_allowed':
+    case 'forbidden':
       return 403
     case 'unknown_partner':
     case 'not_found':

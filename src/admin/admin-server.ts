@@ -10,7 +10,10 @@ import type { InvalidationPublisher } from '../process/invalidation.js'
 import { answerWithin } from '../store/answer-within.js'
 import type { ControlStore } from '../store/control-store.js'
 import { isStoreUnavailable, storeErrorCode } from '../store/store-unavailable.js'
-import { BearerToken } from './bearer-auth.js'
+import { AdminTokens } from './bearer-auth.js'
+import type { AdminTokenSpec } from '../config/admin-tokens.js'
+import { ChangeRecorder } from './change-recorder.js'
+import { registerChangeRoutes } from './routes/changes.js'
 import { readJsonBody } from './json-body.js'
 import { NO_NUL } from './validate.js'
 import { LoggedPublisher } from './logged-publisher.js'
@@ -21,7 +24,7 @@ import { registerCredentialRoutes } from './routes/credentials.js'
 import { registerKeyRoutes } from './routes/keys.js'
 import { registerPartnerRoutes } from './routes/partners.js'
 import { registerPolicyRoutes } from './routes/policies.js'
-import { registerSystemRoutes } from './routes/system.js'
+import { registerSystemRoutes, type ReadinessReport } from './routes/system.js'
 import { registerAuditRoutes } from './routes/audit.js'
 import { registerUsageRoutes, type UsageRouteDeps } from './routes/usage.js'
 
@@ -35,10 +38,13 @@ export interface AdminDeps {
   /** default: no allow list (link-local and metadata addresses refused) */
   egress?: EgressPolicy
   invalidations: InvalidationPublisher
-  adminToken: string
+  /** every accepted bearer token, named, each read or write */
+  tokens: readonly AdminTokenSpec[]
   logger: Logger
   /** Prometheus text for GET /metrics; without it /metrics is 404 */
   metrics?: () => Promise<string>
+  /** GET /ready: stores and configuration problems; without it /ready is 404 */
+  readiness?: () => Promise<ReadinessReport>
   /** clock in epoch milliseconds, for key status, expiry and rotation grace; default Date.now */
   now?: () => number
   /** request body limit in bytes; default 1 MiB */
@@ -65,14 +71,14 @@ export function createAdminServer (deps: AdminDeps): http.Server {
 class AdminApp {
   readonly listener: (req: IncomingMessage, res: ServerResponse) => void
   readonly #router: Router<AdminHandler>
-  readonly #token: BearerToken
+  readonly #tokens: AdminTokens
   readonly #logger: Logger
   readonly #bodyLimit: number
   readonly #timeoutMs: number
   readonly #timeoutMessage: string
 
   constructor (deps: AdminDeps) {
-    this.#token = new BearerToken(deps.adminToken)
+    this.#tokens = new AdminTokens(deps.tokens)
     this.#logger = deps.logger
     this.#bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT
     this.#timeoutMs = deps.timeoutMs ?? DEFAULT_TIMEOUT_MS
@@ -85,14 +91,16 @@ class AdminApp {
       secretFilesDir: deps.secretFilesDir ?? null,
       egress: deps.egress ?? new EgressPolicy(null),
       invalidations: new LoggedPublisher(deps.invalidations, deps.logger),
+      changes: new ChangeRecorder(deps.store),
       now: deps.now ?? Date.now,
     }
-    registerSystemRoutes(this.#router, deps.metrics ?? null)
+    registerSystemRoutes(this.#router, deps.metrics ?? null, deps.readiness ?? null)
     registerPartnerRoutes(this.#router, routeDeps)
     registerCredentialRoutes(this.#router, routeDeps)
     registerPolicyRoutes(this.#router, routeDeps)
     registerBindingRoutes(this.#router, routeDeps)
     registerKeyRoutes(this.#router, routeDeps)
+    registerChangeRoutes(this.#router, deps.store)
     if (deps.usage !== undefined) {
       registerUsageRoutes(this.#router, { ...deps.usage, store: deps.store, now: routeDeps.now })
       registerAuditRoutes(this.#router, deps.usage.audit)
@@ -122,7 +130,7 @@ class AdminApp {
 
     let reply: AdminReply
     try {
-      reply = await this.#dispatch(req, res, method, path, q === -1 ? '' : url.slice(q + 1))
+      reply = await this.#dispatch(req, res, method, path, q === -1 ? '' : url.slice(q + 1), requestId)
     } catch (err) {
       if (res.destroyed) {
         this.#logger.debug({ request_id: requestId, method, path }, 'admin request: client went away')
@@ -135,8 +143,9 @@ class AdminApp {
     this.#logger.info({ request_id: requestId, method, path, status, ms: Math.round(performance.now() - started) }, 'admin request')
   }
 
-  async #dispatch (req: IncomingMessage, res: ServerResponse, method: string, path: string, rawQuery: string): Promise<AdminReply> {
-    if (!this.#token.accepts(req.headers.authorization)) {
+  async #dispatch (req: IncomingMessage, res: ServerResponse, method: string, path: string, rawQuery: string, requestId: string): Promise<AdminReply> {
+    const caller = this.#tokens.identify(req.headers.authorization)
+    if (caller === null) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="relaykey-admin"')
       return refuse('unauthorized', 'Authorization: Bearer <RELAYKEY_ADMIN_TOKEN> is required')
     }
@@ -147,6 +156,10 @@ class AdminApp {
       if (allowed.length === 0) return refuse('not_found', 'no such admin route')
       res.setHeader('Allow', allowed.join(', '))
       return refuse('method_not_allowed', `${method} is not allowed here; use ${allowed.join(', ')}`)
+    }
+    // before the body is read: a read token's mutation is refused whatever it would have changed
+    if (!isRead(method) && caller.scope !== 'write') {
+      return refuse('forbidden', `token ${caller.name} may only read (scope read); ${method} changes state and needs a write token`)
     }
     const params: string[] = []
     for (let i = 0; i < match.params.length; i++) {
@@ -164,7 +177,7 @@ class AdminApp {
     }
     // a store that stops answering without closing anything would otherwise hold the call for
     // as long as TCP keeps the connection
-    return await answerWithin(match.handler({ params, query: new URLSearchParams(rawQuery), body: body.value }), this.#timeoutMs, this.#timeoutMessage)
+    return await answerWithin(match.handler({ params, query: new URLSearchParams(rawQuery), body: body.value, caller, requestId }), this.#timeoutMs, this.#timeoutMessage)
   }
 
   #fromError (err: unknown, requestId: string, method: string, path: string): AdminReply {

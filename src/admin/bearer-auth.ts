@@ -1,23 +1,39 @@
-// The admin bearer token check. Both sides are hashed to a fixed length first, so the
-// comparison takes the same time whatever the presented token's length or content.
+// The admin bearer tokens: which named token, if any, a request carries. Every token is hashed
+// to a fixed length and every one is compared, so the time taken says nothing about the
+// presented token's length or content, nor which token it came close to.
 import { createHash, timingSafeEqual } from 'node:crypto'
+import type { AdminScope, AdminTokenSpec } from '../config/admin-tokens.js'
 
 const SCHEME = /^bearer +/i
 
-export class BearerToken {
-  readonly #digest: Buffer
+/** who is calling: a token's name and scope (never the token) */
+export interface AdminCaller {
+  readonly name: string
+  readonly scope: AdminScope
+}
 
-  constructor (token: string) {
-    if (token.length === 0) throw new RangeError('the admin token must not be empty')
-    this.#digest = sha256(token)
+export class AdminTokens {
+  readonly #digests: ReadonlyArray<{ digest: Buffer; caller: AdminCaller }>
+
+  constructor (tokens: readonly AdminTokenSpec[]) {
+    if (tokens.length === 0) throw new RangeError('at least one admin token is needed')
+    this.#digests = tokens.map((t) => {
+      if (t.token.length === 0) throw new RangeError(`admin token ${t.name} must not be empty`)
+      return { digest: sha256(t.token), caller: Object.freeze({ name: t.name, scope: t.scope }) }
+    })
   }
 
-  /** Does an `Authorization` header value carry the token? */
-  accepts (authorization: string | undefined): boolean {
-    if (authorization === undefined) return false
+  /** the caller an `Authorization` header value names, or null */
+  identify (authorization: string | undefined): AdminCaller | null {
+    if (authorization === undefined) return null
     const match = SCHEME.exec(authorization)
-    if (match === null) return false
-    return timingSafeEqual(sha256(authorization.slice(match[0].length).trim()), this.#digest)
+    if (match === null) return null
+    const presented = sha256(authorization.slice(match[0].length).trim())
+    let found: AdminCaller | null = null
+    for (const { digest, caller } of this.#digests) {
+      if (timingSafeEqual(presented, digest) && found === null) found = caller
+    }
+    return found
   }
 }
 

@@ -3,6 +3,7 @@
 // a value the server turns into a response. Only invalid input (ValidationError) and store
 // conflicts (ConflictError) travel as exceptions, because they surface from deep inside.
 import type { ErrorCode } from '../errors.js'
+import type { AdminCaller } from './bearer-auth.js'
 
 export interface AdminCall {
   /** decoded path parameters in pattern order */
@@ -10,6 +11,10 @@ export interface AdminCall {
   query: URLSearchParams
   /** the parsed JSON body; undefined when the request had none */
   body: unknown
+  /** the admin token the call came with (its name goes into the change log) */
+  caller: AdminCaller
+  /** the X-RelayKey-Request-Id the caller gets back */
+  requestId: string
 }
 
 export type AdminReply =

@@ -5,6 +5,7 @@ import type { InvalidationPublisher } from '../process/invalidation.js'
 import type { EgressPolicy } from '../gateway/egress-policy.js'
 import type { InlineSecretCipher } from '../secrets/inline-cipher.js'
 import type { ControlStore } from '../store/control-store.js'
+import type { ChangeRecorder } from './change-recorder.js'
 
 export type KeyIssuer = Pick<VirtualKeyCodec, 'issue'>
 export type SecretSealer = Pick<InlineSecretCipher, 'encrypt' | 'decrypt'>
@@ -19,6 +20,8 @@ export interface AdminRouteDeps {
   /** which partner base URLs may be saved (RELAYKEY_EGRESS_ALLOW, link-local and metadata addresses) */
   egress: EgressPolicy
   invalidations: InvalidationPublisher
+  /** every mutation is recorded in the change log */
+  changes: ChangeRecorder
   /** milliseconds since the epoch; key status, expiry checks and rotation grace read it */
   now: () => number
 }

@@ -3,6 +3,7 @@
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { ConfigError } from '../errors.js'
+import { parseAdminTokens, type AdminTokenSpec } from './admin-tokens.js'
 import { parseEgressAllow } from '../gateway/egress-policy.js'
 import { secretFilesDirProblem } from '../secrets/secret-files-dir.js'
 import { isClusterUrl, parseClusterUrl } from '../store/redis/cluster-url.js'
@@ -16,8 +17,10 @@ export interface Config {
   adminPort: number
   adminHost: string
   workers: number
-  /** null in embedded mode until the embedded secrets are loaded */
+  /** RELAYKEY_ADMIN_TOKEN, the write token named `admin`; null in embedded mode until the embedded secrets are loaded, and in distributed mode when RELAYKEY_ADMIN_TOKENS has a write token instead */
   adminToken: string | null
+  /** RELAYKEY_ADMIN_TOKENS or RELAYKEY_ADMIN_TOKENS_FILE: the named tokens besides `admin` */
+  adminTokens: AdminTokenSpec[]
   hmacSecret: Buffer | null
   masterKey: Buffer | null
   databaseUrl: string | null
@@ -106,10 +109,16 @@ export function loadConfig (env: Env = process.env): Config {
   if (redisUrl !== null) take(() => checkRedisUrl(redisUrl))
 
   const adminToken = take(() => parseAdminToken(env.RELAYKEY_ADMIN_TOKEN))
+  const adminTokens = take(() => parseAdminTokens(env)) ?? []
+  if (adminToken != null && adminTokens.some((t) => t.token === adminToken)) {
+    problems.push(new ConfigError('RELAYKEY_ADMIN_TOKENS', 'holds RELAYKEY_ADMIN_TOKEN\'s value under another name: give each name its own token'))
+  }
   const hmacSecret = take(() => parseHmacSecret(env.RELAYKEY_HMAC_SECRET))
   const masterKey = take(() => parseMasterKey(env.RELAYKEY_MASTER_KEY))
   if (mode === 'distributed') {
-    if (nonEmpty(env.RELAYKEY_ADMIN_TOKEN) === null) problems.push(new ConfigError('RELAYKEY_ADMIN_TOKEN', `required in distributed mode ${GENERATE}`))
+    if (nonEmpty(env.RELAYKEY_ADMIN_TOKEN) === null && !adminTokens.some((t) => t.scope === 'write')) {
+      problems.push(new ConfigError('RELAYKEY_ADMIN_TOKEN', `required in distributed mode, unless RELAYKEY_ADMIN_TOKENS has a write token ${GENERATE}`))
+    }
     if (nonEmpty(env.RELAYKEY_HMAC_SECRET) === null) problems.push(new ConfigError('RELAYKEY_HMAC_SECRET', `required in distributed mode (at least 32 bytes, ${GENERATE.slice(1)}`))
   }
 
@@ -127,6 +136,7 @@ export function loadConfig (env: Env = process.env): Config {
     adminHost: env.RELAYKEY_ADMIN_HOST ?? '127.0.0.1',
     workers: take(() => integer(env, 'RELAYKEY_WORKERS', availableParallelism(), 1, 256)),
     adminToken,
+    adminTokens,
     hmacSecret,
     masterKey,
     publicUrl: take(() => publicUrl(env.RELAYKEY_PUBLIC_URL)),

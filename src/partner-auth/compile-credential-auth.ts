@@ -28,8 +28,9 @@ export interface CredentialAuth {
 
 export interface CredentialAuthDeps {
   secrets: SecretResolver
-  pools: UpstreamPools
-  tokens: TokenSources
+  /** null with tokens null: only check the credential (the start-up check); no pool or token source is built */
+  pools: UpstreamPools | null
+  tokens: TokenSources | null
 }
 
 /** what node:http and undici accept in a header value (RFC 9110 field-value, obs-text included) */
@@ -80,6 +81,7 @@ export async function compileCredentialAuth (partner: Partner, credential: Crede
     case 'oauth2_client_credentials': {
       const clientId = await part('client_id')
       const clientSecret = await part('client_secret')
+      if (deps.tokens === null || deps.pools === null) return plain
       const tokenOrigin = new URL(auth.token_url).origin
       const source = deps.tokens.forCredential(credential.id, {
         auth,
@@ -98,6 +100,7 @@ export async function compileCredentialAuth (partner: Partner, credential: Crede
       } catch (err) {
         throw new CredentialAuthError(`client_cert or client_key is not usable: ${(err as Error).message.replace(/\n[\s\S]*/, '')}`)
       }
+      if (deps.pools === null) return plain
       const origin = new URL(partner.base_urls[credential.environment]!).origin
       const pool = deps.pools.get(origin, { connectTimeoutMs: partner.timeouts.connect_ms, ca, cert, key })
       if (auth.header === null) return { ...plain, pool }

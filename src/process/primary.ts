@@ -20,6 +20,11 @@ import { clusterMetricsReader, processMetrics, PRIMARY_PROCESS_PREFIX } from '..
 import { openAuditQuery } from '../audit/open-audit-query.js'
 import { openAdmissionStore } from '../limits/open-admission-store.js'
 import { workerExecArgv } from './worker-node-flags.js'
+import { randomBytes } from 'node:crypto'
+import { checkSecretFingerprints } from '../config/secret-fingerprints.js'
+import { MisconfigurationMonitor } from '../health/misconfiguration-monitor.js'
+import { secretsOfConfig } from '../secrets/secrets-of-config.js'
+import { answerWithin } from '../store/answer-within.js'
 
 /** a worker that dies within this long of starting counts towards crash-loop back-off */
 const EARLY_EXIT_MS = 5_000
@@ -31,6 +36,8 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
   }
   const store = openControlStore(config, { connections: 8, logger })
   await store.ping()
+  await checkSecretFingerprints(config, store)
+  const configuration = new MisconfigurationMonitor(store, secretsOfConfig(config), logger)
   const audit = openAuditQuery(config, logger)
   const budgets = await openAdmissionStore(config, logger)
 
@@ -39,15 +46,25 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     for (const worker of workers) if (worker.isConnected()) worker.send(message)
   }
   const relay = config.mode === 'distributed'
-    ? new RedisInvalidationRelay(config.redisUrl!, config.redisPrefix, logger, (invalidation) => broadcast({ type: 'invalidate', invalidation }))
+    ? new RedisInvalidationRelay(config.redisUrl!, config.redisPrefix, logger, (invalidation) => {
+      broadcast({ type: 'invalidate', invalidation })
+      configuration.changed()
+    })
     : null
   await relay?.start()
   const invalidations: InvalidationPublisher = {
     publish (invalidation: Invalidation): void {
       broadcast({ type: 'invalidate', invalidation })
       relay?.publish(invalidation)
+      configuration.changed()
     },
   }
+  // RELAYKEY_CONFIG's changes go through this node's admin API under a token of their own
+  const configFileToken = config.configFile === null ? null : randomBytes(32).toString('base64url')
+  const primaryMetrics = processMetrics(PRIMARY_PROCESS_PREFIX)
+  configuration.register(primaryMetrics)
+  const probe = (ping: Promise<void>): Promise<string> => answerWithin(ping, config.keyLoadTimeoutMs, `no answer within ${config.keyLoadTimeoutMs} ms`)
+    .then(() => 'ok', (err: unknown) => (err as Error).message)
 
   const admin: Server = createAdminServer({
     store,
@@ -56,10 +73,20 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     secretFilesDir: config.secretFilesDir,
     egress: new EgressPolicy(config.egressAllow),
     invalidations,
-    adminToken: config.adminToken!,
+    tokens: [
+      ...config.adminTokens,
+      ...(config.adminToken === null ? [] : [{ name: 'admin', token: config.adminToken, scope: 'write' as const }]),
+      ...(configFileToken === null ? [] : [{ name: 'config-file', token: configFileToken, scope: 'write' as const }]),
+    ],
     logger,
-    // the workers' aggregate, then the primary's own process metrics under relaykey_primary_
-    metrics: clusterMetricsReader(processMetrics(PRIMARY_PROCESS_PREFIX)),
+    // the workers' aggregate, then the primary's own metrics (process ones under relaykey_primary_)
+    metrics: clusterMetricsReader(primaryMetrics),
+    async readiness () {
+      const [control, limits] = await Promise.all([probe(store.ping()), probe(budgets.ping())])
+      const report = configuration.report()
+      const status = control !== 'ok' || limits !== 'ok' ? 'unavailable' : report.misconfigurations.length > 0 ? 'degraded' : 'ready'
+      return { status, stores: { control, limits }, ...report }
+    },
     usage: { audit, budgets },
     timeoutMs: config.adminTimeoutMs,
   })
@@ -69,7 +96,7 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
   // SIGHUP meanwhile is kept for once the handler below is in place (its default would kill us)
   let hangupDuringStart = false
   if (config.configFile !== null) process.on('SIGHUP', () => { hangupDuringStart = true })
-  const configClient = config.configFile === null ? null : selfAdminClient(config.adminHost, (admin.address() as { port: number }).port, config.adminToken!)
+  const configClient = config.configFile === null ? null : selfAdminClient(config.adminHost, (admin.address() as { port: number }).port, configFileToken!)
   if (config.configFile !== null && !await loadConfigFile(config.configFile, configClient!, logger)) {
     logger.flush()
     process.exit(2)
@@ -79,7 +106,7 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
   const workerEnv = {
     RELAYKEY_HMAC_SECRET: config.hmacSecret!.toString('utf8'),
     ...(config.masterKey === null ? {} : { RELAYKEY_MASTER_KEY: config.masterKey.toString('hex') }),
-    RELAYKEY_ADMIN_TOKEN: config.adminToken!,
+    ...(config.adminToken === null ? {} : { RELAYKEY_ADMIN_TOKEN: config.adminToken }),
   }
   cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv) })
   let stopping = false
@@ -114,6 +141,7 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     }, config.shutdownGraceMs + 5_000)
     deadline.unref()
     await Promise.all(exits)
+    configuration.close()
     await relay?.close()
     await audit.close()
     await budgets.close()
@@ -148,6 +176,8 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
     if (hangupDuringStart) onHangup()
   }
 
+  // every configuration problem is logged (and on /ready) before the first request is served
+  await configuration.start()
   for (let i = 0; i < config.workers; i++) fork()
   // a worker that dies before listening is replaced by fork(); its replacement is what we wait for
   await Promise.all([...workers].map((w) => Promise.race([once(w, 'listening'), once(w, 'exit')])))

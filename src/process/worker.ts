@@ -4,11 +4,6 @@ import { once } from 'node:events'
 import type { Logger } from 'pino'
 import type { Config } from '../config/config.js'
 import { VirtualKeyCodec } from '../keys/virtual-key.js'
-import { InlineSecretCipher } from '../secrets/inline-cipher.js'
-import { SecretResolver } from '../secrets/secret-resolver.js'
-import { EnvSecretProvider } from '../secrets/env-secret-provider.js'
-import { FileSecretProvider } from '../secrets/file-secret-provider.js'
-import { InlineSecretProvider } from '../secrets/inline-secret-provider.js'
 import { openControlStore } from '../store/open-control-store.js'
 import { answerWithin } from '../store/answer-within.js'
 import { errorSummary } from '../errors.js'
@@ -36,6 +31,7 @@ import { RedisSharedTokens } from '../store/redis/redis-shared-tokens.js'
 import { SqliteSharedTokens } from '../store/sqlite/sqlite-shared-tokens.js'
 import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
 import { join } from 'node:path'
+import { secretsOfConfig } from '../secrets/secrets-of-config.js'
 
 export async function runWorker (config: Config, logger: Logger): Promise<void> {
   // A stop asked for while the worker is still starting (opening stores, claiming audit logs)
@@ -70,11 +66,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
     store,
     loadTimeoutMs: config.keyLoadTimeoutMs,
     compile: {
-      secrets: new SecretResolver([
-        new EnvSecretProvider(),
-        new FileSecretProvider(config.secretFilesDir),
-        new InlineSecretProvider(config.masterKey === null ? null : new InlineSecretCipher(config.masterKey)),
-      ]),
+      secrets: secretsOfConfig(config),
       pools,
       tokens,
       reliability,

@@ -4,6 +4,10 @@ import type {
   Binding, BindingInput, Credential, CredentialInput, KeyInput, KeyPatch, Partner, PartnerInput,
   Policy, PolicyInput, ResolvedKeyRecord, VirtualKey,
 } from './model.js'
+import type { AdminChange, AdminChangeInput, ChangeFilter } from '../admin-changes/admin-change.js'
+
+/** the secrets whose fingerprints a deployment keeps (secret-fingerprints.ts) */
+export type FingerprintName = 'hmac_secret' | 'master_key'
 
 export interface KeyFilter {
   policy_id?: string
@@ -60,4 +64,14 @@ export interface ControlStore {
   rotateKey(id: string, newHash: Buffer, newPrefix: string, oldHashesExpireAt: Date): Promise<VirtualKey | null>
   /** the key owning `hash` with its policy, bindings, bound partners and all their credentials */
   resolveKey(hash: Buffer): Promise<ResolvedKeyRecord | null>
+
+  /** each environment the policy's keys that still work (not revoked, not expired) are in, once per policy */
+  keyEnvironments(): Promise<Array<{ policy_id: string; environment: string }>>
+
+  /** appends one admin change at the end of the change log's chain (seq, id, ts, hashes assigned here) */
+  appendChange(change: AdminChangeInput): Promise<AdminChange>
+  /** the change log, newest first */
+  listChanges(filter: ChangeFilter): Promise<AdminChange[]>
+  /** the fingerprint stored under `name`; `fingerprint` is stored first when there is none yet */
+  recordFingerprint(name: FingerprintName, fingerprint: string): Promise<string>
 }

@@ -17,6 +17,8 @@ import { openSqliteControlStore } from '../../src/store/sqlite/sqlite-control-st
 import { checkAdminExchange } from '../helpers/openapi-check.js'
 
 export const TOKEN = 'test-admin-token-0123456789abcdef'
+/** a named token of scope read (the auditor) */
+export const READ_TOKEN = 'test-read-token-fedcba9876543210'
 
 export class RecordingPublisher implements InvalidationPublisher {
   readonly published: Invalidation[]
@@ -124,9 +126,10 @@ export async function startAdmin (options: HarnessOptions = {}): Promise<AdminHa
     cipher,
     secretFilesDir: options.secretFilesDir === undefined ? '/run/secrets' : options.secretFilesDir,
     invalidations: publisher,
-    adminToken: TOKEN,
+    tokens: [{ name: 'admin', token: TOKEN, scope: 'write' }, { name: 'auditor', token: READ_TOKEN, scope: 'read' }],
     logger,
     now: () => Date.now() + (harness?.clockOffset ?? 0),
+    readiness: async () => ({ status: 'ready', stores: { control: 'ok', limits: 'ok' }, checked_at: null, check_error: null, misconfigurations: [] }),
   }
   if (options.metrics !== undefined) deps.metrics = options.metrics
   if (options.usage !== undefined) deps.usage = options.usage

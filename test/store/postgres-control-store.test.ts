@@ -16,7 +16,7 @@ import { runControlStoreContract } from './control-store.contract.js'
 
 const ALL_MIGRATIONS = [
   '0001_control_plane.sql', '0002_policy_governance_failure.sql', '0003_audit_events.sql', '0004_app_role_reads_migrations.sql',
-  '0005_audit_payment_amount.sql', '0006_audit_query_indexes.sql', '0007_audit_blocks.sql', '0008_audit_usage_hourly.sql', '0009_policy_max_in_flight.sql', '0010_audit_lean_table.sql', '0011_partner_auth_schemes.sql',
+  '0005_audit_payment_amount.sql', '0006_audit_query_indexes.sql', '0007_audit_blocks.sql', '0008_audit_usage_hourly.sql', '0009_policy_max_in_flight.sql', '0010_audit_lean_table.sql', '0011_partner_auth_schemes.sql', '0012_fingerprints_and_admin_changes.sql',
 ]
 
 runControlStoreContract('postgres', async () => {

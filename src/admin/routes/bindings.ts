@@ -10,10 +10,10 @@ import { bindingView } from '../views.js'
 const NO_QUERY = new Set<string>()
 
 export function registerBindingRoutes (router: Router<AdminHandler>, deps: AdminRouteDeps): void {
-  const { store, invalidations } = deps
+  const { store, invalidations, changes } = deps
 
-  router.on('POST', '/admin/bindings', async ({ body }) => {
-    const request = parseBindingCreate(body)
+  router.on('POST', '/admin/bindings', async (call) => {
+    const request = parseBindingCreate(call.body)
     // References inside a body that name nothing are invalid input (400), not a missing URL resource (404).
     const policy = await store.getPolicy(request.policy)
     if (policy === null) throw new ValidationError('policy', 'no policy has this id or name')
@@ -27,6 +27,7 @@ export function registerBindingRoutes (router: Router<AdminHandler>, deps: Admin
     }
     const binding = await store.createBinding({ policy_id: policy.id, partner_id: partner.id, credentials: request.credentials })
     invalidations.publish({ kind: 'policy', id: policy.id })
+    await changes.record(call, 'create', 'binding', binding.id, null, bindingView(binding, partner.slug))
     return created(bindingView(binding, partner.slug))
   })
 
@@ -37,10 +38,12 @@ export function registerBindingRoutes (router: Router<AdminHandler>, deps: Admin
     return ok(bindings.map((b) => bindingView(b, slugs.get(b.partner_id) ?? null)))
   })
 
-  router.on('DELETE', '/admin/bindings/:id', async ({ params }) => {
-    const deleted = await store.deleteBinding(params[0])
-    if (deleted === null) return notFound('binding', params[0])
+  router.on('DELETE', '/admin/bindings/:id', async (call) => {
+    const deleted = await store.deleteBinding(call.params[0])
+    if (deleted === null) return notFound('binding', call.params[0])
     invalidations.publish({ kind: 'policy', id: deleted.policy_id })
+    const partner = await store.getPartnerById(deleted.partner_id)
+    await changes.record(call, 'delete', 'binding', deleted.id, bindingView(deleted, partner?.slug ?? null), null)
     return noContent()
   })
 }

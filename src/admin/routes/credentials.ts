@@ -10,13 +10,14 @@ import { credentialView } from '../views.js'
 const NO_QUERY = new Set<string>()
 
 export function registerCredentialRoutes (router: Router<AdminHandler>, deps: AdminRouteDeps): void {
-  const { store, cipher, secretFilesDir, invalidations } = deps
+  const { store, cipher, secretFilesDir, invalidations, changes } = deps
 
-  router.on('POST', '/admin/partners/:slug/credentials', async ({ params, body }) => {
-    const partner = await store.getPartner(params[0])
-    if (partner === null) return notFound('partner', params[0])
-    const credential = await store.createCredential(partner.id, parseCredentialCreate(body, partner, { cipher, filesDir: secretFilesDir }))
+  router.on('POST', '/admin/partners/:slug/credentials', async (call) => {
+    const partner = await store.getPartner(call.params[0])
+    if (partner === null) return notFound('partner', call.params[0])
+    const credential = await store.createCredential(partner.id, parseCredentialCreate(call.body, partner, { cipher, filesDir: secretFilesDir }))
     invalidations.publish({ kind: 'partner', id: partner.id })
+    await changes.record(call, 'create', 'credential', credential.id, null, credentialView(credential))
     return created(credentialView(credential))
   })
 
@@ -28,7 +29,8 @@ export function registerCredentialRoutes (router: Router<AdminHandler>, deps: Ad
     return ok(credentials.map(credentialView))
   })
 
-  router.on('PATCH', '/admin/credentials/:id', async ({ params, body }) => {
+  router.on('PATCH', '/admin/credentials/:id', async (call) => {
+    const { params, body } = call
     const current = await store.getCredential(params[0])
     if (current === null) return notFound('credential', params[0])
     const partner = await store.getPartnerById(current.partner_id)
@@ -38,11 +40,12 @@ export function registerCredentialRoutes (router: Router<AdminHandler>, deps: Ad
     const updated = await store.updateCredential(current.id, patch)
     if (updated === null) return notFound('credential', params[0])
     invalidations.publish({ kind: 'partner', id: updated.partner_id })
+    await changes.record(call, 'update', 'credential', updated.id, credentialView(current), credentialView(updated))
     return ok(credentialView(updated))
   })
 
-  router.on('DELETE', '/admin/credentials/:id', async ({ params }) => {
-    const id = params[0]
+  router.on('DELETE', '/admin/credentials/:id', async (call) => {
+    const id = call.params[0]
     const current = await store.getCredential(id)
     if (current === null) return notFound('credential', id)
     // A binding pinned to this credential would be left pointing at nothing (and bindings
@@ -54,6 +57,7 @@ export function registerCredentialRoutes (router: Router<AdminHandler>, deps: Ad
     const deleted = await store.deleteCredential(id)
     if (deleted === null) return notFound('credential', id)
     invalidations.publish({ kind: 'partner', id: deleted.partner_id })
+    await changes.record(call, 'delete', 'credential', deleted.id, credentialView(deleted), null)
     return noContent()
   })
 }

@@ -13,10 +13,10 @@ import { keyView } from '../views.js'
 const LIST_QUERY = new Set(['policy', 'customer'])
 
 export function registerKeyRoutes (router: Router<AdminHandler>, deps: AdminRouteDeps): void {
-  const { store, codec, invalidations, now } = deps
+  const { store, codec, invalidations, changes, now } = deps
 
-  router.on('POST', '/admin/keys', async ({ body }) => {
-    const request = parseKeyCreate(body, now())
+  router.on('POST', '/admin/keys', async (call) => {
+    const request = parseKeyCreate(call.body, now())
     const policy = await store.getPolicy(request.policy)
     if (policy === null) throw new ValidationError('policy', 'no policy has this id or name')
     const issued = codec.issue()
@@ -30,6 +30,8 @@ export function registerKeyRoutes (router: Router<AdminHandler>, deps: AdminRout
       expires_at: request.expires_at,
     }, issued.prefix, issued.digest)
     invalidations.publish({ kind: 'key', id: key.id })
+    // the view only: the raw key is in this response and nowhere else
+    await changes.record(call, 'create', 'key', key.id, null, keyView(key, now()))
     return created({ ...keyView(key, now()), key: issued.key })
   })
 
@@ -54,7 +56,8 @@ export function registerKeyRoutes (router: Router<AdminHandler>, deps: AdminRout
     return key === null ? notFound('key', params[0]) : ok(keyView(key, now()))
   })
 
-  router.on('PATCH', '/admin/keys/:id', async ({ params, body }) => {
+  router.on('PATCH', '/admin/keys/:id', async (call) => {
+    const { params, body } = call
     const current = await store.getKey(params[0])
     if (current === null) return notFound('key', params[0])
     if (current.revoked_at !== null) return revoked(current)
@@ -84,10 +87,12 @@ export function registerKeyRoutes (router: Router<AdminHandler>, deps: AdminRout
     const updated = await store.updateKey(current.id, patch)
     if (updated === null) return notFound('key', params[0])
     invalidations.publish({ kind: 'key', id: updated.id })
+    await changes.record(call, 'update', 'key', updated.id, keyView(current, now()), keyView(updated, now()))
     return ok(keyView(updated, now()))
   })
 
-  router.on('POST', '/admin/keys/:id/revoke', async ({ params }) => {
+  router.on('POST', '/admin/keys/:id/revoke', async (call) => {
+    const { params } = call
     const current = await store.getKey(params[0])
     if (current === null) return notFound('key', params[0])
     // Revoking twice keeps the first revocation time, but publishes again: an operator who
@@ -95,10 +100,12 @@ export function registerKeyRoutes (router: Router<AdminHandler>, deps: AdminRout
     const key = current.revoked_at !== null ? current : await store.revokeKey(current.id, new Date(now()))
     if (key === null) return notFound('key', params[0])
     invalidations.publish({ kind: 'key', id: key.id })
+    await changes.record(call, 'revoke', 'key', key.id, keyView(current, now()), keyView(key, now()))
     return ok(keyView(key, now()))
   })
 
-  router.on('POST', '/admin/keys/:id/rotate', async ({ params, body }) => {
+  router.on('POST', '/admin/keys/:id/rotate', async (call) => {
+    const { params, body } = call
     const current = await store.getKey(params[0])
     if (current === null) return notFound('key', params[0])
     if (current.revoked_at !== null) return revoked(current)
@@ -108,6 +115,8 @@ export function registerKeyRoutes (router: Router<AdminHandler>, deps: AdminRout
     const key = await store.rotateKey(current.id, issued.digest, issued.prefix, new Date(at + graceSeconds * 1000))
     if (key === null) return notFound('key', params[0])
     invalidations.publish({ kind: 'key', id: key.id })
+    // the prefix changes; the old key's grace period is what else an auditor wants to know
+    await changes.record(call, 'rotate', 'key', key.id, keyView(current, at), { ...keyView(key, at), grace_seconds: graceSeconds })
     return ok({ ...keyView(key, at), key: issued.key })
   })
 }

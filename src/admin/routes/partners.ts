@@ -12,7 +12,7 @@ import type { SecretPart } from '../../store/model.js'
 const NO_QUERY = new Set<string>()
 
 export function registerPartnerRoutes (router: Router<AdminHandler>, deps: AdminRouteDeps): void {
-  const { store, invalidations, egress } = deps
+  const { store, invalidations, egress, changes } = deps
   const rules = { cipher: deps.cipher, filesDir: deps.secretFilesDir }
 
   /** a base URL the egress policy would refuse every connection to is refused now, by name */
@@ -23,11 +23,12 @@ export function registerPartnerRoutes (router: Router<AdminHandler>, deps: Admin
     }
   }
 
-  router.on('POST', '/admin/partners', async ({ body }) => {
-    const input = parsePartnerCreate(body, rules)
+  router.on('POST', '/admin/partners', async (call) => {
+    const input = parsePartnerCreate(call.body, rules)
     checkEgress(input.base_urls)
     const partner = await store.createPartner(input)
     invalidations.publish({ kind: 'partner', id: partner.id })
+    await changes.record(call, 'create', 'partner', partner.id, null, partnerView(partner))
     return created(partnerView(partner))
   })
 
@@ -41,7 +42,8 @@ export function registerPartnerRoutes (router: Router<AdminHandler>, deps: Admin
     return partner === null ? notFound('partner', params[0]) : ok(partnerView(partner))
   })
 
-  router.on('PATCH', '/admin/partners/:slug', async ({ params, body }) => {
+  router.on('PATCH', '/admin/partners/:slug', async (call) => {
+    const { params, body } = call
     const slug = params[0]
     const current = await store.getPartner(slug)
     if (current === null) return notFound('partner', slug)
@@ -71,13 +73,16 @@ export function registerPartnerRoutes (router: Router<AdminHandler>, deps: Admin
     const updated = await store.updatePartner(slug, patch)
     if (updated === null) return notFound('partner', slug)
     invalidations.publish({ kind: 'partner', id: updated.id })
+    await changes.record(call, 'update', 'partner', updated.id, partnerView(current), partnerView(updated))
     return ok(partnerView(updated))
   })
 
-  router.on('DELETE', '/admin/partners/:slug', async ({ params }) => {
-    const deleted = await store.deletePartner(params[0])
-    if (deleted === null) return notFound('partner', params[0])
+  router.on('DELETE', '/admin/partners/:slug', async (call) => {
+    const deleted = await store.deletePartner(call.params[0])
+    if (deleted === null) return notFound('partner', call.params[0])
     invalidations.publish({ kind: 'partner', id: deleted.id, deleted: true })
+    // its credentials and bindings went with it (and are named in this one change)
+    await changes.record(call, 'delete', 'partner', deleted.id, partnerView(deleted), null)
     return noContent()
   })
 }

@@ -8,11 +8,12 @@ import { parsePolicyCreate, parsePolicyPatch } from '../validate-policy.js'
 const NO_QUERY = new Set<string>()
 
 export function registerPolicyRoutes (router: Router<AdminHandler>, deps: AdminRouteDeps): void {
-  const { store, invalidations } = deps
+  const { store, invalidations, changes } = deps
 
-  router.on('POST', '/admin/policies', async ({ body }) => {
-    const policy = await store.createPolicy(parsePolicyCreate(body))
+  router.on('POST', '/admin/policies', async (call) => {
+    const policy = await store.createPolicy(parsePolicyCreate(call.body))
     invalidations.publish({ kind: 'policy', id: policy.id })
+    await changes.record(call, 'create', 'policy', policy.id, null, policy)
     return created(policy)
   })
 
@@ -26,7 +27,8 @@ export function registerPolicyRoutes (router: Router<AdminHandler>, deps: AdminR
     return policy === null ? notFound('policy', params[0]) : ok(policy)
   })
 
-  router.on('PATCH', '/admin/policies/:id', async ({ params, body }) => {
+  router.on('PATCH', '/admin/policies/:id', async (call) => {
+    const { params, body } = call
     const current = await store.getPolicy(params[0])
     if (current === null) return notFound('policy', params[0])
     const patch = parsePolicyPatch(body)
@@ -34,15 +36,18 @@ export function registerPolicyRoutes (router: Router<AdminHandler>, deps: AdminR
     const updated = await store.updatePolicy(current.id, patch)
     if (updated === null) return notFound('policy', params[0])
     invalidations.publish({ kind: 'policy', id: updated.id })
+    await changes.record(call, 'update', 'policy', updated.id, current, updated)
     return ok(updated)
   })
 
-  router.on('DELETE', '/admin/policies/:id', async ({ params }) => {
+  router.on('DELETE', '/admin/policies/:id', async (call) => {
+    const { params } = call
     const current = await store.getPolicy(params[0])
     if (current === null) return notFound('policy', params[0])
     const deleted = await store.deletePolicy(current.id)
     if (deleted === null) return notFound('policy', params[0])
     invalidations.publish({ kind: 'policy', id: deleted.id })
+    await changes.record(call, 'delete', 'policy', deleted.id, deleted, null)
     return noContent()
   })
 }

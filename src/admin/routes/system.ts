@@ -10,8 +10,24 @@ const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 // dist/): from dist/src/admin/routes/system.js that is four levels up, then src/admin/.
 const OPENAPI_FILE = new URL('../../../../src/admin/openapi.json', import.meta.url)
 
-export function registerSystemRoutes (router: Router<AdminHandler>, metrics: (() => Promise<string>) | null): void {
+/** GET /ready on the admin port: whether the stores answer, and what in the configuration cannot serve */
+export interface ReadinessReport {
+  /** ready: stores answer, nothing misconfigured; degraded: stores answer, something is; unavailable: a store does not answer */
+  status: 'ready' | 'degraded' | 'unavailable'
+  stores: Record<string, 'ok' | string>
+  checked_at: string | null
+  check_error: string | null
+  misconfigurations: unknown[]
+}
+
+export function registerSystemRoutes (router: Router<AdminHandler>, metrics: (() => Promise<string>) | null, readiness: (() => Promise<ReadinessReport>) | null): void {
   router.on('GET', '/admin/health', async () => ok({ status: 'ok' }))
+  if (readiness !== null) {
+    router.on('GET', '/ready', async () => {
+      const report = await readiness()
+      return { kind: 'json', status: report.status === 'unavailable' ? 503 : 200, body: report }
+    })
+  }
   router.on('GET', '/admin/openapi.json', async () => ok(await openApiDocument()))
   // Without a metrics source the route does not exist, so /metrics answers 404 like any unknown path.
   if (metrics !== null) {

@@ -1,15 +1,18 @@
 // The control-plane store on PostgreSQL (distributed mode), shared by every node.
 // Schema: migrations/*.sql. resolveKey is the data plane's cache-miss path and
 // answers in one round trip; everything else serves the admin API.
+import { randomUUID } from 'node:crypto'
 import postgres from 'postgres'
 import { ConflictError } from '../../errors.js'
 import { newId } from '../ids.js'
-import type { ControlStore, KeyFilter } from '../control-store.js'
+import type { ControlStore, FingerprintName, KeyFilter } from '../control-store.js'
+import type { AdminChange, AdminChangeInput, ChangeFilter } from '../../admin-changes/admin-change.js'
+import { changeHash, GENESIS_CHANGE_HASH } from '../../admin-changes/change-chain.js'
 import { guarded, isForeignKeyViolation } from './constraint-errors.js'
 import { clientOptions } from './client-options.js'
 import type { PostgresSocketFactory } from './postgres-socket.js'
 import {
-  dateOrNull, isoOrNull, jsonParam, mapFirst, patchValues, toBinding, toCredential, toKey, toPartner, toPolicy,
+  dateOrNull, iso, isoOrNull, jsonParam, mapFirst, patchValues, toBinding, toCredential, toKey, toPartner, toPolicy,
   CREDENTIAL_COLUMNS, KEY_COLUMNS, PARTNER_COLUMNS, POLICY_COLUMNS, type PatchValues, type Row,
 } from './control-rows.js'
 import type {
@@ -279,12 +282,75 @@ export class PostgresControlStore implements ControlStore {
     }
   }
 
+  async keyEnvironments (): Promise<Array<{ policy_id: string; environment: string }>> {
+    return (await this.#sql`
+      SELECT DISTINCT policy_id, environment FROM virtual_keys
+      WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`).map((r) => ({ policy_id: r.policy_id, environment: r.environment }))
+  }
+
+  async appendChange (input: AdminChangeInput): Promise<AdminChange> {
+    return await this.#sql.begin(async (tx) => {
+      // one chain for every node: appends take turns (admin changes are rare)
+      await tx`SELECT pg_advisory_xact_lock(${CHANGE_LOG_LOCK}::bigint)`
+      const [last] = await tx`SELECT seq, hash FROM admin_changes ORDER BY seq DESC LIMIT 1`
+      const unhashed = { ...input, seq: last === undefined ? 1 : Number(last.seq) + 1, id: randomUUID(), ts: new Date().toISOString() }
+      const prev = (last?.hash as string | undefined) ?? GENESIS_CHANGE_HASH
+      const change: AdminChange = { ...unhashed, prev_hash: prev, hash: changeHash(prev, unhashed) }
+      await tx`
+        INSERT INTO admin_changes (seq, id, ts, request_id, token_name, action, resource_type, resource_id, changes, prev_hash, hash)
+        VALUES (${change.seq}, ${change.id}, ${change.ts}, ${change.request_id}, ${change.token_name}, ${change.action},
+                ${change.resource_type}, ${change.resource_id}, ${this.#json(change.changes)}, ${change.prev_hash}, ${change.hash})`
+      return change
+    }) as AdminChange
+  }
+
+  async listChanges (filter: ChangeFilter): Promise<AdminChange[]> {
+    const sql = this.#sql
+    const rows = await sql`
+      SELECT * FROM admin_changes WHERE true
+      ${filter.resource_type === undefined ? sql`` : sql`AND resource_type = ${filter.resource_type}`}
+      ${filter.resource_id === undefined ? sql`` : sql`AND resource_id = ${filter.resource_id}`}
+      ${filter.token_name === undefined ? sql`` : sql`AND token_name = ${filter.token_name}`}
+      ${filter.action === undefined ? sql`` : sql`AND action = ${filter.action}`}
+      ${filter.since === undefined ? sql`` : sql`AND ts >= ${new Date(filter.since)}`}
+      ${filter.until === undefined ? sql`` : sql`AND ts < ${new Date(filter.until)}`}
+      ${filter.before_seq === undefined ? sql`` : sql`AND seq < ${filter.before_seq}`}
+      ORDER BY seq DESC LIMIT ${filter.limit}`
+    return rows.map(toAdminChange)
+  }
+
+  async recordFingerprint (name: FingerprintName, fingerprint: string): Promise<string> {
+    await this.#sql`INSERT INTO secret_fingerprints (name, fingerprint) VALUES (${name}, ${fingerprint}) ON CONFLICT (name) DO NOTHING`
+    const [row] = await this.#sql`SELECT fingerprint FROM secret_fingerprints WHERE name = ${name}`
+    return row!.fingerprint as string
+  }
+
   #json (value: unknown): postgres.Parameter | null {
     return jsonParam(this.#sql, value)
   }
 
   #patch (patch: object, columns: readonly string[]): PatchValues {
     return patchValues(this.#sql, patch, columns)
+  }
+}
+
+// Any constant nothing else in the database uses: 'RKchange' in ASCII.
+const CHANGE_LOG_LOCK = 0x524b6368616e6765n.toString()
+
+/** a change log row as stored (jsonb changes, timestamptz ts) */
+export function toAdminChange (r: Row): AdminChange {
+  return {
+    seq: Number(r.seq),
+    id: r.id,
+    ts: iso(r.ts),
+    request_id: r.request_id,
+    token_name: r.token_name,
+    action: r.action,
+    resource_type: r.resource_type,
+    resource_id: r.resource_id,
+    changes: r.changes,
+    prev_hash: r.prev_hash,
+    hash: r.hash,
   }
 }
 

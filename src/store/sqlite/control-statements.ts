@@ -8,6 +8,14 @@ export function prepareStatements (db: Database.Database) {
   return {
     ping: q('SELECT 1'),
 
+    keyEnvironments: q(`SELECT DISTINCT policy_id, environment FROM virtual_keys
+      WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`),
+    lastChange: q('SELECT seq, hash FROM admin_changes ORDER BY seq DESC LIMIT 1'),
+    insertChange: q(`INSERT INTO admin_changes (seq, id, ts, request_id, token_name, action, resource_type, resource_id, changes, prev_hash, hash)
+      VALUES (@seq, @id, @ts, @request_id, @token_name, @action, @resource_type, @resource_id, @changes, @prev_hash, @hash)`),
+    insertFingerprint: q('INSERT INTO secret_fingerprints (name, fingerprint, recorded_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING'),
+    fingerprint: q('SELECT fingerprint FROM secret_fingerprints WHERE name = ?'),
+
     insertPartner: q(`INSERT INTO partners (id, slug, base_urls, auth, tls, timeouts, retry, circuit_breaker, created_at, updated_at)
       VALUES (@id, @slug, @base_urls, @auth, @tls, @timeouts, @retry, @circuit_breaker, @created_at, @updated_at) RETURNING *`),
     listPartners: q('SELECT * FROM partners ORDER BY slug'),

@@ -255,6 +255,38 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
     lock_until    INTEGER NOT NULL
   ) STRICT;
   `,
+  // 13: secret fingerprints and the admin change log, as
+  // migrations/0012_fingerprints_and_admin_changes.sql (ts in epoch ms, changes as JSON text)
+  `
+  CREATE TABLE secret_fingerprints (
+    name        TEXT PRIMARY KEY CHECK (name IN ('hmac_secret', 'master_key')),
+    fingerprint TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+  ) STRICT;
+  CREATE TABLE admin_changes (
+    seq           INTEGER PRIMARY KEY CHECK (seq > 0),
+    id            TEXT NOT NULL UNIQUE,
+    ts            INTEGER NOT NULL,
+    request_id    TEXT NOT NULL,
+    token_name    TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    resource_type TEXT NOT NULL,
+    resource_id   TEXT NOT NULL,
+    changes       TEXT NOT NULL,
+    prev_hash     TEXT NOT NULL,
+    hash          TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX admin_changes_resource_idx ON admin_changes (resource_type, resource_id, seq);
+  CREATE INDEX admin_changes_ts_idx ON admin_changes (ts);
+  -- INSERT OR REPLACE would rewrite a row through an implicit delete that fires no trigger
+  CREATE TRIGGER admin_changes_no_replace BEFORE INSERT ON admin_changes
+  WHEN EXISTS (SELECT 1 FROM admin_changes WHERE seq = NEW.seq OR id = NEW.id)
+  BEGIN SELECT RAISE(ABORT, 'admin_changes is append-only: a stored change cannot be replaced'); END;
+  CREATE TRIGGER admin_changes_no_update BEFORE UPDATE ON admin_changes
+  BEGIN SELECT RAISE(ABORT, 'admin_changes is append-only: UPDATE refused'); END;
+  CREATE TRIGGER admin_changes_no_delete BEFORE DELETE ON admin_changes
+  BEGIN SELECT RAISE(ABORT, 'admin_changes is append-only: DELETE refused'); END;
+  `,
 ]
 
 /** adds the events in audit_events to the hourly rollups (schema step 9's backfill) */

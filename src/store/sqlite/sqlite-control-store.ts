@@ -1,10 +1,13 @@
 // The control-plane store on SQLite (embedded mode): one file shared by the node's workers.
 // better-sqlite3 is synchronous; the async interface just wraps each call. Writes that read
 // first run in IMMEDIATE transactions so another process cannot slip a write in between.
+import { randomUUID } from 'node:crypto'
 import type Database from 'better-sqlite3'
 import { ConflictError } from '../../errors.js'
 import { newId } from '../ids.js'
-import type { ControlStore, KeyFilter } from '../control-store.js'
+import type { ControlStore, FingerprintName, KeyFilter } from '../control-store.js'
+import type { AdminChange, AdminChangeInput, ChangeFilter } from '../../admin-changes/admin-change.js'
+import { changeHash, GENESIS_CHANGE_HASH } from '../../admin-changes/change-chain.js'
 import type {
   Binding, BindingInput, Credential, CredentialInput, KeyInput, KeyPatch, Partner, PartnerInput,
   Policy, PolicyInput, ResolvedKeyRecord, VirtualKey,
@@ -234,6 +237,48 @@ export class SqliteControlStore implements ControlStore {
     }) as ResolvedKeyRecord | null
   }
 
+  async keyEnvironments (): Promise<Array<{ policy_id: string; environment: string }>> {
+    return this.#q.keyEnvironments.all(nowIso()).map((r) => ({ policy_id: r.policy_id, environment: r.environment }))
+  }
+
+  async appendChange (input: AdminChangeInput): Promise<AdminChange> {
+    return this.#immediate(() => {
+      const last = this.#q.lastChange.get()
+      const unhashed = { ...input, seq: last === undefined ? 1 : Number(last.seq) + 1, id: randomUUID(), ts: new Date().toISOString() }
+      const prev = (last?.hash as string | undefined) ?? GENESIS_CHANGE_HASH
+      const change: AdminChange = { ...unhashed, prev_hash: prev, hash: changeHash(prev, unhashed) }
+      this.#q.insertChange.run({ ...change, ts: Date.parse(change.ts), changes: JSON.stringify(change.changes) })
+      return change
+    })
+  }
+
+  async listChanges (filter: ChangeFilter): Promise<AdminChange[]> {
+    const where: string[] = []
+    const params: Record<string, unknown> = { limit: filter.limit }
+    const add = (column: string, op: string, value: unknown): void => {
+      if (value === undefined) return
+      where.push(`${column} ${op} @${column}_${where.length}`)
+      params[`${column}_${where.length - 1}`] = value
+    }
+    add('resource_type', '=', filter.resource_type)
+    add('resource_id', '=', filter.resource_id)
+    add('token_name', '=', filter.token_name)
+    add('action', '=', filter.action)
+    add('ts', '>=', filter.since)
+    add('ts', '<', filter.until)
+    add('seq', '<', filter.before_seq)
+    // only fixed column names and operators reach the text; values are bound
+    const rows = this.#db.prepare<unknown[], Row>(`SELECT * FROM admin_changes ${where.length === 0 ? '' : 'WHERE ' + where.join(' AND ')} ORDER BY seq DESC LIMIT @limit`).all(params)
+    return rows.map(sqliteAdminChange)
+  }
+
+  async recordFingerprint (name: FingerprintName, fingerprint: string): Promise<string> {
+    return this.#immediate(() => {
+      this.#q.insertFingerprint.run(name, fingerprint, nowIso())
+      return (this.#q.fingerprint.get(name) as Row).fingerprint as string
+    })
+  }
+
   #immediate<T> (work: () => T): T {
     return this.#transaction.immediate(work) as T
   }
@@ -242,6 +287,23 @@ export class SqliteControlStore implements ControlStore {
 /** Opens `file` (WAL, foreign keys, schema applied) for a store that owns the handle. */
 export function openSqliteControlStore (file: string): SqliteControlStore {
   return new SqliteControlStore(openSqliteDatabase(file), { ownsDatabase: true })
+}
+
+/** a change log row as stored (epoch ms ts, JSON text changes) */
+export function sqliteAdminChange (r: Row): AdminChange {
+  return {
+    seq: Number(r.seq),
+    id: r.id,
+    ts: new Date(Number(r.ts)).toISOString(),
+    request_id: r.request_id,
+    token_name: r.token_name,
+    action: r.action,
+    resource_type: r.resource_type,
+    resource_id: r.resource_id,
+    changes: JSON.parse(r.changes),
+    prev_hash: r.prev_hash,
+    hash: r.hash,
+  }
 }
 
 function mapRow<T> (row: Row | undefined, map: (row: Row) => T): T | null {
