@@ -215,8 +215,10 @@ async function credentialRoutes (credentials: Credential[], partner: Partner, ca
     try {
       auth = await compileCredentialAuth(partner, credential, ca, deps)
     } catch (err) {
-      // An unusable credential is left out of rotation; the message never holds the secret.
-      deps.logger.error({ credential_id: credential.id, partner: partner.slug, err: (err as Error).message }, 'credential unusable; left out of rotation')
+      // An unusable credential is left out of rotation; the message never holds the secret. A
+      // warning, once per key-context build: the primary's configuration check logs each
+      // problem once at error level (health/misconfiguration-monitor.ts).
+      deps.logger.warn({ credential_id: credential.id, partner: partner.slug, err: (err as Error).message }, 'credential unusable; left out of rotation')
       continue
     }
     out.push(Object.freeze({
@@ -237,7 +239,7 @@ async function partnerCa (partner: Partner, deps: CompileDeps): Promise<string |
   try {
     return await deps.secrets.resolve(partner.tls.ca)
   } catch (err) {
-    deps.logger.error({ partner: partner.slug, err: (err as Error).message }, 'partner CA bundle (tls.ca) unavailable; nothing is sent to this partner')
+    deps.logger.warn({ partner: partner.slug, err: (err as Error).message }, 'partner CA bundle (tls.ca) unavailable; nothing is sent to this partner')
     return undefined
   }
 }
