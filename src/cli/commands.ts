@@ -59,11 +59,11 @@ with the same master key can open it.
 Example:
   printf %s "$SUMSUB_SECRET_KEY" | RELAYKEY_MASTER_KEY=… relaykey config seal`,
   run: async (args) => (await import('./config-commands.js')).seal(args) },
-  lazy(['audit', 'verify'], 'check the audit trail\'s hash chains (DATABASE_URL, else RELAYKEY_DATA_DIR)', `usage: relaykey audit verify
+  lazy(['audit', 'verify'], 'check the audit trail\'s and the change log\'s hash chains (DATABASE_URL, else RELAYKEY_DATA_DIR)', `usage: relaykey audit verify
 
 Walks every writer's hash chain in PostgreSQL (DATABASE_URL) or the embedded file
-(RELAYKEY_DATA_DIR) and names the first altered, missing or inserted row of each.
-Exit 0: intact; 1: a problem; 2: usage.`,
+(RELAYKEY_DATA_DIR) and names the first altered, missing or inserted row of each, then the
+admin change log's chain the same way. Exit 0: intact; 1: a problem; 2: usage.`,
   () => import('./audit-verify-command.js')),
   lazy(['keys', 'create'], 'issue a virtual key; prints the raw key once', `usage: relaykey keys create --name NAME --policy POLICY --environment ENV [options]
 
@@ -176,6 +176,24 @@ Options:
 Example:
   relaykey audit tail --partner acme-kyc --outcome rate_limited --follow --json | jq .path`,
   async () => ({ run: (await import('./audit-tail-command.js')).run })),
+  lazy(['changes', 'list'], 'the admin change log: who changed what, and when', `usage: relaykey changes list [filters] [--limit N] [--json]
+
+Lists the newest admin changes (GET /admin/changes): sequence number, time, the name of the
+admin token that made it, the action, the resource, and the fields that changed. --json prints
+the API's page, with every field's before and after (secrets as references only).
+
+Options:
+  --resource-type T      partner, credential, policy, binding or key
+  --resource-id ID       one resource
+  --token NAME           changes made with one admin token (admin: RELAYKEY_ADMIN_TOKEN)
+  --action A             create, update, delete, revoke or rotate
+  --from TIME, --to TIME RFC 3339 time range
+  --limit N              how many, 1 to 1000 (default 50)
+  --json                 print the API's page as JSON
+
+Example:
+  relaykey changes list --resource-type key --action revoke`,
+  async () => ({ run: (await import('./changes-command.js')).run })),
   lazy(['partners', 'list'], 'list partners (the upstream APIs)', `usage: relaykey partners list [--json]
 
 Lists the partners (GET /admin/partners), by slug: id, auth type and base URL of each

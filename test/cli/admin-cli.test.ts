@@ -88,6 +88,7 @@ const ADMIN_COMMANDS: Array<[string[], string]> = [
   [['partners', 'list'], 'usage: relaykey partners list'],
   [['policies', 'list'], 'usage: relaykey policies list'],
   [['credentials', 'list'], 'usage: relaykey credentials list --partner SLUG'],
+  [['changes', 'list'], 'usage: relaykey changes list'],
 ]
 
 describe('relaykey command line, without a node', () => {
@@ -446,6 +447,23 @@ describe('relaykey admin commands against a node in each mode', () => {
     assert.match(credentials, new RegExp(`^main\\s+${n.setup.credentialId}\\s+production\\s+1\\s+-\\s+secret=env:ACME_UPSTREAM_TOKEN$`, 'm'))
     assert.equal(JSON.parse(json)[0].id, n.setup.credentialId)
     for (const out of [credentials, json]) assert.ok(!out.includes(UPSTREAM_SECRET))
+  })
+
+  each('changes list: who changed what, newest first; --json the API page; filters', async (n) => {
+    const created = await createKey(n, 'audited-key')
+    await ok(['keys', 'revoke', created.id], n.env)
+    const table = await ok(['changes', 'list', '--resource-id', created.id], n.env)
+    const rows = table.trim().split('\n')
+    assert.match(rows[0]!, /^SEQ\s+TIME\s+TOKEN\s+ACTION\s+RESOURCE\s+FIELDS$/)
+    assert.match(rows[1]!, new RegExp(`\\badmin\\s+revoke\\s+key ${created.id}\\s+.*\\brevoked_at\\b`))
+    assert.match(rows[2]!, new RegExp(`\\badmin\\s+create\\s+key ${created.id}\\b`))
+    assert.equal(rows.length, 3)
+    const page = JSON.parse(await ok(['changes', 'list', '--action', 'revoke', '--limit', '1', '--json'], n.env))
+    assert.equal(page.changes.length, 1)
+    assert.equal(page.changes[0].resource_id, created.id)
+    assert.deepEqual(page.changes[0].changes.status, { from: 'active', to: 'revoked' })
+    assert.ok(!JSON.stringify(page).includes(created.key), 'the raw key is in the change log')
+    if (n.full) await fails(['changes', 'list', '--action', 'explode'], n.env, 1, /action: must be one of create, update, delete, revoke, rotate/)
   })
 
   each('a wrong token is refused with a clear message and a non-zero exit', async (n) => {

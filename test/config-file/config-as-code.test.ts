@@ -251,6 +251,10 @@ describe('an embedded node started from RELAYKEY_CONFIG, reloaded with SIGHUP', 
     assert.equal((await rk.admin('GET', '/admin/policies/kyc-standard')).body.budget.monthly, 1000)
     assert.equal((await rk.admin('GET', '/admin/keys')).body.length, 0, 'no key issued by the node')
     assert.match(rk.output(), /keys in the config file are issued by `relaykey config apply`/)
+    // the change log says the file made these changes, under a token name of its own
+    const byFile = (await rk.admin('GET', '/admin/changes?limit=1000')).body.changes
+    assert.ok(byFile.length >= 4, JSON.stringify(byFile))
+    assert.deepEqual(new Set(byFile.map((c: any) => c.token_name)), new Set(['config-file']))
     const res = await request(`${rk.proxyUrl}/proxy/kyc/applicants/1`, { headers: { 'x-relaykey': await newKey() } })
     assert.equal(res.statusCode, 200, await res.body.text())
   })

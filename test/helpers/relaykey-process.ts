@@ -2,7 +2,7 @@
 // on free loopback ports, and talks to its admin API.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -82,7 +82,8 @@ export async function startRelayKey (options: StartOptions = {}): Promise<RelayK
     if (output.includes('RelayKey ready')) break
     await sleep(50)
   }
-  if (adminToken === '') adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim()
+  // embedded mode generates the admin token; a distributed node may have named tokens only
+  if (adminToken === '' && existsSync(join(dataDir, 'admin-token'))) adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim()
 
   return {
     proxyUrl,
