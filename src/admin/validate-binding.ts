@@ -1,7 +1,9 @@
 // Binding bodies (docs/admin-api.md): which partner a policy's keys may call, optionally pinned to
 // some of the partner's credentials. References are resolved by the route, which owns the store.
 import { ValidationError } from '../errors.js'
-import { array, bodyObject, item, onlyFields, string } from './validate.js'
+import { bodyObject } from './validate.js'
+import { item } from '../validation/field-path.js'
+import { array, onlyFields, string } from '../validation/json-value.js'
 
 export interface BindingRequest {
   /** policy id or name */

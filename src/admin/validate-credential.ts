@@ -3,7 +3,8 @@
 // certificate and key, a private key), each a secret reference of its own.
 import { ValidationError } from '../errors.js'
 import { SECRET_PARTS, type Credential, type CredentialInput, type Partner, type SecretPart, type SecretParts, type StoredSecret } from '../store/model.js'
-import { bodyObject, integer, label, matching, onlyFields } from './validate.js'
+import { bodyObject } from './validate.js'
+import { integer, label, matching, onlyFields } from '../validation/json-value.js'
 import { ENVIRONMENT, ENVIRONMENT_SHAPE } from './validate-partner.js'
 import { requiredParts } from './validate-partner-auth.js'
 import { rateLimit } from './validate-rate-limit.js'

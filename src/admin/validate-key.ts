@@ -2,7 +2,8 @@
 // id by the route, which owns the store.
 import { ValidationError } from '../errors.js'
 import type { KeyInput, VirtualKey } from '../store/model.js'
-import { bodyObject, integer, label, matching, onlyFields, optionalBodyObject, optionalLabel, string, timestamp } from './validate.js'
+import { bodyObject, optionalBodyObject, timestamp } from './validate.js'
+import { integer, label, matching, onlyFields, optionalLabel, string } from '../validation/json-value.js'
 import { ENVIRONMENT, ENVIRONMENT_SHAPE } from './validate-partner.js'
 
 export type KeyRequest = Omit<KeyInput, 'policy_id'> & { policy: string }

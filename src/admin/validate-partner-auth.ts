@@ -4,7 +4,9 @@
 // is exactly what is applied.
 import { ValidationError } from '../errors.js'
 import type { CanonicalPart, HmacAuth, JwtAuth, PartnerAuth, SecretHeader } from '../store/model.js'
-import { array, boolean, child, httpUrl, integer, item, matching, object, onlyFields, string } from './validate.js'
+import { child, item } from '../validation/field-path.js'
+import { array, boolean, integer, matching, object, onlyFields, string } from '../validation/json-value.js'
+import { httpUrl } from '../validation/http-url.js'
 
 // RFC 9110 token characters.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/

@@ -8,9 +8,10 @@
 // keeps the partner's other retry settings instead of silently resetting them.
 import { ValidationError } from '../errors.js'
 import { defaultCircuitBreaker, defaultRetry, defaultTimeouts, type CircuitBreakerSettings, type Partner, type PartnerInput, type PartnerTls, type RetrySettings, type Timeouts } from '../store/model.js'
-import {
-  array, boolean, bodyObject, child, httpUrl, integer, item, type JsonObject, matching, memberName, object, onlyFields,
-} from './validate.js'
+import { bodyObject } from './validate.js'
+import { child, item } from '../validation/field-path.js'
+import { array, boolean, integer, type JsonObject, matching, memberName, object, onlyFields } from '../validation/json-value.js'
+import { httpUrl } from '../validation/http-url.js'
 import { partnerAuth } from './validate-partner-auth.js'
 import { secretReference, type SecretRules } from './validate-secret.js'
 

@@ -3,8 +3,10 @@
 import { ValidationError } from '../errors.js'
 import { validatePaymentSettings } from '../payments/payment-settings.js'
 import type { AllowRule, Budget, CostRule, GovernanceFailureMode, PolicyInput } from '../store/model.js'
-import { array, bodyObject, child, integer, item, label, object, onlyFields } from './validate.js'
-import { endpointMethod, endpointPath } from './validate-endpoint.js'
+import { bodyObject } from './validate.js'
+import { child, item } from '../validation/field-path.js'
+import { array, integer, label, object, onlyFields } from '../validation/json-value.js'
+import { endpointMethod, endpointPath } from '../validation/endpoint-rule.js'
 import { rateLimit } from './validate-rate-limit.js'
 
 const FIELDS = new Set([

@@ -1,7 +1,8 @@
 // `rate_limit` shapes shared by policies (per key, per customer) and credentials (vendor quota).
 import type { RateLimit } from '../store/model.js'
 import { ValidationError } from '../errors.js'
-import { child, integer, object, onlyFields } from './validate.js'
+import { child } from '../validation/field-path.js'
+import { integer, object, onlyFields } from '../validation/json-value.js'
 
 const FIELDS = new Set(['requests', 'per_seconds', 'burst'])
 // A month of seconds: longer windows belong to budgets, not rate limits.

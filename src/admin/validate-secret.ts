@@ -5,7 +5,8 @@ import { secretFileRefProblem } from '../secrets/secret-files-dir.js'
 import { isRelayKeySetting } from '../secrets/env-secret-provider.js'
 import { ValidationError } from '../errors.js'
 import type { StoredSecret } from '../store/model.js'
-import { child, matching, object, onlyFields, string } from './validate.js'
+import { child } from '../validation/field-path.js'
+import { matching, object, onlyFields, string } from '../validation/json-value.js'
 import type { SecretSealer } from './route-deps.js'
 
 /** what saving a secret needs: the cipher for inline values, the directory file references must be under */

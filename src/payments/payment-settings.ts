@@ -1,11 +1,11 @@
 // A policy's x402 `payment` settings (docs/payments.md): their stored shape and their validation at
 // the admin API, the one place they enter. Everything downstream trusts the normalized value.
 import { ValidationError } from '../errors.js'
-import {
-  array, child, httpUrl, integer, item, label, matching, NO_NUL, object, onlyFields, type JsonObject,
-} from '../admin/validate.js'
 import { PAYMENT_AMOUNT } from '../audit/audit-event.js'
-import { endpointMethod, endpointPath } from '../admin/validate-endpoint.js'
+import { endpointMethod, endpointPath } from '../validation/endpoint-rule.js'
+import { child, item } from '../validation/field-path.js'
+import { httpUrl } from '../validation/http-url.js'
+import { array, integer, label, matching, NO_NUL, object, onlyFields, type JsonObject } from '../validation/json-value.js'
 
 // `type`, not `interface`: the stores keep `payment` as an opaque Record<string, unknown>, and
 // only object type aliases are assignable to an index signature.

@@ -2,7 +2,7 @@
 // The shapes checked here are the ones gateway/endpoint-pattern.ts compiles, so a stored rule
 // always compiles.
 import { ValidationError } from '../errors.js'
-import { matching, string } from './validate.js'
+import { matching, string } from './json-value.js'
 
 const METHOD = /^(?:\*|[A-Z][A-Z0-9_-]{0,31})$/
 const PATH_FORBIDDEN = /[?#\s\u0000-\u001f\u007f]/
