@@ -1,12 +1,10 @@
 // Usage rollup cells: what a batch of events adds to the hourly usage table, one cell per
 // (hour, key, customer, partner, outcome) with the sums GET /admin/usage reports. A worker adds
 // each event as it records it (a string key and a few additions), so a batch shipped from memory
-// brings its cells along; a batch read back from a log counts its rows again (usageCellsOfRows).
+// brings its cells along; a batch read back from a log counts its rows again (batch-usage-cells.ts).
 // The stores add the cells in the batch's own transaction, counting only events they stored.
-import { rowsOf, rowsText, type AuditBatch } from './audit-batch.js'
-import { copyText, eventOfRow } from './audit-copy-text.js'
+import { copyText } from './audit-copy-text.js'
 import { PAYMENT_AMOUNT, type AuditEvent } from './audit-event.js'
-import { AuditContentError } from './audit-sink.js'
 
 export interface UsageCell {
   /** the hour's start, epoch ms (UTC) */
@@ -114,25 +112,4 @@ export class UsageCells {
     }
     return Buffer.from(text)
   }
-}
-
-/** the cells of a batch that came without them (read back from a log, or split): from its rows */
-export function usageCellsOfRows (batch: AuditBatch): UsageCells {
-  const cells = new UsageCells()
-  for (const row of rowsOf(rowsText(batch))) {
-    try {
-      const event = eventOfRow(row)
-      if (!Number.isFinite(event.ts)) throw new Error(`ts is not a time`)
-      cells.add(event)
-    } catch (err) {
-      // the batch is split until this row is found and quarantined
-      throw new AuditContentError(`a damaged audit row: ${(err as Error).message}`)
-    }
-  }
-  return cells
-}
-
-/** the batch's cells, brought along or counted now */
-export function usageCellsOf (batch: AuditBatch): UsageCells {
-  return batch.cells ?? usageCellsOfRows(batch)
 }
