@@ -17,15 +17,14 @@ import type { AuditBatch } from './audit-batch.js'
 import { CopyRowEncoder } from './audit-copy-text.js'
 import type { AuditEvent, AuditRecorder } from './audit-event.js'
 import { AuditLog, type FsyncPolicy, type LogWaiter } from './audit-log.js'
+import type { AuditPipelineHooks } from './audit-pipeline-hooks.js'
 import type { AuditSink } from './audit-sink.js'
 import { BatchQueue } from './batch-queue.js'
 import { LeftoverLogs } from './leftover-logs.js'
-import { LogDrain, type AuditPipelineHooks } from './log-drain.js'
+import { LogDrain } from './log-drain.js'
 import { Quarantine } from './quarantine.js'
 import { UsageCells } from './usage-cells.js'
 import { isValidWriterId, newOwner } from './log-file-name.js'
-
-export type { AuditPipelineHooks } from './log-drain.js'
 
 export interface AuditPipelineOptions {
   sink: AuditSink

@@ -13,25 +13,12 @@ import type { Logger } from 'pino'
 import { batchOfRows, rowsText, splitBatch, type AuditBatch } from './audit-batch.js'
 import { eventOfRow, rowSeq } from './audit-copy-text.js'
 import type { AuditLog, LogSegment } from './audit-log.js'
+import type { AuditPipelineHooks } from './audit-pipeline-hooks.js'
 import { AuditContentError, type AuditSink } from './audit-sink.js'
 import type { BatchQueue } from './batch-queue.js'
 import type { LeftoverLogs } from './leftover-logs.js'
 import type { Quarantine } from './quarantine.js'
 import { SinkGate } from './queue-sink-gate.js'
-
-/** synchronous observers for metrics; each call is one cheap increment elsewhere */
-export interface AuditPipelineHooks {
-  /** events the sink acknowledged (from memory or disk) and how long the write took */
-  written? (events: number, ms: number): void
-  /** events shipped from a log on disk rather than from memory */
-  replayed? (events: number): void
-  /** events lost: must never happen; alert on it */
-  dropped? (events: number): void
-  /** events the store refused for their content, set aside in the quarantine file */
-  quarantined? (events: number): void
-  sinkDown? (): void
-  sinkUp? (): void
-}
 
 export interface LogDrainOptions {
   queue: BatchQueue

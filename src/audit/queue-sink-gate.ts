@@ -11,8 +11,8 @@
 import { performance } from 'node:perf_hooks'
 import type { Logger } from 'pino'
 import type { AuditBatch } from './audit-batch.js'
+import type { AuditPipelineHooks } from './audit-pipeline-hooks.js'
 import { AuditContentError, type AuditSink } from './audit-sink.js'
-import type { AuditPipelineHooks } from './log-drain.js'
 
 const TIMED_OUT = Symbol('timed out')
 /** an abandoned write still pending after this long means a wedged sink client: raise an alarm */
