@@ -1,3 +1,4 @@
+// Longer than 400 lines for a reason: most of it is SQLITE_MIGRATIONS, an append-only list read top to bottom.
 // The embedded-mode SQLite file: how to open it and what is in it. The schema is an ordered
 // list of migrations, applied once each and counted in PRAGMA user_version (one counter per
 // file, so every table that lives in this file belongs in this list). Same model as
