@@ -7,7 +7,9 @@ import { Router } from '../http/router.js'
 import { errorBody, type ErrorCode } from '../errors.js'
 import { PROXY_METHODS, traceRefusal } from './trace-methods.js'
 import { noteLatestRequest, rawErrorResponse, sendError, sendJson } from './respond.js'
-import { answerMalformedBody, ProxyExchange, type ExchangeDeps } from './proxy-exchange.js'
+import { ProxyExchange } from './proxy-exchange.js'
+import { answerMalformedBody } from './exchange-client-flow.js'
+import type { ExchangeDeps } from './exchange-state.js'
 
 export interface GatewayDeps extends ExchangeDeps {
   /** resolves when every store the data plane needs answers */

@@ -1,7 +1,7 @@
 // One gateway worker for lease-model.test.ts: a LeasedAdmission over a RedisAdmissionStore of its
 // own (its own connection; a Cluster client on Redis Cluster), on the real clock. The parent
 // sends bursts of requests for one key; each request goes `admitLocally(request) ?? await
-// admit(request)` as ProxyExchange#authorize does, and a planned share of the admitted ones is
+// admit(request)` as the exchange's authorization step does (src/gateway/exchange-authorization.ts), and a planned share of the admitted ones is
 // refunded as a 5xx would be. Every outcome is reported back (batched every few ms, so a worker
 // killed with SIGKILL has reported all but its last moments). The parent also sends limit changes
 // (recompiled, frozen specs and the invalidations an admin change publishes) and, at the end, a
