@@ -8,16 +8,18 @@
 //                                                                            └────────────────┘
 // Every event is in the log before it is in memory's queue, so falling behind only means
 // dropping the queue and reading the same events back from disk. One loop, one sink write in
-// flight at a time: the backpressure. Deadlines, up/down and probe backoff live in SinkGate.
+// flight at a time: the backpressure. Deadlines, up/down and probe backoff live in SinkGate;
+// setting aside the events the store refuses for their content, in QuarantiningWriter.
 import type { Logger } from 'pino'
-import { batchOfRows, rowsText, splitBatch, type AuditBatch } from './audit-batch.js'
-import { eventOfRow, rowSeq } from './audit-copy-text.js'
+import { batchOfRows, type AuditBatch } from './audit-batch.js'
+import { rowSeq } from './audit-copy-text.js'
 import type { AuditLog, LogSegment } from './audit-log.js'
 import type { AuditPipelineHooks } from './audit-pipeline-hooks.js'
-import { AuditContentError, type AuditSink } from './audit-sink.js'
+import type { AuditSink } from './audit-sink.js'
 import type { BatchQueue } from './batch-queue.js'
 import type { LeftoverLogs } from './leftover-logs.js'
 import type { Quarantine } from './quarantine.js'
+import { QuarantiningWriter } from './quarantining-writer.js'
 import { SinkGate } from './queue-sink-gate.js'
 
 export interface LogDrainOptions {
@@ -42,6 +44,7 @@ export class LogDrain {
   readonly #log: AuditLog
   readonly #leftovers: LeftoverLogs
   readonly #gate: SinkGate
+  readonly #writer: QuarantiningWriter
   readonly #logger: Logger
   readonly #runBound: () => void
   #live: boolean
@@ -76,6 +79,13 @@ export class LogDrain {
       logger: o.logger,
       hooks: o.hooks,
       onProbeDue: this.#runBound,
+    })
+    this.#writer = new QuarantiningWriter({
+      gate: this.#gate,
+      quarantine: o.quarantine,
+      logger: o.logger,
+      hooks: o.hooks,
+      lost: this.drop.bind(this),
     })
     this.#live = true
     this.#committed = 0
@@ -216,7 +226,7 @@ export class LogDrain {
     if (!(n >= this.#o.batchSize || (n > 0 && (this.#partialDue || this.#flushing > 0)))) return 'idle'
     const batch = this.#queue.take(this.#o.batchSize)!
     if (this.#queue.events < this.#o.batchSize) this.#partialDue = false
-    if (await this.#store(batch)) {
+    if (await this.#writer.store(batch)) {
       this.#commit(batch.lastSeq)
       return 'ok'
     }
@@ -272,7 +282,7 @@ export class LogDrain {
     this.#offset = nextOffset
     if (tail !== null) this.#goLive()
     if (batch.events > 0 || batch.blocks.length > 0) {
-      if (!(await this.#store(batch))) {
+      if (!(await this.#writer.store(batch))) {
         // its rows are in the log: read back from the last committed one
         if (this.#live) this.fallBehind()
         else this.#offset = offsetBefore
@@ -283,44 +293,6 @@ export class LogDrain {
       if (batch.events > 0) this.#commit(batch.lastSeq)
     }
     return 'ok'
-  }
-
-  /**
-   * Writes a batch; true once every event is stored or quarantined, false when the sink failed.
-   * A batch refused for its content is split in halves until the refused events are alone:
-   * those go to the quarantine, the rest to the store, and the sink is not marked down for them.
-   */
-  async #store (batch: AuditBatch): Promise<boolean> {
-    const err = await this.#gate.write(batch)
-    if (err === null) return true
-    if (!(err instanceof AuditContentError)) return false
-    if (batch.events <= 1) return await this.#quarantine(batch, err)
-    const [first, second] = splitBatch(batch)
-    return await this.#store(first) && await this.#store(second)
-  }
-
-  /** a one-row batch the store refused: the row to the quarantine, its blocks to the store */
-  async #quarantine (batch: AuditBatch, err: AuditContentError): Promise<boolean> {
-    if (batch.events === 1) {
-      let event = null
-      try {
-        event = eventOfRow(rowsText(batch))
-        // the same event refused again (its batch read back after a failure elsewhere): once is enough
-        if (!this.#o.quarantine.add(event, err.message)) return await this.#storeBlocks(batch)
-        this.#o.hooks.quarantined?.(1)
-        this.#logger.error({ seq: event.seq, event_id: event.id, reason: err.message, file: this.#o.quarantine.file },
-          'audit event refused by the store for its content: quarantined, the events after it go on')
-      } catch (writeErr) {
-        this.drop(1, writeErr as Error, 'an audit event the store refused could not be quarantined either')
-      }
-    }
-    return await this.#storeBlocks(batch)
-  }
-
-  async #storeBlocks (batch: AuditBatch): Promise<boolean> {
-    if (batch.blocks.length === 0) return true
-    const blocksErr = await this.#gate.write(batchOfRows([], batch.blocks))
-    return blocksErr === null || blocksErr instanceof AuditContentError
   }
 
   /** events of `batch` the log could not write */
@@ -397,7 +369,7 @@ export class LogDrain {
       return 'ok'
     }
     if (chunk.rows.length > 0 || chunk.blocks.length > 0) {
-      if (!(await this.#store(batchOfRows(chunk.rows, chunk.blocks)))) return 'failed'
+      if (!(await this.#writer.store(batchOfRows(chunk.rows, chunk.blocks)))) return 'failed'
       this.#replayed += chunk.rows.length
       this.#o.hooks.replayed?.(chunk.rows.length)
     }
