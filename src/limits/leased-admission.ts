@@ -18,6 +18,9 @@
 // - Budget units count as used from the moment they are leased: spent + leased never exceeds
 //   the budget. Unspent units go back when the lease idles, reaches its lifetime, on any admin
 //   change and at shutdown; a worker that dies holding units leaves them counted as spent.
+//
+// This file is the admission front (local admits, store decisions with top-ups, grants, refunds);
+// the leases themselves, found by spec, swept and given back, are in lease-table.ts.
 import type { Logger } from 'pino'
 import { errorSummary } from '../errors.js'
 import type { Invalidation } from '../process/invalidation.js'
@@ -26,25 +29,12 @@ import type {
   LimitState, RateLimitSpec, Reservation,
 } from './admission.js'
 import { budgetMonth } from './budget-month.js'
-import { Lease, type LeaseKind } from './lease.js'
+import type { Lease, LeaseKind } from './lease.js'
 import { LeaseStats } from './lease-stats.js'
+import { LeaseTable } from './lease-table.js'
 
-/**
- * how often held leases are checked for idleness, lifetime and month: the returns of one check
- * go in one store call, and a round trip costs the store more than the returns in it
- */
-const SWEEP_MS = 25
-/**
- * a slow subject's lease idles in no less than four of its gaps between requests (hundreds of
- * ms): looking at it every sweep would cost more than it saves
- */
-const SLOW_SWEEP_EVERY = 10
 /** after a lease call failed, the time before leases are asked for again */
 const ASK_AGAIN_AFTER_MS = 1000
-/** a lease with nothing held and no request for this long is forgotten */
-const FORGET_MS = 10_000
-
-type ReturnReason = 'idle' | 'expired' | 'invalidated' | 'shutdown'
 
 export interface LeasedAdmissionOptions {
   logger: Logger
@@ -57,22 +47,13 @@ export class LeasedAdmission implements AdmissionStore {
   readonly #logger: Logger
   readonly #enabled: boolean
   readonly stats: LeaseStats
-  /** every lease by its subject's storage name */
-  readonly #leases = new Map<string, Lease>()
-  /** leases holding units: the ones the sweep looks at… */
-  readonly #holding = new Set<Lease>()
-  /** …every time for these (hot subjects' leases), every SLOW_SWEEP_EVERY-th time for the rest */
-  readonly #holdingFast = new Set<Lease>()
-  #sweeps = 0
-  /** spec object → its lease, so the hot path builds no names */
-  readonly #bySpec = new WeakMap<object, Lease>()
+  /** this worker's leases and the units they hold */
+  readonly #table: LeaseTable
   /** admitLocally's leases of the request in hand (it never runs twice at once: synchronous) */
   readonly #picked: Lease[] = []
   /** background top-ups asked in this event-loop turn */
   #topUps: Lease[] = []
   readonly #flushTopUps = (): void => this.#sendTopUps()
-  readonly #sweepNow = (): void => this.#sweep()
-  #sweepTimer: NodeJS.Timeout | null = null
   /**
    * background top-ups and returns not answered yet: close() waits for them, so their grants go
    * back too and their returns are sent before the connection closes
@@ -89,13 +70,13 @@ export class LeasedAdmission implements AdmissionStore {
   #closed = false
   #second = -1
   #month = ''
-  #forgetAt = 0
 
   constructor (store: AdmissionStore, options: LeasedAdmissionOptions) {
     this.#store = store
     this.#logger = options.logger
     this.#enabled = options.enabled
     this.stats = new LeaseStats()
+    this.#table = new LeaseTable(store, this.stats, options.logger, this.#calls)
   }
 
   /**
@@ -113,13 +94,13 @@ export class LeasedAdmission implements AdmissionStore {
     const picked = this.#picked
     let enough = true
     for (let i = 0; i < limits.length; i++) {
-      const lease = this.#rateLease(limits[i]!, 'o:', request.groups.owner, now)
+      const lease = this.#table.rateLease(limits[i]!, 'o:', request.groups.owner, now)
       lease.see(now, 1)
       if (!lease.has(1, now)) enough = false
       picked[i] = lease
     }
     for (let i = 0; i < budgets.length; i++) {
-      const lease = this.#budgetLease(budgets[i]!, request.groups.owner, month, now)
+      const lease = this.#table.budgetLease(budgets[i]!, request.groups.owner, month, now)
       lease.see(now, cost)
       if (cost > 0 && !lease.has(cost, now)) enough = false
       picked[limits.length + i] = lease
@@ -127,7 +108,7 @@ export class LeasedAdmission implements AdmissionStore {
     // only the first candidate (the round-robin pick) is tried here; the store tries the rest
     const quota = request.credentials.length === 0 ? null : request.credentials[0]!.quota
     if (quota !== null) {
-      const lease = this.#rateLease(quota, 'p:', request.groups.partner, now)
+      const lease = this.#table.rateLease(quota, 'p:', request.groups.partner, now)
       lease.see(now, 1)
       if (!lease.has(1, now)) enough = false
       picked[limits.length + budgets.length] = lease
@@ -183,13 +164,13 @@ export class LeasedAdmission implements AdmissionStore {
     const wants = new Array<number>(asked.length).fill(0)
     let any = false
     if (now >= this.#askFrom) {
-      for (let i = 0; i < nR; i++) any = this.#ask(this.#rateLease(request.limits[i]!, 'o:', request.groups.owner, now), 1, i, asked, wants, now) || any
+      for (let i = 0; i < nR; i++) any = this.#ask(this.#table.rateLease(request.limits[i]!, 'o:', request.groups.owner, now), 1, i, asked, wants, now) || any
       if (request.cost > 0) {
-        for (let i = 0; i < nB; i++) any = this.#ask(this.#budgetLease(request.budgets[i]!, request.groups.owner, month, now), request.cost, nR + i, asked, wants, now) || any
+        for (let i = 0; i < nB; i++) any = this.#ask(this.#table.budgetLease(request.budgets[i]!, request.groups.owner, month, now), request.cost, nR + i, asked, wants, now) || any
       }
       for (let i = 0; i < request.credentials.length; i++) {
         const quota = request.credentials[i]!.quota
-        if (quota !== null) any = this.#ask(this.#rateLease(quota, 'p:', request.groups.partner, now), 1, nR + nB + i, asked, wants, now) || any
+        if (quota !== null) any = this.#ask(this.#table.rateLease(quota, 'p:', request.groups.partner, now), 1, nR + nB + i, asked, wants, now) || any
       }
     }
     if (!any) {
@@ -221,11 +202,11 @@ export class LeasedAdmission implements AdmissionStore {
     const rest: BudgetSpec[] = []
     const now = performance.now()
     for (const budget of reservation.budgets) {
-      const lease = this.#bySpec.get(budget)
+      const lease = this.#table.leaseOf(budget)
       if (lease !== undefined && lease.live && lease.expiresAt > now && reservation.cost <= lease.lastGrant &&
         lease.subject.kind === 'budget' && lease.subject.month === reservation.month) {
         lease.units += reservation.cost
-        this.#hold(lease)
+        this.#table.hold(lease)
       } else {
         rest.push(budget)
       }
@@ -236,14 +217,7 @@ export class LeasedAdmission implements AdmissionStore {
   /** an admin change: the leases it may touch go back (any that is not a single key's: all) */
   invalidate (invalidation: Invalidation): void {
     this.#generation++
-    const returns: LeaseReturn[] = []
-    for (const lease of this.#holding) if (touchedBy(lease, invalidation)) this.#giveUp(lease, 'invalidated', returns)
-    for (const [id, lease] of this.#leases) {
-      if (!touchedBy(lease, invalidation)) continue
-      lease.live = false
-      this.#leases.delete(id)
-    }
-    this.#sendReturns(returns)
+    this.#table.invalidate(invalidation)
   }
 
   topUp (items: readonly LeaseTopUp[], now: number): Promise<LeaseTopUpResult[]> {
@@ -265,11 +239,9 @@ export class LeasedAdmission implements AdmissionStore {
   /** gives back every unit held, then closes the store */
   async close (): Promise<void> {
     this.#closed = true
-    if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer)
-    this.#sweepTimer = null
+    this.#table.stopSweeping()
     while (this.#calls.size > 0) await Promise.all(this.#calls)
-    const returns: LeaseReturn[] = []
-    for (const lease of this.#holding) this.#giveUp(lease, 'shutdown', returns)
+    const returns = this.#table.giveUpAll('shutdown')
     if (returns.length > 0) {
       try {
         await this.#store.giveBack(returns, Date.now())
@@ -282,9 +254,7 @@ export class LeasedAdmission implements AdmissionStore {
 
   /** units currently held, by kind (for the metrics) */
   heldUnits (): Map<LeaseKind, number> {
-    const out = new Map<LeaseKind, number>()
-    for (const lease of this.#holding) out.set(lease.kind, (out.get(lease.kind) ?? 0) + lease.units)
-    return out
+    return this.#table.heldUnits()
   }
 
   /** HOT PATH: takes units here; a lease running low asks for its next grant in the background */
@@ -334,7 +304,7 @@ export class LeasedAdmission implements AdmissionStore {
       const room = i < nR && admission.ok && admission.remaining !== null ? admission.remaining[i]! : 0
       this.#granted(lease, units, room, spec, now)
     }
-    if (stale.length > 0) this.#sendReturns(stale)
+    if (stale.length > 0) this.#table.sendReturns(stale)
   }
 
   /** a grant asked before an admin change, for a dropped lease, or arriving after close goes straight back */
@@ -346,8 +316,8 @@ export class LeasedAdmission implements AdmissionStore {
     if (lease.units > 0 && now >= lease.expiresAt) {
       // past their lifetime and not swept yet: they go back rather than live on with the grant
       const returns: LeaseReturn[] = []
-      this.#giveUp(lease, 'expired', returns)
-      this.#sendReturns(returns)
+      this.#table.giveUp(lease, 'expired', returns)
+      this.#table.sendReturns(returns)
     }
     // the limit is full again once its room (less the grant) has come back: (burst - room + units) intervals
     const fullMs = spec === null ? 0 : (spec.burst - room + units) * spec.intervalMs
@@ -355,7 +325,7 @@ export class LeasedAdmission implements AdmissionStore {
     // taken; never more than the burst (held units from a window that has passed are not)
     lease.granted(units, spec === null ? room : Math.min(spec.burst, room + lease.units), fullMs, now)
     this.stats.granted(lease.kind, units)
-    this.#hold(lease)
+    this.#table.hold(lease)
   }
 
   #sendTopUps (): void {
@@ -390,7 +360,7 @@ export class LeasedAdmission implements AdmissionStore {
         }
         this.#granted(lease, granted, remaining + granted, lease.subject.kind === 'rate' ? lease.subject.spec : null, at)
       }
-      if (stale.length > 0) this.#sendReturns(stale)
+      if (stale.length > 0) this.#table.sendReturns(stale)
     }, (err: unknown) => {
       for (const lease of asked) lease.pending = false
       this.#askLater()
@@ -398,103 +368,6 @@ export class LeasedAdmission implements AdmissionStore {
       this.#logger.debug({ err: errorSummary(err) }, 'lease top-up failed')
     }).finally(() => this.#calls.delete(call))
     this.#calls.add(call)
-  }
-
-  #hold (lease: Lease): void {
-    this.#holding.add(lease)
-    if (!lease.slow) this.#holdingFast.add(lease)
-    this.#sweepSoon()
-  }
-
-  /** the sweep runs while any lease is known: held ones go back, forgotten ones are dropped */
-  #sweepSoon (): void {
-    if (this.#sweepTimer === null && !this.#closed) {
-      this.#sweepTimer = setInterval(this.#sweepNow, SWEEP_MS)
-      this.#sweepTimer.unref()
-    }
-  }
-
-  /** gives back what idle, expired or last month's leases hold; forgets long-unused ones */
-  #sweep (): void {
-    const now = performance.now()
-    const month = this.#monthOf(Date.now())
-    const returns: LeaseReturn[] = []
-    for (const lease of ++this.#sweeps % SLOW_SWEEP_EVERY === 0 ? this.#holding : this.#holdingFast) {
-      if (lease.units <= 0) {
-        this.#holding.delete(lease)
-        this.#holdingFast.delete(lease)
-      } else if (now >= lease.expiresAt) {
-        this.#giveUp(lease, 'expired', returns)
-      } else if (lease.idle(now) || (lease.subject.kind === 'budget' && lease.subject.month !== month)) {
-        this.#giveUp(lease, 'idle', returns)
-      }
-    }
-    this.#sendReturns(returns)
-    if (now >= this.#forgetAt) {
-      this.#forgetAt = now + FORGET_MS
-      for (const [id, lease] of this.#leases) {
-        if (lease.units === 0 && !lease.pending && now - lease.lastSeen > FORGET_MS) {
-          lease.live = false
-          this.#leases.delete(id)
-        }
-      }
-    }
-    if (this.#leases.size === 0 && this.#holding.size === 0 && this.#sweepTimer !== null) {
-      clearInterval(this.#sweepTimer)
-      this.#sweepTimer = null
-    }
-  }
-
-  #giveUp (lease: Lease, reason: ReturnReason, returns: LeaseReturn[]): void {
-    if (lease.units > 0) {
-      returns.push({ subject: lease.subject, units: lease.units })
-      this.stats.returned(lease.kind, reason, lease.units)
-    }
-    lease.units = 0
-    this.#holding.delete(lease)
-    this.#holdingFast.delete(lease)
-  }
-
-  #sendReturns (returns: LeaseReturn[]): void {
-    if (returns.length === 0) return
-    this.stats.returnCalls++
-    // not retried: a return that timed out may have been applied, and twice would overspend
-    const call: Promise<void> = this.#store.giveBack(returns, Date.now()).catch((err: unknown) => {
-      this.#logger.warn({ err: errorSummary(err), leases: returns.length }, 'could not give leased units back; they stay counted as used')
-    }).finally(() => this.#calls.delete(call))
-    this.#calls.add(call)
-  }
-
-  /** `scope` + `name` is the consistency group ('o:' and the owner, or 'p:' and the partner) */
-  #rateLease (spec: RateLimitSpec, scope: 'o:' | 'p:', name: string, now: number): Lease {
-    const known = this.#bySpec.get(spec)
-    if (known !== undefined && known.live) return known
-    const group = scope + name
-    // the limit's numbers are part of the name: a recompiled context with other numbers gets a
-    // lease of its own, and the old one, no longer used, idles and goes back
-    const id = `r|${group}|${spec.name}|${spec.subject}|${spec.intervalMs}|${spec.burst}`
-    let lease = this.#leases.get(id)
-    if (lease === undefined) {
-      lease = new Lease({ kind: 'rate', group, spec }, spec.name === 'key' ? 'key_rate' : spec.name === 'customer' ? 'customer_rate' : 'credential_quota', now)
-      this.#leases.set(id, lease)
-      this.#sweepSoon()
-    }
-    this.#bySpec.set(spec, lease)
-    return lease
-  }
-
-  #budgetLease (spec: BudgetSpec, owner: string, month: string, now: number): Lease {
-    const known = this.#bySpec.get(spec)
-    if (known !== undefined && known.live && known.subject.kind === 'budget' && known.subject.month === month) return known
-    const id = `b|${owner}|${spec.name}|${spec.subject}|${month}|${spec.monthly}`
-    let lease = this.#leases.get(id)
-    if (lease === undefined) {
-      lease = new Lease({ kind: 'budget', owner, spec, month }, spec.name === 'key' ? 'key_budget' : 'customer_budget', now)
-      this.#leases.set(id, lease)
-      this.#sweepSoon()
-    }
-    this.#bySpec.set(spec, lease)
-    return lease
   }
 
   /** the budget month of `epochMs`, worked out once a second */
@@ -506,11 +379,6 @@ export class LeasedAdmission implements AdmissionStore {
     }
     return this.#month
   }
-}
-
-/** a key's change touches that key's own leases; any other change touches every lease */
-function touchedBy (lease: Lease, invalidation: Invalidation): boolean {
-  return invalidation.kind !== 'key' || (lease.subject.spec.name === 'key' && lease.subject.spec.subject === invalidation.id)
 }
 
 function noop (): void {}
