@@ -121,7 +121,7 @@ function forwardRequest (pool: Pool, req: IncomingMessage, res: ServerResponse):
 }
 
 function runWorker (upstream: string): void {
-  // the settings src/gateway/upstream-pools.ts uses, so both sides hold the same connections
+  // the settings src/http/upstream-pools.ts uses, so both sides hold the same connections
   const pool = new Pool(upstream, {
     connections: 256,
     pipelining: 1,

@@ -1,7 +1,7 @@
 // Wraps the invalidation publisher so a failing channel cannot turn a committed change into a
 // 500: the change stands, cached contexts still expire by TTL, and the failure is logged loudly.
 import type { Logger } from 'pino'
-import type { Invalidation, InvalidationPublisher } from '../process/invalidation.js'
+import type { Invalidation, InvalidationPublisher } from '../store/invalidation.js'
 
 export class LoggedPublisher implements InvalidationPublisher {
   readonly #inner: InvalidationPublisher

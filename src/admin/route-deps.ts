@@ -1,8 +1,8 @@
 // What the admin route handlers need, as narrow interfaces: tests and other wirings can pass
 // anything with the same shape.
 import type { VirtualKeyCodec } from '../keys/virtual-key.js'
-import type { InvalidationPublisher } from '../process/invalidation.js'
-import type { EgressPolicy } from '../gateway/egress-policy.js'
+import type { InvalidationPublisher } from '../store/invalidation.js'
+import type { EgressPolicy } from '../http/egress-policy.js'
 import type { InlineSecretCipher } from '../secrets/inline-cipher.js'
 import type { ControlStore } from '../store/control-store.js'
 import type { ChangeRecorder } from './change-recorder.js'

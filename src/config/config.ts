@@ -4,9 +4,9 @@ import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { ConfigError } from '../errors.js'
 import { parseAdminTokens, type AdminTokenSpec } from './admin-tokens.js'
-import { parseEgressAllow } from '../gateway/egress-policy.js'
+import { parseEgressAllow } from '../http/egress-policy.js'
 import { secretFilesDirProblem } from '../secrets/secret-files-dir.js'
-import { isClusterUrl, parseClusterUrl } from '../store/redis/cluster-url.js'
+import { isClusterUrl, parseClusterUrl } from './redis-cluster-url.js'
 
 export type Mode = 'embedded' | 'distributed'
 

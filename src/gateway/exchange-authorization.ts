@@ -5,7 +5,7 @@
 import type { AdmissionRequest, CredentialCandidate } from '../limits/admission.js'
 import { costOf } from '../limits/compile-limits.js'
 import { priceFor } from '../payments/compile-payment.js'
-import { findEndpoint } from './endpoint-pattern.js'
+import { findEndpoint } from '../http/endpoint-pattern.js'
 import type { KeyContext } from './key-context.js'
 import { PaidExchange } from './paid-exchange.js'
 import { circuitOpen, governanceFailed, refuse } from './exchange-answers.js'

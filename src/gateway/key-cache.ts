@@ -9,7 +9,7 @@
 // Entries expire after `ttlMs` even without an invalidation message, which bounds how long a
 // lost message can keep a changed (e.g. revoked) key context alive. Every invalidation bumps
 // `epoch`; a load that started before a bump must not store its (possibly stale) result.
-import type { Invalidation } from '../process/invalidation.js'
+import type { Invalidation } from '../store/invalidation.js'
 import type { KeyContext } from './key-context.js'
 
 interface Entry {

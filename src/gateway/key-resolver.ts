@@ -4,7 +4,7 @@
 // the request closed instead of holding it until the client gives up.
 import type { ControlStore } from '../store/control-store.js'
 import type { VirtualKeyCodec } from '../keys/virtual-key.js'
-import type { Invalidation } from '../process/invalidation.js'
+import type { Invalidation } from '../store/invalidation.js'
 import type { KeyCache } from './key-cache.js'
 import { compileKeyContext, type CompileDeps, type KeyContext } from './key-context.js'
 import { SharedLookups } from './shared-lookups.js'

@@ -1,7 +1,7 @@
 // Policy and credential limits compiled into the specs the admission stores take, once per
 // key context: nothing about a limit is computed per request but the decision itself.
 import type { Budget, CostRule, Policy, RateLimit } from '../store/model.js'
-import { compileEndpoint, findEndpoint, type CompiledEndpoint } from '../gateway/endpoint-pattern.js'
+import { compileEndpoint, findEndpoint, type CompiledEndpoint } from '../http/endpoint-pattern.js'
 import type { BudgetSpec, RateLimitSpec } from './admission.js'
 
 export function rateLimitSpec (name: string, subject: string, limit: RateLimit): RateLimitSpec {

@@ -4,7 +4,7 @@
 // long-unused ones forgotten.
 import type { Logger } from 'pino'
 import { errorSummary } from '../errors.js'
-import type { Invalidation } from '../process/invalidation.js'
+import type { Invalidation } from '../store/invalidation.js'
 import type { AdmissionStore, BudgetSpec, LeaseReturn, RateLimitSpec } from './admission.js'
 import { budgetMonth } from './budget-month.js'
 import { Lease, type LeaseKind } from './lease.js'

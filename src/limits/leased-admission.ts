@@ -23,7 +23,7 @@
 // the leases themselves, found by spec, swept and given back, are in lease-table.ts.
 import type { Logger } from 'pino'
 import { errorSummary } from '../errors.js'
-import type { Invalidation } from '../process/invalidation.js'
+import type { Invalidation } from '../store/invalidation.js'
 import type {
   Admission, AdmissionRequest, AdmissionStore, BudgetSpec, LeaseReturn, LeaseTopUp, LeaseTopUpResult,
   LimitState, RateLimitSpec, Reservation,

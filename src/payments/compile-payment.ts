@@ -1,7 +1,7 @@
 // A policy's payment settings compiled once per key context: the requirement offered for each
 // distinct price, already serialized for 402 answers, and the price rules as endpoint matchers
 // (the same ones `costs` and `allow` use), so a request only walks the rules.
-import { compileEndpoint, findEndpoint, type CompiledEndpoint } from '../gateway/endpoint-pattern.js'
+import { compileEndpoint, findEndpoint, type CompiledEndpoint } from '../http/endpoint-pattern.js'
 import type { PaymentSettings } from './payment-settings.js'
 import { v1NetworkName } from './v1-networks.js'
 import type { PaymentRequirements } from './x402-types.js'

@@ -4,8 +4,7 @@
 //
 // Once per process (worker):
 //   facilitators = new FacilitatorClient({ logger })                       close() at shutdown
-//   replayGuard  = new RedisReplayGuard(redis, { prefix: config.redisPrefix })        distributed
-//               | openSqliteReplayGuard(<data dir>/relaykey.db, { busyTimeoutMs })    embedded
+//   replayGuard  = openReplayGuard(config, redis)   (process/open-replay-guard.ts: Redis in distributed mode, the embedded SQLite file otherwise)
 //
 // Once per key context (policy), only when `policy.payment !== null`:
 //   payment = compilePayment(policy.payment)
@@ -45,9 +44,7 @@ export { FacilitatorClient, type FacilitatorClientOptions, type SupportedCheck }
 export { PAYMENT_REQUIRED_REASON, paymentRequired, type PaymentRequiredAnswer } from './payment-required.js'
 export { validatePaymentSettings, type PaymentSettings, type PriceRule } from './payment-settings.js'
 export { readPayment, type AcceptedPayment, type ReadPaymentResult } from './read-payment.js'
-export { RedisReplayGuard, type RedisReplayGuardOptions } from './redis-replay-guard.js'
 export { PAYMENT_REPLAYED_REASON, type PaymentReplayGuard } from './replay-guard.js'
-export { openSqliteReplayGuard, SqliteReplayGuard, type OpenSqliteReplayGuardOptions } from './sqlite-replay-guard.js'
 export {
   PAYMENT_REQUIRED, PAYMENT_RESPONSE, PAYMENT_SIGNATURE, X_PAYMENT, X_PAYMENT_RESPONSE, paymentResponseHeaders,
 } from './x402-headers.js'

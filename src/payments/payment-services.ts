@@ -1,17 +1,12 @@
 // What a worker needs to take x402 payments: the facilitator client, the replay guard of the
 // mode's store, and how much of a paid response may be held while its payment settles. Built
 // once per worker; a deployment without paid policies pays one idle object for it.
-import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { Config } from '../config/config.js'
-import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
-import type { RedisClient } from '../store/redis/redis-client.js'
 import { compilePayment, type CompiledPayment } from './compile-payment.js'
 import { FacilitatorClient } from './facilitator-client.js'
 import type { PaymentSettings } from './payment-settings.js'
-import { RedisReplayGuard } from './redis-replay-guard.js'
 import type { PaymentReplayGuard } from './replay-guard.js'
-import { openSqliteReplayGuard, type SqliteReplayGuard } from './sqlite-replay-guard.js'
 
 export class PaymentServices {
   readonly facilitators: FacilitatorClient
@@ -20,22 +15,17 @@ export class PaymentServices {
   readonly responseBufferBytes: number
   /** RELAYKEY_PUBLIC_URL, or null */
   readonly #publicUrl: string | null
-  readonly #sqlite: SqliteReplayGuard | null
+  readonly #closeGuard: (() => Promise<void>) | null
   /** facilitator, scheme and network already checked against GET /supported by this worker */
   readonly #checked = new Set<string>()
 
-  /** `redis`: the worker's data-plane connection in distributed mode (borrowed, not closed here) */
-  constructor (config: Config, logger: Logger, redis: RedisClient | null) {
+  /** `replayGuard`: the claims store the process shell chose (process/open-replay-guard.ts); closed with these services when it has a close() */
+  constructor (config: Pick<Config, 'paymentBufferBytes' | 'publicUrl'>, logger: Logger, replayGuard: PaymentReplayGuard & { close?: () => Promise<void> }) {
     this.facilitators = new FacilitatorClient({ logger })
     this.responseBufferBytes = config.paymentBufferBytes
     this.#publicUrl = config.publicUrl
-    if (redis !== null) {
-      this.#sqlite = null
-      this.replayGuard = new RedisReplayGuard(redis, { prefix: config.redisPrefix })
-    } else {
-      this.#sqlite = openSqliteReplayGuard(join(config.dataDir, EMBEDDED_DB_FILE), { busyTimeoutMs: config.governanceTimeoutMs })
-      this.replayGuard = this.#sqlite
-    }
+    this.replayGuard = replayGuard
+    this.#closeGuard = replayGuard.close === undefined ? null : () => replayGuard.close!()
   }
 
   /**
@@ -60,6 +50,6 @@ export class PaymentServices {
 
   async close (): Promise<void> {
     await this.facilitators.close()
-    await this.#sqlite?.close()
+    await this.#closeGuard?.()
   }
 }

@@ -1,6 +1,6 @@
 // The replay guard: each payment payload is accepted once (docs/payments.md), across every worker and
-// node sharing the store. Implementations: Redis (redis-replay-guard.ts) in distributed mode, the
-// embedded SQLite file (sqlite-replay-guard.ts); both run test/payments/replay-guard.contract.ts.
+// node sharing the store. Implementations: Redis (store/redis/redis-replay-guard.ts) in distributed mode, the
+// embedded SQLite file (store/sqlite/sqlite-replay-guard.ts); both run test/payments/replay-guard.contract.ts.
 //
 // Lifecycle of a claim (`key` from replay-key.ts):
 //

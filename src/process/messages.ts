@@ -1,5 +1,5 @@
 // Messages between the cluster primary and its workers over the IPC channel.
-import { isInvalidation, type Invalidation } from './invalidation.js'
+import { isInvalidation, type Invalidation } from '../store/invalidation.js'
 
 // (The primary stops a worker with SIGTERM, not a message: a message sent while the worker is
 // still loading its modules has no listener yet and is lost.)

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { createRedisClient, type RedisClient } from '../store/redis/redis-client.js'
-import { isInvalidation, type Invalidation, type InvalidationPublisher } from './invalidation.js'
+import { isInvalidation, type Invalidation, type InvalidationPublisher } from '../store/invalidation.js'
 
 export class RedisInvalidationRelay implements InvalidationPublisher {
   readonly #publisher: RedisClient

@@ -10,8 +10,8 @@ import { errorSummary } from '../errors.js'
 import { KeyCache } from '../gateway/key-cache.js'
 import { KeyResolver } from '../gateway/key-resolver.js'
 import { PartnerDirectory } from '../gateway/partner-directory.js'
-import { EgressPolicy } from '../gateway/egress-policy.js'
-import { UpstreamPools } from '../gateway/upstream-pools.js'
+import { EgressPolicy } from '../http/egress-policy.js'
+import { UpstreamPools } from '../http/upstream-pools.js'
 import { InFlightCounts } from '../limits/in-flight-counts.js'
 import { PartnerReliability } from '../reliability/partner-reliability.js'
 import { PaymentServices } from '../payments/payment-services.js'
@@ -32,7 +32,8 @@ import { RedisSharedTokens } from '../store/redis/redis-shared-tokens.js'
 import { SqliteSharedTokens } from '../store/sqlite/sqlite-shared-tokens.js'
 import { EMBEDDED_DB_FILE } from '../store/open-control-store.js'
 import { join } from 'node:path'
-import { secretsOfConfig } from '../secrets/secrets-of-config.js'
+import { secretsOfConfig } from './secrets-of-config.js'
+import { openReplayGuard } from './open-replay-guard.js'
 
 export async function runWorker (config: Config, logger: Logger): Promise<void> {
   // A stop asked for while the worker is still starting (opening stores, claiming audit logs)
@@ -53,7 +54,7 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
   const pools = new UpstreamPools({ egress: new EgressPolicy(config.egressAllow) })
   // one data-plane Redis connection for limits and payment claims (distributed mode)
   const redis = config.redisUrl === null ? null : await openDataPlaneRedis(config, logger)
-  const payments = new PaymentServices(config, logger, redis)
+  const payments = new PaymentServices(config, logger, openReplayGuard(config, redis))
   // OAuth2 partners' access tokens: one per credential for the whole deployment
   const seal = new TokenSeal(config.hmacSecret!)
   const tokens = new TokenSources(redis === null

@@ -1,5 +1,5 @@
 // The method and path of an endpoint rule, shared by policy `costs`, `allow` and `payment.prices`.
-// The shapes checked here are the ones gateway/endpoint-pattern.ts compiles, so a stored rule
+// The shapes checked here are the ones http/endpoint-pattern.ts compiles, so a stored rule
 // always compiles.
 import { ValidationError } from '../errors.js'
 import { matching, string } from './json-value.js'
@@ -12,7 +12,7 @@ export function endpointMethod (value: unknown, field: string): string {
   return matching(value, field, METHOD, "an uppercase HTTP method such as GET, or '*'")
 }
 
-/** `/a/*\/b` and a trailing `/**`; see gateway/endpoint-pattern.ts */
+/** `/a/*\/b` and a trailing `/**`; see http/endpoint-pattern.ts */
 export function endpointPath (value: unknown, field: string): string {
   const path = string(value, field, 1024)
   if (!path.startsWith('/')) throw new ValidationError(field, "must start with '/'")

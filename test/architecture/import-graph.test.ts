@@ -21,15 +21,12 @@ const CONTROL_PLANE = ['admin', 'cli', 'config-file']
 const ABOVE_STORE = ['gateway', 'admin', 'cli', 'process']
 /** the process shell (the cluster's primary and workers, and what wires them) and what may start it */
 const SHELL_USERS = ['cli.ts', 'cli', 'process']
-/** concrete stores and their choice: the process shell wires them, limits/ admits against AdmissionStore */
+/** concrete stores and their choice: the process shell wires them; the request path uses their interfaces */
 const CONCRETE_STORES = ['store/redis/', 'store/sqlite/', 'store/postgres/', 'store/open-control-store.ts']
+/** the request path but audit/, which owns its sinks (PostgreSQL COPY, SQLite writer) and their choice */
+const STORE_AGNOSTIC = DATA_PLANE.filter((folder) => folder !== 'audit')
 /** checks shared by the admin API and the data plane: they stand on their own */
 const NEUTRAL = ['validation']
-/**
- * process/ files that others may import: the invalidation message the admin API publishes and the
- * data plane's caches and leases take
- */
-const SHELL_SHARED = new Set(['process/invalidation.ts'])
 
 interface Edge {
   /** src-relative, with '/' */
@@ -173,9 +170,9 @@ describe('src/ import graph', () => {
     assert.equal(found, '', 'store files importing the layers above the stores')
   })
 
-  it('keeps limits/ free of concrete stores (the process shell picks the admission store)', () => {
-    const found = offending(edges, (edge) => folderOf(edge.from) === 'limits' && CONCRETE_STORES.some((store) => edge.to.startsWith(store)))
-    assert.equal(found, '', 'limits files importing a concrete store')
+  it(`keeps ${STORE_AGNOSTIC.map((folder) => `${folder}/`).join(', ')} free of concrete stores (the process shell picks them)`, () => {
+    const found = offending(edges, (edge) => STORE_AGNOSTIC.includes(folderOf(edge.from)) && CONCRETE_STORES.some((store) => edge.to.startsWith(store)))
+    assert.equal(found, '', 'request-path files importing a concrete store')
   })
 
   it(`keeps ${NEUTRAL.map((folder) => `${folder}/`).join(', ')} free of everything but itself and src/errors.ts`, () => {
@@ -183,9 +180,8 @@ describe('src/ import graph', () => {
     assert.equal(found, '', 'shared checks importing other parts of src/')
   })
 
-  it('lets only src/cli.ts, cli/ and process/ import process/ (but its invalidation message)', () => {
-    const found = offending(edges, (edge) =>
-      folderOf(edge.to) === 'process' && !SHELL_USERS.includes(folderOf(edge.from)) && !SHELL_SHARED.has(edge.to))
+  it('lets only src/cli.ts, cli/ and process/ import process/', () => {
+    const found = offending(edges, (edge) => folderOf(edge.to) === 'process' && !SHELL_USERS.includes(folderOf(edge.from)))
     assert.equal(found, '', 'files outside the process shell importing it')
   })
 })

@@ -16,7 +16,7 @@ import { rateLimitSpec } from '../../src/limits/compile-limits.js'
 import { createRedisClient } from '../../src/store/redis/redis-client.js'
 import { RedisAdmissionStore } from '../../src/store/redis/redis-admission-store.js'
 import type { Admission, AdmissionRequest, BudgetSpec, RateLimitSpec } from '../../src/limits/admission.js'
-import type { Invalidation } from '../../src/process/invalidation.js'
+import type { Invalidation } from '../../src/store/invalidation.js'
 
 export interface ModelRateLimit {
   name: 'key' | 'customer'

@@ -34,7 +34,7 @@ import { LEASE_LIFETIME_MS, LEASE_MAX_UNITS, SLOW_LEASE_LIFETIME_MS } from '../.
 import { LeasedAdmission } from '../../src/limits/leased-admission.js'
 import { createRedisClient, type RedisClient } from '../../src/store/redis/redis-client.js'
 import { RedisAdmissionStore } from '../../src/store/redis/redis-admission-store.js'
-import type { Invalidation } from '../../src/process/invalidation.js'
+import type { Invalidation } from '../../src/store/invalidation.js'
 import { deleteClusterPrefix, useRedisCluster } from '../helpers/redis-cluster.js'
 import { deleteKeys } from '../helpers/redis-keys.js'
 import { TEST_REDIS_URL } from '../helpers/relaykey-process.js'

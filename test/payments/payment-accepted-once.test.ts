@@ -11,9 +11,9 @@ import { x402Client, x402HTTPClient } from '@x402/core/client'
 import { decodePaymentRequiredHeader } from '@x402/core/http'
 import {
   compilePayment, FacilitatorClient, PAYMENT_REPLAYED_REASON, PAYMENT_REQUIRED_REASON, paymentRequired, paymentResponseHeaders,
-  priceFor, readPayment, type CompiledPayment, type SqliteReplayGuard,
+  priceFor, readPayment, type CompiledPayment,
 } from '../../src/payments/index.js'
-import { openSqliteReplayGuard } from '../../src/payments/sqlite-replay-guard.js'
+import { openSqliteReplayGuard, type SqliteReplayGuard } from '../../src/store/sqlite/sqlite-replay-guard.js'
 import { MockFacilitator, TRANSACTION } from './mock-facilitator.js'
 import { RESOURCE, paymentSettings, recordingLogger } from './payment-fixtures.js'
 import { payV2 } from './payer.js'

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { RedisReplayGuard } from '../../src/payments/redis-replay-guard.js'
+import { RedisReplayGuard } from '../../src/store/redis/redis-replay-guard.js'
 import { createRedisClient } from '../../src/store/redis/redis-client.js'
 import { redisCommand } from '../helpers/redis-command.js'
 import { useRedisCluster } from '../helpers/redis-cluster.js'

@@ -1,7 +1,7 @@
 // A second process for sqlite-replay-guard.test.ts: opens the shared SQLite file, says 'ready',
 // waits for 'go', claims every payment key of the job and reports which it won.
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises'
-import { openSqliteReplayGuard } from '../../src/payments/sqlite-replay-guard.js'
+import { openSqliteReplayGuard } from '../../src/store/sqlite/sqlite-replay-guard.js'
 
 export interface ClaimJob {
   file: string

@@ -2,7 +2,7 @@
 // node (possibly of another release) published it.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { isInvalidation } from '../../src/process/invalidation.js'
+import { isInvalidation } from '../../src/store/invalidation.js'
 
 describe('invalidation messages', () => {
   it('accepts every kind, and a partner deletion', () => {

@@ -6,8 +6,8 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'undici'
-import { EgressPolicy, parseEgressAllow } from '../../src/gateway/egress-policy.js'
-import { UpstreamPools } from '../../src/gateway/upstream-pools.js'
+import { EgressPolicy, parseEgressAllow } from '../../src/http/egress-policy.js'
+import { UpstreamPools } from '../../src/http/upstream-pools.js'
 import { startMockPartner, type MockPartner } from '../helpers/mock-partner.js'
 import { setUpGovernedPartner, startRelayKey, type RelayKeyProcess } from '../helpers/relaykey-process.js'
 

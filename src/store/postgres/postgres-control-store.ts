@@ -8,11 +8,12 @@ import { newId } from '../ids.js'
 import type { ControlStore, FingerprintName, KeyFilter } from '../control-store.js'
 import type { AdminChange, AdminChangeInput, ChangeFilter } from '../../admin-changes/admin-change.js'
 import { changeHash, GENESIS_CHANGE_HASH } from '../../admin-changes/change-chain.js'
+import { postgresChangeRow } from '../../admin-changes/change-rows.js'
 import { guarded, isForeignKeyViolation } from './constraint-errors.js'
 import { clientOptions } from './client-options.js'
 import type { PostgresSocketFactory } from './postgres-socket.js'
 import {
-  dateOrNull, iso, isoOrNull, jsonParam, mapFirst, patchValues, toBinding, toCredential, toKey, toPartner, toPolicy,
+  dateOrNull, isoOrNull, jsonParam, mapFirst, patchValues, toBinding, toCredential, toKey, toPartner, toPolicy,
   CREDENTIAL_COLUMNS, KEY_COLUMNS, PARTNER_COLUMNS, POLICY_COLUMNS, type PatchValues, type Row,
 } from './control-rows.js'
 import type {
@@ -316,7 +317,7 @@ export class PostgresControlStore implements ControlStore {
       ${filter.until === undefined ? sql`` : sql`AND ts < ${new Date(filter.until)}`}
       ${filter.before_seq === undefined ? sql`` : sql`AND seq < ${filter.before_seq}`}
       ORDER BY seq DESC LIMIT ${filter.limit}`
-    return rows.map(toAdminChange)
+    return rows.map(postgresChangeRow)
   }
 
   async recordFingerprint (name: FingerprintName, fingerprint: string): Promise<string> {
@@ -336,23 +337,6 @@ export class PostgresControlStore implements ControlStore {
 
 // Any constant nothing else in the database uses: 'RKchange' in ASCII.
 const CHANGE_LOG_LOCK = 0x524b6368616e6765n.toString()
-
-/** a change log row as stored (jsonb changes, timestamptz ts) */
-export function toAdminChange (r: Row): AdminChange {
-  return {
-    seq: Number(r.seq),
-    id: r.id,
-    ts: iso(r.ts),
-    request_id: r.request_id,
-    token_name: r.token_name,
-    action: r.action,
-    resource_type: r.resource_type,
-    resource_id: r.resource_id,
-    changes: r.changes,
-    prev_hash: r.prev_hash,
-    hash: r.hash,
-  }
-}
 
 /**
  * Opens a client for `url` that the returned store owns (close() ends it), on `socket`'s

@@ -1,6 +1,6 @@
 // REDIS_URL → an ioredis client: `redis://`/`rediss://` for one server, or
 // `redis+cluster://host1:port,host2:port` for Redis Cluster.
-import { isClusterUrl, parseClusterUrl } from './cluster-url.js'
+import { isClusterUrl, parseClusterUrl } from '../../config/redis-cluster-url.js'
 import { Cluster, Redis } from 'ioredis'
 
 export type RedisClient = Redis | Cluster

@@ -8,6 +8,7 @@ import { newId } from '../ids.js'
 import type { ControlStore, FingerprintName, KeyFilter } from '../control-store.js'
 import type { AdminChange, AdminChangeInput, ChangeFilter } from '../../admin-changes/admin-change.js'
 import { changeHash, GENESIS_CHANGE_HASH } from '../../admin-changes/change-chain.js'
+import { sqliteChangeRow } from '../../admin-changes/change-rows.js'
 import type {
   Binding, BindingInput, Credential, CredentialInput, KeyInput, KeyPatch, Partner, PartnerInput,
   Policy, PolicyInput, ResolvedKeyRecord, VirtualKey,
@@ -269,7 +270,7 @@ export class SqliteControlStore implements ControlStore {
     add('seq', '<', filter.before_seq)
     // only fixed column names and operators reach the text; values are bound
     const rows = this.#db.prepare<unknown[], Row>(`SELECT * FROM admin_changes ${where.length === 0 ? '' : 'WHERE ' + where.join(' AND ')} ORDER BY seq DESC LIMIT @limit`).all(params)
-    return rows.map(sqliteAdminChange)
+    return rows.map(sqliteChangeRow)
   }
 
   async recordFingerprint (name: FingerprintName, fingerprint: string): Promise<string> {
@@ -287,23 +288,6 @@ export class SqliteControlStore implements ControlStore {
 /** Opens `file` (WAL, foreign keys, schema applied) for a store that owns the handle. */
 export function openSqliteControlStore (file: string): SqliteControlStore {
   return new SqliteControlStore(openSqliteDatabase(file), { ownsDatabase: true })
-}
-
-/** a change log row as stored (epoch ms ts, JSON text changes) */
-export function sqliteAdminChange (r: Row): AdminChange {
-  return {
-    seq: Number(r.seq),
-    id: r.id,
-    ts: new Date(Number(r.ts)).toISOString(),
-    request_id: r.request_id,
-    token_name: r.token_name,
-    action: r.action,
-    resource_type: r.resource_type,
-    resource_id: r.resource_id,
-    changes: JSON.parse(r.changes),
-    prev_hash: r.prev_hash,
-    hash: r.hash,
-  }
 }
 
 function mapRow<T> (row: Row | undefined, map: (row: Row) => T): T | null {

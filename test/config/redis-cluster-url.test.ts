@@ -2,7 +2,7 @@
 // credentials decoded.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { parseClusterUrl } from '../../src/store/redis/cluster-url.js'
+import { parseClusterUrl } from '../../src/config/redis-cluster-url.js'
 
 describe('parseClusterUrl', () => {
   it('returns every seed host with its port (6379 when none is given)', () => {

@@ -2,9 +2,9 @@
 // shared by every worker of the node. A claim is one upsert statement: SQLite runs writers one
 // at a time on the file, so of two workers claiming the same payment exactly one changes a row.
 import Database from 'better-sqlite3'
-import { GovernanceUnavailableError } from '../errors.js'
-import { openSqliteDatabase } from '../store/sqlite/schema.js'
-import type { PaymentReplayGuard } from './replay-guard.js'
+import { GovernanceUnavailableError } from '../../errors.js'
+import { openSqliteDatabase } from './schema.js'
+import type { PaymentReplayGuard } from '../../payments/replay-guard.js'
 
 /** how often (guard clock) one process sweeps expired claims */
 const PURGE_EVERY_MS = 60_000

@@ -3,7 +3,7 @@
 // another value refuses to start, naming the variable, instead of answering every virtual key
 // 401 (another pepper) or failing every inline secret (another master key) in silence.
 import { createHmac } from 'node:crypto'
-import type { Config } from './config.js'
+import type { Config } from '../config/config.js'
 import type { ControlStore, FingerprintName } from '../store/control-store.js'
 import { InlineSecretCipher } from '../secrets/inline-cipher.js'
 import { SECRET_PARTS, type StoredSecret } from '../store/model.js'

@@ -1,8 +1,8 @@
 // Payment claims in Redis (distributed mode): one SET NX PX per claim, atomic on a single Redis
 // and on Redis Cluster alike.
-import { GovernanceUnavailableError } from '../errors.js'
-import type { RedisClient } from '../store/redis/redis-client.js'
-import type { PaymentReplayGuard } from './replay-guard.js'
+import { GovernanceUnavailableError } from '../../errors.js'
+import type { RedisClient } from './redis-client.js'
+import type { PaymentReplayGuard } from '../../payments/replay-guard.js'
 
 export interface RedisReplayGuardOptions {
   /** RELAYKEY_REDIS_PREFIX */

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { compileEndpoint, findEndpoint, matchEndpoint } from '../../src/gateway/endpoint-pattern.js'
+import { compileEndpoint, findEndpoint, matchEndpoint } from '../../src/http/endpoint-pattern.js'
 
 describe('endpoint patterns', () => {
   const cases: Array<[string, string, string, string, boolean]> = [
