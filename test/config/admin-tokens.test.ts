@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../../src/config/config.js'
-import { ConfigError } from '../../src/errors.js'
+import { configRefusal } from '../helpers/config-refusal.js'
 
 const WRITE = 'ops-token-0123456789abcdef'
 const READ = 'auditor-token-0123456789abcdef'
@@ -16,15 +16,6 @@ const DISTRIBUTED = {
   RELAYKEY_HMAC_SECRET: 'h'.repeat(32),
 }
 
-function refusal (env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env)
-  } catch (err) {
-    assert.ok(err instanceof ConfigError)
-    return err
-  }
-  assert.fail('expected a ConfigError')
-}
 
 describe('named admin tokens', () => {
   it('reads them from RELAYKEY_ADMIN_TOKENS, and a write token stands in for RELAYKEY_ADMIN_TOKEN in distributed mode', () => {
@@ -39,14 +30,14 @@ describe('named admin tokens', () => {
       const file = join(dir, 'tokens.json')
       writeFileSync(file, JSON.stringify([{ name: 'ci', token: WRITE, scope: 'write' }]))
       assert.deepEqual(loadConfig({ RELAYKEY_ADMIN_TOKENS_FILE: file }).adminTokens, [{ name: 'ci', token: WRITE, scope: 'write' }])
-      assert.match(refusal({ RELAYKEY_ADMIN_TOKENS_FILE: join(dir, 'missing.json') }).message, /^RELAYKEY_ADMIN_TOKENS_FILE: cannot be read \(ENOENT\)/)
+      assert.match(configRefusal({ RELAYKEY_ADMIN_TOKENS_FILE: join(dir, 'missing.json') }).message, /^RELAYKEY_ADMIN_TOKENS_FILE: cannot be read \(ENOENT\)/)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
   })
 
   it('needs a write token in distributed mode: read tokens alone are not enough', () => {
-    const err = refusal({ ...DISTRIBUTED, RELAYKEY_ADMIN_TOKENS: JSON.stringify([{ name: 'auditor', token: READ, scope: 'read' }]) })
+    const err = configRefusal({ ...DISTRIBUTED, RELAYKEY_ADMIN_TOKENS: JSON.stringify([{ name: 'auditor', token: READ, scope: 'read' }]) })
     assert.equal(err.variable, 'RELAYKEY_ADMIN_TOKEN')
   })
 
@@ -62,7 +53,7 @@ describe('named admin tokens', () => {
     ['a bad scope', JSON.stringify([{ name: 'ops', token: WRITE, scope: 'admin' }]), /\[0\]\.scope \(of ops\) must be read or write/],
   ] as Array<[string, string, RegExp]>) {
     it(`refuses ${why}, naming the entry and never the token`, () => {
-      const err = refusal({ RELAYKEY_ADMIN_TOKENS: value })
+      const err = configRefusal({ RELAYKEY_ADMIN_TOKENS: value })
       assert.equal(err.variable, 'RELAYKEY_ADMIN_TOKENS')
       assert.match(err.message, message)
       assert.ok(!err.message.includes(WRITE) && !err.message.includes(READ), err.message)
@@ -70,7 +61,7 @@ describe('named admin tokens', () => {
   }
 
   it('refuses RELAYKEY_ADMIN_TOKEN\'s value under another name', () => {
-    const err = refusal({ RELAYKEY_ADMIN_TOKEN: WRITE, RELAYKEY_ADMIN_TOKENS: JSON.stringify([{ name: 'ops', token: WRITE, scope: 'read' }]) })
+    const err = configRefusal({ RELAYKEY_ADMIN_TOKEN: WRITE, RELAYKEY_ADMIN_TOKENS: JSON.stringify([{ name: 'ops', token: WRITE, scope: 'read' }]) })
     assert.match(err.message, /holds RELAYKEY_ADMIN_TOKEN's value under another name/)
     assert.ok(!err.message.includes(WRITE))
   })

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadConfig } from '../../src/config/config.js'
-import { ConfigError } from '../../src/errors.js'
+import { configRefusal } from '../helpers/config-refusal.js'
 
 const distributed = {
   DATABASE_URL: 'postgres://localhost/relaykey',
@@ -10,15 +10,6 @@ const distributed = {
   RELAYKEY_HMAC_SECRET: 'b'.repeat(32),
 }
 
-function refusal (env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env)
-  } catch (err) {
-    assert.ok(err instanceof ConfigError)
-    return err
-  }
-  assert.fail('expected a ConfigError')
-}
 
 describe('configuration', () => {
   it('runs embedded with nothing set, with the contract defaults', () => {
@@ -40,24 +31,24 @@ describe('configuration', () => {
   })
 
   it('names the missing URL when only one is set', () => {
-    assert.equal(refusal({ DATABASE_URL: distributed.DATABASE_URL }).variable, 'REDIS_URL')
-    assert.equal(refusal({ REDIS_URL: distributed.REDIS_URL }).variable, 'DATABASE_URL')
+    assert.equal(configRefusal({ DATABASE_URL: distributed.DATABASE_URL }).variable, 'REDIS_URL')
+    assert.equal(configRefusal({ REDIS_URL: distributed.REDIS_URL }).variable, 'DATABASE_URL')
   })
 
   it('names each missing or malformed value', () => {
-    assert.equal(refusal({ ...distributed, RELAYKEY_ADMIN_TOKEN: '' }).variable, 'RELAYKEY_ADMIN_TOKEN')
-    assert.equal(refusal({ ...distributed, RELAYKEY_HMAC_SECRET: 'short' }).variable, 'RELAYKEY_HMAC_SECRET')
-    assert.equal(refusal({ RELAYKEY_PORT: '80a' }).variable, 'RELAYKEY_PORT')
-    assert.equal(refusal({ RELAYKEY_ADMIN_PORT: '70000' }).variable, 'RELAYKEY_ADMIN_PORT')
-    assert.equal(refusal({ RELAYKEY_WORKERS: '0' }).variable, 'RELAYKEY_WORKERS')
-    assert.equal(refusal({ RELAYKEY_LOG_LEVEL: 'loud' }).variable, 'RELAYKEY_LOG_LEVEL')
-    assert.equal(refusal({ RELAYKEY_MASTER_KEY: 'abc' }).variable, 'RELAYKEY_MASTER_KEY')
-    assert.equal(refusal({ RELAYKEY_AUTO_MIGRATE: 'maybe' }).variable, 'RELAYKEY_AUTO_MIGRATE')
-    assert.equal(refusal({ ...distributed, DATABASE_URL: 'mysql://x' }).variable, 'DATABASE_URL')
-    assert.equal(refusal({ ...distributed, REDIS_URL: 'not a url' }).variable, 'REDIS_URL')
-    assert.equal(refusal({ RELAYKEY_ADMIN_TIMEOUT_MS: '50' }).variable, 'RELAYKEY_ADMIN_TIMEOUT_MS')
-    assert.equal(refusal({ RELAYKEY_PG_STALL_MS: 'soon' }).variable, 'RELAYKEY_PG_STALL_MS')
-    assert.equal(refusal({ RELAYKEY_PG_STALL_MS: '500' }).variable, 'RELAYKEY_PG_STALL_MS')
+    assert.equal(configRefusal({ ...distributed, RELAYKEY_ADMIN_TOKEN: '' }).variable, 'RELAYKEY_ADMIN_TOKEN')
+    assert.equal(configRefusal({ ...distributed, RELAYKEY_HMAC_SECRET: 'short' }).variable, 'RELAYKEY_HMAC_SECRET')
+    assert.equal(configRefusal({ RELAYKEY_PORT: '80a' }).variable, 'RELAYKEY_PORT')
+    assert.equal(configRefusal({ RELAYKEY_ADMIN_PORT: '70000' }).variable, 'RELAYKEY_ADMIN_PORT')
+    assert.equal(configRefusal({ RELAYKEY_WORKERS: '0' }).variable, 'RELAYKEY_WORKERS')
+    assert.equal(configRefusal({ RELAYKEY_LOG_LEVEL: 'loud' }).variable, 'RELAYKEY_LOG_LEVEL')
+    assert.equal(configRefusal({ RELAYKEY_MASTER_KEY: 'abc' }).variable, 'RELAYKEY_MASTER_KEY')
+    assert.equal(configRefusal({ RELAYKEY_AUTO_MIGRATE: 'maybe' }).variable, 'RELAYKEY_AUTO_MIGRATE')
+    assert.equal(configRefusal({ ...distributed, DATABASE_URL: 'mysql://x' }).variable, 'DATABASE_URL')
+    assert.equal(configRefusal({ ...distributed, REDIS_URL: 'not a url' }).variable, 'REDIS_URL')
+    assert.equal(configRefusal({ RELAYKEY_ADMIN_TIMEOUT_MS: '50' }).variable, 'RELAYKEY_ADMIN_TIMEOUT_MS')
+    assert.equal(configRefusal({ RELAYKEY_PG_STALL_MS: 'soon' }).variable, 'RELAYKEY_PG_STALL_MS')
+    assert.equal(configRefusal({ RELAYKEY_PG_STALL_MS: '500' }).variable, 'RELAYKEY_PG_STALL_MS')
   })
 
   it('takes a public URL with an optional path prefix, refusing query, fragment, credentials and other schemes', () => {
@@ -65,7 +56,7 @@ describe('configuration', () => {
     assert.equal(loadConfig({ RELAYKEY_PUBLIC_URL: 'https://GW.example.com/' }).publicUrl, 'https://gw.example.com')
     assert.equal(loadConfig({ RELAYKEY_PUBLIC_URL: 'https://gw.example.com:8443/relay//' }).publicUrl, 'https://gw.example.com:8443/relay')
     for (const bad of ['gw.example.com', 'ftp://gw.example.com', 'https://gw.example.com/?a=1', 'https://gw.example.com/#x', 'https://u:p@gw.example.com']) {
-      assert.equal(refusal({ RELAYKEY_PUBLIC_URL: bad }).variable, 'RELAYKEY_PUBLIC_URL', bad)
+      assert.equal(configRefusal({ RELAYKEY_PUBLIC_URL: bad }).variable, 'RELAYKEY_PUBLIC_URL', bad)
     }
   })
 
@@ -80,7 +71,7 @@ describe('configuration', () => {
     assert.equal(loadConfig({ ...distributed, REDIS_URL: 'redis+cluster://10.0.0.1:7000,10.0.0.2:7001,redis-c:7002' }).mode, 'distributed')
     assert.equal(loadConfig({ ...distributed, REDIS_URL: 'redis+cluster://app:s%40cret@10.0.0.1:7000,[::1]:7001' }).mode, 'distributed')
     for (const bad of ['redis+cluster://10.0.0.1:70000', 'redis+cluster://,10.0.0.2:7001', 'redis+cluster://h1:7000,h 2:7001', 'redis+cluster://h1:', 'redis+cluster:h1:7000']) {
-      const refused = refusal({ ...distributed, REDIS_URL: bad })
+      const refused = configRefusal({ ...distributed, REDIS_URL: bad })
       assert.equal(refused.variable, 'REDIS_URL', bad)
       assert.match(refused.message, /host|port|must start with/, bad)
     }
@@ -97,7 +88,7 @@ describe('configuration', () => {
     assert.equal(loadConfig({ RELAYKEY_AUDIT_FSYNC: 'never' }).auditFsync, 'never')
     assert.equal(loadConfig({ RELAYKEY_AUDIT_FSYNC: '250' }).auditFsync, 250)
     for (const bad of ['sometimes', '0', '60001', '1.5', '-1', 'everysec']) {
-      const refused = refusal({ RELAYKEY_AUDIT_FSYNC: bad })
+      const refused = configRefusal({ RELAYKEY_AUDIT_FSYNC: bad })
       assert.equal(refused.variable, 'RELAYKEY_AUDIT_FSYNC', bad)
       assert.match(refused.message, /always, never, or an interval in ms/, bad)
     }
@@ -114,7 +105,7 @@ describe('configuration', () => {
       ['/var/lib/relaykey/keys', /RELAYKEY_DATA_DIR/],
       ['/var/lib', /RELAYKEY_DATA_DIR/],
     ] as const) {
-      const refused = refusal({ RELAYKEY_DATA_DIR: '/var/lib/relaykey', RELAYKEY_SECRET_FILES_DIR: bad })
+      const refused = configRefusal({ RELAYKEY_DATA_DIR: '/var/lib/relaykey', RELAYKEY_SECRET_FILES_DIR: bad })
       assert.equal(refused.variable, 'RELAYKEY_SECRET_FILES_DIR', bad)
       assert.match(refused.message, why, bad)
     }
@@ -122,7 +113,7 @@ describe('configuration', () => {
   it('takes RELAYKEY_EGRESS_ALLOW as hosts, *.suffixes, IPs and CIDRs (unset: no allow list)', () => {
     assert.equal(loadConfig({}).egressAllow, null)
     assert.deepEqual(loadConfig({ RELAYKEY_EGRESS_ALLOW: 'api.vendor.com, *.kyc.example,10.0.0.0/8' }).egressAllow, ['api.vendor.com', '*.kyc.example', '10.0.0.0/8'])
-    const refused = refusal({ RELAYKEY_EGRESS_ALLOW: 'api.vendor.com,10.0.0.0/40' })
+    const refused = configRefusal({ RELAYKEY_EGRESS_ALLOW: 'api.vendor.com,10.0.0.0/40' })
     assert.equal(refused.variable, 'RELAYKEY_EGRESS_ALLOW')
     assert.match(refused.message, /10\.0\.0\.0\/40/)
   })
