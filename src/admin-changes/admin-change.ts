@@ -72,7 +72,8 @@ function sameJson (a: unknown, b: unknown): boolean {
 export function canonicalJson (value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) return v
-    const sorted: Record<string, unknown> = {}
+    // no prototype: a member named __proto__ is a member like any other, not the object's prototype
+    const sorted: Record<string, unknown> = Object.create(null)
     for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k]
     return sorted
   }) ?? 'null'

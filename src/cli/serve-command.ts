@@ -13,7 +13,7 @@ export async function run (args: string[]): Promise<number> {
   parseCommandArgs(args, {})
   let config
   try {
-    config = loadConfig()
+    config = loadConfig(process.env, { readAdminTokens: cluster.isPrimary })
   } catch (err) {
     if (err instanceof ConfigError) throw new CliError(err.message, EXIT.usage)
     throw err

@@ -17,6 +17,8 @@ export interface AdminTokenSpec {
 export const RESERVED_TOKEN_NAMES = new Set(['admin', 'config-file'])
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/
 export const MIN_TOKEN_LENGTH = 16
+/** what an Authorization header carries as sent: HTTP reads header bytes as latin1 */
+const TOKEN = new RegExp(`^[\\x21-\\x7e]{${MIN_TOKEN_LENGTH},}$`)
 
 /** the named tokens of the environment, checked; [] when neither variable is set */
 export function parseAdminTokens (env: Record<string, string | undefined>): AdminTokenSpec[] {
@@ -54,8 +56,8 @@ function checkTokens (variable: string, text: string): AdminTokenSpec[] {
     if (typeof name !== 'string' || !NAME.test(name)) throw new ConfigError(variable, `${at}.name must be 1 to 64 letters, digits, "_", ".", "@" or "-", starting with a letter or digit`)
     if (RESERVED_TOKEN_NAMES.has(name)) throw new ConfigError(variable, `${at}.name ${name} is reserved (${name === 'admin' ? 'RELAYKEY_ADMIN_TOKEN' : 'RELAYKEY_CONFIG'} uses it)`)
     if (names.has(name)) throw new ConfigError(variable, `${at}.name ${name} is given twice`)
-    if (typeof token !== 'string' || token.trim() !== token || token.length < MIN_TOKEN_LENGTH) {
-      throw new ConfigError(variable, `${at}.token (of ${name}) must be at least ${MIN_TOKEN_LENGTH} characters without surrounding spaces (generate one with \`openssl rand -hex 32\`)`)
+    if (typeof token !== 'string' || !TOKEN.test(token)) {
+      throw new ConfigError(variable, `${at}.token (of ${name}) must be at least ${MIN_TOKEN_LENGTH} printable ASCII characters, no spaces (generate one with \`openssl rand -hex 32\`)`)
     }
     if (tokens.has(token)) throw new ConfigError(variable, `${at}.token (of ${name}) is another entry's token too`)
     if (scope !== 'read' && scope !== 'write') throw new ConfigError(variable, `${at}.scope (of ${name}) must be read or write`)

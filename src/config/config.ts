@@ -84,7 +84,8 @@ type Env = Record<string, string | undefined>
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
-export function loadConfig (env: Env = process.env): Config {
+/** `readAdminTokens`: false in a worker, which serves no admin API (and must start even if the tokens file changed) */
+export function loadConfig (env: Env = process.env, { readAdminTokens = true }: { readAdminTokens?: boolean } = {}): Config {
   // Every variable is read even after a problem, so one message names them all.
   const problems: ConfigError[] = []
   /** parse() or, when it finds a problem, undefined: never returned, the problems are thrown below */
@@ -109,14 +110,17 @@ export function loadConfig (env: Env = process.env): Config {
   if (redisUrl !== null) take(() => checkRedisUrl(redisUrl))
 
   const adminToken = take(() => parseAdminToken(env.RELAYKEY_ADMIN_TOKEN))
-  const adminTokens = take(() => parseAdminTokens(env)) ?? []
+  const tokensBefore = problems.length
+  const adminTokens = readAdminTokens ? take(() => parseAdminTokens(env)) ?? [] : []
+  const tokensRead = problems.length === tokensBefore
   if (adminToken != null && adminTokens.some((t) => t.token === adminToken)) {
     problems.push(new ConfigError('RELAYKEY_ADMIN_TOKENS', 'holds RELAYKEY_ADMIN_TOKEN\'s value under another name: give each name its own token'))
   }
   const hmacSecret = take(() => parseHmacSecret(env.RELAYKEY_HMAC_SECRET))
   const masterKey = take(() => parseMasterKey(env.RELAYKEY_MASTER_KEY))
   if (mode === 'distributed') {
-    if (nonEmpty(env.RELAYKEY_ADMIN_TOKEN) === null && !adminTokens.some((t) => t.scope === 'write')) {
+    // (a malformed token list is named already; a worker reads no list and needs no token)
+    if (readAdminTokens && tokensRead && nonEmpty(env.RELAYKEY_ADMIN_TOKEN) === null && !adminTokens.some((t) => t.scope === 'write')) {
       problems.push(new ConfigError('RELAYKEY_ADMIN_TOKEN', `required in distributed mode, unless RELAYKEY_ADMIN_TOKENS has a write token ${GENERATE}`))
     }
     if (nonEmpty(env.RELAYKEY_HMAC_SECRET) === null) problems.push(new ConfigError('RELAYKEY_HMAC_SECRET', `required in distributed mode (at least 32 bytes, ${GENERATE.slice(1)}`))
@@ -144,7 +148,8 @@ export function loadConfig (env: Env = process.env): Config {
     redisUrl,
     redisPrefix: take(() => redisPrefix(env.RELAYKEY_REDIS_PREFIX)),
     dataDir,
-    configFile: take(() => configFile(env.RELAYKEY_CONFIG, mode)),
+    // the mode it runs in: with one URL missing that is named above, not blamed on RELAYKEY_CONFIG
+    configFile: take(() => configFile(env.RELAYKEY_CONFIG, databaseUrl !== null && redisUrl !== null ? 'distributed' : 'embedded')),
     logLevel,
     autoMigrate: take(() => boolean(env, 'RELAYKEY_AUTO_MIGRATE', true)),
     keyCacheTtlMs: take(() => integer(env, 'RELAYKEY_KEY_CACHE_TTL_MS', 30_000, 100, 3_600_000)),

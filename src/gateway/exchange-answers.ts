@@ -117,7 +117,7 @@ export function governanceFailed (x: ExchangeState, err: unknown): void {
   // decision that timed out but ran after all keeps its units there; docs/limits-and-budgets.md)
   x.facts.cost = 0
   x.deps.logger.error({ request_id: x.requestId, err: errorSummary(err) }, 'control-plane store failed')
-  refuse(x, 'governance_unavailable', 'a store needed for x decision did not answer', RETRY_SOON)
+  refuse(x, 'governance_unavailable', 'a store needed for this decision did not answer', RETRY_SOON)
 }
 
 function destroyIfUnfinished (res: ServerResponse): void {

@@ -258,7 +258,7 @@ export function attemptFailed (x: ExchangeState, err: Error): void {
     // operator is told why
     releaseProbes(x)
     x.deps.logger.error({ request_id: x.requestId, partner: x.partnerSlug, reason: err.message }, 'partner address refused by the egress policy (RELAYKEY_EGRESS_ALLOW)')
-    return failBeforeResponse(x, 'upstream_error', 'RelayKey\'s egress policy does not allow connecting to x partner\'s address')
+    return failBeforeResponse(x, 'upstream_error', 'RelayKey\'s egress policy does not allow connecting to this partner\'s address')
   }
   const tls = tlsFailureReason(err)
   if (tls !== null) {

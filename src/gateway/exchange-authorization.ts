@@ -19,10 +19,10 @@ const NO_CANDIDATES: readonly CredentialCandidate[] = Object.freeze([])
 export function authorize (x: ExchangeState, context: KeyContext | null): void {
   if (context === null) return refuse(x, 'invalid_key', 'unknown virtual key')
   x.facts.context = context
-  if (context.revoked) return refuse(x, 'key_revoked', 'x virtual key has been revoked')
+  if (context.revoked) return refuse(x, 'key_revoked', 'this virtual key has been revoked')
   const now = x.facts.ts
-  if (context.expiresAt <= now) return refuse(x, 'key_expired', 'x virtual key has expired')
-  if (context.hashExpiresAt <= now) return refuse(x, 'key_expired', 'x virtual key was rotated and its grace period is over')
+  if (context.expiresAt <= now) return refuse(x, 'key_expired', 'this virtual key has expired')
+  if (context.hashExpiresAt <= now) return refuse(x, 'key_expired', 'this virtual key was rotated and its grace period is over')
   x.context = context
   if (x.path === null) return refuse(x, 'invalid_path', 'the path must stay under the partner\'s base URL')
   // RFC 9112 has no fragment in a request target, and Node's parser lets one through; a '#'
@@ -36,7 +36,7 @@ export function authorize (x: ExchangeState, context: KeyContext | null): void {
       (exists) => {
         if (!exists) return refuse(x, 'unknown_partner', `no partner ${x.partnerSlug}`)
         x.facts.partner = x.partnerSlug
-        refuse(x, 'partner_not_allowed', `x key's policy has no binding to partner ${x.partnerSlug}`)
+        refuse(x, 'partner_not_allowed', `this key's policy has no binding to partner ${x.partnerSlug}`)
       },
       (err: unknown) => governanceFailed(x, err),
     )
@@ -119,7 +119,7 @@ export function enterKeySlots (x: ExchangeState, context: KeyContext): boolean {
   const counts = x.deps.concurrency
   if (context.keySlot !== null) {
     if (!counts.tryEnter(context.keySlot, context.keyMaxInFlight)) {
-      refuse(x, 'concurrency_limited', `x key already has its max_in_flight (${context.keyMaxInFlight}) requests in flight`, RETRY_SOON)
+      refuse(x, 'concurrency_limited', `this key already has its max_in_flight (${context.keyMaxInFlight}) requests in flight`, RETRY_SOON)
       return false
     }
     x.keySlot = context.keySlot

@@ -31,6 +31,7 @@ export class MisconfigurationMonitor {
   #again = false
   #settle: NodeJS.Timeout | null = null
   #interval: NodeJS.Timeout | null = null
+  #closed = false
 
   constructor (store: ControlStore, secrets: SecretResolver, logger: Logger) {
     this.#store = store
@@ -47,7 +48,7 @@ export class MisconfigurationMonitor {
 
   /** a configuration change: check again once the burst has settled */
   changed (): void {
-    if (this.#settle !== null) return
+    if (this.#settle !== null || this.#closed) return
     this.#settle = setTimeout(() => {
       this.#settle = null
       void this.check()
@@ -57,6 +58,7 @@ export class MisconfigurationMonitor {
 
   /** one check at a time; a call during one runs it once more afterwards */
   check (): Promise<void> {
+    if (this.#closed) return Promise.resolve()
     if (this.#running !== null) {
       this.#again = true
       return this.#running
@@ -90,7 +92,10 @@ export class MisconfigurationMonitor {
     })
   }
 
+  /** no check starts after this; one running ends on its own (its store errors are only logged) */
   close (): void {
+    this.#closed = true
+    this.#again = false
     if (this.#settle !== null) clearTimeout(this.#settle)
     if (this.#interval !== null) clearInterval(this.#interval)
   }

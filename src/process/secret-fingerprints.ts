@@ -25,11 +25,14 @@ export async function checkSecretFingerprints (config: Config, store: ControlSto
     throw new SecretMismatchError(`RELAYKEY_HMAC_SECRET is not the one this deployment's virtual keys were issued with (fingerprint ${storedHmac} stored, ${hmac} here): every key would be refused 401 invalid_key; start this node with the deployment's value`)
   }
   if (config.masterKey === null) return // inline secrets then show up as unusable in the start-up check
+  // Only sealed secrets tie a deployment to its master key: until one is stored, any key will
+  // do (embedded mode generates one; an operator may give another before sealing anything).
+  const sealed = await firstSealedSecret(store)
+  if (sealed === null) return
   const master = secretFingerprint(config.masterKey, 'master_key')
   // before recording it: a deployment from before fingerprints were kept has none stored, and
-  // a sealed secret tells whether this is its key
-  const sealed = await firstSealedSecret(store)
-  if (sealed !== null && !decrypts(config.masterKey, sealed)) {
+  // the sealed secret tells whether this is its key
+  if (!decrypts(config.masterKey, sealed)) {
     throw new SecretMismatchError('RELAYKEY_MASTER_KEY is not the one this deployment\'s inline secrets were sealed with (a stored inline secret does not decrypt with it): start this node with the deployment\'s value')
   }
   const storedMaster = await store.recordFingerprint('master_key', master)

@@ -4,6 +4,7 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { adminOpenApi } from '../helpers/openapi-check.js'
+import { canonicalJson, fieldChanges } from '../../src/admin-changes/admin-change.js'
 import { assertError, partnerBody, READ_TOKEN, startAdmin, type AdminHarness, type Reply } from './admin-harness.js'
 
 const INLINE_SECRET = 'inline-secret-value-0123456789'
@@ -44,17 +45,19 @@ describe('admin tokens: read and write', () => {
 
 describe('the change log: every mutation once, by token name, no secrets', () => {
   let admin: AdminHarness
-  /** request id → what the change must say */
-  const expected = new Map<string, { action: string; resource_type: string; resource_id: string }>()
+  /** request id → what its changes must say, in the order made */
+  const expected = new Map<string, Array<{ action: string; resource_type: string; resource_id: string }>>()
   const rawKeys: string[] = []
 
-  const mutate = async (method: string, path: string, body: unknown, action: string, type: string, id?: (r: Reply) => string): Promise<Reply> => {
+  const mutate = async (method: string, path: string, body: unknown, action: string, type: string, id?: (r: Reply) => string,
+    alsoFirst: Array<{ action: string; resource_type: string; resource_id: string }> = []): Promise<Reply> => {
     const reply = await admin.call(method, path, body)
     assert.ok(reply.status < 300, `${method} ${path}: ${reply.status} ${reply.text}`)
     const requestId = String(reply.headers['x-relaykey-request-id'])
-    expected.set(requestId, { action, resource_type: type, resource_id: id === undefined ? reply.json.id : id(reply) })
+    expected.set(requestId, [...alsoFirst, { action, resource_type: type, resource_id: id === undefined ? reply.json.id : id(reply) }])
     return reply
   }
+  let total = 0
 
   before(async () => {
     admin = await startAdmin()
@@ -74,23 +77,29 @@ describe('the change log: every mutation once, by token name, no secrets', () =>
     await mutate('POST', `/admin/keys/${key.id}/revoke`, undefined, 'revoke', 'key', () => key.id)
     await mutate('DELETE', `/admin/bindings/${binding.id}`, undefined, 'delete', 'binding', () => binding.id)
     const other = (await mutate('POST', '/admin/policies', { name: 'spare-policy' }, 'create', 'policy')).json
-    await mutate('DELETE', `/admin/policies/${other.id}`, undefined, 'delete', 'policy', () => other.id)
-    await mutate('DELETE', '/admin/partners/acme', undefined, 'delete', 'partner', () => partner.id)
-    // changes nothing: not a change
+    const otherBinding = (await mutate('POST', '/admin/bindings', { policy: other.id, partner: 'acme' }, 'create', 'binding')).json
+    // a delete that takes other rows with it: each is its own change, under the same request id
+    await mutate('DELETE', `/admin/policies/${other.id}`, undefined, 'delete', 'policy', () => other.id,
+      [{ action: 'delete', resource_type: 'binding', resource_id: otherBinding.id }])
+    await mutate('DELETE', '/admin/partners/acme', undefined, 'delete', 'partner', () => partner.id,
+      [{ action: 'delete', resource_type: 'credential', resource_id: credential.id }])
+    // change nothing: not a change
     await admin.call('PATCH', `/admin/policies/${policy.id}`, { rate_limit: { requests: 20, per_seconds: 1 } })
+    await admin.call('POST', `/admin/keys/${key.id}/revoke`)
+    total = [...expected.values()].reduce((n, list) => n + list.length, 0)
   })
   after(async () => { await admin.close() })
 
   it('holds each mutation exactly once, with the token name, the action, the resource and the request id', async () => {
     const { changes, next_before: next } = (await admin.call('GET', '/admin/changes?limit=1000')).json
     assert.equal(next, null)
-    assert.equal(changes.length, expected.size, JSON.stringify(changes.map((c: any) => [c.action, c.resource_type])))
-    for (const change of changes) {
-      const want = expected.get(change.request_id)
-      assert.ok(want !== undefined, `a change no mutation made: ${JSON.stringify(change)}`)
-      assert.deepEqual({ action: change.action, resource_type: change.resource_type, resource_id: change.resource_id }, want)
+    assert.equal(changes.length, total, JSON.stringify(changes.map((c: any) => [c.action, c.resource_type])))
+    const byRequest = new Map<string, unknown[]>()
+    for (const change of [...changes].reverse()) {
       assert.equal(change.token_name, 'admin')
+      byRequest.set(change.request_id, [...(byRequest.get(change.request_id) ?? []), { action: change.action, resource_type: change.resource_type, resource_id: change.resource_id }])
     }
+    assert.deepEqual(byRequest, expected)
     assert.deepEqual(changes.map((c: any) => c.seq), changes.map((_: unknown, i: number) => changes.length - i), 'newest first, seq 1…n')
   })
 
@@ -108,6 +117,13 @@ describe('the change log: every mutation once, by token name, no secrets', () =>
     for (const leak of [INLINE_SECRET, ROTATED_SECRET, ...rawKeys]) assert.ok(!everything.includes(leak), 'the change log holds a secret or raw key')
   })
 
+  it('hashes and diffs a member named __proto__ like any other', () => {
+    const a = JSON.parse('{"extra":{"__proto__":{"a":1}}}') as object
+    const b = JSON.parse('{"extra":{"__proto__":{"a":2}}}') as object
+    assert.notEqual(canonicalJson(a), canonicalJson(b))
+    assert.deepEqual(Object.keys(fieldChanges(a, b)), ['extra'])
+  })
+
   it('filters by resource, token and action, and pages with next_before', async () => {
     const keyChanges = (await admin.call('GET', '/admin/changes?resource_type=key')).json.changes
     assert.deepEqual(keyChanges.map((c: any) => c.action), ['revoke', 'rotate', 'update', 'create'])
@@ -119,7 +135,7 @@ describe('the change log: every mutation once, by token name, no secrets', () =>
       seen.push(...page.changes.map((c: any) => c.seq))
       before = page.next_before
     } while (before !== null)
-    assert.deepEqual(seen, [...Array(expected.size).keys()].map((i) => expected.size - i))
+    assert.deepEqual(seen, [...Array(total).keys()].map((i) => total - i))
     assertError(await admin.call('GET', '/admin/changes?action=explode'), 400, 'invalid_request')
   })
 })

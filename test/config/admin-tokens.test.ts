@@ -48,7 +48,8 @@ describe('named admin tokens', () => {
     ['a bad name', JSON.stringify([{ name: 'two words', token: WRITE, scope: 'write' }]), /\[0\]\.name must be/],
     ['a reserved name', JSON.stringify([{ name: 'admin', token: WRITE, scope: 'write' }]), /\[0\]\.name admin is reserved/],
     ['a repeated name', JSON.stringify([{ name: 'ops', token: WRITE, scope: 'write' }, { name: 'ops', token: READ, scope: 'read' }]), /\[1\]\.name ops is given twice/],
-    ['a short token', JSON.stringify([{ name: 'ops', token: 'short', scope: 'write' }]), /\[0\]\.token \(of ops\) must be at least 16 characters/],
+    ['a short token', JSON.stringify([{ name: 'ops', token: 'short', scope: 'write' }]), /\[0\]\.token \(of ops\) must be at least 16 printable ASCII characters/],
+    ['a token that is not printable ASCII', JSON.stringify([{ name: 'ops', token: 'pässwörd-0123456789', scope: 'write' }]), /\[0\]\.token \(of ops\) must be at least 16 printable ASCII characters/],
     ['a shared token', JSON.stringify([{ name: 'ops', token: WRITE, scope: 'write' }, { name: 'ci', token: WRITE, scope: 'read' }]), /\[1\]\.token \(of ci\) is another entry's token too/],
     ['a bad scope', JSON.stringify([{ name: 'ops', token: WRITE, scope: 'admin' }]), /\[0\]\.scope \(of ops\) must be read or write/],
   ] as Array<[string, string, RegExp]>) {

@@ -14,7 +14,7 @@ import { freePort } from '../helpers/ports.js'
 import { rawRequest } from '../helpers/raw-http.js'
 import { VirtualKeyCodec } from '../../src/keys/virtual-key.js'
 
-async function refused (url: string, headers: Record<string, string>, status: number, code: string, method = 'GET'): Promise<unknown> {
+async function refused (url: string, headers: Record<string, string>, status: number, code: string, method = 'GET'): Promise<{ error: { code: string; message: string; request_id: string } }> {
   const res = await request(url, { method: method as 'GET', headers })
   const body = await res.body.json() as { error: { code: string; message: string; request_id: string } }
   assert.equal(res.statusCode, status, JSON.stringify(body))
@@ -70,7 +70,8 @@ describe('refusals', () => {
     await refused(url('nobody/x'), { 'x-relaykey': setup.key }, 404, 'unknown_partner')
     const other = await rk.admin('POST', '/admin/partners', { slug: 'other', base_urls: { production: partner.url }, auth: { type: 'bearer' } })
     assert.equal(other.status, 201)
-    await refused(url('other/x'), { 'x-relaykey': setup.key }, 403, 'partner_not_allowed')
+    const notBound = await refused(url('other/x'), { 'x-relaykey': setup.key }, 403, 'partner_not_allowed')
+    assert.equal(notBound.error.message, 'this key\'s policy has no binding to partner other')
   })
 
   it('403 endpoint_not_allowed outside the allow list (also when percent-encoded)', async () => {
@@ -99,7 +100,8 @@ describe('refusals', () => {
   it('401 key_revoked and key_expired', async () => {
     const revoked = await rk.admin('POST', '/admin/keys', { name: 'to revoke', policy: setup.policyId, environment: 'production' })
     assert.equal((await rk.admin('POST', `/admin/keys/${revoked.body.id}/revoke`)).status, 200)
-    await refused(url('acme/resources/applicants/1'), { 'x-relaykey': revoked.body.key }, 401, 'key_revoked')
+    const refusal = await refused(url('acme/resources/applicants/1'), { 'x-relaykey': revoked.body.key }, 401, 'key_revoked')
+    assert.equal(refusal.error.message, 'this virtual key has been revoked')
     const expiring = await rk.admin('POST', '/admin/keys', {
       name: 'short lived', policy: setup.policyId, environment: 'production', expires_at: new Date(Date.now() + 1500).toISOString(),
     })
@@ -108,7 +110,8 @@ describe('refusals', () => {
     assert.equal(ok.statusCode, 200)
     await ok.body.dump()
     await sleep(1600)
-    await refused(url('acme/resources/applicants/1'), { 'x-relaykey': expiring.body.key }, 401, 'key_expired')
+    const expired = await refused(url('acme/resources/applicants/1'), { 'x-relaykey': expiring.body.key }, 401, 'key_expired')
+    assert.equal(expired.error.message, 'this virtual key has expired')
   })
 
   it('400 invalid_path before any upstream contact', async () => {

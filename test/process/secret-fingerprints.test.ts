@@ -42,6 +42,14 @@ describe('secret fingerprints: another pepper or master key refuses to start', {
     assert.equal(await again.stop(), 0)
   })
 
+  it('embedded: with nothing sealed yet, another master key is no reason to refuse', async () => {
+    const first = await startRelayKey({ workers: 1 })
+    await setUpGovernedPartner(first, { baseUrl: 'http://127.0.0.1:9', secret: { provider: 'env', ref: 'NOT_SEALED' } })
+    assert.equal(await first.stop(), 0)
+    const again = await startRelayKey({ workers: 1, dataDir: first.dataDir, env: { RELAYKEY_MASTER_KEY: randomBytes(32).toString('hex') } })
+    assert.equal(await again.stop(), 0)
+  })
+
   describe('distributed', () => {
     let db: TestDatabase
     before(async () => { db = await createTestDatabase() })

@@ -47,6 +47,15 @@ describe('pending migrations are named at start', () => {
     assert.match(lines[0]!, new RegExp(`^relaykey: ${MIGRATIONS.length} migrations are pending \\(${MIGRATIONS.join(', ')}\\) and role ${role} may not apply them \\(permission denied for schema public\\): apply them with \`npx relaykey migrate\``))
   })
 
+  it('a database it cannot reach is not called pending migrations', () => {
+    const url = new URL(db.url)
+    url.port = '1' // nothing listens there
+    const { status, stderr } = serve(distributedEnv(url.toString(), { extra: { RELAYKEY_AUTO_MIGRATE: 'false' } }))
+    assert.equal(status, 1, stderr)
+    assert.doesNotMatch(stderr, /pending/)
+    assert.match(stderr, /ECONNREFUSED/)
+  })
+
   it('RELAYKEY_AUTO_MIGRATE=false with the last migration not applied: that one is named', async () => {
     await runMigrations(db.url)
     const last = MIGRATIONS.at(-1)!

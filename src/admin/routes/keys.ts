@@ -100,7 +100,8 @@ export function registerKeyRoutes (router: Router<AdminHandler>, deps: AdminRout
     const key = current.revoked_at !== null ? current : await store.revokeKey(current.id, new Date(now()))
     if (key === null) return notFound('key', params[0])
     invalidations.publish({ kind: 'key', id: key.id })
-    await changes.record(call, 'revoke', 'key', key.id, keyView(current, now()), keyView(key, now()))
+    // a repeated revoke changes nothing: one change, the first
+    if (current.revoked_at === null) await changes.record(call, 'revoke', 'key', key.id, keyView(current, now()), keyView(key, now()))
     return ok(keyView(key, now()))
   })
 

@@ -5,7 +5,7 @@ import type { AdminRouteDeps } from '../route-deps.js'
 import { ValidationError } from '../../errors.js'
 import { checkQuery } from '../validate.js'
 import { parsePartnerCreate, parsePartnerPatch } from '../validate-partner.js'
-import { partnerView } from '../views.js'
+import { bindingView, credentialView, partnerView } from '../views.js'
 import { requiredParts } from '../validate-partner-auth.js'
 import type { SecretPart } from '../../store/model.js'
 
@@ -78,10 +78,17 @@ export function registerPartnerRoutes (router: Router<AdminHandler>, deps: Admin
   })
 
   router.on('DELETE', '/admin/partners/:slug', async (call) => {
+    const current = await store.getPartner(call.params[0])
+    if (current === null) return notFound('partner', call.params[0])
+    // its credentials and bindings go with it: each is a change of its own in the log
+    const [credentials, bindings] = await Promise.all([store.listCredentials(current.id), store.listBindings()])
     const deleted = await store.deletePartner(call.params[0])
     if (deleted === null) return notFound('partner', call.params[0])
     invalidations.publish({ kind: 'partner', id: deleted.id, deleted: true })
-    // its credentials and bindings went with it (and are named in this one change)
+    for (const binding of bindings) {
+      if (binding.partner_id === deleted.id) await changes.record(call, 'delete', 'binding', binding.id, bindingView(binding, deleted.slug), null)
+    }
+    for (const credential of credentials) await changes.record(call, 'delete', 'credential', credential.id, credentialView(credential), null)
     await changes.record(call, 'delete', 'partner', deleted.id, partnerView(deleted), null)
     return noContent()
   })

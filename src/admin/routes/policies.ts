@@ -4,6 +4,7 @@ import { created, noContent, notFound, ok, type AdminHandler } from '../reply.js
 import type { AdminRouteDeps } from '../route-deps.js'
 import { checkQuery } from '../validate.js'
 import { parsePolicyCreate, parsePolicyPatch } from '../validate-policy.js'
+import { bindingView } from '../views.js'
 
 const NO_QUERY = new Set<string>()
 
@@ -44,9 +45,15 @@ export function registerPolicyRoutes (router: Router<AdminHandler>, deps: AdminR
     const { params } = call
     const current = await store.getPolicy(params[0])
     if (current === null) return notFound('policy', params[0])
+    // its bindings go with it: each is a change of its own in the log
+    const [bindings, partners] = await Promise.all([store.listBindings(), store.listPartners()])
     const deleted = await store.deletePolicy(current.id)
     if (deleted === null) return notFound('policy', params[0])
     invalidations.publish({ kind: 'policy', id: deleted.id })
+    const slugs = new Map(partners.map((p) => [p.id, p.slug]))
+    for (const binding of bindings) {
+      if (binding.policy_id === deleted.id) await changes.record(call, 'delete', 'binding', binding.id, bindingView(binding, slugs.get(binding.partner_id) ?? null), null)
+    }
     await changes.record(call, 'delete', 'policy', deleted.id, deleted, null)
     return noContent()
   })

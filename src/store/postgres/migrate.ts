@@ -66,13 +66,18 @@ export async function migrateAtStart (databaseUrl: string, autoMigrate: boolean,
   }
 }
 
-/** the files schema_migrations does not list; all of them when it cannot be read */
+/**
+ * the files schema_migrations does not list; all of them when there is no such table or the role
+ * may not read it. Anything else (the database unreachable, a wrong password) is thrown as it is.
+ */
 async function pendingOf (sql: postgres.Sql, files: string[]): Promise<string[]> {
   try {
     const done = new Set((await sql<Array<{ name: string }>>`SELECT name FROM schema_migrations`).map((row) => row.name))
     return files.filter((name) => !done.has(name))
-  } catch {
-    return files
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    if (code === '42P01' || code === '42501') return files // undefined_table, insufficient_privilege
+    throw err
   }
 }
 
