@@ -152,6 +152,13 @@ export async function runPrimary (config: Config, logger: Logger): Promise<void>
   }
   process.on('SIGTERM', () => void shutdown('SIGTERM'))
   process.on('SIGINT', () => void shutdown('SIGINT'))
+  // `npm start`: npm does not pass SIGTERM on to its script, so stopping npm by its pid left this
+  // process serving, orphaned. Under npm, the parent's exit (this process re-parented) drains
+  // like SIGTERM. Elsewhere a parent that exits is no reason to stop (nohup, setsid, a shell).
+  if (process.env.npm_lifecycle_event !== undefined) {
+    const parent = process.ppid
+    setInterval(() => { if (process.ppid !== parent) void shutdown('parent process (npm) exited') }, 500).unref()
+  }
   if (config.configFile !== null) {
     // SIGHUP: the file again; one reload at a time, a second signal during one runs it once more after
     let reloading: Promise<void> | null = null
