@@ -34,6 +34,14 @@ export function queryValue (query: URLSearchParams, name: string): string | null
   return value
 }
 
+/** a whole number from `min` to `max` in the query, or null when absent */
+export function queryWholeNumber (query: URLSearchParams, name: string, min: number, max: number): number | null {
+  const raw = queryValue(query, name)
+  if (raw === null) return null
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new ValidationError(name, `must be a whole number from ${min} to ${max}`)
+  return Number(raw)
+}
+
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/
 
 /** An RFC 3339 timestamp, returned as UTC ISO; Date.parse alone would roll Feb 30 into March. */

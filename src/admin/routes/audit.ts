@@ -5,7 +5,7 @@ import { ValidationError } from '../../errors.js'
 import type { AuditCursor, AuditFilter, AuditQuery } from '../../audit/audit-query.js'
 import type { ChainedAuditEvent } from '../../audit/audit-event.js'
 import { ok, type AdminHandler } from '../reply.js'
-import { checkQuery, queryValue, timestamp } from '../validate.js'
+import { checkQuery, queryValue, queryWholeNumber, timestamp } from '../validate.js'
 
 const AUDIT_QUERY = new Set(['key_id', 'customer', 'partner', 'outcome', 'code', 'from', 'to', 'limit', 'before'])
 const MAX_PAGE = 1000
@@ -16,12 +16,8 @@ export function registerAuditRoutes (router: Router<AdminHandler>, audit: AuditQ
   router.on('GET', '/admin/audit', async ({ query }) => {
     checkQuery(query, AUDIT_QUERY)
     const filter = auditFilter(query)
-    const rawLimit = queryValue(query, 'limit') ?? '100'
-    if (!/^\d+$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > MAX_PAGE) {
-      throw new ValidationError('limit', `must be a whole number from 1 to ${MAX_PAGE}`)
-    }
+    const limit = queryWholeNumber(query, 'limit', 1, MAX_PAGE) ?? 100
     const before = auditCursor(queryValue(query, 'before'))
-    const limit = Number(rawLimit)
     // one more than asked for tells whether a next page exists: a last page that happens to be
     // full gets null, not a cursor to an empty page
     const found = await audit.list(filter, limit + 1, before)

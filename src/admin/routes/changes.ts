@@ -5,7 +5,7 @@ import { ValidationError } from '../../errors.js'
 import type { ChangeAction, ChangeFilter, ResourceType } from '../../admin-changes/admin-change.js'
 import type { ControlStore } from '../../store/control-store.js'
 import { ok, type AdminHandler } from '../reply.js'
-import { checkQuery, queryValue, timestamp } from '../validate.js'
+import { checkQuery, queryValue, queryWholeNumber, timestamp } from '../validate.js'
 
 const CHANGES_QUERY = new Set(['resource_type', 'resource_id', 'token', 'action', 'from', 'to', 'before', 'limit'])
 const RESOURCE_TYPES: readonly ResourceType[] = ['partner', 'credential', 'policy', 'binding', 'key']
@@ -15,7 +15,7 @@ const MAX_PAGE = 1000
 export function registerChangeRoutes (router: Router<AdminHandler>, store: ControlStore): void {
   router.on('GET', '/admin/changes', async ({ query }) => {
     checkQuery(query, CHANGES_QUERY)
-    const filter: ChangeFilter = { limit: wholeNumber(query, 'limit', 1, MAX_PAGE) ?? 100 }
+    const filter: ChangeFilter = { limit: queryWholeNumber(query, 'limit', 1, MAX_PAGE) ?? 100 }
     const type = oneOf(query, 'resource_type', RESOURCE_TYPES)
     if (type !== null) filter.resource_type = type
     const action = oneOf(query, 'action', ACTIONS)
@@ -29,20 +29,13 @@ export function registerChangeRoutes (router: Router<AdminHandler>, store: Contr
     const to = queryValue(query, 'to')
     if (to !== null) filter.until = timestamp(to, 'to').getTime()
     if (filter.since !== undefined && filter.until !== undefined && filter.since > filter.until) throw new ValidationError('from', 'must not be after to')
-    const before = wholeNumber(query, 'before', 1, Number.MAX_SAFE_INTEGER)
+    const before = queryWholeNumber(query, 'before', 1, Number.MAX_SAFE_INTEGER)
     if (before !== null) filter.before_seq = before
     // one more than asked for tells whether a next page exists
     const found = await store.listChanges({ ...filter, limit: filter.limit + 1 })
     const changes = found.slice(0, filter.limit)
     return ok({ changes, next_before: found.length > filter.limit ? changes.at(-1)!.seq : null })
   })
-}
-
-function wholeNumber (query: URLSearchParams, name: string, min: number, max: number): number | null {
-  const raw = queryValue(query, name)
-  if (raw === null) return null
-  if (!/^\d{1,16}$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new ValidationError(name, `must be a whole number from ${min} to ${max}`)
-  return Number(raw)
 }
 
 function oneOf<T extends string> (query: URLSearchParams, name: string, values: readonly T[]): T | null {
