@@ -42,7 +42,6 @@ import { startRelayKey, type RelayKey } from './lib/start-relaykey.js'
 import { startUpstream } from './lib/start-upstream.js'
 import { UPSTREAM_BODY } from './lib/upstream-body.js'
 import { zipfSequence } from './lib/zipf-sequence.js'
-import { LEASE_MAX_UNITS, SLOW_LEASE_LIFETIME_MS } from '../src/limits/lease.js'
 
 const PIPELINING = 1
 const RATIO_TARGET = 0.8
@@ -68,15 +67,10 @@ const SPREAD_TARGETS = new Set(['redis-10k-keys', 'redis-zipf-10k'])
  * hands each new connection to the next worker, and one connection would load one worker's cache.
  */
 const TOUCH_CONNECTIONS = 50
-/**
- * Pause before every measured run. Workers return leased but unspent budget units to Redis
- * when a lease idles or reaches its lifetime (a slow key's: SLOW_LEASE_LIFETIME_MS); a run's
- * budget snapshot taken before they are back would see them come back during the run, and
- * count fewer units than the run used.
- */
-const LEASE_RETURN_MS = SLOW_LEASE_LIFETIME_MS + 1_000
-/** the most budget units a worker holds leased and unspent, per budget subject */
-const LEASE_UNITS_PER_WORKER = LEASE_MAX_UNITS
+/** pause before every measured run: the previous run's hot leases go back, the machine settles */
+const PAUSE_MS = 1_000
+/** a budget snapshot is read again after this long when leases moved while it was read */
+const SNAPSHOT_RETRY_MS = 100
 
 interface Extra {
   target: string
@@ -134,6 +128,9 @@ async function scenario (settings: BenchSettings): Promise<void> {
       { name: 'redis-zipf-10k', url: relaykey.proxyUrl + PATH, headers, pid: relaykey.service.pid, setupRequest: new HeaderRotation('x-relaykey', zipfKeys).setupRequest },
     ]
     const [bareTarget, hotKey, uniform, zipf] = targets as [LoadTarget, LoadTarget, LoadTarget, LoadTarget]
+    const unknown = (settings.targets ?? []).filter((name) => !targets.some((t) => t.name === name))
+    if (unknown.length > 0) throw new Error(`--targets: no target named ${unknown.join(', ')} (there are ${targets.map((t) => t.name).join(', ')})`)
+    const chosen = targets.filter((t) => t.name === 'bare' || settings.targets === null || settings.targets.includes(t.name))
     const governedHeaders = ['x-relaykey-request-id', 'ratelimit', 'ratelimit-policy']
     await checkTarget(bareTarget, { status: 200, body: UPSTREAM_BODY })
     await checkTarget(hotKey, { status: 200, body: UPSTREAM_BODY, headers: governedHeaders })
@@ -148,7 +145,7 @@ async function scenario (settings: BenchSettings): Promise<void> {
     const warmed = new Set<string>()
     let everyKeyTouched = false
     for (let round = 1; round <= settings.rounds; round++) {
-      for (const target of roundOrder(targets, round)) {
+      for (const target of roundOrder(chosen, round)) {
         if (!warmed.has(target.name)) {
           // a Zipf draw leaves tail keys out, so the touch always goes through the uniform rotation
           if (SPREAD_TARGETS.has(target.name) && !everyKeyTouched) {
@@ -158,17 +155,17 @@ async function scenario (settings: BenchSettings): Promise<void> {
           await warmUp(target, warmup)
           warmed.add(target.name)
         }
-        await sleep(LEASE_RETURN_MS)
+        await sleep(PAUSE_MS)
         progress(`round ${round}  ${target.name} (${measured.durationSeconds} s)`)
         const governed = target.name !== 'bare'
         const countsBefore = governed ? await relayKeyCounts(relaykey) : null
         const backends = await stores.databaseBackends()
         const postgresBefore = pidsCpuMicros(backends)
-        const countersBefore = governed ? await budgetCounters(stores) : null
+        const budgetBefore = governed ? await budgetSnapshot(stores, relaykey) : null
         const redisBefore = await sampleRedis(stores.redis)
         const run = await measuredRun(round, target, measured, upstream.service.pid)
         const redis = redisUsage(redisBefore, await sampleRedis(stores.redis))
-        const budget = countersBefore === null ? null : budgetChange(countersBefore, await budgetCounters(stores))
+        const budgetAfter = budgetBefore === null ? null : await budgetSnapshot(stores, relaykey)
         const postgresAfter = pidsCpuMicros(backends)
         const postgresMicros = postgresBefore === null || postgresAfter === null ? null : postgresAfter - postgresBefore
         const countsAfter = countsBefore === null ? null : await relayKeyCounts(relaykey)
@@ -183,16 +180,15 @@ async function scenario (settings: BenchSettings): Promise<void> {
         if (misses !== null && misses > 0) problems.push(`${target.name}: ${misses} key-cache misses in a run meant to be all hits`)
         // Every forwarded request's budget unit is counted in Redis, by an admission script or
         // as part of a worker's lease, whose units count as used from the moment Redis grants
-        // them: the counters must grow by at least the responses, or requests went out without
-        // budget accounting. They may grow by more: requests the driver cut off at the end of
-        // the run (at most one per connection), and units leased but not yet spent when the run
-        // ended, at most LEASE_UNITS_PER_WORKER per worker and budget subject outstanding (twice
-        // that here, for a top-up granted before the previous lease ran out). Those go back to
-        // Redis within a second after the load stops, before the next run's snapshot.
-        const leaseAllowance = budget === null ? 0 : budget.subjects * settings.workers * LEASE_UNITS_PER_WORKER * 2
-        if (budget !== null && (budget.reserved < responses || budget.reserved > responses + settings.connections + leaseAllowance)) {
-          problems.push(`${target.name}: ${budget.reserved} budget units reserved in Redis over ${budget.subjects} budget subjects for ` +
-            `${responses} responses (expected at least one each, at most ${settings.connections + leaseAllowance} more)`)
+        // them: the counters' growth, less the growth of what the workers hold unspent, is what
+        // the run spent. It must be at least the responses, or requests went out without budget
+        // accounting, and at most one more per connection (requests the driver cut off at the end).
+        if (budgetBefore !== null) {
+          const spent = budgetAfter!.counted - budgetBefore.counted - (budgetAfter!.held - budgetBefore.held)
+          if (spent < responses || spent > responses + settings.connections) {
+            problems.push(`${target.name}: the budget counters in Redis grew by ${budgetAfter!.counted - budgetBefore.counted} units and the workers' ` +
+              `leases by ${budgetAfter!.held - budgetBefore.held}: ${spent} units spent for ${responses} responses (expected one each, at most ${settings.connections} more)`)
+          }
         }
       }
     }
@@ -202,18 +198,14 @@ async function scenario (settings: BenchSettings): Promise<void> {
       settings: `leases ${settings.leases ? 'on' : 'off (RELAYKEY_LEASES=off)'}, workers ${settings.workers}, connections ${settings.connections}, pipelining ${PIPELINING}, ` +
         `${settings.durationSeconds} s per run after a ${settings.warmupSeconds} s warm-up per target ` +
         `(before the first 10,000-key target's: one pass per worker over every key, twice, on ${TOUCH_CONNECTIONS} connections), ` +
-        `${LEASE_RETURN_MS} ms pause before each run, ${settings.rounds} round(s), ` +
+        `${PAUSE_MS} ms pause before each run, ${settings.rounds} round(s), ` +
         `redis-zipf-10k: ${describeZipf(zipfKeys, keys)}, ` +
         `GET ${PATH} → ${UPSTREAM_BODY.length}-byte JSON, policy ${JSON.stringify(LIMITS)}` +
         (pinning === null ? '' : `, pinned: driver + upstream on CPU ${pinning.driver}, proxies on CPU ${pinning.proxy} (Redis, PostgreSQL unpinned)`),
       loadAtStart,
-      targets: targets.map((t) => t.name),
+      targets: chosen.map((t) => t.name),
       runs,
-      comparisons: [
-        { subject: 'redis-hot-key', baseline: 'bare', target: RATIO_TARGET },
-        { subject: 'redis-10k-keys', baseline: 'bare', target: RATIO_TARGET },
-        { subject: 'redis-zipf-10k', baseline: 'bare', target: RATIO_TARGET },
-      ],
+      comparisons: chosen.filter((t) => t.name !== 'bare').map((t) => ({ subject: t.name, baseline: 'bare', target: RATIO_TARGET })),
     })
     printRedisTable(extras)
     if (problems.length > 0) throw new Error(`the measured runs are not valid:\n  ${problems.join('\n  ')}`)
@@ -245,21 +237,38 @@ async function warmUp (target: LoadTarget, warmup: LoadSettings): Promise<void> 
   if (warm.length > 0) throw new Error(`during warm-up: ${warm.join('; ')}`)
 }
 
-/** the budget counters of every key of the run (units used this month, leased units included) */
-async function budgetCounters (stores: DistributedStores): Promise<Map<string, number>> {
-  return await stores.readKeys('*:budget:*')
+/**
+ * Budget units counted in Redis (spent, or leased to a worker) and held unspent in the workers'
+ * leases, read so that no lease moved in between: the lease metrics are read before and after
+ * the counters, and the pair is read again until they agree.
+ */
+async function budgetSnapshot (stores: DistributedStores, relaykey: RelayKey): Promise<{ counted: number; held: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const before = await leaseLedger(relaykey)
+    const counters = await stores.readKeys('*:budget:*')
+    const after = await leaseLedger(relaykey)
+    if (before.held === after.held && before.moves === after.moves) {
+      let counted = 0
+      for (const value of counters.values()) counted += value
+      return { counted, held: after.held }
+    }
+    if (attempt === 50) throw new Error('the workers\' leases kept moving while the budget counters were read')
+    await sleep(SNAPSHOT_RETRY_MS)
+  }
 }
 
-/** units the counters grew by over a run, and how many budget subjects' counters moved */
-function budgetChange (before: Map<string, number>, after: Map<string, number>): { reserved: number; subjects: number } {
-  let reserved = 0
-  let subjects = 0
-  for (const [key, value] of after) {
-    const change = value - (before.get(key) ?? 0)
-    reserved += change
-    if (change !== 0) subjects++
+/** budget units the workers hold in leases, and how many grants and returns they have had */
+async function leaseLedger (relaykey: RelayKey): Promise<{ held: number; moves: number }> {
+  const text = await relaykey.metrics()
+  let held = 0
+  let moves = 0
+  for (const line of text.split('\n')) {
+    const leased = /^relaykey_leased_units\{kind="(?:key|customer)_budget"\} (\d+)/.exec(line)
+    if (leased !== null) held += Number(leased[1])
+    const move = /^relaykey_lease_(?:grants|returns)_total\{[^}]*\} (\d+)/.exec(line)
+    if (move !== null) moves += Number(move[1])
   }
-  return { reserved, subjects }
+  return { held, moves }
 }
 
 /** what the Zipf table holds, for the settings line */

@@ -21,6 +21,8 @@ export interface BenchSettings {
   distributed: boolean
   /** false: RelayKey runs with RELAYKEY_LEASES=off, one store decision per limited request */
   leases: boolean
+  /** bench:limits: the governed targets to run (bare always runs); null: all of them */
+  targets: string[] | null
 }
 
 const INTEGERS = {
@@ -43,7 +45,8 @@ export const SETTINGS_USAGE = `options (flag, or the environment variable):
   --distributed      BENCH_DISTRIBUTED=1   proxy-throughput: RelayKey on the local PostgreSQL and Redis, audit by COPY
                                            (bench:limits always runs that way)
   --no-leases        BENCH_LEASES=off      bench:limits: RelayKey with RELAYKEY_LEASES=off (a store decision per request),
-                                           to compare with a run that has them`
+                                           to compare with a run that has them
+  --targets A,B      BENCH_TARGETS         bench:limits: only these governed targets (bare always runs), e.g. redis-zipf-10k`
 
 export function loadSettings (argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): BenchSettings {
   const { values } = parseArgs({
@@ -58,6 +61,7 @@ export function loadSettings (argv: string[] = process.argv.slice(2), env: NodeJ
       pin: { type: 'boolean' },
       distributed: { type: 'boolean' },
       'no-leases': { type: 'boolean' },
+      targets: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -67,6 +71,7 @@ export function loadSettings (argv: string[] = process.argv.slice(2), env: NodeJ
     process.exit(0)
   }
   const dir = values['cpu-prof-dir'] ?? env.BENCH_CPU_PROF_DIR
+  const targets = (values.targets ?? env.BENCH_TARGETS ?? '').split(',').map((t) => t.trim()).filter((t) => t !== '')
   return {
     workers: integer('workers', values.workers, env),
     durationSeconds: integer('duration', values.duration, env),
@@ -77,6 +82,7 @@ export function loadSettings (argv: string[] = process.argv.slice(2), env: NodeJ
     pin: values.pin === true || env.BENCH_PIN === '1' || env.BENCH_PIN === 'true',
     distributed: values.distributed === true || env.BENCH_DISTRIBUTED === '1' || env.BENCH_DISTRIBUTED === 'true',
     leases: values['no-leases'] !== true && env.BENCH_LEASES !== 'off',
+    targets: targets.length === 0 ? null : targets,
   }
 }
 
