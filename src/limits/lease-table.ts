@@ -16,10 +16,11 @@ import type { LeaseStats } from './lease-stats.js'
  */
 const SWEEP_MS = 25
 /**
- * a slow subject's lease idles in no less than four of its gaps between requests (hundreds of
- * ms): looking at it every sweep would cost more than it saves
+ * slow subjects' leases are looked at every this many sweeps (a second): there are thousands of
+ * them with many keys, each lives up to SLOW_LEASE_LIFETIME_MS, and looking at all of them every
+ * sweep cost more than their returns save
  */
-const SLOW_SWEEP_EVERY = 10
+const SLOW_SWEEP_EVERY = 40
 /** a lease with nothing held and no request for this long is forgotten */
 const FORGET_MS = 10_000
 

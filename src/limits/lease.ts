@@ -6,18 +6,30 @@ import { MIN_GRANT, type LeaseSubject } from './admission.js'
 export const LEASE_HORIZON_MS = 100
 /**
  * …and a slower subject's lease (one that would get fewer units that way): what it sees in
- * 80 % of SLOW_LEASE_LIFETIME_MS, at most this many units. A key with a request every second or
- * two then makes one store call per lease rather than one per request.
+ * 80 % of SLOW_LEASE_LIFETIME_MS, at most this many units. Most of a Zipf-spread key population
+ * is slow on any one worker: with 8 units, the keys between a few and a few hundred requests a
+ * second took a store decision every ninth request; 64 makes that one in sixty-five.
  */
-const SLOW_LEASE_MAX = 8
+export const SLOW_LEASE_MAX = 64
 /** the most units one worker holds on one subject, whatever the traffic */
 export const LEASE_MAX_UNITS = 1024
 /** a lease is not used longer than this after its last grant: the most a Redis blip is bridged */
 export const LEASE_LIFETIME_MS = 1000
-/** …except a slow subject's few units (at most SLOW_LEASE_MAX), which may last this long */
-export const SLOW_LEASE_LIFETIME_MS = 5000
-/** unused this long (or four of its usual gaps between requests, if longer), a lease goes back */
+/**
+ * …except a slow subject's few units (at most SLOW_LEASE_MAX), which may last this long: a key
+ * with a request every ten seconds on a worker still spends a lease of two or three. Nothing
+ * is risked by the length: the units were counted as used when granted, and an admin change
+ * takes them back at once; it bounds how long an idle slow lease keeps units out of the store.
+ */
+export const SLOW_LEASE_LIFETIME_MS = 30_000
+/** unused this long (or IDLE_GAPS of its usual gaps between requests, if longer), a lease goes back */
 export const LEASE_IDLE_MS = 20
+/**
+ * a subject's usual gaps between requests before its lease counts as idle: with Poisson
+ * arrivals four gaps pass without a request once in 55, and a slow lease of 64 units was
+ * given back before it was spent; ten pass once in 22,000
+ */
+const IDLE_GAPS = 10
 /** the demand estimate takes a new sample once this much time has passed */
 const RATE_SAMPLE_MS = 5
 
@@ -130,9 +142,9 @@ export class Lease {
     this.fullAt = now + fullMs
   }
 
-  /** unused for longer than its idle bound: four usual gaps between requests, at least LEASE_IDLE_MS */
+  /** unused for longer than its idle bound: IDLE_GAPS usual gaps between requests, at least LEASE_IDLE_MS */
   idle (now: number): boolean {
-    const gap = this.rate === 0 ? 0 : 4 / this.rate
+    const gap = this.rate === 0 ? 0 : IDLE_GAPS / this.rate
     return now - this.lastSeen > (gap > LEASE_IDLE_MS ? gap : LEASE_IDLE_MS)
   }
 }

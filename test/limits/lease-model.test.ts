@@ -30,7 +30,7 @@ import { Cluster } from 'ioredis'
 import { pino } from 'pino'
 import { LEASE_SHARE, type Admission, type AdmissionRequest, type AdmissionStore, type BudgetSpec, type LeaseTopUp, type LeaseTopUpResult } from '../../src/limits/admission.js'
 import { budgetMonth } from '../../src/limits/budget-month.js'
-import { LEASE_LIFETIME_MS, LEASE_MAX_UNITS, SLOW_LEASE_LIFETIME_MS } from '../../src/limits/lease.js'
+import { LEASE_LIFETIME_MS, LEASE_MAX_UNITS, SLOW_LEASE_LIFETIME_MS, SLOW_LEASE_MAX } from '../../src/limits/lease.js'
 import { LeasedAdmission } from '../../src/limits/leased-admission.js'
 import { createRedisClient, type RedisClient } from '../../src/store/redis/redis-client.js'
 import { RedisAdmissionStore } from '../../src/store/redis/redis-admission-store.js'
@@ -63,8 +63,6 @@ const VICTIM = HOLDERS - 1
 const SETTLE_MS = 100
 /** a refund this long before the kill may have gone into one of the victim's leases (a slow one lives longest) */
 const RECENT_REFUND_MS = SLOW_LEASE_LIFETIME_MS + 500
-/** the most units a slow subject's lease holds (SLOW_LEASE_MAX in lease.ts) */
-const SLOW_LEASE_UNITS = 8
 
 const logger = pino({ level: 'silent' })
 
@@ -667,7 +665,7 @@ async function runModel (t: TestContext, target: Target): Promise<void> {
     const intervalMs = perSeconds * 1000 / requests
     const grant = Math.floor(burst / LEASE_SHARE.rate)
     // one grant, on top of what was left when it was asked: a quarter of the last (or a slow lease's few)
-    const perHolder = Math.min(LEASE_MAX_UNITS, grant + Math.max(Math.floor(grant / 4), SLOW_LEASE_UNITS))
+    const perHolder = Math.min(LEASE_MAX_UNITS, grant + Math.max(Math.floor(grant / 4), SLOW_LEASE_MAX))
     const summary: string[] = []
     for (const windowMs of [100, 1_000]) {
       const worst = slidingWorst(times, windowMs, (delay) => Math.floor(burst + (windowMs + delay + 2) / intervalMs) + 1 + HOLDERS * perHolder)
