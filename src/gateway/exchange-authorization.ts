@@ -43,7 +43,7 @@ export function authorize (x: ExchangeState, context: KeyContext | null): void {
     return
   }
   x.facts.partner = route.slug
-  x.groups = route.groups
+  x.groups = context.groups[route.index]!
   const upstream = route.upstream
   if (upstream === null) {
     // the operator's configuration, not the key's rules: a 5xx the client can report, naming why
@@ -101,7 +101,7 @@ export function authorize (x: ExchangeState, context: KeyContext | null): void {
     cost,
     credentials: x.order === null ? NO_CANDIDATES : x.order.candidates,
     now,
-    groups: route.groups,
+    groups: x.groups,
   }
   const local = x.deps.admission.admitLocally(request)
   if (local !== null) return admitted(x, local)

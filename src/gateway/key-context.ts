@@ -1,5 +1,7 @@
 // A key's resolved, compiled view of the control plane: built once on a cache miss, frozen,
-// then read by every request with that key. Nothing here is parsed again per request.
+// then read by every request with that key. Nothing here is parsed again per request. What
+// depends only on the key's policy and environment (the compiled policy, the partner routes) is
+// built by compilePolicyRoutes and shared by every such key (shared-policy-routes.ts).
 import type { Pool } from 'undici'
 import type { Logger } from 'pino'
 import type { Credential, Partner, Policy, ResolvedKeyRecord } from '../store/model.js'
@@ -72,10 +74,10 @@ export interface CredentialOrder {
 }
 
 export interface PartnerRoute {
+  /** the partner's place in the policy's bindings: KeyContext.groups[index] is the key's for it */
+  readonly index: number
   readonly partnerId: string
   readonly slug: string
-  /** consistency groups of this key's counters and this partner's quotas (see AdmissionRequest) */
-  readonly groups: { readonly owner: string; readonly partner: string }
   /** null: the partner has no base URL or no usable credential for the key's environment */
   readonly upstream: UpstreamTarget | null
   /**
@@ -84,6 +86,15 @@ export interface PartnerRoute {
    * null otherwise (no base URL: 403 environment_not_allowed)
    */
   readonly misconfigured: string | null
+}
+
+/** what every key of one policy in one environment shares (shared-policy-routes.ts) */
+export interface PolicyRoutes {
+  readonly policy: CompiledPolicy
+  /** by partner slug; a route's `index` is its place in `partnerIds` */
+  readonly routes: ReadonlyMap<string, PartnerRoute>
+  /** the bound partners' ids, in binding order */
+  readonly partnerIds: readonly string[]
 }
 
 export interface CompiledPolicy {
@@ -120,8 +131,11 @@ export interface KeyContext {
   readonly keyMaxInFlight: number
   readonly customerSlot: string | null
   readonly customerMaxInFlight: number
+  /** shared by every key of the policy in this environment */
   readonly routes: ReadonlyMap<string, PartnerRoute>
   readonly partnerIds: readonly string[]
+  /** by route index: consistency groups of this key's counters and that partner's quotas (see AdmissionRequest) */
+  readonly groups: ReadonlyArray<{ readonly owner: string; readonly partner: string }>
 }
 
 export interface CompileDeps {
@@ -133,11 +147,38 @@ export interface CompileDeps {
   logger: Logger
 }
 
-export async function compileKeyContext (record: ResolvedKeyRecord, deps: CompileDeps): Promise<KeyContext> {
+/** the key's context on routes built for its policy and environment */
+export function keyContextOf (record: ResolvedKeyRecord, shared: PolicyRoutes): KeyContext {
+  const { key, policy } = record
+  const limits = compileLimits(policy, key.id, key.customer)
+  return Object.freeze({
+    keyId: key.id,
+    name: key.name,
+    environment: key.environment,
+    customer: key.customer,
+    team: key.team,
+    service: key.service,
+    revoked: key.revoked_at !== null,
+    expiresAt: key.expires_at === null ? Infinity : Date.parse(key.expires_at),
+    hashExpiresAt: record.hash_expires_at === null ? Infinity : Date.parse(record.hash_expires_at),
+    policy: shared.policy,
+    limits,
+    failOpen: policy.on_governance_failure === 'allow',
+    keySlot: policy.max_in_flight === null ? null : `key:${key.id}`,
+    keyMaxInFlight: policy.max_in_flight ?? 0,
+    customerSlot: policy.customer_max_in_flight === null || key.customer === null ? null : `customer:${key.customer}`,
+    customerMaxInFlight: policy.customer_max_in_flight ?? 0,
+    routes: shared.routes,
+    partnerIds: shared.partnerIds,
+    groups: Object.freeze(shared.partnerIds.map((partner) => Object.freeze({ owner: limits.owner, partner }))),
+  })
+}
+
+/** what every key of `record`'s policy in its environment shares: the compiled policy and the partner routes */
+export async function compilePolicyRoutes (record: ResolvedKeyRecord, deps: CompileDeps): Promise<PolicyRoutes> {
   const { key, policy } = record
   const routes = new Map<string, PartnerRoute>()
-  const limits = compileLimits(policy, key.id, key.customer)
-  for (const { binding, partner, credentials } of record.bindings) {
+  for (const [index, { binding, partner, credentials }] of record.bindings.entries()) {
     const baseUrl = partner.base_urls[key.environment]
     const bound = credentials.filter((c) => c.environment === key.environment &&
       (binding.credentials === null || binding.credentials.includes(c.id)))
@@ -173,23 +214,14 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
           : `none of its credentials for environment ${key.environment} is usable (see the error log: credential unusable)`
     }
     routes.set(partner.slug, Object.freeze({
+      index,
       partnerId: partner.id,
       slug: partner.slug,
-      groups: Object.freeze({ owner: limits.owner, partner: partner.id }),
       upstream,
       misconfigured,
     }))
   }
   return Object.freeze({
-    keyId: key.id,
-    name: key.name,
-    environment: key.environment,
-    customer: key.customer,
-    team: key.team,
-    service: key.service,
-    revoked: key.revoked_at !== null,
-    expiresAt: key.expires_at === null ? Infinity : Date.parse(key.expires_at),
-    hashExpiresAt: record.hash_expires_at === null ? Infinity : Date.parse(record.hash_expires_at),
     policy: Object.freeze({
       id: policy.id,
       name: policy.name,
@@ -197,12 +229,6 @@ export async function compileKeyContext (record: ResolvedKeyRecord, deps: Compil
       payment: policy.payment === null ? null : deps.payments.compile(policy.payment),
       source: policy,
     }),
-    limits,
-    failOpen: policy.on_governance_failure === 'allow',
-    keySlot: policy.max_in_flight === null ? null : `key:${key.id}`,
-    keyMaxInFlight: policy.max_in_flight ?? 0,
-    customerSlot: policy.customer_max_in_flight === null || key.customer === null ? null : `customer:${key.customer}`,
-    customerMaxInFlight: policy.customer_max_in_flight ?? 0,
     routes,
     partnerIds: Object.freeze(record.bindings.map((b) => b.partner.id)),
   })

@@ -3,17 +3,21 @@
 // than the load timeout: a store that hangs (PostgreSQL black-holed, a stuck connection) fails
 // the request closed instead of holding it until the client gives up.
 import type { ControlStore } from '../store/control-store.js'
+import type { ResolvedKeyRecord } from '../store/model.js'
 import type { VirtualKeyCodec } from '../keys/virtual-key.js'
 import type { Invalidation } from '../store/invalidation.js'
 import type { KeyCache } from './key-cache.js'
-import { compileKeyContext, type CompileDeps, type KeyContext } from './key-context.js'
+import { compilePolicyRoutes, keyContextOf, type CompileDeps, type KeyContext, type PolicyRoutes } from './key-context.js'
 import { SharedLookups } from './shared-lookups.js'
+import type { SharedPolicyRoutes } from './shared-policy-routes.js'
 
 export class KeyResolver {
   readonly #codec: VirtualKeyCodec
   readonly #cache: KeyCache
   readonly #store: ControlStore
   readonly #compile: CompileDeps
+  readonly #buildRoutes = (record: ResolvedKeyRecord): Promise<PolicyRoutes> => compilePolicyRoutes(record, this.#compile)
+  readonly #policyRoutes: SharedPolicyRoutes
   readonly #loading: SharedLookups<KeyContext | null>
   /**
    * Presented key → its digest, for keys that passed the HMAC check. The HMAC is the single
@@ -25,13 +29,14 @@ export class KeyResolver {
   readonly #digests = new Map<string, string>()
   readonly #maxDigests: number
 
-  constructor (deps: { codec: VirtualKeyCodec; cache: KeyCache; store: ControlStore; compile: CompileDeps; loadTimeoutMs: number; maxRemembered?: number }) {
+  constructor (deps: { codec: VirtualKeyCodec; cache: KeyCache; policyRoutes: SharedPolicyRoutes; store: ControlStore; compile: CompileDeps; loadTimeoutMs: number; maxRemembered?: number }) {
     this.#maxDigests = deps.maxRemembered ?? 100_000
     this.#loading = new SharedLookups(deps.loadTimeoutMs, 'a key lookup')
     this.#codec = deps.codec
     this.#cache = deps.cache
     this.#store = deps.store
     this.#compile = deps.compile
+    this.#policyRoutes = deps.policyRoutes
   }
 
   /** HOT PATH: the lookup digest (latin1 string) of a well-formed key, or null for a bad one. */
@@ -65,6 +70,7 @@ export class KeyResolver {
    */
   invalidate (invalidation: Invalidation): void {
     this.#cache.invalidate(invalidation)
+    this.#policyRoutes.invalidate(invalidation)
     this.#loading.clear()
   }
 
@@ -72,7 +78,7 @@ export class KeyResolver {
     const epoch = this.#cache.epoch
     const record = await this.#store.resolveKey(Buffer.from(digest, 'latin1'))
     if (record === null) return null
-    const context = await compileKeyContext(record, this.#compile)
+    const context = keyContextOf(record, await this.#policyRoutes.get(record, this.#buildRoutes))
     this.#cache.set(digest, context, epoch)
     return context
   }

@@ -8,6 +8,7 @@ import { openControlStore } from '../store/open-control-store.js'
 import { answerWithin } from '../store/answer-within.js'
 import { errorSummary } from '../errors.js'
 import { KeyCache } from '../gateway/key-cache.js'
+import { SharedPolicyRoutes } from '../gateway/shared-policy-routes.js'
 import { KeyResolver } from '../gateway/key-resolver.js'
 import { PartnerDirectory } from '../gateway/partner-directory.js'
 import { EgressPolicy } from '../http/egress-policy.js'
@@ -65,6 +66,8 @@ export async function runWorker (config: Config, logger: Logger): Promise<void> 
   const keys = new KeyResolver({
     codec: new VirtualKeyCodec(config.hmacSecret!),
     cache,
+    // one entry per policy and environment in use: far fewer than keys
+    policyRoutes: new SharedPolicyRoutes({ max: config.keyCacheMax, ttlMs: config.keyCacheTtlMs }),
     store,
     loadTimeoutMs: config.keyLoadTimeoutMs,
     compile: {

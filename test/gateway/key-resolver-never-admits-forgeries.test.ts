@@ -4,12 +4,14 @@ import { randomBytes } from 'node:crypto'
 import { VirtualKeyCodec } from '../../src/keys/virtual-key.js'
 import { KeyCache } from '../../src/gateway/key-cache.js'
 import { KeyResolver } from '../../src/gateway/key-resolver.js'
+import { SharedPolicyRoutes } from '../../src/gateway/shared-policy-routes.js'
 
 describe('key resolver digest memo', () => {
   const codec = new VirtualKeyCodec(randomBytes(32))
   const resolver = new KeyResolver({
     codec,
     cache: new KeyCache({ max: 10, ttlMs: 1000 }),
+    policyRoutes: new SharedPolicyRoutes({ max: 10, ttlMs: 1000 }),
     store: {} as never,
     compile: {} as never,
     loadTimeoutMs: 2000,
