@@ -49,7 +49,11 @@ export class LeasedAdmission implements AdmissionStore {
   readonly stats: LeaseStats
   /** this worker's leases and the units they hold */
   readonly #table: LeaseTable
-  /** admitLocally's leases of the request in hand (it never runs twice at once: synchronous) */
+  /**
+   * admitLocally's leases of the request in hand (it never runs twice at once: synchronous);
+   * overwritten, never emptied: emptying an array frees its storage, and the next request's
+   * first write allocated it again
+   */
   readonly #picked: Lease[] = []
   /** background top-ups asked in this event-loop turn */
   #topUps: Lease[] = []
@@ -113,10 +117,7 @@ export class LeasedAdmission implements AdmissionStore {
       if (!lease.has(1, now)) enough = false
       picked[limits.length + budgets.length] = lease
     }
-    if (!enough) {
-      picked.length = 0
-      return null
-    }
+    if (!enough) return null
 
     // the RateLimit header's limit: the one with the least room as this worker last heard it
     let tight: Lease | null = null
@@ -137,7 +138,6 @@ export class LeasedAdmission implements AdmissionStore {
       : { name: limits[tightIndex]!.name, remaining: tightRemaining, resetSeconds: Math.max(0, Math.ceil((tight.fullAt - now) / 1000)) }
     if (cost > 0) for (let i = 0; i < budgets.length; i++) this.#take(picked[limits.length + i]!, cost, now)
     if (quota !== null) this.#take(picked[limits.length + budgets.length]!, 1, now)
-    picked.length = 0
     this.stats.local++
     return {
       ok: true,
