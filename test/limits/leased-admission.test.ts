@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pino } from 'pino'
 import { LeasedAdmission } from '../../src/limits/leased-admission.js'
-import { LEASE_IDLE_MS, LEASE_LIFETIME_MS } from '../../src/limits/lease.js'
+import { LEASE_IDLE_MS, LEASE_LIFETIME_MS, SLOW_LEASE_MAX } from '../../src/limits/lease.js'
 import { openSqliteAdmissionStore, type SqliteAdmissionStore } from '../../src/store/sqlite/sqlite-admission-store.js'
 import { budgetMonth } from '../../src/limits/budget-month.js'
 import type { Admission, AdmissionRequest, AdmissionStore, BudgetSpec, RateLimitSpec } from '../../src/limits/admission.js'
@@ -91,6 +91,28 @@ describe('admission by lease (one worker, SQLite)', () => {
     assert.equal(local.tightest?.name, 'key')
     assert.ok(local.tightest!.remaining > 90_000 && local.tightest!.remaining < 100_000)
     assert.ok(local.tightest!.resetSeconds <= 1)
+  })
+
+  it('gives a slow key (tens of requests a second) one large slow lease: store decisions for its first requests only, kept over a pause of a few gaps', async (t) => {
+    const s = setUp(t)
+    const budget = keyBudget(s.keyId, 1_000_000)
+    const limit = keyLimit(s.keyId, 100_000, 1)
+    const make = (): AdmissionRequest => request(s, { limits: [limit], budgets: [budget] })
+    // one request every ~25 ms: slow on a 100 ms horizon, so the lease is what 24 s would see,
+    // capped at SLOW_LEASE_MAX
+    for (let i = 0; i < 40; i++) {
+      assert.ok((await decide(s.leases, make())).ok)
+      await sleep(25)
+    }
+    assert.equal(s.leases.stats.local + s.leases.stats.store, 40)
+    assert.ok(s.leases.stats.store <= 3, `store decisions: ${s.leases.stats.store} of 40 (a slow lease of ${SLOW_LEASE_MAX} units covers the rest)`)
+    const units = s.leases.heldUnits().get('key_budget') ?? 0
+    assert.ok(units > 0 && units <= SLOW_LEASE_MAX, `held: ${units}`)
+    // a pause of four usual gaps is not idleness (ten are): the next request is still local
+    const decisions = s.leases.stats.store
+    await sleep(100)
+    assert.ok((await decide(s.leases, make())).ok)
+    assert.equal(s.leases.stats.store, decisions)
   })
 
   it('counts leased units as used, and gives back what an idle lease did not spend', async (t) => {
