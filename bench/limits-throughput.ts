@@ -240,11 +240,14 @@ async function warmUp (target: LoadTarget, warmup: LoadSettings): Promise<void> 
 /**
  * Budget units counted in Redis (spent, or leased to a worker) and held unspent in the workers'
  * leases, read so that no lease moved in between: the lease metrics are read before and after
- * the counters, and the pair is read again until they agree.
+ * the counters, and the pair is read again until they agree. A worker counts a return when it
+ * sends it, so the counters are read SNAPSHOT_RETRY_MS after the first metrics: a return sent
+ * just before them has reached Redis by then.
  */
 async function budgetSnapshot (stores: DistributedStores, relaykey: RelayKey): Promise<{ counted: number; held: number }> {
   for (let attempt = 1; ; attempt++) {
     const before = await leaseLedger(relaykey)
+    await sleep(SNAPSHOT_RETRY_MS)
     const counters = await stores.readKeys('*:budget:*')
     const after = await leaseLedger(relaykey)
     if (before.held === after.held && before.moves === after.moves) {
@@ -253,7 +256,6 @@ async function budgetSnapshot (stores: DistributedStores, relaykey: RelayKey): P
       return { counted, held: after.held }
     }
     if (attempt === 50) throw new Error('the workers\' leases kept moving while the budget counters were read')
-    await sleep(SNAPSHOT_RETRY_MS)
   }
 }
 

@@ -66,15 +66,18 @@ export class KeyCache {
     return entry.context
   }
 
-  /** stores a context loaded while the cache was at `loadedAtEpoch`; dropped if that is stale */
-  set (digest: string, context: KeyContext, loadedAtEpoch: number): boolean {
+  /**
+   * stores a context loaded while the cache was at `loadedAtEpoch` (dropped if that is stale),
+   * until the TTL or `notAfter` (what it was built on expires then), whichever comes first
+   */
+  set (digest: string, context: KeyContext, loadedAtEpoch: number, notAfter = Infinity): boolean {
     if (loadedAtEpoch !== this.#epoch) return false
     if (this.#entries.size >= this.#max && !this.#entries.has(digest)) {
       const oldest = this.#entries.keys().next().value
       if (oldest !== undefined) this.#entries.delete(oldest)
     }
     this.#entries.delete(digest)
-    this.#entries.set(digest, { context, expiresAt: this.#now() + this.#ttlMs, stamp: ++this.#writes })
+    this.#entries.set(digest, { context, expiresAt: Math.min(this.#now() + this.#ttlMs, notAfter), stamp: ++this.#writes })
     return true
   }
 

@@ -242,8 +242,8 @@ async function credentialRoutes (credentials: Credential[], partner: Partner, ca
       auth = await compileCredentialAuth(partner, credential, ca, deps)
     } catch (err) {
       // An unusable credential is left out of rotation; the message never holds the secret. A
-      // warning, once per key-context build: the primary's configuration check logs each
-      // problem once at error level (health/misconfiguration-monitor.ts).
+      // warning, once per build of the policy's routes: the primary's configuration check logs
+      // each problem once at error level (health/misconfiguration-monitor.ts).
       deps.logger.warn({ credential_id: credential.id, partner: partner.slug, err: (err as Error).message }, 'credential unusable; left out of rotation')
       continue
     }

@@ -75,11 +75,14 @@ export class KeyResolver {
   }
 
   async #load (digest: string): Promise<KeyContext | null> {
+    // both before the read: a change that lands while it is on its way keeps its result out
     const epoch = this.#cache.epoch
+    const routesEpoch = this.#policyRoutes.epoch
     const record = await this.#store.resolveKey(Buffer.from(digest, 'latin1'))
     if (record === null) return null
-    const context = keyContextOf(record, await this.#policyRoutes.get(record, this.#buildRoutes))
-    this.#cache.set(digest, context, epoch)
+    const shared = await this.#policyRoutes.get(record, routesEpoch, this.#buildRoutes)
+    const context = keyContextOf(record, shared.routes)
+    this.#cache.set(digest, context, epoch, shared.expiresAt)
     return context
   }
 }

@@ -7,21 +7,23 @@
 //
 // An entry goes when the key contexts built from it would: on a change to its policy, to one of
 // its partners (or their credentials), on a reload of everything, and after the key cache's TTL
-// (so a secret re-read by a key's reload is re-read here too). A build that began before such a
-// change is used by the load that asked for it but not kept, as the key cache does.
+// (so a secret re-read by a key's reload is re-read here too; a context built on an entry
+// expires with it). Routes built from a store read made before such a change are used by the
+// load that read it, never kept or shared, as the key cache does with contexts.
 import type { Invalidation } from '../store/invalidation.js'
 import type { ResolvedKeyRecord } from '../store/model.js'
 import type { PolicyRoutes } from './key-context.js'
 
-interface Entry {
+/** shared routes, and when they stop being reused: a context built on them expires no later */
+export interface SharedRoutes {
   readonly routes: PolicyRoutes
   readonly expiresAt: number
 }
 
 export class SharedPolicyRoutes {
-  readonly #entries = new Map<string, Entry>()
+  readonly #entries = new Map<string, SharedRoutes>()
   /** builds under way, shared by the loads that need the same entry */
-  readonly #building = new Map<string, Promise<PolicyRoutes>>()
+  readonly #building = new Map<string, Promise<SharedRoutes>>()
   readonly #ttlMs: number
   readonly #max: number
   readonly #now: () => number
@@ -38,21 +40,33 @@ export class SharedPolicyRoutes {
     return this.#entries.size
   }
 
-  /** the shared routes of `record`'s policy and environment, built with `build` when there are none */
-  get (record: ResolvedKeyRecord, build: (record: ResolvedKeyRecord) => Promise<PolicyRoutes>): Promise<PolicyRoutes> {
+  /** read before the store read a load builds on, and handed to get() */
+  get epoch (): number {
+    return this.#epoch
+  }
+
+  /**
+   * The shared routes of `record`'s policy and environment, built with `build` when there are
+   * none. `readAtEpoch`: this.epoch before `record` was read from the store; a record read
+   * before a change builds routes for its own load only.
+   */
+  get (record: ResolvedKeyRecord, readAtEpoch: number, build: (record: ResolvedKeyRecord) => Promise<PolicyRoutes>): Promise<SharedRoutes> {
     const name = record.policy.id + '\n' + record.key.environment
     const entry = this.#entries.get(name)
-    if (entry !== undefined && entry.expiresAt > this.#now()) return Promise.resolve(entry.routes)
+    // an entry is never older than the record: a change since would have dropped it
+    if (entry !== undefined && entry.expiresAt > this.#now()) return Promise.resolve(entry)
+    if (readAtEpoch !== this.#epoch) return build(record).then((routes) => ({ routes, expiresAt: this.#now() + this.#ttlMs }))
     const building = this.#building.get(name)
     if (building !== undefined) return building
     const epoch = this.#epoch
     const built = build(record).then((routes) => {
       if (this.#building.get(name) === built) this.#building.delete(name)
+      const shared = { routes, expiresAt: this.#now() + this.#ttlMs }
       if (epoch === this.#epoch) {
         if (this.#entries.size >= this.#max) this.#entries.clear()
-        this.#entries.set(name, { routes, expiresAt: this.#now() + this.#ttlMs })
+        this.#entries.set(name, shared)
       }
-      return routes
+      return shared
     }, (err: unknown) => {
       if (this.#building.get(name) === built) this.#building.delete(name)
       throw err

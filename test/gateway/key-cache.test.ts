@@ -29,6 +29,16 @@ describe('key cache', () => {
     assert.equal(cache.get('a'), undefined)
   })
 
+  it('expires an entry no later than what it was built on (notAfter)', () => {
+    let now = 1000
+    const cache = new KeyCache({ max: 10, ttlMs: 500, now: () => now })
+    cache.set('a', context('k_a'), cache.epoch, 1200)
+    now = 1199
+    assert.ok(cache.get('a'))
+    now = 1200
+    assert.equal(cache.get('a'), undefined)
+  })
+
   it('drops entries by key, policy and partner, and everything on "all"', () => {
     const cache = new KeyCache({ max: 10, ttlMs: 60_000 })
     cache.set('a', context('k_a', 'pol_1', ['prt_1']), cache.epoch)
