@@ -69,8 +69,8 @@ const SPREAD_TARGETS = new Set(['redis-10k-keys', 'redis-zipf-10k'])
 const TOUCH_CONNECTIONS = 50
 /** pause before every measured run: the previous run's hot leases go back, the machine settles */
 const PAUSE_MS = 1_000
-/** a budget snapshot is read again after this long when leases moved while it was read */
-const SNAPSHOT_RETRY_MS = 100
+/** a lease return a worker has counted reaches Redis within this long */
+const RETURN_LANDS_MS = 100
 
 interface Extra {
   target: string
@@ -241,13 +241,13 @@ async function warmUp (target: LoadTarget, warmup: LoadSettings): Promise<void> 
  * Budget units counted in Redis (spent, or leased to a worker) and held unspent in the workers'
  * leases, read so that no lease moved in between: the lease metrics are read before and after
  * the counters, and the pair is read again until they agree. A worker counts a return when it
- * sends it, so the counters are read SNAPSHOT_RETRY_MS after the first metrics: a return sent
+ * sends it, so the counters are read RETURN_LANDS_MS after the first metrics: a return sent
  * just before them has reached Redis by then.
  */
 async function budgetSnapshot (stores: DistributedStores, relaykey: RelayKey): Promise<{ counted: number; held: number }> {
   for (let attempt = 1; ; attempt++) {
     const before = await leaseLedger(relaykey)
-    await sleep(SNAPSHOT_RETRY_MS)
+    await sleep(RETURN_LANDS_MS)
     const counters = await stores.readKeys('*:budget:*')
     const after = await leaseLedger(relaykey)
     if (before.held === after.held && before.moves === after.moves) {

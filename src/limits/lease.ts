@@ -6,7 +6,7 @@ import { MIN_GRANT, type LeaseSubject } from './admission.js'
 export const LEASE_HORIZON_MS = 100
 /**
  * …and a slower subject's lease (one that would get fewer units that way): what it sees in
- * 80 % of SLOW_LEASE_LIFETIME_MS, at most this many units. Most of a Zipf-spread key population
+ * 80 % of SLOW_LEASE_LIFETIME_MS, at most this many requests' worth (units times the cost). Most of a Zipf-spread key population
  * is slow on any one worker: with 8 units, the keys between a few and a few hundred requests a
  * second took a store decision every ninth request; 64 makes that one in sixty-five.
  */
@@ -16,10 +16,11 @@ export const LEASE_MAX_UNITS = 1024
 /** a lease is not used longer than this after its last grant: the most a Redis blip is bridged */
 export const LEASE_LIFETIME_MS = 1000
 /**
- * …except a slow subject's few units (at most SLOW_LEASE_MAX), which may last this long: a key
- * with a request every ten seconds on a worker still spends a lease of two or three. Nothing
- * is risked by the length: the units were counted as used when granted, and an admin change
- * takes them back at once; it bounds how long an idle slow lease keeps units out of the store.
+ * …except a slow subject's few units (at most SLOW_LEASE_MAX requests' worth), which may last
+ * this long: a key with a request every ten seconds on a worker still spends a lease of two.
+ * Nothing is risked by the length: the units were counted as used when granted, and an admin
+ * change takes them back at once; it bounds how long an idle slow lease keeps units out of the
+ * store.
  */
 export const SLOW_LEASE_LIFETIME_MS = 30_000
 /** unused this long (or IDLE_GAPS of its usual gaps between requests, if longer), a lease goes back */
@@ -109,7 +110,7 @@ export class Lease {
   /**
    * How many units to ask for: the observed rate over the horizon, up to the cap (a slower
    * subject: what it sees in most of a lifetime, up to SLOW_LEASE_MAX); 0 when that is under a
-   * useful lease (a key with a request a second or less stays on one decision per request).
+   * useful lease (a key seen less than about once in 12 s stays on one decision per request).
    */
   want (now: number): number {
     const elapsed = now - this.sampleStart
