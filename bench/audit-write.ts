@@ -5,7 +5,9 @@
 //    loop's thread per event, and of the store (the PostgreSQL backend, or SQLite's writer
 //    thread);
 //  - direct ingest: the sink alone taking rows already encoded, 1,000 a batch, as shipped and
-//    with each secondary index dropped, which prices what each index costs a stored row.
+//    with each secondary index dropped, which prices what each index costs a stored row; then
+//    the table with its primary key alone and with nothing at all (no rollup either): the floor
+//    of storing one row per event; and two sinks at once, as a node's two workers ship.
 // The event mix has 500 keys, each of one customer (BENCH_KEYS=n for another count: fewer keys,
 // fewer usage rollup cells per batch); BENCH_ONLY=<regex> runs only the scenarios it matches.
 // Run: npm run bench:audit -- [events] [rate]   (PostgreSQL: RELAYKEY_TEST_POSTGRES_URL, default
@@ -19,8 +21,8 @@ import { performance } from 'node:perf_hooks'
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import pino from 'pino'
 import postgres from 'postgres'
-import { batchOfRows, type AuditBatch } from '../src/audit/audit-batch.js'
-import { CopyRowEncoder } from '../src/audit/audit-copy-text.js'
+import { batchOfRows, rowsOf, rowsText, type AuditBatch } from '../src/audit/audit-batch.js'
+import { AUDIT_COLUMNS, CopyRowEncoder, parseCopyRow } from '../src/audit/audit-copy-text.js'
 import type { AuditEvent } from '../src/audit/audit-event.js'
 import { AuditPipeline } from '../src/audit/audit-pipeline.js'
 import type { AuditSink } from '../src/audit/audit-sink.js'
@@ -36,7 +38,7 @@ import { threadCpuMicros } from './lib/thread-cpu.js'
 
 const EVENTS = Number(process.argv[2] ?? 200_000)
 /** events a busy worker ends in one event-loop turn, and a second */
-const TURN = 32
+const TURN = Number(process.env.BENCH_TURN ?? 32)
 const RATE = Number(process.argv[3] ?? 20_000)
 const BATCH = 1000
 /** distinct keys in the mix (BENCH_KEYS); each belongs to one customer */
@@ -95,6 +97,11 @@ function encodeBatches (events: readonly AuditEvent[]): AuditBatch[] {
   return batches
 }
 
+/** the same batches without their usage cells: what the table alone costs, no rollup */
+function withoutCells (batches: readonly AuditBatch[]): AuditBatch[] {
+  return batches.map((b) => ({ ...b, cells: new UsageCells() }))
+}
+
 interface Store {
   sink: AuditSink
   /** the PostgreSQL backend serving the sink; null in embedded mode */
@@ -102,21 +109,41 @@ interface Store {
   done (): Promise<void>
 }
 
-async function freshPostgres (dropIndexes: string[] = []): Promise<Store> {
+/** `drop`: statements run as the administrator first (DROP INDEX …, the primary key) */
+async function freshPostgres (drop: string[] = [], sinks = 1): Promise<Store[]> {
   const db = await createTestDatabase()
   await runMigrations(db.url)
   const admin = postgres(db.url, { max: 1, onnotice: () => {} })
-  for (const index of dropIndexes) await admin.unsafe(`DROP INDEX ${index}`)
+  for (const statement of drop) await admin.unsafe(statement)
   const app = new URL(db.url)
   app.username = 'relaykey_app'
-  const sink = openPostgresAuditSink(app.toString())
-  // partitions exist before the clock starts, as in a running process
-  await sink.write(encodeBatches(makeEvents(1))[0]!)
-  const [backend] = await admin<Array<{ pid: number }>>`
-    SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND usename = 'relaykey_app'`
+  const opened: AuditSink[] = []
+  for (let i = 0; i < sinks; i++) {
+    const sink = openPostgresAuditSink(app.toString())
+    // partitions exist before the clock starts, as in a running process
+    await sink.write(encodeBatches(makeEvents(1))[0]!)
+    opened.push(sink)
+  }
+  // in connection order: each sink's first write opened its backend
+  const backends = await admin<Array<{ pid: number }>>`
+    SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND usename = 'relaykey_app' ORDER BY backend_start`
   await admin.end()
-  return { sink, serverPid: backend?.pid ?? null, async done () { await sink.close(); await db.drop() } }
+  let dropped = false
+  return opened.map((sink, i) => ({
+    sink,
+    serverPid: backends[i]?.pid ?? null,
+    async done () {
+      await sink.close()
+      if (!dropped && i === opened.length - 1) {
+        dropped = true
+        await db.drop()
+      }
+    },
+  }))
 }
+
+const dropIndexes = (indexes: string[]): string[] => indexes.map((index) => `DROP INDEX ${index}`)
+const DROP_PRIMARY_KEY = 'ALTER TABLE audit_events DROP CONSTRAINT audit_events_pkey'
 
 async function freshSqliteFile (): Promise<{ dir: string; file: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'relaykey-bench-'))
@@ -133,7 +160,7 @@ interface Cost {
 /** records every event at RATE a second, in turns of at most TURN, through a pipeline on `sink`, until all are stored */
 async function throughPipeline (sink: AuditSink, serverPid: number | null, events: readonly AuditEvent[], record = true): Promise<Cost> {
   const dir = await mkdtemp(join(tmpdir(), 'relaykey-bench-log-'))
-  const pipeline = new AuditPipeline({ sink, logDir: join(dir, 'audit-log'), logger })
+  const pipeline = new AuditPipeline({ sink, logDir: join(dir, 'audit-log'), logger, ...(process.env.BENCH_FLUSH_MS ? { flushIntervalMs: Number(process.env.BENCH_FLUSH_MS) } : {}), ...(process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH), maxQueued: Math.max(100_000, Number(process.env.BENCH_BATCH)) } : {}) })
   await pipeline.start()
   const server = treeCpuMicros(serverPid ?? undefined)
   const threads = threadCpuMicros()
@@ -162,20 +189,67 @@ async function throughPipeline (sink: AuditSink, serverPid: number | null, event
   }
 }
 
-/** the sink alone, rows already encoded */
-async function directIngest (store: Store, batches: readonly AuditBatch[], events: number): Promise<Cost> {
+/** the sinks alone, rows already encoded; with several, each writes every n-th batch at once */
+async function directIngest (stores: readonly Store[], batches: readonly AuditBatch[], events: number): Promise<Cost> {
   const cpu = process.cpuUsage()
-  const server = treeCpuMicros(store.serverPid ?? undefined)
+  const servers = stores.map((s) => treeCpuMicros(s.serverPid ?? undefined))
   const started = performance.now()
-  for (const batch of batches) await store.sink.write(batch)
+  await Promise.all(stores.map(async (store, i) => {
+    for (let b = i; b < batches.length; b += stores.length) await store.sink.write(batches[b]!)
+  }))
   const seconds = (performance.now() - started) / 1000
   const used = process.cpuUsage(cpu)
-  const serverAfter = treeCpuMicros(store.serverPid ?? undefined)
+  const serversAfter = stores.map((s) => treeCpuMicros(s.serverPid ?? undefined))
+  let store: number | null = 0
+  for (let i = 0; i < stores.length; i++) {
+    const before = servers[i]
+    const after = serversAfter[i]
+    store = store === null || before === null || after === null || before === undefined || after === undefined ? null : store + after - before
+  }
   return {
     loop: (used.user + used.system) / events,
-    store: server === null || serverAfter === null ? null : (serverAfter - server) / events,
+    store: store === null ? null : store / events,
     rate: events / seconds,
   }
+}
+
+/** direct ingest into a fresh SQLite file in-process, `dropIndexes` dropped first */
+async function directIngestSqlite (batches: readonly AuditBatch[], dropIndexes: string[] = []): Promise<Cost> {
+  const { dir, file } = await freshSqliteFile()
+  const db = openSqliteDatabase(file, { checkpointPages: AUDIT_WRITER_CHECKPOINT_PAGES })
+  for (const index of dropIndexes) db.exec(`DROP INDEX ${index}`)
+  const sink = new SqliteAuditSink(db, { ownsDb: true })
+  try { return await directIngest([{ sink, serverPid: null, done: async () => {} }], batches, EVENTS) } finally { await sink.close(); await rm(dir, { recursive: true, force: true }) }
+}
+
+/**
+ * SQLite's floor for one row per event: the values already parsed, one prepared INSERT each into
+ * a table with audit_events' columns and nothing else (no key, index, trigger or rollup).
+ */
+async function bareSqliteInserts (batches: readonly AuditBatch[]): Promise<Cost> {
+  const { dir, file } = await freshSqliteFile()
+  const db = openSqliteDatabase(file, { checkpointPages: AUDIT_WRITER_CHECKPOINT_PAGES })
+  try {
+    db.exec('CREATE TABLE bare_events AS SELECT * FROM audit_events WHERE 0')
+    const insert = db.prepare(`INSERT INTO bare_events (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`)
+    const write = db.transaction((rows: ReadonlyArray<Array<string | null>>) => { for (const values of rows) insert.run(values) })
+    const parsed = batches.map((b) => rowsOf(rowsText(b)).map(parseCopyRow))
+    const cpu = process.cpuUsage()
+    const started = performance.now()
+    for (const rows of parsed) write.immediate(rows)
+    const seconds = (performance.now() - started) / 1000
+    const used = process.cpuUsage(cpu)
+    return { loop: (used.user + used.system) / EVENTS, store: null, rate: EVENTS / seconds }
+  } finally {
+    db.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/** direct ingest on a fresh database, `drop` run first, through `sinks` sinks */
+async function directIngestPostgres (batches: readonly AuditBatch[], drop: string[] = [], sinks = 1): Promise<Cost> {
+  const stores = await freshPostgres(drop, sinks)
+  try { return await directIngest(stores, batches, EVENTS) } finally { for (const store of stores) await store.done() }
 }
 
 function median (xs: number[]): number {
@@ -201,38 +275,25 @@ async function main (): Promise<void> {
     // what the pacing loop itself costs the event loop: subtract it from the two rows below
     ['pacing loop alone (nothing recorded)', 'store', async () => await throughPipeline({ async write () {}, async close () {} }, null, events, false)],
     ['pipeline → PostgreSQL (as a worker runs it)', 'postgres', async () => {
-      const store = await freshPostgres()
-      try { return await throughPipeline(store.sink, store.serverPid, events) } finally { await store.done() }
+      const [store] = await freshPostgres()
+      try { return await throughPipeline(store!.sink, store!.serverPid, events) } finally { await store!.done() }
     }],
     ['pipeline → SQLite on its writer thread', 'sqlite thread', async () => {
       const { dir, file } = await freshSqliteFile()
       const sink = await openThreadedSqliteAuditSink(file)
       try { return await throughPipeline(sink, null, events) } finally { await sink.close(); await rm(dir, { recursive: true, force: true }) }
     }],
-    ['direct ingest, PostgreSQL as shipped', 'postgres', async () => {
-      const store = await freshPostgres()
-      try { return await directIngest(store, batches, EVENTS) } finally { await store.done() }
-    }],
-    ...SECONDARY_INDEXES.map((index): [string, string, () => Promise<Cost>] => [`direct ingest, PostgreSQL without ${index.replace('audit_events_', '').replace('_idx', '')}`, 'postgres', async () => {
-      const store = await freshPostgres([index])
-      try { return await directIngest(store, batches, EVENTS) } finally { await store.done() }
-    }]),
-    ['direct ingest, PostgreSQL, no secondary index', 'postgres', async () => {
-      const store = await freshPostgres(SECONDARY_INDEXES)
-      try { return await directIngest(store, batches, EVENTS) } finally { await store.done() }
-    }],
-    ['direct ingest, SQLite as shipped (in-process)', 'sqlite', async () => {
-      const { dir, file } = await freshSqliteFile()
-      const sink = new SqliteAuditSink(openSqliteDatabase(file, { checkpointPages: AUDIT_WRITER_CHECKPOINT_PAGES }), { ownsDb: true })
-      try { return await directIngest({ sink, serverPid: null, done: async () => {} }, batches, EVENTS) } finally { await sink.close(); await rm(dir, { recursive: true, force: true }) }
-    }],
-    ['direct ingest, SQLite, no secondary index', 'sqlite', async () => {
-      const { dir, file } = await freshSqliteFile()
-      const db = openSqliteDatabase(file, { checkpointPages: AUDIT_WRITER_CHECKPOINT_PAGES })
-      db.exec(SECONDARY_INDEXES.map((i) => `DROP INDEX ${i};`).join(' '))
-      const sink = new SqliteAuditSink(db, { ownsDb: true })
-      try { return await directIngest({ sink, serverPid: null, done: async () => {} }, batches, EVENTS) } finally { await sink.close(); await rm(dir, { recursive: true, force: true }) }
-    }],
+    ['direct ingest, PostgreSQL as shipped', 'postgres', async () => await directIngestPostgres(batches)],
+    ['direct ingest, PostgreSQL as shipped, two sinks', 'postgres', async () => await directIngestPostgres(batches, [], 2)],
+    ...SECONDARY_INDEXES.map((index): [string, string, () => Promise<Cost>] => [`direct ingest, PostgreSQL without ${index.replace('audit_events_', '').replace('_idx', '')}`, 'postgres', async () => await directIngestPostgres(batches, dropIndexes([index]))]),
+    ['direct ingest, PostgreSQL, no secondary index', 'postgres', async () => await directIngestPostgres(batches, dropIndexes(SECONDARY_INDEXES))],
+    // the floor of one row per event: the primary key that dedupes replays, then not even that
+    ['direct ingest, PostgreSQL, primary key only, no rollup', 'postgres', async () => await directIngestPostgres(withoutCells(batches), dropIndexes(SECONDARY_INDEXES))],
+    ['direct ingest, PostgreSQL, bare table, no rollup', 'postgres', async () => await directIngestPostgres(withoutCells(batches), [...dropIndexes(SECONDARY_INDEXES), DROP_PRIMARY_KEY])],
+    ['direct ingest, SQLite as shipped (in-process)', 'sqlite', async () => await directIngestSqlite(batches)],
+    ['direct ingest, SQLite, no secondary index', 'sqlite', async () => await directIngestSqlite(batches, SECONDARY_INDEXES)],
+    ['direct ingest, SQLite, primary key only, no rollup', 'sqlite', async () => await directIngestSqlite(withoutCells(batches), SECONDARY_INDEXES)],
+    ['SQLite bare table, values already parsed', 'sqlite', async () => await bareSqliteInserts(batches)],
   ]
   // BENCH_ONLY=<regex>: only the scenarios whose name matches
   const only = process.env.BENCH_ONLY === undefined ? null : new RegExp(process.env.BENCH_ONLY)

@@ -29,7 +29,7 @@ export interface UsageCell {
   paid_amount: bigint
 }
 
-/** the hourly table's columns, in the order cellRows writes them */
+/** the hourly table's columns */
 export const USAGE_CELL_COLUMNS = ['hour', 'key_id', 'customer', 'partner', 'outcome', 'requests', 'retried', 'server_errors', 'cost', 'bytes_in', 'bytes_out', 'paid', 'paid_amount'] as const
 
 const HOUR_MS = 3_600_000
@@ -89,9 +89,12 @@ export class UsageCells {
     return out
   }
 
-  /** the cells as COPY text rows, columns as USAGE_CELL_COLUMNS (the hour as ISO text) */
-  copyRows (): Buffer {
-    let text = ''
+  /**
+   * The cells as a JSON array of objects with USAGE_CELL_COLUMNS' names (the hour as ISO text,
+   * paid_amount as a decimal string): one query parameter for PostgreSQL's json_to_recordset.
+   */
+  json (): string {
+    const out: Array<Record<(typeof USAGE_CELL_COLUMNS)[number], string | number>> = []
     // the cells of a batch nearly always share their hour: its text is made once
     let hour = Number.NaN
     let hourText = ''
@@ -100,11 +103,13 @@ export class UsageCells {
         hour = c.hour
         hourText = new Date(hour).toISOString()
       }
-      text += hourText + '\t' + copyText(c.key_id) + '\t' + copyText(c.customer) + '\t' +
-        copyText(c.partner) + '\t' + copyText(c.outcome) + '\t' + c.requests + '\t' + c.retried + '\t' + c.server_errors + '\t' +
-        c.cost + '\t' + c.bytes_in + '\t' + c.bytes_out + '\t' + c.paid + '\t' + c.paid_amount + '\n'
+      out.push({
+        hour: hourText, key_id: c.key_id, customer: c.customer, partner: c.partner, outcome: c.outcome,
+        requests: c.requests, retried: c.retried, server_errors: c.server_errors, cost: c.cost,
+        bytes_in: c.bytes_in, bytes_out: c.bytes_out, paid: c.paid, paid_amount: c.paid_amount.toString(),
+      })
     }
-    return Buffer.from(text)
+    return JSON.stringify(out)
   }
 
   /** adds `o`'s sums to the cell of its fields */

@@ -80,6 +80,18 @@ export function runAuditSinkContract (name: string, open: () => Promise<OpenedSi
       assert.ok(usage.paid.requests > 0 && usage.cost > 0)
     })
 
+    it('adds the cells of batch after batch from memory, whatever characters a customer or partner name holds', async () => {
+      const customer = `cust "quoted" \\ back\tslash ü 🙂 ${randomUUID()}`
+      const partner = 'p\'q{r},s[t]'
+      const events = chainedEvents(60).map((e) => ({ ...e, key_id: e.key_id === null ? null : 'key_awkward', customer, partner }))
+      for (let i = 0; i < events.length; i += 20) await opened.sink.write(batchWithCells(events.slice(i, i + 20)))
+      const usage = await opened.usage({ key_id: null, customer, partner: null }, new Date(0), new Date('3000-01-01'))
+      assert.deepEqual(usage, usageCountedFrom(events))
+      assert.equal(usage.requests, 60)
+      const byPartner = await opened.usage({ key_id: null, customer: null, partner }, new Date(0), new Date('3000-01-01'))
+      assert.equal(byPartner.requests, 60)
+    })
+
     it('accepts an empty batch and stores nothing', async () => {
       const before = await count()
       await opened.sink.write(batchOfEvents([]))

@@ -85,14 +85,20 @@ describe('usage cells', () => {
     assert.equal(total.size, expected.size)
   })
 
-  it('write one COPY row per cell, each field escaped', () => {
+  it('write one JSON object per cell, the hour as ISO text and the paid amount exact', () => {
     const cells = new UsageCells()
-    cells.add(event({ partner: 'a\tb', customer: 'c\\d' } as Partial<AuditEvent>))
-    cells.add(event({ partner: 'a\tb', customer: 'c\\d' } as Partial<AuditEvent>))
+    cells.add(event({ partner: 'a\tb', customer: 'c"d' } as Partial<AuditEvent>))
+    cells.add(event({ partner: 'a\tb', customer: 'c"d', payment_tx: '0xabc', payment_amount: '123456789012345678901234567890' } as Partial<AuditEvent>))
     cells.add(event({ key_id: null, outcome: 'refused' } as Partial<AuditEvent>))
-    const rows = cells.copyRows().toString().split('\n').filter((row) => row !== '')
+    const rows = JSON.parse(cells.json()) as Array<Record<string, unknown>>
     assert.equal(rows.length, 2)
-    assert.ok(rows.includes('2026-12-06T10:00:00.000Z\tkey_1\tc\\\\d\ta\\tb\tforwarded\t2\t0\t0\t2\t0\t20\t0\t0'), rows.join('\n'))
-    assert.ok(rows.includes('2026-12-06T10:00:00.000Z\t\t\tacme\trefused\t1\t0\t0\t1\t0\t10\t0\t0'), rows.join('\n'))
+    assert.deepEqual(rows.find((r) => r.key_id === 'key_1'), {
+      hour: '2026-12-06T10:00:00.000Z', key_id: 'key_1', customer: 'c"d', partner: 'a\tb', outcome: 'forwarded',
+      requests: 2, retried: 0, server_errors: 0, cost: 2, bytes_in: 0, bytes_out: 20, paid: 1, paid_amount: '123456789012345678901234567890',
+    })
+    assert.deepEqual(rows.find((r) => r.key_id === ''), {
+      hour: '2026-12-06T10:00:00.000Z', key_id: '', customer: '', partner: 'acme', outcome: 'refused',
+      requests: 1, retried: 0, server_errors: 0, cost: 1, bytes_in: 0, bytes_out: 10, paid: 0, paid_amount: '0',
+    })
   })
 })
