@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { performance } from 'node:perf_hooks'
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import pino from 'pino'
 import postgres from 'postgres'
@@ -155,6 +155,8 @@ interface Cost {
   loop: number
   store: number | null
   rate: number
+  /** the pipeline's scenarios: how long the event loop was held up (p99 and max, ms) */
+  stall?: { p99: number, max: number }
 }
 
 /** records every event at RATE a second, in turns of at most TURN, through a pipeline on `sink`, until all are stored */
@@ -162,6 +164,8 @@ async function throughPipeline (sink: AuditSink, serverPid: number | null, event
   const dir = await mkdtemp(join(tmpdir(), 'relaykey-bench-log-'))
   const pipeline = new AuditPipeline({ sink, logDir: join(dir, 'audit-log'), logger, ...(process.env.BENCH_FLUSH_MS ? { flushIntervalMs: Number(process.env.BENCH_FLUSH_MS) } : {}), ...(process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH), maxQueued: Math.max(100_000, Number(process.env.BENCH_BATCH)) } : {}) })
   await pipeline.start()
+  const delay = monitorEventLoopDelay({ resolution: 1 })
+  delay.enable()
   const server = treeCpuMicros(serverPid ?? undefined)
   const threads = threadCpuMicros()
   const started = performance.now()
@@ -174,6 +178,7 @@ async function throughPipeline (sink: AuditSink, serverPid: number | null, event
     else await sleep(1)
   }
   await pipeline.flush()
+  delay.disable()
   const seconds = (performance.now() - started) / 1000
   const threadsAfter = threadCpuMicros()
   const serverAfter = treeCpuMicros(serverPid ?? undefined)
@@ -186,6 +191,7 @@ async function throughPipeline (sink: AuditSink, serverPid: number | null, event
       ? (server === null || serverAfter === null ? null : (serverAfter - server) / events.length)
       : (threads === null || threadsAfter === null ? null : (threadsAfter.others - threads.others) / events.length),
     rate: events.length / seconds,
+    stall: { p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 },
   }
 }
 
@@ -263,7 +269,8 @@ function micros (n: number | null): string {
 function report (name: string, runs: Cost[], storeLabel: string): void {
   console.log(`${name.padEnd(44)} ${Math.round(median(runs.map((r) => r.rate))).toLocaleString('en-US').padStart(9)} events/s  ` +
     `cpu µs/event: event loop ${micros(median(runs.map((r) => r.loop)))}, ${storeLabel} ${micros(runs[0]!.store === null ? null : median(runs.map((r) => r.store!)))}` +
-    `   (rates: ${runs.map((r) => Math.round(r.rate)).join(', ')})`)
+    `   (rates: ${runs.map((r) => Math.round(r.rate)).join(', ')})` +
+    (runs[0]!.stall === undefined ? '' : `  event loop held up: p99 ${median(runs.map((r) => r.stall!.p99)).toFixed(2)} ms, max ${median(runs.map((r) => r.stall!.max)).toFixed(2)} ms`))
 }
 
 async function main (): Promise<void> {

@@ -19,6 +19,7 @@
 // ~55k events/s on two cores (bench/audit-write.ts). Replays (the log after an outage) come in
 // runs, so after a conflict the sink stays on the staging path until a batch needs no skipping.
 import { finished } from 'node:stream/promises'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import postgres from 'postgres'
 import type { AuditBatch } from './audit-batch.js'
 import type { AuditBlock } from './audit-block.js'
@@ -294,6 +295,13 @@ function copyFailure (copy: object): Promise<never> {
   return failed
 }
 
+/**
+ * A batch's rows go to the server in slices of this many bytes, a turn of the event loop apart:
+ * a batch of thousands of events is a megabyte or more, which the driver copies twice and the
+ * kernel once more, and sent at once that held up every request waiting in the same turn.
+ */
+const COPY_SLICE_BYTES = 64 * 1024
+
 async function copyRows (tx: postgres.TransactionSql, statement: string, rows: Uint8Array): Promise<void> {
   // no parameters: a simple-protocol COPY, which ends cleanly if the server rejects a row
   const copy = tx.unsafe(statement)
@@ -302,8 +310,12 @@ async function copyRows (tx: postgres.TransactionSql, statement: string, rows: U
   // a server error destroys the stream; the race below reports it, this keeps it from counting
   // as unhandled when it lands between two writes
   stream.on('error', noop)
-  // the rows' bytes as the log wrote them: one write, no encoding here
-  stream.end(rows)
+  // the rows' bytes as the log wrote them, no encoding here; COPY data may split anywhere
+  for (let at = 0; at < rows.length; at += COPY_SLICE_BYTES) {
+    if (at > 0) await Promise.race([nextTurn(), failed])
+    stream.write(rows.subarray(at, at + COPY_SLICE_BYTES))
+  }
+  stream.end()
   // finishes once the server has acknowledged the COPY
   await Promise.race([finished(stream), failed])
 }
