@@ -4,12 +4,14 @@
 //    of up to TURN (a busy worker; a store that keeps up ships from memory): CPU of the event
 //    loop's thread per event, and of the store (the PostgreSQL backend, or SQLite's writer
 //    thread);
-//  - direct ingest: the sink alone taking rows already encoded, 1,000 a batch, as shipped and
+//  - direct ingest: the sink alone taking rows already encoded, in the pipeline's batches, as shipped and
 //    with each secondary index dropped, which prices what each index costs a stored row; then
 //    the table with its primary key alone and with nothing at all (no rollup either): the floor
 //    of storing one row per event; and two sinks at once, as a node's two workers ship.
 // The event mix has 500 keys, each of one customer (BENCH_KEYS=n for another count: fewer keys,
 // fewer usage rollup cells per batch); BENCH_ONLY=<regex> runs only the scenarios it matches.
+// BENCH_TURN (events per event-loop turn, 32), BENCH_BATCH and BENCH_FLUSH_MS (the pipeline's
+// batch size and flush interval, its defaults) try other shapes of traffic and batching.
 // Run: npm run bench:audit -- [events] [rate]   (PostgreSQL: RELAYKEY_TEST_POSTGRES_URL, default
 // postgres://postgres@127.0.0.1:5432/postgres; the sink logs in as relaykey_app, which needs
 // local trust auth or a password in that URL)
@@ -24,7 +26,7 @@ import postgres from 'postgres'
 import { batchOfRows, rowsOf, rowsText, type AuditBatch } from '../src/audit/audit-batch.js'
 import { AUDIT_COLUMNS, CopyRowEncoder, parseCopyRow } from '../src/audit/audit-copy-text.js'
 import type { AuditEvent } from '../src/audit/audit-event.js'
-import { AuditPipeline } from '../src/audit/audit-pipeline.js'
+import { AUDIT_PIPELINE_DEFAULTS, AuditPipeline } from '../src/audit/audit-pipeline.js'
 import type { AuditSink } from '../src/audit/audit-sink.js'
 import { UsageCells } from '../src/audit/usage-cells.js'
 import { openPostgresAuditSink } from '../src/audit/postgres-audit-sink.js'
@@ -40,7 +42,10 @@ const EVENTS = Number(process.argv[2] ?? 200_000)
 /** events a busy worker ends in one event-loop turn, and a second */
 const TURN = Number(process.env.BENCH_TURN ?? 32)
 const RATE = Number(process.argv[3] ?? 20_000)
-const BATCH = 1000
+/** events a batch: the pipeline's (BENCH_BATCH for another), for direct ingest too */
+const BATCH = Number(process.env.BENCH_BATCH ?? AUDIT_PIPELINE_DEFAULTS.batchSize)
+/** the pipeline's flush interval (BENCH_FLUSH_MS for another) */
+const FLUSH_MS = Number(process.env.BENCH_FLUSH_MS ?? AUDIT_PIPELINE_DEFAULTS.flushIntervalMs)
 /** distinct keys in the mix (BENCH_KEYS); each belongs to one customer */
 const KEYS = Number(process.env.BENCH_KEYS ?? 500)
 const ROUNDS = 3
@@ -162,7 +167,7 @@ interface Cost {
 /** records every event at RATE a second, in turns of at most TURN, through a pipeline on `sink`, until all are stored */
 async function throughPipeline (sink: AuditSink, serverPid: number | null, events: readonly AuditEvent[], record = true): Promise<Cost> {
   const dir = await mkdtemp(join(tmpdir(), 'relaykey-bench-log-'))
-  const pipeline = new AuditPipeline({ sink, logDir: join(dir, 'audit-log'), logger, ...(process.env.BENCH_FLUSH_MS ? { flushIntervalMs: Number(process.env.BENCH_FLUSH_MS) } : {}), ...(process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH), maxQueued: Math.max(100_000, Number(process.env.BENCH_BATCH)) } : {}) })
+  const pipeline = new AuditPipeline({ sink, logDir: join(dir, 'audit-log'), logger, batchSize: BATCH, flushIntervalMs: FLUSH_MS, maxQueued: Math.max(AUDIT_PIPELINE_DEFAULTS.maxQueued, BATCH) })
   await pipeline.start()
   const delay = monitorEventLoopDelay({ resolution: 1 })
   delay.enable()
@@ -274,7 +279,7 @@ function report (name: string, runs: Cost[], storeLabel: string): void {
 }
 
 async function main (): Promise<void> {
-  console.log(`audit-write: ${EVENTS.toLocaleString('en-US')} events, pipeline at ${RATE.toLocaleString('en-US')}/s in turns of up to ${TURN}, batches of ${BATCH}, ${cpus().length} × ${cpus()[0]!.model}, median of ${ROUNDS}`)
+  console.log(`audit-write: ${EVENTS.toLocaleString('en-US')} events, pipeline at ${RATE.toLocaleString('en-US')}/s in turns of up to ${TURN}, batches of up to ${BATCH} or every ${FLUSH_MS} ms, ${cpus().length} × ${cpus()[0]!.model}, median of ${ROUNDS}`)
   const events = makeEvents(EVENTS)
   const batches = encodeBatches(events)
 

@@ -77,7 +77,7 @@ export interface AuditPipelineStats {
 // a transaction and its fixed work, which at 100 ms and 1,000 was about a quarter of PostgreSQL's
 // CPU per event at 6,000 events/s (bench/audit-write.ts). The events are safe in the log
 // meanwhile; what waits is only their showing up in queries.
-const DEFAULTS = {
+export const AUDIT_PIPELINE_DEFAULTS = {
   batchSize: 4000,
   flushIntervalMs: 250,
   maxQueued: 100_000,
@@ -245,9 +245,9 @@ export class AuditPipeline implements AuditRecorder {
   }
 }
 
-function checkOptions (options: AuditPipelineOptions): typeof DEFAULTS {
-  const o = { ...DEFAULTS }
-  for (const field of Object.keys(DEFAULTS) as Array<keyof typeof DEFAULTS>) {
+function checkOptions (options: AuditPipelineOptions): typeof AUDIT_PIPELINE_DEFAULTS {
+  const o = { ...AUDIT_PIPELINE_DEFAULTS }
+  for (const field of Object.keys(AUDIT_PIPELINE_DEFAULTS) as Array<keyof typeof AUDIT_PIPELINE_DEFAULTS>) {
     const value = options[field]
     if (value === undefined) continue
     if (!Number.isSafeInteger(value) || value < 1) {
