@@ -4,8 +4,8 @@
 //    of up to TURN (a busy worker; a store that keeps up ships from memory): CPU of the event
 //    loop's thread per event, and of the store (the PostgreSQL backend, or SQLite's writer
 //    thread);
-//  - direct ingest: the sink alone taking rows already encoded, in the pipeline's batches, as shipped and
-//    with each secondary index dropped, which prices what each index costs a stored row; then
+//  - direct ingest: the sink alone taking rows already encoded, in the pipeline's batches, as
+//    shipped and with each secondary index dropped, which prices what each index costs a row; then
 //    the table with its primary key alone and with nothing at all (no rollup either): the floor
 //    of storing one row per event; and two sinks at once, as a node's two workers ship.
 // The event mix has 500 keys, each of one customer (BENCH_KEYS=n for another count: fewer keys,
@@ -111,11 +111,10 @@ interface Store {
   sink: AuditSink
   /** the PostgreSQL backend serving the sink; null in embedded mode */
   serverPid: number | null
-  done (): Promise<void>
 }
 
 /** `drop`: statements run as the administrator first (DROP INDEX …, the primary key) */
-async function freshPostgres (drop: string[] = [], sinks = 1): Promise<Store[]> {
+async function freshPostgres (drop: string[] = [], sinks = 1): Promise<{ stores: Store[], done: () => Promise<void> }> {
   const db = await createTestDatabase()
   await runMigrations(db.url)
   const admin = postgres(db.url, { max: 1, onnotice: () => {} })
@@ -133,18 +132,13 @@ async function freshPostgres (drop: string[] = [], sinks = 1): Promise<Store[]> 
   const backends = await admin<Array<{ pid: number }>>`
     SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND usename = 'relaykey_app' ORDER BY backend_start`
   await admin.end()
-  let dropped = false
-  return opened.map((sink, i) => ({
-    sink,
-    serverPid: backends[i]?.pid ?? null,
+  return {
+    stores: opened.map((sink, i) => ({ sink, serverPid: backends[i]?.pid ?? null })),
     async done () {
-      await sink.close()
-      if (!dropped && i === opened.length - 1) {
-        dropped = true
-        await db.drop()
-      }
+      for (const sink of opened) await sink.close()
+      await db.drop()
     },
-  }))
+  }
 }
 
 const dropIndexes = (indexes: string[]): string[] => indexes.map((index) => `DROP INDEX ${index}`)
@@ -210,16 +204,15 @@ async function directIngest (stores: readonly Store[], batches: readonly AuditBa
   }))
   const seconds = (performance.now() - started) / 1000
   const used = process.cpuUsage(cpu)
-  const serversAfter = stores.map((s) => treeCpuMicros(s.serverPid ?? undefined))
-  let store: number | null = 0
-  for (let i = 0; i < stores.length; i++) {
-    const before = servers[i]
-    const after = serversAfter[i]
-    store = store === null || before === null || after === null || before === undefined || after === undefined ? null : store + after - before
-  }
+  // the backends' CPU together; unknown if any one's is
+  const serverUsed = stores.map((s, i) => {
+    const before = servers[i]!
+    const after = treeCpuMicros(s.serverPid ?? undefined)
+    return before === null || after === null ? null : after - before
+  })
   return {
     loop: (used.user + used.system) / events,
-    store: store === null ? null : store / events,
+    store: serverUsed.includes(null) ? null : serverUsed.reduce((sum: number, u) => sum + u!, 0) / events,
     rate: events / seconds,
   }
 }
@@ -230,7 +223,7 @@ async function directIngestSqlite (batches: readonly AuditBatch[], dropIndexes: 
   const db = openSqliteDatabase(file, { checkpointPages: AUDIT_WRITER_CHECKPOINT_PAGES })
   for (const index of dropIndexes) db.exec(`DROP INDEX ${index}`)
   const sink = new SqliteAuditSink(db, { ownsDb: true })
-  try { return await directIngest([{ sink, serverPid: null, done: async () => {} }], batches, EVENTS) } finally { await sink.close(); await rm(dir, { recursive: true, force: true }) }
+  try { return await directIngest([{ sink, serverPid: null }], batches, EVENTS) } finally { await sink.close(); await rm(dir, { recursive: true, force: true }) }
 }
 
 /**
@@ -259,8 +252,8 @@ async function bareSqliteInserts (batches: readonly AuditBatch[]): Promise<Cost>
 
 /** direct ingest on a fresh database, `drop` run first, through `sinks` sinks */
 async function directIngestPostgres (batches: readonly AuditBatch[], drop: string[] = [], sinks = 1): Promise<Cost> {
-  const stores = await freshPostgres(drop, sinks)
-  try { return await directIngest(stores, batches, EVENTS) } finally { for (const store of stores) await store.done() }
+  const db = await freshPostgres(drop, sinks)
+  try { return await directIngest(db.stores, batches, EVENTS) } finally { await db.done() }
 }
 
 function median (xs: number[]): number {
@@ -287,8 +280,9 @@ async function main (): Promise<void> {
     // what the pacing loop itself costs the event loop: subtract it from the two rows below
     ['pacing loop alone (nothing recorded)', 'store', async () => await throughPipeline({ async write () {}, async close () {} }, null, events, false)],
     ['pipeline → PostgreSQL (as a worker runs it)', 'postgres', async () => {
-      const [store] = await freshPostgres()
-      try { return await throughPipeline(store!.sink, store!.serverPid, events) } finally { await store!.done() }
+      const db = await freshPostgres()
+      const [store] = db.stores
+      try { return await throughPipeline(store!.sink, store!.serverPid, events) } finally { await db.done() }
     }],
     ['pipeline → SQLite on its writer thread', 'sqlite thread', async () => {
       const { dir, file } = await freshSqliteFile()

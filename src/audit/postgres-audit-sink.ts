@@ -1,7 +1,6 @@
 // The PostgreSQL audit sink. A batch's rows arrive in COPY's text format, encoded once when each
 // event was recorded (audit-copy-text.ts), and are sent as they are; its blocks (audit-block.ts)
-// and its usage cells (usage-cells.ts) go by COPY too. The batch lands whole or not at all, one
-// transaction each, by one of two paths:
+// go by COPY too. The batch lands whole or not at all, one transaction each, by one of two paths:
 //
 //   staging (as designed): COPY into a per-session temporary table, then one
 //     INSERT INTO audit_events SELECT … ON CONFLICT DO NOTHING, which skips events already stored;
